@@ -1,0 +1,72 @@
+"""Block templates: the miner's side of the state transition.
+
+`assemble_block` takes candidate transactions in priority order, keeps those that apply on top of
+the tip (skipping, not failing on, the ones that do not), and fills in the tx root, the state root
+and the ASERT target, so that the only thing left to find is the nonce.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from chain.chainstate import ChainState, _StateView
+from chain.errors import ChainError
+from chain.params import BLOCK_VERSION
+from chain.state import _Ledger, apply_transaction, state_root_after
+from chain.store import Overlay
+from chain.types import Block, Header, Transaction
+from chain.validation import expected_bits, median_time_past, tx_root
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    block: Block
+    skipped: tuple[tuple[Transaction, ChainError], ...]  # candidates that did not apply, and why
+
+
+def assemble_block(
+    chain: ChainState,
+    candidates: Iterable[Transaction],
+    miner: bytes,
+    now: int,
+    *,
+    max_txs: int | None = None,
+) -> Template:
+    parent = chain.tip_header
+    params = chain.params
+    limit = min(max_txs or params.max_block_txs, params.max_block_txs)
+    view = _StateView(Overlay(chain.kv))
+    ledger = _Ledger(view)
+    chosen: list[Transaction] = []
+    skipped: list[tuple[Transaction, ChainError]] = []
+    fees = 0
+    size = 256
+    for tx in candidates:
+        if len(chosen) >= limit:
+            break
+        tx_size = len(tx.encode())
+        if size + tx_size > params.max_block_bytes:
+            continue
+        snapshot = dict(ledger.after), dict(ledger.before)
+        try:
+            fees += apply_transaction(ledger, tx)
+        except ChainError as exc:
+            ledger.after, ledger.before = snapshot
+            skipped.append((tx, exc))
+            continue
+        chosen.append(tx)
+        size += tx_size
+    height = parent.height + 1
+    reward = params.block_reward(height)
+    if reward + fees:
+        ledger.credit(miner, reward + fees, "balance-overflow")
+    changes = {k: (ledger.before[k], v) for k, v in ledger.after.items()}
+    root, _ = state_root_after(view.node, changes)
+    stamps = chain.recent_timestamps(parent, params.median_time_span)
+    timestamp = max(now, median_time_past(stamps) + 1)
+    header = Header(
+        version=BLOCK_VERSION, height=height, parent=parent.hash, timestamp=timestamp,
+        bits=expected_bits(params, parent), tx_root=tx_root(chosen), state_root=root, miner=miner,
+    )
+    return Template(Block(header, tuple(chosen)), tuple(skipped))

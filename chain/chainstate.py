@@ -1,0 +1,371 @@
+"""The chain state: block import, fork choice by cumulative work, reorgs, and reads.
+
+`ChainState.process_block` runs the validation stages cheapest first and then either stores the
+block on a side branch or makes its branch the main chain. Switching branches (a reorg) undoes the
+main chain back to the fork point with each block's undo data and connects the new branch, all in
+one overlay committed as one atomic, synced LevelDB batch: a crash leaves either the old tip or the
+new one, each with its matching state. If a block of the new branch fails to connect, it and its
+descendants are marked invalid and the old tip stays.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from chain import encoding as enc
+from chain import schema
+from chain.errors import ChainError, InvalidBlock, RejectKind, StoreError
+from chain.genesis import Genesis
+from chain.params import ChainParams
+from chain.pow import work_of
+from chain.state import Account, BlockEffects, apply_block, state_root_after
+from chain.store import KV, Overlay
+from chain.trie import root_of
+from chain.types import Block, Header
+from chain.validation import check_block, check_header, check_header_context
+
+WORK_BYTES = 48
+
+
+class BlockStatus(enum.IntEnum):
+    STORED = 1  # passed context-free and header-context checks; not (yet) on the main chain
+    CONNECTED = 2  # has been connected to the main chain at least once (state transition valid)
+    INVALID = 3  # failed a check; never connected, nor are its descendants
+
+
+@dataclass(frozen=True, slots=True)
+class BlockMeta:
+    height: int
+    work: int  # cumulative work from genesis to this block, inclusive
+    status: BlockStatus
+
+    def encode(self) -> bytes:
+        return enc.pack([self.height, self.work.to_bytes(WORK_BYTES, "big"), int(self.status)])
+
+    @classmethod
+    def decode(cls, data: bytes) -> BlockMeta:
+        height, work, status = enc.fields(enc.unpack(data, what="meta", max_size=128), "meta", 3)
+        return cls(height, int.from_bytes(work, "big"), BlockStatus(status))
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    block_hash: bytes
+    height: int
+    tip_changed: bool
+    connected: tuple[Block, ...] = ()  # blocks newly on the main chain, oldest first
+    disconnected: tuple[Block, ...] = ()  # blocks taken off it by a reorg, newest first
+
+
+@dataclass
+class _Undo:
+    supply: int
+    accounts: list[tuple[bytes, Account | None]] = field(default_factory=list)
+
+    def encode(self) -> bytes:
+        return enc.pack([self.supply, [[k, v.encode() if v else b""] for k, v in self.accounts]])
+
+    @classmethod
+    def decode(cls, data: bytes) -> _Undo:
+        supply, accounts = enc.unpack(data, what="undo", max_size=64 << 20)
+        return cls(supply, [(k, Account.decode(v) if v else None) for k, v in accounts])
+
+
+class _StateView:
+    """Accounts and trie nodes as seen through an overlay (a `StateReader` for apply_block)."""
+
+    def __init__(self, db: Overlay | KV) -> None:
+        self.db = db
+
+    def account(self, account_id: bytes) -> Account | None:
+        data = self.db.get(schema.ACCOUNT + account_id)
+        return Account.decode(data) if data is not None else None
+
+    def node(self, path: bytes) -> bytes | None:
+        return self.db.get(schema.TRIE + path)
+
+
+class ChainState:
+    """The node's view of the chain, backed by a KV store. Not thread-safe: one owner task."""
+
+    def __init__(self, kv: KV, genesis: Genesis, *, verify_pool: ThreadPoolExecutor | None = None):
+        self.kv = kv
+        self.genesis = genesis
+        self.params: ChainParams = genesis.params
+        self.chain_id = genesis.chain_id
+        self.pool = verify_pool
+        stored = kv.get(schema.GENESIS)
+        if stored is None:
+            self._write_genesis()
+        elif stored != self.chain_id:
+            raise StoreError("wrong-network", f"database holds chain {stored.hex()[:16]}, expected {self.chain_id.hex()[:16]}")
+        self._load_tip()
+
+    # ---- reads ---------------------------------------------------------------------------
+
+    def _load_tip(self) -> None:
+        tip = self.kv.get(schema.TIP)
+        if tip is None:
+            raise StoreError("store-corrupt", "no tip recorded")
+        self.tip_hash = tip
+        self.tip_header = self.header(tip)
+        self.tip_meta = self.meta(tip)
+        self.supply = int.from_bytes(self.kv.get(schema.SUPPLY) or b"", "big")
+
+    @property
+    def height(self) -> int:
+        return self.tip_header.height
+
+    def header(self, block_hash: bytes) -> Header:
+        data = self.kv.get(schema.HEADER + block_hash)
+        if data is None:
+            raise ChainError("unknown-block", block_hash.hex(), kind=RejectKind.MISSING)
+        return Header.decode(data)
+
+    def has_block(self, block_hash: bytes) -> bool:
+        return self.kv.get(schema.META + block_hash) is not None
+
+    def meta(self, block_hash: bytes) -> BlockMeta:
+        data = self.kv.get(schema.META + block_hash)
+        if data is None:
+            raise ChainError("unknown-block", block_hash.hex(), kind=RejectKind.MISSING)
+        return BlockMeta.decode(data)
+
+    def block_bytes(self, block_hash: bytes) -> bytes | None:
+        return self.kv.get(schema.BLOCK + block_hash)
+
+    def block(self, block_hash: bytes) -> Block:
+        data = self.block_bytes(block_hash)
+        if data is None:
+            raise ChainError("unknown-block", block_hash.hex(), kind=RejectKind.MISSING)
+        return Block.decode(data, max_size=1 << 30)
+
+    def hash_at(self, height: int) -> bytes | None:
+        return self.kv.get(schema.height_key(height)) if height >= 0 else None
+
+    def account(self, account_id: bytes) -> Account | None:
+        return _StateView(self.kv).account(account_id)
+
+    def accounts(self) -> Iterator[tuple[bytes, Account]]:
+        for key, value in self.kv.iterate(schema.ACCOUNT):
+            yield key[1:], Account.decode(value)
+
+    def state_root(self) -> bytes:
+        return root_of(_StateView(self.kv).node)
+
+    def tx_location(self, txid: bytes) -> tuple[bytes, int] | None:
+        data = self.kv.get(schema.TX_INDEX + txid)
+        if data is None:
+            return None
+        block_hash, index = enc.unpack(data, what="tx-location", max_size=64)
+        return block_hash, index
+
+    def locator(self) -> list[bytes]:
+        """Main-chain hashes: the last 10, then exponentially sparser, always ending at genesis."""
+        heights, step, height = [], 1, self.height
+        while height > 0:
+            heights.append(height)
+            if len(heights) >= 10:
+                step *= 2
+            height -= step
+        heights.append(0)
+        return [h for h in (self.hash_at(x) for x in heights) if h is not None]
+
+    def headers_after(self, locator: list[bytes], limit: int) -> list[Header]:
+        """Main-chain headers after the first locator hash we have on our main chain."""
+        start = 0
+        for block_hash in locator:
+            data = self.kv.get(schema.META + block_hash)
+            if data is None:
+                continue
+            height = BlockMeta.decode(data).height
+            if self.hash_at(height) == block_hash:
+                start = height + 1
+                break
+        result = []
+        for height in range(start, min(self.height, start + limit - 1) + 1):
+            block_hash = self.hash_at(height)
+            assert block_hash is not None
+            result.append(self.header(block_hash))
+        return result
+
+    def recent_timestamps(self, header: Header, count: int, db: KV | Overlay | None = None) -> list[int]:
+        """Timestamps of ``header`` and up to ``count - 1`` ancestors, oldest first."""
+        db = db or self.kv
+        stamps = [header.timestamp]
+        current = header
+        while len(stamps) < count and current.height > 0:
+            data = db.get(schema.HEADER + current.parent)
+            if data is None:
+                break
+            current = Header.decode(data)
+            stamps.append(current.timestamp)
+        return stamps[::-1]
+
+    # ---- import --------------------------------------------------------------------------
+
+    def check_block_alone(self, block: Block, encoded_size: int | None = None) -> None:
+        """Stages 1-2: everything that needs no other block (gossip runs this before relay)."""
+        check_header(block.header, self.params)
+        check_block(block, self.params, self.chain_id, encoded_size=encoded_size, pool=self.pool)
+
+    def process_block(self, block: Block, now: int, *, encoded_size: int | None = None) -> ImportResult:
+        """Validate and store ``block``; move the tip if its branch is now the heaviest."""
+        block_hash = block.hash
+        known = self.kv.get(schema.META + block_hash)
+        if known is not None:
+            meta = BlockMeta.decode(known)
+            if meta.status == BlockStatus.INVALID:
+                raise InvalidBlock("duplicate-invalid", "block was rejected before")
+            raise ChainError("duplicate", "block already known", kind=RejectKind.STALE)
+        self.check_block_alone(block, encoded_size)
+        parent_meta_bytes = self.kv.get(schema.META + block.header.parent)
+        if parent_meta_bytes is None:
+            raise InvalidBlock("prev-blk-not-found", block.header.parent.hex(), kind=RejectKind.MISSING)
+        parent_meta = BlockMeta.decode(parent_meta_bytes)
+        if parent_meta.status == BlockStatus.INVALID:
+            self._mark_invalid([block])
+            raise InvalidBlock("bad-prevblk", "parent is invalid")
+        parent = self.header(block.header.parent)
+        stamps = self.recent_timestamps(parent, self.params.median_time_span)
+        check_header_context(block.header, parent, stamps, self.params, now)
+        meta = BlockMeta(block.header.height, parent_meta.work + work_of(block.header.bits), BlockStatus.STORED)
+        overlay = Overlay(self.kv)
+        overlay.put(schema.HEADER + block_hash, block.header.encode())
+        overlay.put(schema.BLOCK + block_hash, block.encode())
+        overlay.put(schema.META + block_hash, meta.encode())
+        overlay.put(schema.CHILDREN + block.header.parent + block_hash, b"")
+        if meta.work <= self.tip_meta.work:
+            overlay.commit(sync=False)
+            return ImportResult(block_hash, meta.height, tip_changed=False)
+        return self._activate(overlay, block, meta)
+
+    def _activate(self, overlay: Overlay, block: Block, meta: BlockMeta) -> ImportResult:
+        branch = self._branch_to_main(overlay, block)
+        fork_height = branch[0].header.height - 1
+        disconnected = []
+        while self._tip_height(overlay) > fork_height:
+            disconnected.append(self._disconnect_tip(overlay))
+        supply = int.from_bytes(overlay.get(schema.SUPPLY) or b"", "big")
+        connected = []
+        for index, candidate in enumerate(branch):
+            try:
+                supply = self._connect(overlay, candidate, supply)
+            except ChainError as exc:
+                self._mark_invalid(branch[index:], keep=overlay, failed=candidate)
+                if candidate is block:
+                    raise
+                raise InvalidBlock("bad-prevblk", f"ancestor {candidate.hash.hex()[:16]} failed: {exc.reason}") from None
+            connected.append(candidate)
+        overlay.commit(sync=True)
+        self._load_tip()
+        return ImportResult(block.hash, meta.height, True, tuple(connected), tuple(disconnected))
+
+    def _tip_height(self, db: Overlay) -> int:
+        tip = db.get(schema.TIP)
+        assert tip is not None
+        return BlockMeta.decode(db.get(schema.META + tip) or b"").height
+
+    def _branch_to_main(self, db: Overlay, block: Block) -> list[Block]:
+        """Blocks from the first one off the main chain up to ``block``, oldest first."""
+        branch = [block]
+        parent = block.header.parent
+        while self.hash_at(BlockMeta.decode(db.get(schema.META + parent) or b"").height) != parent:
+            ancestor = Block.decode(db.get(schema.BLOCK + parent) or b"", max_size=1 << 30)
+            branch.append(ancestor)
+            parent = ancestor.header.parent
+        return branch[::-1]
+
+    def _connect(self, db: Overlay, block: Block, supply: int) -> int:
+        view = _StateView(db)
+        effects: BlockEffects = apply_block(self.params, view, block, supply)
+        root, nodes = state_root_after(view.node, effects.changes)
+        if root != block.header.state_root:
+            raise InvalidBlock("bad-state-root", expected=root.hex(), got=block.header.state_root.hex())
+        block_hash = block.hash
+        undo = _Undo(supply, [(k, before) for k, (before, _) in effects.changes.items()])
+        for account_id, (_, after) in effects.changes.items():
+            db.put(schema.ACCOUNT + account_id, after.encode())
+        for path, node in nodes.items():
+            if node is None:
+                db.delete(schema.TRIE + path)
+            else:
+                db.put(schema.TRIE + path, node)
+        for index, tx in enumerate(block.txs):
+            db.put(schema.TX_INDEX + tx.txid, enc.pack([block_hash, index]))
+        db.put(schema.UNDO + block_hash, undo.encode())
+        db.put(schema.height_key(block.header.height), block_hash)
+        meta = BlockMeta.decode(db.get(schema.META + block_hash) or b"")
+        db.put(schema.META + block_hash, BlockMeta(meta.height, meta.work, BlockStatus.CONNECTED).encode())
+        db.put(schema.TIP, block_hash)
+        db.put(schema.SUPPLY, effects.supply.to_bytes(16, "big"))
+        return effects.supply
+
+    def _disconnect_tip(self, db: Overlay) -> Block:
+        tip = db.get(schema.TIP)
+        assert tip is not None
+        block = Block.decode(db.get(schema.BLOCK + tip) or b"", max_size=1 << 30)
+        undo = _Undo.decode(db.get(schema.UNDO + tip) or b"")
+        view = _StateView(db)
+        changes: dict[bytes, tuple[None, Account | None]] = {}
+        for account_id, before in undo.accounts:
+            if before is None:
+                db.delete(schema.ACCOUNT + account_id)
+            else:
+                db.put(schema.ACCOUNT + account_id, before.encode())
+            changes[account_id] = (None, before)
+        _, nodes = state_root_after(view.node, changes)
+        for path, node in nodes.items():
+            if node is None:
+                db.delete(schema.TRIE + path)
+            else:
+                db.put(schema.TRIE + path, node)
+        for tx in block.txs:
+            db.delete(schema.TX_INDEX + tx.txid)
+        db.delete(schema.UNDO + tip)
+        db.delete(schema.height_key(block.header.height))
+        db.put(schema.TIP, block.header.parent)
+        db.put(schema.SUPPLY, undo.supply.to_bytes(16, "big"))
+        return block
+
+    def _mark_invalid(self, blocks: list[Block], keep: Overlay | None = None, failed: Block | None = None) -> None:
+        """Persist INVALID for ``blocks``; of ``keep`` only the new block's storage survives."""
+        writes = Overlay(self.kv)
+        if keep is not None:
+            for key, value in keep.writes.items():
+                if key[:1] in (schema.HEADER, schema.BLOCK, schema.CHILDREN) and value is not None:
+                    writes.put(key, value)
+        for block in blocks:
+            height = block.header.height
+            work = 0
+            writes.put(schema.HEADER + block.hash, block.header.encode())
+            writes.put(schema.META + block.hash, BlockMeta(height, work, BlockStatus.INVALID).encode())
+        writes.commit(sync=False)
+
+    def _write_genesis(self) -> None:
+        block = self.genesis.block
+        block_hash = block.hash
+        overlay = Overlay(self.kv)
+        view = _StateView(overlay)
+        accounts = self.genesis.accounts
+        root, nodes = state_root_after(view.node, {k: (None, v) for k, v in accounts.items()})
+        if root != block.header.state_root:
+            raise StoreError("bad-genesis", "genesis state root mismatch")
+        for account_id, account in accounts.items():
+            overlay.put(schema.ACCOUNT + account_id, account.encode())
+        for path, node in nodes.items():
+            if node is not None:
+                overlay.put(schema.TRIE + path, node)
+        meta = BlockMeta(0, work_of(block.header.bits), BlockStatus.CONNECTED)
+        overlay.put(schema.HEADER + block_hash, block.header.encode())
+        overlay.put(schema.BLOCK + block_hash, block.encode())
+        overlay.put(schema.META + block_hash, meta.encode())
+        overlay.put(schema.height_key(0), block_hash)
+        overlay.put(schema.TIP, block_hash)
+        overlay.put(schema.SUPPLY, self.genesis.supply.to_bytes(16, "big"))
+        overlay.put(schema.GENESIS, self.chain_id)
+        overlay.commit(sync=True)
+

@@ -1,0 +1,104 @@
+"""Signatures and addresses.
+
+Ed25519 is verified with libsodium (PyNaCl), whose checks are strict where OpenSSL's are not: it
+rejects small-order public keys and R points, non-canonical public keys and a non-canonical S
+(s >= L), so a signature cannot be malleated into a second valid encoding and a forged signature
+under a small-order key is refused (`cryptography` accepts one; see shared/notes/limits.md).
+
+Addresses are bech32m (BIP350) of the blake2b-160 of the public key, with the network's
+human-readable prefix from genesis: a mistyped character is caught by the checksum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import nacl.bindings
+import nacl.exceptions
+from bech32m import codecs as _bech32
+
+from chain.errors import ChainError, RejectKind
+from chain.hashing import ADDRESS_HASH_SIZE, hash160
+
+PUBLIC_KEY_SIZE = 32
+SIGNATURE_SIZE = 64
+SEED_SIZE = 32
+
+
+class AddressError(ChainError):
+    reason = "bad-address"
+    kind = RejectKind.MALFORMED
+
+
+def verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """Strict Ed25519 verification (libsodium). Never raises on bad input: returns False."""
+    if len(public_key) != PUBLIC_KEY_SIZE or len(signature) != SIGNATURE_SIZE:
+        return False
+    try:
+        nacl.bindings.crypto_sign_open(signature + message, public_key)
+    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError, TypeError):
+        return False
+    return True
+
+
+def verify_many(
+    items: Sequence[tuple[bytes, bytes, bytes]], pool: ThreadPoolExecutor | None = None
+) -> list[bool]:
+    """Verify (public key, message, signature) triples, on ``pool``'s threads when given.
+
+    libsodium releases the GIL, so chunks on separate threads use separate cores. Chunks rather
+    than one task per signature keep the executor's own overhead out of the hot path.
+    """
+    if pool is None or len(items) < 64:
+        return [verify(pk, msg, sig) for pk, msg, sig in items]
+    workers = max(1, getattr(pool, "_max_workers", 2))
+    size = -(-len(items) // workers)
+    chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    results: list[bool] = []
+    for part in pool.map(lambda chunk: [verify(pk, m, s) for pk, m, s in chunk], chunks):
+        results.extend(part)
+    return results
+
+
+def sign(seed: bytes, message: bytes) -> bytes:
+    """Ed25519 signature of ``message`` by the key derived from a 32-byte ``seed``."""
+    public_key, secret_key = nacl.bindings.crypto_sign_seed_keypair(seed)
+    return nacl.bindings.crypto_sign(message, secret_key)[:SIGNATURE_SIZE]
+
+
+def public_key_of(seed: bytes) -> bytes:
+    return nacl.bindings.crypto_sign_seed_keypair(seed)[0]
+
+
+def address_hash(public_key: bytes) -> bytes:
+    """The 20-byte account id that an address encodes."""
+    return hash160(public_key)
+
+
+def encode_address(account: bytes, hrp: str) -> str:
+    if len(account) != ADDRESS_HASH_SIZE:
+        raise AddressError("bad-address", "account id must be 20 bytes", got=len(account))
+    data = _bech32.convertbits(account, 8, 5, True)
+    return _bech32.bech32_encode(hrp, bytes(data), _bech32.Encoding.BECH32M)
+
+
+def decode_address(text: str, hrp: str) -> bytes:
+    """The account id in ``text``; a wrong prefix, a typo or a bech32 (not -m) string is refused."""
+    if not isinstance(text, str) or not text or len(text) > 90:
+        raise AddressError("bad-address", f"not an address: {text!r}")
+    try:
+        got_hrp, data, spec = _bech32.bech32_decode(text)
+    except (_bech32.DecodeError, ValueError) as exc:
+        why = str(exc) or "bad checksum or characters (mistyped?)"
+        raise AddressError("bad-address", f"{text!r}: {why}") from None
+    if got_hrp is None or data is None:
+        raise AddressError("bad-address", f"{text!r}: checksum mismatch (mistyped?)")
+    if spec != _bech32.Encoding.BECH32M:
+        raise AddressError("bad-address", f"{text!r}: bech32m checksum required")
+    if got_hrp != hrp:
+        raise AddressError("bad-address", f"{text!r}: prefix {got_hrp!r} is not this network's {hrp!r}")
+    raw = _bech32.convertbits(data, 5, 8, False)
+    if raw is None or len(raw) != ADDRESS_HASH_SIZE:
+        raise AddressError("bad-address", f"{text!r}: wrong payload length")
+    return bytes(raw)

@@ -1,0 +1,77 @@
+"""The one error base of `chain`, and the rejection vocabulary the peer layer turns into penalties.
+
+A rejection carries a short kebab-case ``reason`` (as bitcoind's "high-hash", "bad-txnmrklroot"),
+a ``kind`` that says how bad it is for the peer that sent it, and optional expected/got details.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+
+class RejectKind(enum.Enum):
+    """How the peer layer should treat the sender of rejected data."""
+
+    MALFORMED = "malformed"  # cannot be decoded: the sender is broken or hostile
+    INVALID = "invalid"  # decodes but breaks a consensus rule: provably bad
+    STALE = "stale"  # valid once, useless now (old nonce, known block): ignore, no penalty
+    MISSING = "missing"  # depends on data we do not have yet (unknown parent): no penalty
+    LOCAL = "local"  # our own limits (mempool full): no penalty
+
+
+class ChainError(Exception):
+    """Base of every error raised by `chain`."""
+
+    reason: str = "chain-error"
+    kind: RejectKind = RejectKind.INVALID
+
+    def __init__(
+        self,
+        reason: str | None = None,
+        detail: str = "",
+        *,
+        kind: RejectKind | None = None,
+        expected: Any = None,
+        got: Any = None,
+    ) -> None:
+        if reason is not None:
+            self.reason = reason
+        if kind is not None:
+            self.kind = kind
+        self.detail = detail
+        self.expected = expected
+        self.got = got
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        text = self.reason
+        if self.detail:
+            text += f": {self.detail}"
+        if self.expected is not None or self.got is not None:
+            text += f" (expected {self.expected!r}, got {self.got!r})"
+        return text
+
+
+class DecodeError(ChainError):
+    """Bytes that are not the canonical encoding of the expected type."""
+
+    reason = "bad-encoding"
+    kind = RejectKind.MALFORMED
+
+
+class InvalidTransaction(ChainError):
+    reason = "bad-tx"
+
+
+class InvalidBlock(ChainError):
+    reason = "bad-block"
+
+
+class GenesisError(ChainError):
+    reason = "bad-genesis"
+
+
+class StoreError(ChainError):
+    reason = "store-error"
+    kind = RejectKind.LOCAL

@@ -1,0 +1,113 @@
+"""Key-value storage: LevelDB on disk (the only plyvel importer) and an in-memory twin for tests.
+
+Both expose the narrow interface the chain state needs: `get`, prefix iteration, and an atomic
+`commit(puts, deletes, sync)`. LevelDB writes a batch with `transaction=True`, so a batch whose
+builder raises writes nothing (without it plyvel writes the half-built batch), and a batch is
+all-or-nothing across a crash: the write-ahead log replays whole batches only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Protocol
+
+from chain.errors import StoreError
+
+
+class KV(Protocol):
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def iterate(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]: ...
+
+    def commit(self, writes: Mapping[bytes, bytes | None], *, sync: bool) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class MemoryKV:
+    """A dict with the KV interface, for unit tests and throwaway chains."""
+
+    def __init__(self) -> None:
+        self._data: dict[bytes, bytes] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._data.get(key)
+
+    def iterate(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        for key in sorted(k for k in self._data if k.startswith(prefix)):
+            yield key, self._data[key]
+
+    def commit(self, writes: Mapping[bytes, bytes | None], *, sync: bool) -> None:
+        for key, value in writes.items():
+            if value is None:
+                self._data.pop(key, None)
+            else:
+                self._data[key] = value
+
+    def close(self) -> None:
+        pass
+
+
+class LevelKV:
+    """LevelDB via plyvel. One process at a time: LevelDB's own LOCK file enforces it."""
+
+    def __init__(self, path: str | os.PathLike[str], *, cache_mb: int = 64) -> None:
+        import plyvel  # the only plyvel import in the project
+
+        Path(path).mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = plyvel.DB(
+                str(path), create_if_missing=True, lru_cache_size=cache_mb << 20,
+                write_buffer_size=16 << 20, compression="snappy",
+            )
+        except plyvel.IOError as exc:
+            if "lock" in str(exc).lower():
+                raise StoreError("datadir-locked", f"{path} is in use by another process") from None
+            raise StoreError("store-open-failed", f"{path}: {exc}") from None
+        except plyvel.CorruptionError as exc:
+            raise StoreError("store-corrupt", f"{path}: {exc}") from None
+
+    def get(self, key: bytes) -> bytes | None:
+        value: bytes | None = self._db.get(key)
+        return value
+
+    def iterate(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        with self._db.iterator(prefix=prefix) as it:
+            yield from it
+
+    def commit(self, writes: Mapping[bytes, bytes | None], *, sync: bool) -> None:
+        with self._db.write_batch(transaction=True, sync=sync) as batch:
+            for key, value in writes.items():
+                if value is None:
+                    batch.delete(key)
+                else:
+                    batch.put(key, value)
+
+    def close(self) -> None:
+        if not self._db.closed:
+            self._db.close()
+
+
+class Overlay:
+    """Uncommitted writes over a KV: what a block (or a whole reorg) changes before it commits."""
+
+    def __init__(self, base: KV) -> None:
+        self.base = base
+        self.writes: dict[bytes, bytes | None] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        if key in self.writes:
+            return self.writes[key]
+        return self.base.get(key)
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self.writes[key] = value
+
+    def delete(self, key: bytes) -> None:
+        self.writes[key] = None
+
+    def commit(self, *, sync: bool) -> None:
+        self.base.commit(self.writes, sync=sync)
+        self.writes = {}

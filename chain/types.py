@@ -1,0 +1,189 @@
+"""Wire and storage types of the chain: transactions, headers, blocks.
+
+Each is a frozen dataclass with `encode()` (canonical msgpack of a positional list) and a strict
+`decode()` that checks the size first, then every field's type and range, then re-encodes to compare.
+Transactions carry a `kind` and a kind-specific `payload` so market kinds (job posts, bids, awards,
+result commits) are added as new payload types without touching the envelope or its signature rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Union
+
+from chain import encoding as enc
+from chain.crypto import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, address_hash, sign
+from chain.errors import DecodeError
+from chain.hashing import ADDRESS_HASH_SIZE, HASH_SIZE, hash256
+from chain.params import MAX_BLOCK_BYTES, MAX_BLOCK_TXS, MAX_HEADER_BYTES, MAX_TX_BYTES
+from chain.pow import NONCE_SIZE
+
+TX_SIGN_DOMAIN = b"neuro-tx-v1"
+TX_ID_PERSON = b"neuro-txid"
+MAX_AMOUNT = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """Move ``amount`` base units from the sender to the account ``to``."""
+
+    KIND: ClassVar[int] = 1
+    to: bytes  # 20-byte account id
+    amount: int
+
+    def to_list(self) -> list[Any]:
+        return [self.to, self.amount]
+
+    @classmethod
+    def from_list(cls, value: Any) -> Transfer:
+        to, amount = enc.fields(value, "transfer", 2)
+        return cls(
+            to=enc.as_bytes(to, "transfer.to", size=ADDRESS_HASH_SIZE),
+            amount=enc.as_int(amount, "transfer.amount", 1, MAX_AMOUNT),
+        )
+
+
+Payload = Union[Transfer]
+PAYLOAD_TYPES: dict[int, type[Transfer]] = {Transfer.KIND: Transfer}
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """A signed state change by the account of ``sender`` (an Ed25519 public key)."""
+
+    chain_id: bytes  # genesis block hash: a signature is valid on one network only
+    sender: bytes  # Ed25519 public key
+    nonce: int  # the sender's account nonce before this tx; replay protection and ordering
+    fee: int  # base units paid to the miner
+    payload: Payload
+    signature: bytes = field(default=b"", compare=True)
+
+    @property
+    def kind(self) -> int:
+        return self.payload.KIND
+
+    def _unsigned(self) -> list[Any]:
+        return [self.chain_id, self.kind, self.sender, self.nonce, self.fee, self.payload.to_list()]
+
+    def signing_message(self) -> bytes:
+        return TX_SIGN_DOMAIN + enc.pack(self._unsigned())
+
+    def to_list(self) -> list[Any]:
+        return [*self._unsigned(), self.signature]
+
+    def encode(self) -> bytes:
+        return enc.pack(self.to_list())
+
+    @property
+    def txid(self) -> bytes:
+        return hash256(self.encode(), person=TX_ID_PERSON)
+
+    @property
+    def sender_account(self) -> bytes:
+        return address_hash(self.sender)
+
+    def signed(self, seed: bytes) -> Transaction:
+        """This transaction signed with the key from ``seed`` (its public key must be `sender`)."""
+        unsigned = Transaction(self.chain_id, self.sender, self.nonce, self.fee, self.payload)
+        return Transaction(
+            self.chain_id, self.sender, self.nonce, self.fee, self.payload,
+            sign(seed, unsigned.signing_message()),
+        )
+
+    @classmethod
+    def from_list(cls, value: Any) -> Transaction:
+        chain_id, kind, sender, nonce, fee, payload, signature = enc.fields(value, "tx", 7)
+        kind = enc.as_int(kind, "tx.kind", 0, 255)
+        payload_type = PAYLOAD_TYPES.get(kind)
+        if payload_type is None:
+            raise DecodeError("bad-tx-kind", f"unknown transaction kind {kind}")
+        return cls(
+            chain_id=enc.as_bytes(chain_id, "tx.chain_id", size=HASH_SIZE),
+            sender=enc.as_bytes(sender, "tx.sender", size=PUBLIC_KEY_SIZE),
+            nonce=enc.as_int(nonce, "tx.nonce"),
+            fee=enc.as_int(fee, "tx.fee", 0, MAX_AMOUNT),
+            payload=payload_type.from_list(payload),
+            signature=enc.as_bytes(signature, "tx.signature", size=SIGNATURE_SIZE),
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> Transaction:
+        return cls.from_list(enc.unpack(data, what="tx", max_size=MAX_TX_BYTES))
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """A block header. The nonce is the last field so that mining can reuse a midstate."""
+
+    version: int
+    height: int
+    parent: bytes  # hash of the parent header
+    timestamp: int  # unix seconds
+    bits: int  # compact PoW target
+    tx_root: bytes  # merkle root of the transaction ids
+    state_root: bytes  # root of the account trie after this block
+    miner: bytes  # 20-byte account credited with reward and fees
+    nonce: bytes = bytes(NONCE_SIZE)
+
+    def to_list(self) -> list[Any]:
+        return [
+            self.version, self.height, self.parent, self.timestamp, self.bits,
+            self.tx_root, self.state_root, self.miner, self.nonce,
+        ]
+
+    def encode(self) -> bytes:
+        return enc.pack(self.to_list())
+
+    @property
+    def hash(self) -> bytes:
+        """The block id, which is also its proof-of-work hash."""
+        return hash256(self.encode())
+
+    def with_nonce(self, nonce: int) -> Header:
+        return Header(
+            self.version, self.height, self.parent, self.timestamp, self.bits,
+            self.tx_root, self.state_root, self.miner, nonce.to_bytes(NONCE_SIZE, "little"),
+        )
+
+    @classmethod
+    def from_list(cls, value: Any) -> Header:
+        version, height, parent, timestamp, bits, tx_root, state_root, miner, nonce = enc.fields(
+            value, "header", 9
+        )
+        return cls(
+            version=enc.as_int(version, "header.version", 0, 2**32 - 1),
+            height=enc.as_int(height, "header.height", 0, 2**63 - 1),
+            parent=enc.as_bytes(parent, "header.parent", size=HASH_SIZE),
+            timestamp=enc.as_int(timestamp, "header.timestamp", 0, 2**63 - 1),
+            bits=enc.as_int(bits, "header.bits", 0, 2**32 - 1),
+            tx_root=enc.as_bytes(tx_root, "header.tx_root", size=HASH_SIZE),
+            state_root=enc.as_bytes(state_root, "header.state_root", size=HASH_SIZE),
+            miner=enc.as_bytes(miner, "header.miner", size=ADDRESS_HASH_SIZE),
+            nonce=enc.as_bytes(nonce, "header.nonce", size=NONCE_SIZE),
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> Header:
+        return cls.from_list(enc.unpack(data, what="header", max_size=MAX_HEADER_BYTES))
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    header: Header
+    txs: tuple[Transaction, ...]
+
+    def to_list(self) -> list[Any]:
+        return [self.header.to_list(), [tx.to_list() for tx in self.txs]]
+
+    def encode(self) -> bytes:
+        return enc.pack(self.to_list())
+
+    @property
+    def hash(self) -> bytes:
+        return self.header.hash
+
+    @classmethod
+    def decode(cls, data: bytes, *, max_size: int = MAX_BLOCK_BYTES) -> Block:
+        header, txs = enc.fields(enc.unpack(data, what="block", max_size=max_size), "block", 2)
+        tx_list = enc.as_list(txs, "block.txs", max_len=MAX_BLOCK_TXS)
+        return cls(Header.from_list(header), tuple(Transaction.from_list(tx) for tx in tx_list))

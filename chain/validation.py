@@ -1,0 +1,115 @@
+"""Block validation, staged cheapest first, each rejection with a named reason.
+
+1. `check_header`          header alone: version, compact target, proof of work
+2. `check_block`           block alone: size, tx count, tx root, duplicates, chain id, signatures
+3. `check_header_context`  header against its parent: height, ASERT target, timestamps
+4. `chain.state.apply_block` then the state root must match (done by the chain state)
+
+Stages 1-2 need nothing but the bytes, so the gossip layer runs them before relaying a block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from statistics import median_low
+
+from chain.crypto import verify, verify_many
+from chain.errors import InvalidBlock, InvalidTransaction, RejectKind
+from chain.merkle import merkle_root
+from chain.params import BLOCK_VERSION, ChainParams
+from chain.pow import asert_bits, bits_to_target, is_canonical_bits, meets_target
+from chain.types import Block, Header, Transaction
+
+
+def check_header(header: Header, params: ChainParams) -> None:
+    if header.version != BLOCK_VERSION:
+        raise InvalidBlock("bad-version", expected=BLOCK_VERSION, got=header.version)
+    if not is_canonical_bits(header.bits) or bits_to_target(header.bits) > bits_to_target(
+        params.pow_limit_bits
+    ):
+        raise InvalidBlock("bad-diffbits", "target not canonical or above the limit", got=hex(header.bits))
+    if header.height > 0 and not meets_target(header.hash, header.bits):
+        raise InvalidBlock("high-hash", "proof of work does not meet the target")
+
+
+def tx_root(txs: Sequence[Transaction]) -> bytes:
+    return merkle_root([tx.txid for tx in txs])
+
+
+def check_transaction(tx: Transaction, chain_id: bytes) -> None:
+    """Context-free checks of one transaction (what a mempool and a block both need)."""
+    if tx.chain_id != chain_id:
+        raise InvalidTransaction("bad-tx-chain-id", expected=chain_id.hex(), got=tx.chain_id.hex())
+    if not verify(tx.sender, tx.signing_message(), tx.signature):
+        raise InvalidTransaction("bad-tx-signature")
+
+
+def check_block(
+    block: Block,
+    params: ChainParams,
+    chain_id: bytes,
+    *,
+    encoded_size: int | None = None,
+    pool: ThreadPoolExecutor | None = None,
+) -> None:
+    """Context-free block checks; signature checks run on ``pool``'s threads when given."""
+    size = encoded_size if encoded_size is not None else len(block.encode())
+    if size > params.max_block_bytes:
+        raise InvalidBlock("block-too-large", expected=f"<= {params.max_block_bytes}", got=size)
+    if len(block.txs) > params.max_block_txs:
+        raise InvalidBlock("too-many-txs", expected=f"<= {params.max_block_txs}", got=len(block.txs))
+    txids = [tx.txid for tx in block.txs]
+    if merkle_root(txids) != block.header.tx_root:
+        raise InvalidBlock("bad-txnmrklroot", "transaction root does not match")
+    if len(set(txids)) != len(txids):
+        raise InvalidBlock("bad-txns-duplicate", "a transaction appears twice")
+    for index, tx in enumerate(block.txs):
+        if tx.chain_id != chain_id:
+            raise InvalidBlock("bad-tx-chain-id", f"tx {index}", expected=chain_id.hex(), got=tx.chain_id.hex())
+    checks = verify_many([(tx.sender, tx.signing_message(), tx.signature) for tx in block.txs], pool)
+    if not all(checks):
+        raise InvalidBlock("bad-tx-signature", f"tx {checks.index(False)}")
+
+
+def expected_bits(params: ChainParams, parent: Header) -> int:
+    """ASERT target for the child of ``parent``, anchored at genesis."""
+    return asert_bits(
+        params.genesis_bits,
+        parent.timestamp - params.genesis_time,
+        parent.height,
+        spacing=params.target_block_time,
+        half_life=params.asert_half_life,
+        pow_limit_bits=params.pow_limit_bits,
+    )
+
+
+def median_time_past(timestamps: Sequence[int]) -> int:
+    """Median of the last (up to 11) ancestors' timestamps, as Bitcoin's GetMedianTimePast."""
+    return median_low(sorted(timestamps))
+
+
+def check_header_context(
+    header: Header,
+    parent: Header,
+    recent_timestamps: Sequence[int],
+    params: ChainParams,
+    now: int,
+) -> None:
+    """Checks of ``header`` against its parent; ``recent_timestamps`` are the parent and its
+    ancestors' (up to `median_time_span` of them), ``now`` the local clock in unix seconds."""
+    if header.parent != parent.hash:
+        raise InvalidBlock("bad-prevblk", "parent hash does not match", kind=RejectKind.MISSING)
+    if header.height != parent.height + 1:
+        raise InvalidBlock("bad-height", expected=parent.height + 1, got=header.height)
+    want = expected_bits(params, parent)
+    if header.bits != want:
+        raise InvalidBlock("bad-diffbits", "target does not follow ASERT", expected=hex(want), got=hex(header.bits))
+    mtp = median_time_past(recent_timestamps[-params.median_time_span :])
+    if header.timestamp <= mtp:
+        raise InvalidBlock("time-too-old", "not after the median of the last blocks", expected=f"> {mtp}", got=header.timestamp)
+    if header.timestamp > now + params.max_future_drift:
+        raise InvalidBlock(
+            "time-too-new", "too far in the future", kind=RejectKind.MISSING,
+            expected=f"<= {now + params.max_future_drift}", got=header.timestamp,
+        )

@@ -1,0 +1,27 @@
+"""`neuro`: the command line of the Neuro network.
+
+Start-up must stay fast (`neuro --help` well under a second): modules imported here import only
+typer/rich and our light packages; torch and libp2p are imported inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="neuro",
+    help="Neuro network: wallet, chain, node, tasks and a local devnet.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# Sub-command groups register themselves below, one line each.
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

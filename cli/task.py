@@ -1,0 +1,166 @@
+"""`neuro task`: run a built-in task locally, estimate its compute units, verify a render.
+
+Only typer and rich are imported at module level: `neuro --help` must stay fast, and the worker
+modules (numpy, pydantic, torch in the task child) load inside the commands that need them.
+Every failure is one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+task_app = typer.Typer(
+    help="Run built-in tasks (render, train, evaluate, label) locally and verify their output.",
+    no_args_is_help=True,
+)
+
+KINDS = ("render", "train", "evaluate", "label")
+console = Console()
+errors = Console(stderr=True)
+
+
+def _fail(message: str, reason: str = "error") -> NoReturn:
+    errors.print(f"[red]error[/red] ({reason}): {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=1)
+
+
+def _load(spec_path: Path) -> dict[str, Any]:
+    from worker.errors import WorkerError
+    from worker.runner import load_spec_file
+
+    try:
+        return load_spec_file(spec_path)
+    except WorkerError as exc:
+        _fail(str(exc), exc.reason)
+
+
+@task_app.command("run")
+def run(
+    kind: str = typer.Argument(..., help="render | train | evaluate | label"),
+    spec_path: Path = typer.Argument(..., metavar="SPEC.json", help="the task spec"),
+    out: Path = typer.Option(..., "--out", help="directory to create with the task's output"),
+    timeout: float = typer.Option(3600.0, "--timeout", help="wall-time limit in seconds"),
+    memory_mb: int = typer.Option(4096, "--memory-mb", help="address-space cap of the task"),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
+) -> None:
+    """Run one task in a capped child process; its output appears at --out only on success."""
+    from worker.errors import WorkerError
+    from worker.runner import run_task
+    from worker.tasks import check_kind
+
+    if kind not in KINDS:
+        _fail(f"unknown task kind {kind!r}; choose one of {', '.join(KINDS)}", "bad-kind")
+    if device not in ("cpu", "cuda"):
+        _fail(f"unknown device {device!r}; choose cpu or cuda", "bad-device")
+    spec = _load(spec_path)
+    try:
+        task = check_kind(kind, spec)
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
+            stages: dict[str, Any] = {}
+
+            def on_event(event: dict[str, Any]) -> None:
+                stage = str(event.get("stage", task))
+                if stage not in stages:
+                    stages[stage] = bar.add_task(stage, total=None)
+                bar.update(stages[stage], completed=event.get("done", 0), total=event.get("total"))
+
+            result = run_task(
+                task, spec, out, timeout_s=timeout, memory_mb=memory_mb, device=device,
+                on_event=on_event,
+            )
+    except WorkerError as exc:
+        _fail(str(exc), exc.reason)
+    console.print(_summary_table(result.out, result.summary))
+
+
+def _summary_table(out: Path, summary: dict[str, Any]) -> Table:
+    table = Table(title=f"{summary.get('task', 'task')} finished", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    table.add_row("output", str(out))
+    for key in sorted(summary):
+        value = summary[key]
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(value.items()))
+        table.add_row(key, _fmt(value))
+    return table
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10_000:
+        return f"{value:,}"
+    return str(value)
+
+
+@task_app.command("units")
+def units(
+    spec_path: Path = typer.Argument(..., metavar="SPEC.json", help="the task spec"),
+) -> None:
+    """Print the deterministic compute-unit estimate of a spec (what a job is priced on)."""
+    from chain.errors import ChainError
+    from worker.errors import WorkerError
+    from worker.tasks import estimate_units
+
+    spec = _load(spec_path)
+    try:
+        estimate = estimate_units(spec)
+    except WorkerError as exc:
+        _fail(str(exc), exc.reason)
+    except ChainError as exc:
+        _fail(str(exc), exc.reason)
+    console.print(f"{estimate.units} {estimate.unit} ({estimate.task}: {estimate.detail})")
+
+
+@task_app.command("verify")
+def verify(
+    out: Path = typer.Argument(..., help="a render task's output directory"),
+    samples: int = typer.Option(16, "--samples", help="how many items to re-render"),
+    beacon: str = typer.Option(
+        "", "--beacon", help="hex bytes choosing the sample (a later block hash); default random"
+    ),
+) -> None:
+    """Re-render sampled items of a render output and check them against its Merkle root."""
+    import secrets
+
+    from worker.errors import WorkerError
+    from worker.verify import verify_render_dir
+
+    try:
+        seed_bytes = bytes.fromhex(beacon) if beacon else secrets.token_bytes(32)
+    except ValueError:
+        _fail(f"--beacon must be hex, got {beacon!r}", "bad-beacon")
+    try:
+        verdict = verify_render_dir(out, seed_bytes, samples)
+    except WorkerError as exc:
+        _fail(str(exc), exc.reason)
+    if verdict.ok:
+        console.print(
+            f"[green]ok[/green]: {len(verdict.checked)} sampled items match root "
+            f"{verdict.root.hex()}"
+        )
+        return
+    proof = verdict.fraud
+    assert proof is not None
+    errors.print(
+        f"[red]mismatch[/red] at item {proof.index}: worker claimed {proof.claimed_hash.hex()}, "
+        f"re-render gives {proof.expected_hash.hex()}"
+    )
+    (out / "fraud_proof.json").write_text(json.dumps(proof.to_json(), indent=2) + "\n")
+    raise typer.Exit(code=2)

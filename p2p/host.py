@@ -1,0 +1,270 @@
+"""The libp2p host, built the one way measured to work here (see shared/notes/py-libp2p.md).
+
+Ed25519 identity kept in the data dir; noise only (no plaintext); yamux; one connection per peer;
+GossipSub meshsub 1.1/1.0 tuned for throughput; message id = blake2b-256 of the payload; StrictSign.
+`Host` turns libp2p's world (ID, Multiaddr, INetStream, notifees) into `str` peer ids, `str`
+addresses and plain callbacks, so nothing outside this package touches a libp2p type.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from hashlib import blake2b
+from pathlib import Path
+from typing import Any
+
+import multiaddr
+import trio
+from libp2p import new_host
+from libp2p.abc import INetConn, INetStream, INetwork, INotifee
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.crypto.keys import KeyPair
+from libp2p.crypto.x25519 import create_new_key_pair as create_x25519
+from libp2p.custom_types import TProtocol
+from libp2p.identity_utils import load_identity, save_identity
+from libp2p.network.config import ConnectionConfig
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, GossipSub
+from libp2p.pubsub.pb import rpc_pb2
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE
+from libp2p.security.noise.transport import Transport as Noise
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX
+from libp2p.stream_muxer.yamux.yamux import Yamux
+from libp2p.tools.anyio_service import background_trio_service
+
+from p2p.errors import ConfigError, P2PError, RequestFailed, WireError
+from p2p.wire import frame, read_frame
+
+log = logging.getLogger("neuro.p2p")
+
+# Streams carry a peer id as `str`; handlers get the stream's read and write and the peer.
+ReadFn = Callable[[int], Awaitable[bytes]]
+StreamHandler = Callable[[str, ReadFn, Callable[[bytes], Awaitable[None]]], Awaitable[None]]
+PeerEvent = Callable[[str, str], None]  # (peer id, "inbound" | "outbound")
+
+
+def load_or_create_key(path: Path) -> KeyPair:
+    """The node's Ed25519 key: read from `path`, or generated and saved there with mode 0600."""
+    if path.exists():
+        try:
+            return load_identity(path)
+        except (OSError, ValueError) as exc:
+            raise ConfigError("bad-node-key", f"{path}: {exc}") from exc
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key_pair = create_new_key_pair()
+    save_identity(key_pair, path)
+    os.chmod(path, 0o600)
+    return key_pair
+
+
+def message_id(msg: rpc_pb2.Message) -> bytes:
+    """The network's gossip message id: blake2b-256 of the payload (part of the protocol)."""
+    return blake2b(msg.data, digest_size=32).digest()
+
+
+def parse_addr(addr: str) -> multiaddr.Multiaddr:
+    try:
+        return multiaddr.Multiaddr(addr)
+    except Exception as exc:  # multiaddr raises several types for a bad string
+        raise ConfigError("bad-multiaddr", f"{addr!r}: {exc}") from exc
+
+
+class _Notifee(INotifee):
+    """Forwards connection events to the Host without ever blocking the swarm."""
+
+    def __init__(self, host: Host) -> None:
+        self._host = host
+
+    async def connected(self, network: INetwork, conn: INetConn) -> None:
+        self._host._on_connected(conn)
+
+    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
+        self._host._on_disconnected(conn)
+
+    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
+        return None
+
+    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
+        return None
+
+    async def listen(self, network: INetwork, addr: multiaddr.Multiaddr) -> None:
+        return None
+
+    async def listen_close(self, network: INetwork, addr: multiaddr.Multiaddr) -> None:
+        return None
+
+
+class Host:
+    """A running libp2p host with gossip; connection events go to `on_connect`/`on_disconnect`."""
+
+    def __init__(
+        self,
+        key_pair: KeyPair,
+        listen: list[str],
+        *,
+        on_connect: PeerEvent,
+        on_disconnect: PeerEvent,
+    ) -> None:
+        self._listen = [parse_addr(a) for a in listen]
+        self._on_connect = on_connect
+        self._on_disconnect = on_disconnect
+        self._nursery: trio.Nursery | None = None
+        self.libp2p = new_host(
+            key_pair=key_pair,
+            listen_addrs=self._listen,
+            sec_opt={NOISE: Noise(key_pair, noise_privkey=create_x25519().private_key)},
+            muxer_opt={YAMUX: Yamux},
+            connection_config=ConnectionConfig(max_connections_per_peer=1),
+        )
+        self.router = GossipSub(
+            protocols=[PROTOCOL_ID_V11, PROTOCOL_ID],
+            degree=6,
+            degree_low=4,
+            degree_high=12,
+            heartbeat_interval=1,
+            spam_protection_enabled=False,
+            eclipse_protection_enabled=False,
+        )
+        self.pubsub = Pubsub(self.libp2p, self.router, msg_id_constructor=message_id)
+        self.peer_id = str(self.libp2p.get_id())
+
+    async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen, start pubsub, report started; on cancellation close every connection."""
+        # libp2p logs a WARNING per dropped message and per failed dial.
+        logging.getLogger("libp2p").setLevel(logging.ERROR)
+        network = self.libp2p.get_network()
+        network.register_notifee(_Notifee(self))
+        # Pubsub and GossipSub start before host.run(): an early inbound pubsub stream would
+        # otherwise crash the host.
+        async with (
+            trio.open_nursery() as nursery,
+            background_trio_service(self.pubsub),
+            background_trio_service(self.router),
+            self.libp2p.run(self._listen),
+        ):
+            self._nursery = nursery
+            try:
+                await self.pubsub.wait_until_ready()
+                task_status.started()
+                await trio.sleep_forever()
+            finally:
+                self._nursery = None
+                nursery.cancel_scope.cancel()
+                # Leaving host.run() does not close connections: close them, shielded.
+                with trio.CancelScope(shield=True), trio.move_on_after(5):
+                    await self.libp2p.close()
+
+    def listen_addrs(self) -> list[str]:
+        """Bound addresses with the /p2p/<id> suffix, ready to give to another node."""
+        return [str(a) for a in self.libp2p.get_addrs()]
+
+    def connected(self) -> list[str]:
+        return [str(p) for p in self.libp2p.get_network().connections]
+
+    def is_connected(self, peer: str) -> bool:
+        return bool(self.libp2p.get_network().get_connections(ID.from_base58(peer)))
+
+    def addrs(self, peer: str) -> list[str]:
+        try:
+            return [str(a) for a in self.libp2p.get_peerstore().addrs(ID.from_base58(peer))]
+        except Exception:  # the peerstore raises when it has no record of the peer
+            return []
+
+    async def connect(self, addr: str, timeout: float) -> str:
+        """Dial a /.../p2p/<id> multiaddr; returns the peer id."""
+        try:
+            info = info_from_p2p_addr(parse_addr(addr))
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise ConfigError("bad-peer-addr", f"{addr!r} lacks a /p2p/<id> part") from exc
+        # A failed dial blocks the peer for 60 s inside libp2p; our own timers decide retries.
+        self.libp2p.get_network().unblock_peer(info.peer_id)
+        try:
+            with trio.fail_after(timeout):
+                await self.libp2p.connect(info)
+        except trio.TooSlowError as exc:
+            raise RequestFailed("dial-timeout", addr) from exc
+        except Exception as exc:
+            raise RequestFailed("dial-failed", f"{addr}: {exc}") from exc
+        return str(info.peer_id)
+
+    async def disconnect(self, peer: str) -> None:
+        try:
+            await self.libp2p.disconnect(ID.from_base58(peer))
+        except Exception as exc:  # closing a dying connection can raise anything
+            log.debug("disconnect %s: %s", peer, exc)
+
+    def forget(self, peer: str) -> None:
+        """Drop a peer's addresses and keys: the peerstore otherwise keeps every peer forever."""
+        try:
+            self.libp2p.get_peerstore().clear_peerdata(ID.from_base58(peer))
+        except Exception as exc:
+            log.debug("forget %s: %s", peer, exc)
+
+    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run `fn(*args)` in the host's nursery (dropped when the host is shutting down)."""
+        if self._nursery is not None:
+            self._nursery.start_soon(fn, *args)
+
+    def set_handler(self, protocol: str, handler: StreamHandler) -> None:
+        """Serve `protocol`; an exception in `handler` is logged, never allowed to kill the host."""
+
+        async def wrapped(stream: INetStream) -> None:
+            peer = str(stream.muxed_conn.peer_id)
+            try:
+                await handler(peer, stream.read, stream.write)
+                await stream.close()
+            except Exception as exc:
+                log.debug("handler %s from %s failed: %r", protocol, peer, exc)
+                with trio.CancelScope(shield=True):
+                    await _reset(stream)
+
+        self.libp2p.set_stream_handler(TProtocol(protocol), wrapped)
+
+    async def request(self, peer: str, protocol: str, body: bytes, cap: int) -> bytes:
+        """One request frame out, one response frame back, on a fresh stream.
+
+        Raises RequestFailed (cannot open, reset, refused protocol) or WireError (bad frame).
+        The caller puts the timeout around it.
+        """
+        try:
+            stream = await self.libp2p.new_stream(ID.from_base58(peer), [TProtocol(protocol)])
+        except Exception as exc:
+            raise RequestFailed("no-stream", f"{protocol}: {exc}") from exc
+        try:
+            await stream.write(frame(body))
+            await stream.close_write()
+            answer = await read_frame(stream.read, cap)
+            await stream.close()
+            return answer
+        except P2PError:
+            await _reset(stream)
+            raise
+        except Exception as exc:
+            await _reset(stream)
+            if "EOF" in type(exc).__name__:
+                raise WireError("truncated", "stream closed before a full response") from exc
+            raise RequestFailed("stream-failed", repr(exc)) from exc
+
+    def _on_connected(self, conn: INetConn) -> None:
+        peer = str(conn.muxed_conn.peer_id)
+        direction = getattr(conn, "direction", None)
+        name = getattr(direction, "name", "unknown").lower()
+        self._on_connect(peer, name if name in ("inbound", "outbound") else "unknown")
+
+    def _on_disconnected(self, conn: INetConn) -> None:
+        peer = str(conn.muxed_conn.peer_id)
+        if not self.is_connected(peer):
+            self._on_disconnect(peer, "")
+
+
+async def _reset(stream: INetStream) -> None:
+    try:
+        await stream.reset()
+    except Exception as exc:  # the stream may already be gone with its connection
+        log.debug("reset failed: %r", exc)

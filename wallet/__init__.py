@@ -1,0 +1,1 @@
+"""wallet: keys, the encrypted keystore, and offline transaction signing."""

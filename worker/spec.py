@@ -1,0 +1,142 @@
+"""Task specs: the declarative, hashable description of a job.
+
+A spec is the only thing a buyer sends a worker (workers never run code from the network), and its
+hash is what the chain commits to, so the same spec must give the same bytes on every machine:
+specs hold integers, strings and tuples only (no floats), and `canonical_json` sorts keys and drops
+whitespace. Every numeric field is capped, so a spec cannot ask for huge work or memory by accident.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import numpy as np
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from chain.hashing import hash256
+from worker.errors import SpecError
+
+MAX_SPEC_FILE_BYTES = 1 << 20  # a spec is a few KiB; a bigger file is a mistake or an attack
+MAX_ERRORS_SHOWN = 3
+
+SpecT = TypeVar("SpecT", bound="TaskSpec")
+
+
+class TaskSpec(BaseModel):
+    """Base of every task spec: unknown fields are errors and a parsed spec never changes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def canonical_json(self) -> bytes:
+        return canonical_json(self)
+
+    def spec_hash(self) -> bytes:
+        return spec_hash(self)
+
+
+def canonical_json(spec: BaseModel) -> bytes:
+    """Sorted keys, no whitespace, ASCII only: the one byte form a spec hash is taken over."""
+    data = spec.model_dump(mode="json")
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def spec_hash(spec: BaseModel) -> bytes:
+    """blake2b-256 of the canonical JSON: the content id a JobPost names."""
+    return hash256(canonical_json(spec))
+
+
+def _ordered(pair: tuple[int, int]) -> tuple[int, int]:
+    if pair[0] > pair[1]:
+        raise ValueError(f"min {pair[0]} is above max {pair[1]}")
+    return pair
+
+
+def int_range(low: int, high: int) -> Any:
+    """Type of a domain-randomization range ``[min, max]`` with both ends within [low, high].
+
+    Written in JSON as a two-element list; an optimizer tunes these ends between rounds.
+    """
+    bounded = Annotated[int, Field(ge=low, le=high)]
+    return Annotated[tuple[bounded, bounded], AfterValidator(_ordered)]
+
+
+def seed_sequence_from(spec_digest: bytes, seed: int, index: int) -> np.random.SeedSequence:
+    """Seed of item ``index``: depends on nothing but the spec hash, the job seed and the index.
+
+    SeedSequence's mixing is specified bit for bit by numpy, so every worker and validator derives
+    the same stream for an item without rendering the items before it.
+    """
+    if seed < 0 or index < 0:
+        raise SpecError(f"seed and index must be >= 0, got {seed} and {index}", reason="bad-seed")
+    return np.random.SeedSequence(entropy=int.from_bytes(spec_digest, "big"), spawn_key=(seed, index))
+
+
+def load_spec(source: str | Path | Mapping[str, Any] | BaseModel, model: type[SpecT]) -> SpecT:
+    """Parse a spec from a JSON file, a dict or an already-built model, or raise `SpecError`."""
+    if isinstance(source, model):
+        return source
+    if isinstance(source, BaseModel):
+        source = source.model_dump(mode="json")
+    if isinstance(source, (str, Path)):
+        source = _read_json(Path(source))
+    if not isinstance(source, Mapping):
+        raise SpecError(f"a spec is a JSON object, got {type(source).__name__}")
+    try:
+        return model.model_validate(dict(source))
+    except ValidationError as error:
+        raise SpecError(describe_errors(error)) from None
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        size = path.stat().st_size
+        if size > MAX_SPEC_FILE_BYTES:
+            raise SpecError(f"{path}: spec file is {size} bytes, the limit is {MAX_SPEC_FILE_BYTES}")
+        return json.loads(path.read_bytes())
+    except OSError as error:
+        raise SpecError(f"{path}: cannot read spec ({error.strerror})", reason="spec-unreadable") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise SpecError(f"{path}: not valid JSON ({error})") from None
+
+
+def describe_errors(error: ValidationError) -> str:
+    """pydantic's report as a few lines a person can act on: ``scene.width: must be <= 2048``."""
+    lines = [_describe_one(item) for item in error.errors()[:MAX_ERRORS_SHOWN]]
+    extra = error.error_count() - len(lines)
+    if extra > 0:
+        lines.append(f"(and {extra} more)")
+    return "; ".join(lines)
+
+
+def _describe_one(item: Mapping[str, Any]) -> str:
+    where = ".".join(str(part) for part in item["loc"]) or "spec"
+    kind = item["type"]
+    ctx = item.get("ctx") or {}
+    messages = {
+        "extra_forbidden": "unknown field",
+        "missing": "required field is missing",
+        "less_than_equal": f"must be <= {ctx.get('le')}",
+        "less_than": f"must be < {ctx.get('lt')}",
+        "greater_than_equal": f"must be >= {ctx.get('ge')}",
+        "greater_than": f"must be > {ctx.get('gt')}",
+        "int_type": "must be an integer",
+        "int_parsing": "must be an integer",
+        "int_from_float": "must be an integer",
+        "string_type": "must be a string",
+        "bool_type": "must be true or false",
+        "bool_parsing": "must be true or false",
+        "literal_error": f"must be {ctx.get('expected')}",
+        "too_short": f"needs at least {ctx.get('min_length')} items",
+        "too_long": f"takes at most {ctx.get('max_length')} items",
+        "tuple_type": "must be a list [min, max]",
+        "list_type": "must be a list",
+        "model_type": "must be an object",
+        "dict_type": "must be an object",
+    }
+    text = messages.get(kind)
+    if text is None:
+        text = str(item["msg"]).removeprefix("Value error, ")
+    return f"{where}: {text}"

