@@ -24,7 +24,7 @@ from chain.pow import work_of
 from chain.state import Account, BlockEffects, apply_block, state_root_after
 from chain.store import KV, Overlay
 from chain.trie import root_of
-from chain.types import Block, Header
+from chain.types import Block, Header, Transaction, Transfer
 from chain.validation import check_block, check_header, check_header_context
 
 WORK_BYTES = 48
@@ -86,6 +86,13 @@ class _StateView:
 
     def node(self, path: bytes) -> bytes | None:
         return self.db.get(schema.TRIE + path)
+
+
+def _parties(tx: Transaction) -> set[bytes]:
+    parties = {tx.sender_account}
+    if isinstance(tx.payload, Transfer):
+        parties.add(tx.payload.to)
+    return parties
 
 
 class ChainState:
@@ -162,6 +169,14 @@ class ChainState:
             return None
         block_hash, index = enc.unpack(data, what="tx-location", max_size=64)
         return block_hash, index
+
+    def history(self, account_id: bytes, limit: int = 100) -> list[tuple[int, int, bytes]]:
+        """(height, position, txid) of main-chain transactions touching an account, newest first."""
+        rows = [
+            (int.from_bytes(key[21:29], "big"), int.from_bytes(key[29:33], "big"), txid)
+            for key, txid in self.kv.iterate(schema.HISTORY + account_id)
+        ]
+        return rows[::-1][:limit]
 
     def locator(self) -> list[bytes]:
         """Main-chain hashes: the last 10, then exponentially sparser, always ending at genesis."""
@@ -295,7 +310,10 @@ class ChainState:
             else:
                 db.put(schema.TRIE + path, node)
         for index, tx in enumerate(block.txs):
-            db.put(schema.TX_INDEX + tx.txid, enc.pack([block_hash, index]))
+            txid = tx.txid
+            db.put(schema.TX_INDEX + txid, enc.pack([block_hash, index]))
+            for account_id in _parties(tx):
+                db.put(schema.history_key(account_id, block.header.height, index), txid)
         db.put(schema.UNDO + block_hash, undo.encode())
         db.put(schema.height_key(block.header.height), block_hash)
         meta = BlockMeta.decode(db.get(schema.META + block_hash) or b"")
@@ -323,8 +341,10 @@ class ChainState:
                 db.delete(schema.TRIE + path)
             else:
                 db.put(schema.TRIE + path, node)
-        for tx in block.txs:
+        for index, tx in enumerate(block.txs):
             db.delete(schema.TX_INDEX + tx.txid)
+            for account_id in _parties(tx):
+                db.delete(schema.history_key(account_id, block.header.height, index))
         db.delete(schema.UNDO + tip)
         db.delete(schema.height_key(block.header.height))
         db.put(schema.TIP, block.header.parent)

@@ -16,6 +16,7 @@ TX_INDEX = b"t"  # + txid -> (block hash, position) on the main chain
 TIP = b"T"  # -> hash of the main chain's tip
 SUPPLY = b"S"  # -> total issued at the tip
 GENESIS = b"G"  # -> chain id this database belongs to
+HISTORY = b"x"  # + account id + height (8 BE) + position (4 BE) -> txid touching the account
 CHILDREN = b"c"  # + parent hash + child hash -> b"" (side branches, for reorgs)
 
 
@@ -23,5 +24,5 @@ def height_key(height: int) -> bytes:
     return MAIN_CHAIN + height.to_bytes(8, "big")
 
 
-def key(prefix: bytes, suffix: bytes) -> bytes:
-    return prefix + suffix
+def history_key(account_id: bytes, height: int, position: int) -> bytes:
+    return HISTORY + account_id + height.to_bytes(8, "big") + position.to_bytes(4, "big")

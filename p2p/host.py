@@ -37,7 +37,7 @@ from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.tools.anyio_service import background_trio_service
 
 from p2p.errors import ConfigError, P2PError, RequestFailed, WireError
-from p2p.wire import frame, read_frame
+from p2p.wire import read_frame
 
 log = logging.getLogger("neuro.p2p")
 
@@ -226,8 +226,8 @@ class Host:
 
         self.libp2p.set_stream_handler(TProtocol(protocol), wrapped)
 
-    async def request(self, peer: str, protocol: str, body: bytes, cap: int) -> bytes:
-        """One request frame out, one response frame back, on a fresh stream.
+    async def request(self, peer: str, protocol: str, data: bytes, cap: int) -> bytes:
+        """Write `data` (a framed request), half-close, read one response frame, on a fresh stream.
 
         Raises RequestFailed (cannot open, reset, refused protocol) or WireError (bad frame).
         The caller puts the timeout around it.
@@ -237,7 +237,7 @@ class Host:
         except Exception as exc:
             raise RequestFailed("no-stream", f"{protocol}: {exc}") from exc
         try:
-            await stream.write(frame(body))
+            await stream.write(data)
             await stream.close_write()
             answer = await read_frame(stream.read, cap)
             await stream.close()
@@ -250,6 +250,10 @@ class Host:
             if "EOF" in type(exc).__name__:
                 raise WireError("truncated", "stream closed before a full response") from exc
             raise RequestFailed("stream-failed", repr(exc)) from exc
+
+    async def wait_subscribed(self, peer: str, topic: str, timeout: float) -> None:
+        """Wait until `peer` has announced a subscription to `topic`."""
+        await self.pubsub.wait_for_subscription(ID.from_base58(peer), topic, timeout)
 
     def _on_connected(self, conn: INetConn) -> None:
         peer = str(conn.muxed_conn.peer_id)

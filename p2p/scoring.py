@@ -35,19 +35,20 @@ class Offence(enum.Enum):
 
 
 # Points per offence. 100 crosses the default threshold: one provably invalid or undecodable
-# payload costs half of it, so two bans a peer that keeps sending them.
+# payload costs 60, so a second one within a few minutes bans the peer that keeps sending them,
+# while an honest peer that once relayed a bad block recovers.
 KIND_PENALTY: dict[RejectKind, float] = {
-    RejectKind.MALFORMED: 50.0,
-    RejectKind.INVALID: 50.0,
+    RejectKind.MALFORMED: 60.0,
+    RejectKind.INVALID: 60.0,
     RejectKind.STALE: 0.0,
     RejectKind.MISSING: 0.0,
     RejectKind.LOCAL: 0.0,
 }
 OFFENCE_PENALTY: dict[Offence, float] = {
-    Offence.OVERSIZE: 50.0,
+    Offence.OVERSIZE: 60.0,
     Offence.RATE_LIMIT: 10.0,
     Offence.BAD_REQUEST: 25.0,
-    Offence.BAD_RESPONSE: 50.0,
+    Offence.BAD_RESPONSE: 60.0,
     Offence.TIMEOUT: 10.0,
     Offence.FALSE_WORK: 25.0,
 }

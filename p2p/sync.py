@@ -119,10 +119,10 @@ class SyncClient:
         self._timeout = timeout
 
     async def _call(self, peer: str, request: Request, timeout: float | None) -> Response:
-        body = encode_request(request)
+        data = frame(encode_request(request))
         try:
             with trio.fail_after(timeout or self._timeout):
-                raw = await self._host.request(peer, self._protocol, body, self._cap)
+                raw = await self._host.request(peer, self._protocol, data, self._cap)
             response = decode_response(raw, self._cap)
         except trio.TooSlowError as exc:
             raise PeerFault(Offence.TIMEOUT, f"{type(request).__name__} timed out") from exc

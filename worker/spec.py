@@ -81,7 +81,7 @@ def load_spec(source: str | Path | Mapping[str, Any] | BaseModel, model: type[Sp
     if isinstance(source, BaseModel):
         source = source.model_dump(mode="json")
     if isinstance(source, (str, Path)):
-        source = _read_json(Path(source))
+        source = read_spec_json(Path(source))
     if not isinstance(source, Mapping):
         raise SpecError(f"a spec is a JSON object, got {type(source).__name__}")
     try:
@@ -90,7 +90,7 @@ def load_spec(source: str | Path | Mapping[str, Any] | BaseModel, model: type[Sp
         raise SpecError(describe_errors(error)) from None
 
 
-def _read_json(path: Path) -> Any:
+def read_spec_json(path: Path) -> Any:
     try:
         size = path.stat().st_size
         if size > MAX_SPEC_FILE_BYTES:

@@ -165,24 +165,32 @@ def photometric(ops: Compositor, rng: ItemRng, image: object, spec: ShelfSpec) -
 
 
 def label_instances(idmap: np.ndarray, pastes: list[Paste]) -> tuple[np.ndarray, tuple[Instance, ...]]:
-    """Renumber visible products 1..n in paste order and measure each one's mask."""
-    products = [p for p in pastes if p.category_id]
-    renumber = np.zeros(len(products) + 1, dtype=np.uint16)
-    instances: list[Instance] = []
+    """Renumber visible products 1..n in paste order and measure each one's mask.
+
+    Per-row and per-column pixel counts of every id (two bincounts over the map) give each
+    instance's area and tight box at once, whatever the number of instances.
+    """
+    categories = [0] + [p.category_id for p in pastes if p.category_id]
+    ids = len(categories)
     height, width = idmap.shape
-    for old_id, paste in enumerate(products, start=1):
-        rows, cols = paste.mask.shape
-        y0, x0 = max(paste.top, 0), max(paste.left, 0)
-        window = idmap[y0 : min(paste.top + rows, height), x0 : min(paste.left + cols, width)]
-        visible = window == old_id
-        if not visible.any():
-            continue
-        ys = np.flatnonzero(visible.any(axis=1))
-        xs = np.flatnonzero(visible.any(axis=0))
-        bbox = (x0 + int(xs[0]), y0 + int(ys[0]), int(xs[-1] - xs[0]) + 1, int(ys[-1] - ys[0]) + 1)
-        instances.append(Instance(paste.category_id, bbox, int(np.count_nonzero(visible))))
-        renumber[old_id] = len(instances)
-    return renumber[idmap], tuple(instances)
+    flat = idmap.astype(np.intp)
+    per_row = np.bincount((flat + (np.arange(height) * ids)[:, None]).ravel(),
+                          minlength=height * ids).reshape(height, ids)
+    per_col = np.bincount((flat + (np.arange(width) * ids)[None, :]).ravel(),
+                          minlength=width * ids).reshape(width, ids)
+    area = per_row.sum(axis=0)
+    rows, cols = per_row > 0, per_col > 0
+    top, bottom = rows.argmax(axis=0), height - 1 - rows[::-1].argmax(axis=0)
+    left, right = cols.argmax(axis=0), width - 1 - cols[::-1].argmax(axis=0)
+    visible = np.flatnonzero(area[1:]) + 1
+    renumber = np.zeros(ids, dtype=np.uint16)
+    renumber[visible] = np.arange(1, len(visible) + 1)
+    instances = tuple(
+        Instance(categories[k], (int(left[k]), int(top[k]), int(right[k] - left[k]) + 1,
+                                 int(bottom[k] - top[k]) + 1), int(area[k]))
+        for k in visible
+    )
+    return renumber[idmap], instances
 
 
 def render_shelf(spec: ShelfSpec, seed: int, index: int, *, backend: Backend = "numpy",

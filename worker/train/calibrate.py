@@ -26,7 +26,7 @@ from worker.train.data import ClassificationData
 from worker.train.loop import TrainData, Trainer, train
 from worker.train.pol import PolLog, read_checkpoint
 from worker.train.replay import DEFAULT_TOLERANCE, replay_segment
-from worker.train.spec import TrainSpec, load_train_spec
+from worker.train.spec import DEFAULT_POL_INTERVAL, TrainSpec, load_train_spec
 from worker.train.state import model_tensors, relative_distance, split_checkpoint
 from worker.train.toydata import glyphs
 
@@ -58,11 +58,11 @@ class Calibration:
         return math.sqrt(max(self.max_honest, 1e-12) * self.min_dishonest)
 
 
-def calibration_spec(steps: int, optimizer: str) -> TrainSpec:
+def calibration_spec(steps: int, pol_interval: int, optimizer: str) -> TrainSpec:
     return load_train_spec({
         "model": {"name": "cnn", "image_size": 16, "num_classes": 4, "width": 8, "depth": 2},
         "optimizer": optimizer, "lr": 3e-3 if optimizer == "adamw" else 0.05,
-        "batch_size": 32, "steps": steps, "pol_segments": steps // 10, "threads": 1,
+        "batch_size": 32, "steps": steps, "pol_interval": pol_interval, "threads": 1,
         "augment": {"shift": 1}, "seed": 7, "log_every": steps,
     })
 
@@ -112,17 +112,19 @@ def measure(log: PolLog, spec: TrainSpec, data: ClassificationData, segments: li
     return distances
 
 
-def calibrate(*, steps: int = 120, segments: int = 4, optimizers: tuple[str, ...] = ("adamw", "sgd")
-              ) -> Calibration:
+def calibrate(*, steps: int = 200, pol_interval: int = DEFAULT_POL_INTERVAL, sampled: int = 10,
+              optimizers: tuple[str, ...] = ("adamw", "sgd")) -> Calibration:
+    """Train `steps` steps with a checkpoint every `pol_interval`; replay `sampled` segments per
+    optimizer, spread from the chaotic start (where drift is largest) to the end."""
     data = glyphs(1024, side=16, classes=4, seed=3)
     merged: dict[str, list[float]] = {k: [] for k in HONEST + DISHONEST}
     for optimizer in optimizers:
-        spec = calibration_spec(steps, optimizer)
+        spec = calibration_spec(steps, pol_interval, optimizer)
         with tempfile.TemporaryDirectory() as tmp:
             result = train(spec, data, pol_dir=Path(tmp), device=select_device(threads=1, prefer_cuda=False))
             assert result.pol is not None
             all_segments = result.pol.segments()
-            picked = [all_segments[i] for i in np.linspace(0, len(all_segments) - 1, segments).astype(int)]
+            picked = [all_segments[i] for i in np.linspace(0, len(all_segments) - 1, sampled).astype(int)]
             for kind, values in measure(result.pol, spec, data, picked).items():
                 merged[kind].extend(values)
     return Calibration(merged)
@@ -147,10 +149,14 @@ def report(cal: Calibration) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=120)
-    parser.add_argument("--segments", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--pol-interval", type=int, default=DEFAULT_POL_INTERVAL)
+    parser.add_argument("--sampled", type=int, default=10)
     args = parser.parse_args()
-    print(report(calibrate(steps=args.steps, segments=args.segments)))
+    cal = calibrate(steps=args.steps, pol_interval=args.pol_interval, sampled=args.sampled)
+    print(f"{args.steps} steps, a checkpoint every {args.pol_interval}, "
+          f"{args.sampled} segments replayed per optimizer (adamw, sgd)")
+    print(report(cal))
 
 
 if __name__ == "__main__":

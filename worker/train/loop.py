@@ -17,7 +17,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from worker.device import DeviceInfo, autocast, grad_scaler, select_device
+from worker.device import DeviceInfo, autocast, cuda_count, grad_scaler, select_device
 from worker.train.batches import Shard, make_batches
 from worker.train.centernet import centernet_loss
 from worker.train.data import ClassificationData, DetectionData
@@ -134,7 +134,7 @@ class TrainResult:
     pol: PolLog | None = None
 
 
-class _Monitor:
+class Monitor:
     """Reads the loss back every `log_every` steps only, and records PoL checkpoints."""
 
     def __init__(self, trainer: Trainer, recorder: PolRecorder | None,
@@ -166,14 +166,22 @@ class _Monitor:
 def train(spec: TrainSpec, data: TrainData, *, device: DeviceInfo | None = None,
           on_progress: ProgressCallback | None = None, pol_dir: Path | None = None,
           workers: int = 0) -> TrainResult:
-    """Train on one device; with `pol_dir`, write the proof-of-learning log and checkpoints there."""
+    """Train; with `pol_dir`, write the proof-of-learning log and checkpoints there.
+
+    On a machine with several CUDA devices (and no single device forced by the caller) the run
+    goes to `ddp.train_distributed`, one process per GPU.
+    """
+    if device is None and cuda_count() > 1:
+        from worker.train.ddp import train_distributed
+
+        return train_distributed(spec, data, on_progress=on_progress, pol_dir=pol_dir)
     device = device or select_device(threads=spec.threads, precision=spec.precision)
     trainer = Trainer(spec, data, device, workers=workers)
     recorder = None
     if pol_dir is not None:
         recorder = PolRecorder(pol_dir, spec, device, data, trainer.total)
         recorder.maybe_record(0, trainer)
-    monitor = _Monitor(trainer, recorder, on_progress)
+    monitor = Monitor(trainer, recorder, on_progress)
     began = time.perf_counter()
     trainer.run(0, trainer.total, on_step=monitor)
     if device.kind == "cuda":

@@ -1,7 +1,6 @@
 """Proof-of-learning records: what a worker commits to while it trains.
 
-Every `interval` steps (the run cut into `spec.pol_segments` parts, plus step 0 and the last
-step) the worker writes a checkpoint (weights, BatchNorm statistics and optimizer state, in
+Every `spec.pol_interval` steps (and at step 0 and the last step) the worker writes a checkpoint (weights, BatchNorm statistics and optimizer state, in
 safetensors) and appends a record: the step, the digest of the weights, the digest of the whole
 state, and the batch indices of the steps since the previous record. The log's header binds it
 to the spec, the data and the thread count, and its digest goes into the weights metadata. A
@@ -125,7 +124,7 @@ class PolRecorder:
                  data: ClassificationData | DetectionData, total_steps: int) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory, self.spec, self.total = directory, spec, total_steps
-        self.interval = spec.pol_interval(total_steps)
+        self.interval = spec.pol_interval
         self.records: list[PolRecord] = []
         self.header: dict[str, Any] = {
             "version": POL_VERSION,

@@ -1,0 +1,114 @@
+"""How the CLI talks to people and scripts: rich tables, `--json`, and one-line errors.
+
+Every command is wrapped by `guarded`: whatever goes wrong ends as ONE line on stderr,
+`error (<reason>): <message>`, and exit code 1 — a known error with its own reason and hint, an
+unexpected one with its type, never a traceback. Scripts read `--json` on stdout.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NoReturn, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False, soft_wrap=True)
+
+EXIT_ERROR = 1
+# What to do next, by reason: appended to the message so one line says the cause and the fix.
+HINTS = {
+    "wrong-password": "check --password-file / NEURO_PASSWORD",
+    "insufficient-balance": "check `neuro wallet balance`",
+    "nonce-too-low": "that nonce was already used (a replay, or a stale --nonce)",
+    "fee-too-low": "raise --fee",
+}
+
+
+class CliError(Exception):
+    """Base of the CLI's own errors; ``reason`` is kebab-case, as in every package."""
+
+    def __init__(self, message: str, reason: str = "cli-error") -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+def fail(message: str, reason: str) -> NoReturn:
+    hint = HINTS.get(reason)
+    text = f"{message} ({hint})" if hint and hint not in message else message
+    errors.print(f"[red]error[/red] ({reason}): {_one_line(text)}", markup=True)
+    raise typer.Exit(code=EXIT_ERROR)
+
+
+def _one_line(text: str) -> str:
+    return escape(" ".join(text.split()))
+
+
+def guarded(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn every exception of ``command`` into a one-line error and exit code 1."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        from chain.errors import ChainError
+        from wallet.keys import WalletError
+
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except (CliError, WalletError) as exc:
+            fail(str(exc), exc.reason)
+        except ChainError as exc:
+            fail(exc.detail or exc.reason, exc.reason)
+        except KeyboardInterrupt:
+            fail("interrupted", "interrupted")
+        except OSError as exc:
+            where = f" {exc.filename}" if exc.filename else ""
+            fail(f"{exc.strerror or exc}{where}".strip(), "io-error")
+        except Exception as exc:  # the last line of defence: still one line, with the type
+            fail(f"unexpected {type(exc).__name__}: {exc}", "internal-error")
+
+    return run
+
+
+def print_json(value: Any) -> None:
+    """JSON on stdout exactly (no rich markup or wrapping), for scripts."""
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=False) + "\n")
+    sys.stdout.flush()
+
+
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    view = Table(title=title, title_justify="left", header_style="bold cyan")
+    for column in columns:
+        view.add_column(column, overflow="fold")
+    for row in rows:
+        view.add_row(*(str(cell) for cell in row))
+    console.print(view)
+
+
+def fields(title: str | None, items: Iterable[tuple[str, Any]]) -> None:
+    """A two-column key/value view of one object."""
+    view = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 2))
+    view.add_column(style="bold")
+    view.add_column(overflow="fold")
+    for name, value in items:
+        view.add_row(name, str(value))
+    console.print(view)
+
+
+def note(message: str) -> None:
+    """Progress or a warning for people: stderr, so stdout stays clean for pipes."""
+    errors.print(message, markup=True)
+
+
+def warn(message: str) -> None:
+    errors.print(f"[yellow]warning[/yellow]: {message}", markup=True)

@@ -1,0 +1,3 @@
+from neurod.main import main
+
+main()

@@ -1,0 +1,113 @@
+"""The chain as the p2p layer sees it: `p2p.backend.ChainBackend` over the node's chain and mempool.
+
+Gossip validators call the cheap synchronous checks on the event loop; full validation happens in
+`Node.import_block`, off the loop. Every chain rejection is turned into a `Verdict` whose kind the
+p2p layer maps to a penalty for the peer that sent the data.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from chain.errors import ChainError, RejectKind
+from chain.types import Block, Header, Transaction
+from chain.validation import check_header, check_transaction
+from p2p.backend import ChainStatus, HeaderPlan, Verdict
+
+if TYPE_CHECKING:
+    from neurod.node import Node
+
+
+def verdict_of(exc: ChainError) -> Verdict:
+    """Malformed or invalid data is the sender's fault; stale or missing data is not."""
+    if exc.kind in (RejectKind.MALFORMED, RejectKind.INVALID):
+        return Verdict.reject(exc.reason, exc.kind)
+    return Verdict.ignore(exc.reason, exc.kind)
+
+
+class NodeBackend:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    @property
+    def chain_id(self) -> str:
+        return self.node.chain.chain_id.hex()
+
+    def status(self) -> ChainStatus:
+        chain = self.node.chain
+        return ChainStatus(chain.chain_id, chain.height, chain.tip_hash, chain.tip_meta.work)
+
+    def locator(self) -> list[bytes]:
+        return self.node.chain.locator()
+
+    def headers_after(self, locator: list[bytes], limit: int) -> list[bytes]:
+        return [h.encode() for h in self.node.chain.headers_after(locator, limit)]
+
+    def blocks_by_hash(self, hashes: list[bytes]) -> list[bytes]:
+        found = (self.node.chain.block_bytes(h) for h in hashes)
+        return [data for data in found if data is not None]
+
+    def plan_headers(self, headers: list[bytes]) -> HeaderPlan:
+        """Check a peer's header batch links up and carries valid PoW; list the blocks to fetch."""
+        chain = self.node.chain
+        needed: list[bytes] = []
+        previous: Header | None = None
+        try:
+            for data in headers:
+                header = Header.decode(data)
+                check_header(header, chain.params)
+                if previous is None:
+                    if not chain.has_block(header.parent):
+                        return HeaderPlan(Verdict.reject("headers-unconnected", RejectKind.INVALID))
+                elif header.parent != previous.hash or header.height != previous.height + 1:
+                    return HeaderPlan(Verdict.reject("headers-not-continuous", RejectKind.INVALID))
+                if not chain.has_block(header.hash):
+                    needed.append(header.hash)
+                previous = header
+        except ChainError as exc:
+            return HeaderPlan(verdict_of(exc))
+        return HeaderPlan(Verdict.accept(), needed, previous.hash if previous else None)
+
+    def check_block(self, data: bytes) -> Verdict:
+        try:
+            block = Block.decode(data)
+            if self.node.chain.has_block(block.hash):
+                return Verdict.ignore("duplicate")
+            check_header(block.header, self.node.chain.params)
+        except ChainError as exc:
+            self.node.metrics.blocks_rejected.labels(exc.reason).inc()
+            return verdict_of(exc)
+        return Verdict.accept()
+
+    def check_tx_batch(self, txs: list[bytes]) -> Verdict:
+        chain_id = self.node.chain.chain_id
+        mempool = self.node.mempool
+        fresh = 0
+        try:
+            for data in txs:
+                tx = Transaction.decode(data)
+                if tx.txid in mempool:
+                    continue
+                check_transaction(tx, chain_id)
+                fresh += 1
+        except ChainError as exc:
+            self.node.metrics.txs_rejected.labels(exc.reason).inc()
+            return verdict_of(exc)
+        return Verdict.accept() if fresh else Verdict.ignore("already-known")
+
+    async def import_block(self, data: bytes, origin: str | None) -> Verdict:
+        try:
+            block = Block.decode(data)
+            await self.node.import_block(block, encoded_size=len(data))
+        except ChainError as exc:
+            return verdict_of(exc)
+        return Verdict.accept()
+
+    async def accept_tx_batch(self, txs: list[bytes], origin: str | None) -> Verdict:
+        for data in txs:
+            try:
+                self.node.add_transaction(Transaction.decode(data), encoded=data, checked=True)
+            except ChainError as exc:
+                if exc.kind in (RejectKind.MALFORMED, RejectKind.INVALID):
+                    return verdict_of(exc)
+        return Verdict.accept()

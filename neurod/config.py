@@ -1,0 +1,103 @@
+"""Node configuration: defaults per network, `<datadir>/config.toml`, then command-line flags.
+
+Later sources win. Unknown keys in config.toml are an error (a typo must not silently fall back to a
+default), and every value is type-checked with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PORTS = {"main": (7760, 7761), "devnet": (17760, 17761)}  # (p2p, rpc)
+CONFIG_FILE = "config.toml"
+
+
+class ConfigError(Exception):
+    """A configuration problem, explained in one line."""
+
+    reason = "bad-config"
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    datadir: Path
+    network: str = "main"  # a built-in network name, or "custom" with `genesis` set
+    genesis: str | None = None  # path to a genesis file (overrides the built-in one)
+    listen: tuple[str, ...] = ()  # libp2p multiaddrs; default: all interfaces on the p2p port
+    bootstrap: tuple[str, ...] = ()
+    rpc_host: str = "127.0.0.1"
+    rpc_port: int | None = None  # None: the network's default; 0: any free port
+    mine: bool = False
+    miner_address: str | None = None  # default: the node key's address
+    mining_processes: int = 1
+    block_interval: float = 0.0  # minimum seconds between our blocks (devnet pacing); 0 = none
+    verify_threads: int = 2
+    log_level: str = "info"
+    log_format: str = "text"  # text | json
+    status_interval: float = 15.0
+    redial_interval: float = 10.0
+    mempool_max_txs: int = 50_000
+    min_fee: int = 1_000
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def genesis_source(self) -> str:
+        return self.genesis or self.network
+
+    def resolved_listen(self) -> list[str]:
+        if self.listen:
+            return list(self.listen)
+        port = DEFAULT_PORTS.get(self.network, DEFAULT_PORTS["main"])[0]
+        return [f"/ip4/0.0.0.0/tcp/{port}"]
+
+    def resolved_rpc_port(self) -> int:
+        if self.rpc_port is not None:
+            return self.rpc_port
+        return DEFAULT_PORTS.get(self.network, DEFAULT_PORTS["main"])[1]
+
+
+def default_datadir(network: str) -> Path:
+    return Path(os.environ.get("NEURO_HOME", Path.home() / ".neuro")) / network
+
+
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "network": str, "genesis": str, "listen": list, "bootstrap": list, "rpc_host": str,
+    "rpc_port": int, "mine": bool, "miner_address": str, "mining_processes": int,
+    "block_interval": (int, float), "verify_threads": int, "log_level": str, "log_format": str,
+    "status_interval": (int, float), "redial_interval": (int, float), "mempool_max_txs": int,
+    "min_fee": int,
+}
+
+
+def _check(key: str, value: Any, where: str) -> Any:
+    if key not in _TYPES:
+        raise ConfigError(f"{where}: unknown setting {key!r}")
+    kind = _TYPES[key]
+    if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
+        raise ConfigError(f"{where}: {key!r} has the wrong type ({type(value).__name__})")
+    if isinstance(value, list):
+        if not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: {key!r} must be a list of strings")
+        return tuple(value)
+    return value
+
+
+def load_config(datadir: Path, overrides: dict[str, Any]) -> NodeConfig:
+    """Defaults <- `<datadir>/config.toml` <- ``overrides`` (flags given on the command line)."""
+    settings: dict[str, Any] = {}
+    path = datadir / CONFIG_FILE
+    if path.exists():
+        try:
+            doc = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, OSError) as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        settings.update({k: _check(k, v, str(path)) for k, v in doc.items()})
+    settings.update({k: _check(k, v, "command line") for k, v in overrides.items() if v is not None})
+    if settings.get("log_format", "text") not in ("text", "json"):
+        raise ConfigError("log_format must be 'text' or 'json'")
+    names = {f.name for f in fields(NodeConfig)}
+    return replace(NodeConfig(datadir=datadir), **{k: v for k, v in settings.items() if k in names})

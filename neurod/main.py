@@ -1,0 +1,130 @@
+"""`neurod`: the Neuro network daemon.
+
+    neurod --network devnet --datadir /tmp/n1 --mine
+
+One `trio.run`; SIGINT/SIGTERM cancel the node's nursery and the store is closed cleanly. Start-up
+problems (port taken, data dir in use, bad config or genesis) are one line on stderr and exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import fcntl
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+LOCK_FILE = ".lock"
+log = logging.getLogger("neuro.main")
+
+
+class StartupError(Exception):
+    pass
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="neurod", description="Neuro network daemon")
+    p.add_argument("--network", help="built-in network: main (default) or devnet")
+    p.add_argument("--genesis", help="path to a custom genesis file")
+    p.add_argument("--datadir", type=Path, help="data directory (default ~/.neuro/<network>)")
+    p.add_argument("--listen", action="append", help="libp2p listen multiaddr (repeatable)")
+    p.add_argument("--bootstrap", action="append", help="bootstrap peer multiaddr with /p2p/<id> (repeatable)")
+    p.add_argument("--rpc-port", type=int, help="JSON-RPC port on 127.0.0.1 (0: any free port)")
+    p.add_argument("--mine", action="store_true", default=None, help="mine blocks")
+    p.add_argument("--miner-address", help="reward address (default: the node key's)")
+    p.add_argument("--mining-processes", type=int)
+    p.add_argument("--block-interval", type=float, help="min seconds between our blocks (devnet pacing)")
+    p.add_argument("--status-interval", type=float, help="seconds between peer status polls")
+    p.add_argument("--redial-interval", type=float)
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-format", choices=["text", "json"])
+    return p.parse_args(argv)
+
+
+def lock_datadir(datadir: Path) -> int:
+    """An exclusive lock on the data dir for the life of the process (released by the kernel)."""
+    fd = os.open(datadir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        other = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        raise StartupError(f"data dir {datadir} is in use by another neurod (pid {other})") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+async def _serve(node: Any) -> None:
+    import trio
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                log.info("received %s, shutting down", signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                break
+
+
+def run(args: argparse.Namespace) -> None:
+    import trio
+
+    from chain.errors import ChainError
+    from neurod.config import ConfigError, default_datadir, load_config
+    from neurod.logs import setup_logging
+
+    network = args.network or "main"
+    datadir = (args.datadir or default_datadir(network)).expanduser().resolve()
+    datadir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    overrides = {
+        "network": args.network, "genesis": args.genesis, "listen": args.listen,
+        "bootstrap": args.bootstrap, "rpc_port": args.rpc_port, "mine": args.mine,
+        "miner_address": args.miner_address, "mining_processes": args.mining_processes,
+        "block_interval": args.block_interval, "status_interval": args.status_interval,
+        "redial_interval": args.redial_interval, "log_level": args.log_level, "log_format": args.log_format,
+    }
+    try:
+        config = load_config(datadir, overrides)
+    except ConfigError as exc:
+        raise StartupError(str(exc)) from None
+    setup_logging(config.log_level, config.log_format, datadir / "neurod.log")
+    lock_datadir(datadir)
+    from neurod.node import Node
+
+    try:
+        node = Node(config)
+    except ChainError as exc:
+        raise StartupError(str(exc)) from None
+    try:
+        trio.run(_serve, node)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(f"port already in use: {exc.strerror} ({exc})") from None
+        raise
+    except BaseExceptionGroup as group:
+        taken = group.subgroup(lambda e: isinstance(e, OSError) and e.errno == errno.EADDRINUSE)
+        if taken is not None:
+            raise StartupError(f"port already in use ({taken.exceptions[0]})") from None
+        raise
+    finally:
+        node.close()
+    log.info("neurod stopped")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        run(args)
+    except StartupError as exc:
+        print(f"neurod: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

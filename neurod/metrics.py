@@ -1,0 +1,27 @@
+"""Prometheus metrics of one node (its own registry, so several nodes can share a process in tests)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+
+class NodeMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.height = Gauge("neuro_chain_height", "Height of the main chain's tip", registry=r)
+        self.peers = Gauge("neuro_peers", "Peers that completed the chain handshake", registry=r)
+        self.mempool = Gauge("neuro_mempool_txs", "Transactions in the mempool", registry=r)
+        self.hashrate = Gauge("neuro_miner_hashes_per_second", "Local mining hash rate", registry=r)
+        self.blocks_imported = Counter("neuro_blocks_imported", "Blocks that extended a known chain", registry=r)
+        self.reorgs = Counter("neuro_reorgs", "Main-chain switches to a heavier branch", registry=r)
+        self.blocks_rejected = Counter(
+            "neuro_blocks_rejected", "Blocks rejected, by reason", ["reason"], registry=r
+        )
+        self.txs_accepted = Counter("neuro_txs_accepted", "Transactions admitted to the mempool", registry=r)
+        self.txs_rejected = Counter(
+            "neuro_txs_rejected", "Transactions refused by the mempool, by reason", ["reason"], registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

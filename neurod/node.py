@@ -1,0 +1,190 @@
+"""`Node`: the composition root. Opens the store, wires chain, mempool, p2p, miner and RPC, and
+runs them as services of one nursery under the daemon's single `trio.run`.
+
+The chain state has one writer: `import_block` serialises imports with a lock and runs each in a
+worker thread (signature checks there use both cores), so gossip and RPC stay responsive while a
+large block validates. Readers on the event loop see the previous tip until the commit lands.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from chain.chainstate import ChainState, ImportResult
+from chain.crypto import decode_address
+from chain.errors import ChainError
+from chain.genesis import Genesis, load_genesis
+from chain.store import LevelKV
+from chain.types import Block, Transaction
+from neurod.backend import NodeBackend
+from neurod.config import NodeConfig
+from neurod.mempool import Mempool, MempoolLimits
+from neurod.metrics import NodeMetrics
+from neurod.miner import Miner
+from neurod.rpc import RpcApp, serve_rpc, write_cookie
+from neurod.rpc_methods import RpcMethods
+from p2p.config import P2PConfig
+from p2p.node import P2P
+from wallet.keys import Key
+
+log = logging.getLogger("neuro.node")
+
+NODE_KEY_FILE = "node_key"  # 32-byte Ed25519 seed: default mining reward account
+NODE_INFO_FILE = "node.json"
+MAINTENANCE_INTERVAL = 30.0
+
+
+def load_or_create_node_key(path: Path) -> Key:
+    if path.exists():
+        return Key(path.read_bytes())
+    key = Key.generate()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key.seed)
+        f.flush()
+        os.fsync(f.fileno())
+    return key
+
+
+class Node:
+    def __init__(self, config: NodeConfig, genesis: Genesis | None = None) -> None:
+        self.config = config
+        self.datadir = config.datadir
+        self.genesis = genesis or load_genesis(config.genesis_source)
+        self.metrics = NodeMetrics()
+        self._verify_pool = ThreadPoolExecutor(config.verify_threads, thread_name_prefix="verify")
+        self.kv = LevelKV(self.datadir / "chain")
+        self.chain = ChainState(self.kv, self.genesis, verify_pool=self._verify_pool)
+        self.mempool = Mempool(
+            self.chain, self.chain.chain_id,
+            MempoolLimits(max_txs=config.mempool_max_txs, min_fee=config.min_fee),
+        )
+        self.node_key = load_or_create_node_key(self.datadir / NODE_KEY_FILE)
+        self.backend = NodeBackend(self)
+        self.p2p = P2P(
+            P2PConfig(
+                data_dir=self.datadir, listen=config.resolved_listen(), bootstrap=list(config.bootstrap),
+                status_interval=config.status_interval, redial_interval=config.redial_interval,
+            ),
+            self.backend,
+        )
+        self.miner: Miner | None = None
+        if config.mine:
+            reward = (
+                decode_address(config.miner_address, self.chain.params.hrp)
+                if config.miner_address else self.node_key.account_id
+            )
+            self.miner = Miner(self, reward, processes=config.mining_processes, block_interval=config.block_interval)
+        self._import_lock = trio.Lock()
+        self._tip_changed = trio.Event()
+        self.rpc_url = ""
+        self.metrics.height.set(self.chain.height)
+
+    # ---- chain events --------------------------------------------------------------------
+
+    async def wait_tip_change(self, tip: bytes) -> None:
+        while self.chain.tip_hash == tip:
+            await self._tip_changed.wait()
+
+    async def import_block(self, block: Block, *, encoded_size: int | None = None, publish: bool = False) -> ImportResult:
+        """Validate and store a block off the event loop; update mempool and watchers."""
+        async with self._import_lock:
+            try:
+                result = await trio.to_thread.run_sync(
+                    lambda: self.chain.process_block(block, int(time.time()), encoded_size=encoded_size)
+                )
+            except ChainError as exc:
+                self.metrics.blocks_rejected.labels(exc.reason).inc()
+                raise
+        self.metrics.blocks_imported.inc()
+        if result.tip_changed:
+            now = time.time()
+            for undone in result.disconnected:
+                self.mempool.on_block_disconnected(undone, now)
+            for done in result.connected:
+                self.mempool.on_block_connected(done)
+            if result.disconnected:
+                self.metrics.reorgs.inc()
+                self.mempool.revalidate()
+                log.info("reorg: -%d +%d blocks, tip %d", len(result.disconnected), len(result.connected), self.chain.height)
+            self.metrics.height.set(self.chain.height)
+            self.metrics.mempool.set(len(self.mempool))
+            self._tip_changed.set()
+            self._tip_changed = trio.Event()
+        if publish:
+            await self.p2p.publish_block(block.encode())
+        return result
+
+    def add_transaction(self, tx: Transaction, *, encoded: bytes | None = None, checked: bool = False) -> bytes:
+        try:
+            txid = self.mempool.add(tx, time.time(), encoded=encoded, checked=checked)
+        except ChainError as exc:
+            self.metrics.txs_rejected.labels(exc.reason).inc()
+            raise
+        self.metrics.txs_accepted.inc()
+        self.metrics.mempool.set(len(self.mempool))
+        return txid
+
+    async def submit_transaction(self, tx: Transaction, encoded: bytes) -> bytes:
+        """A transaction from a local client: admit it, then gossip it (batched)."""
+        txid = self.add_transaction(tx, encoded=encoded)
+        await self.p2p.publish_txs([encoded])
+        return txid
+
+    # ---- service -------------------------------------------------------------------------
+
+    async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        cookie = write_cookie(self.datadir)
+        methods = RpcMethods(self).table()
+        app = RpcApp(methods, cookie, self.metrics.render)
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.p2p.run)
+                self.rpc_url = await nursery.start(serve_rpc, app, self.config.rpc_host, self.config.resolved_rpc_port())
+                if self.miner is not None:
+                    await nursery.start(self.miner.run)
+                nursery.start_soon(self._maintenance)
+                self._write_node_info()
+                log.info(
+                    "neurod up: network=%s height=%d rpc=%s p2p=%s", self.chain.params.network,
+                    self.chain.height, self.rpc_url, ",".join(self.p2p.listen_addrs()),
+                )
+                task_status.started(self)
+        finally:
+            self._remove_node_info()
+
+    async def _maintenance(self) -> None:
+        while True:
+            self.metrics.peers.set(len(self.p2p.peers()))
+            self.metrics.mempool.set(len(self.mempool))
+            self.mempool.expire(time.time())
+            await trio.sleep(MAINTENANCE_INTERVAL if self.config.status_interval > 5 else 1.0)
+
+    def _write_node_info(self) -> None:
+        info = {
+            "rpc_url": self.rpc_url, "pid": os.getpid(), "p2p_addrs": self.p2p.listen_addrs(),
+            "peer_id": self.p2p.peer_id, "network": self.chain.params.network,
+            "chain_id": self.chain.chain_id.hex(),
+        }
+        path = self.datadir / NODE_INFO_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info, indent=2))
+        os.replace(tmp, path)
+
+    def _remove_node_info(self) -> None:
+        try:
+            (self.datadir / NODE_INFO_FILE).unlink()
+        except FileNotFoundError:
+            pass
+
+    def close(self) -> None:
+        self.kv.close()
+        self._verify_pool.shutdown(wait=False)

@@ -1,0 +1,245 @@
+"""`P2P`: the one object neurod holds: host, gossip, sync server and driver, peer policy.
+
+Peer policy lives here: the chain-id handshake on every new connection, misbehaviour points
+and bans (`p2p.scoring`), per-peer rate limits, re-dialing bootstrap peers, and forgetting
+peers that left. Everything public speaks `str` peer ids and `str` multiaddrs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from chain.errors import RejectKind
+from p2p.backend import ChainBackend
+from p2p.config import BAN_FILE, KEY_FILE, P2PConfig
+from p2p.errors import P2PError, RequestFailed
+from p2p.gossip import BidHandler, Gossip
+from p2p.host import Host, load_or_create_key
+from p2p.scoring import BanList, Offence, PeerScores, RateLimiter, penalty
+from p2p.sync import PeerFault, SyncClient, SyncServer, sync_protocol
+from p2p.syncdriver import SyncDriver
+
+log = logging.getLogger("neuro.p2p")
+
+WRONG_CHAIN_SECONDS = 600.0  # how long a peer of another chain is not re-dialed
+MAINTENANCE_INTERVAL = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class PeerView:
+    """One handshaken peer, as `P2P.peers()` reports it."""
+
+    peer_id: str
+    addrs: list[str]
+    score: float  # 0 is clean; the peer is banned at -threshold
+    direction: str  # "inbound" | "outbound" | "unknown"
+    height: int  # best height the peer last claimed
+
+
+class P2P:
+    """The network side of a Neuro node. Start with `await nursery.start(p2p.run)`."""
+
+    def __init__(
+        self, config: P2PConfig, backend: ChainBackend, *, on_bid: BidHandler | None = None
+    ) -> None:
+        self.config = config
+        self.backend = backend
+        self.scores = PeerScores(config.ban_threshold, config.score_half_life)
+        self.bans = BanList(config.data_dir / BAN_FILE)
+        self.limits = RateLimiter(config.rates)
+        self._host = Host(
+            load_or_create_key(config.data_dir / KEY_FILE),
+            config.listen,
+            on_connect=self._on_connect,
+            on_disconnect=self._on_disconnect,
+        )
+        self.peer_id = self._host.peer_id
+        protocol = sync_protocol(backend.chain_id)
+        self._client = SyncClient(
+            self._host, protocol, config.max_response_bytes, config.request_timeout
+        )
+        server = SyncServer(backend, self.penalise, self._allow, config.max_response_bytes)
+        self._host.set_handler(protocol, server.handle)
+        self.driver = SyncDriver(
+            backend,
+            self._client,
+            self.penalise,
+            status_interval=config.status_interval,
+            headers_per_request=config.headers_per_request,
+            blocks_per_request=config.blocks_per_request,
+        )
+        self.gossip = Gossip(
+            self._host,
+            backend,
+            config,
+            penalise=self.penalise,
+            allow=self._allow,
+            banned=self.is_banned,
+            on_missing_parent=self.driver.request_sync,
+            on_bid=on_bid,
+        )
+        self._peers: dict[str, str] = {}  # handshaken peer -> direction
+        self._wrong_chain: dict[str, float] = {}  # peer -> monotonic time until re-dial allowed
+        self._peers_changed = trio.Event()
+
+    # -- service -------------------------------------------------------------------------------
+
+    async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen, join gossip, start syncing; started once the listen addresses are bound."""
+        self.bans.load(time.time())
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self._host.run)
+            await nursery.start(self.gossip.run)
+            await nursery.start(self.driver.run)
+            nursery.start_soon(self._redial_loop)
+            nursery.start_soon(self._maintenance_loop)
+            task_status.started()
+
+    # -- public API ----------------------------------------------------------------------------
+
+    def listen_addrs(self) -> list[str]:
+        return self._host.listen_addrs()
+
+    def peers(self) -> list[PeerView]:
+        now = trio.current_time()
+        return [
+            PeerView(
+                peer,
+                self._host.addrs(peer),
+                self.scores.score(peer, now),
+                direction,
+                claim.height if (claim := self.driver.claims.get(peer)) else 0,
+            )
+            for peer, direction in sorted(self._peers.items())
+        ]
+
+    async def connect(self, addr: str) -> str:
+        """Dial a /.../p2p/<id> address and wait for the chain handshake; returns the peer id."""
+        peer = addr.rsplit("/p2p/", 1)[-1]
+        if self.is_banned(peer):
+            raise P2PError("peer-banned", peer)
+        peer = await self._host.connect(addr, self.config.request_timeout)
+        with trio.fail_after(self.config.handshake_timeout + 1):
+            while peer not in self._peers:
+                if not self._host.is_connected(peer):
+                    raise RequestFailed("handshake-failed", f"{peer} dropped the connection")
+                await self._changed()
+        return peer
+
+    async def wait_for_peers(self, count: int) -> None:
+        """Return once at least `count` peers have completed the handshake."""
+        while len(self._peers) < count:
+            await self._changed()
+
+    async def ban(self, peer: str, seconds: float) -> None:
+        """Ban `peer` for `seconds` (persisted) and drop its connection."""
+        self.bans.ban(peer, time.time() + seconds)
+        self.scores.forget(peer)
+        await self._host.disconnect(peer)
+
+    def is_banned(self, peer: str) -> bool:
+        return self.bans.is_banned(peer, time.time())
+
+    def penalise(self, peer: str, cause: RejectKind | Offence, reason: str) -> None:
+        """Add the points `cause` is worth; past the threshold the peer is banned and dropped."""
+        amount = penalty(cause)
+        if amount <= 0 or peer == self.peer_id:
+            return
+        log.info("penalise %s +%.0f (%s: %s)", peer, amount, cause.value, reason)
+        if self.scores.add(peer, amount, trio.current_time()):
+            log.warning("banning %s for %.0f s: %s", peer, self.config.ban_seconds, reason)
+            self.bans.ban(peer, time.time() + self.config.ban_seconds)
+            self.scores.forget(peer)
+            self._host.spawn(self._host.disconnect, peer)
+
+    async def publish_block(self, data: bytes) -> bool:
+        """Gossip a block we made or accepted; False when it is too large for gossip (peers
+        then fetch it through sync after their next status poll)."""
+        if len(data) > self.config.max_block_gossip_bytes:
+            return False
+        await self.gossip.publish("blocks", data)
+        return True
+
+    async def publish_txs(self, txs: list[bytes]) -> None:
+        """Queue transactions for batched gossip (waits when the batcher is behind)."""
+        await self.gossip.publish_txs(txs)
+
+    async def publish_bid(self, data: bytes) -> None:
+        await self.gossip.publish("bids", data)
+
+    # -- connection policy ---------------------------------------------------------------------
+
+    def _allow(self, peer: str, kind: str) -> bool:
+        return self.limits.allow(peer, kind, trio.current_time())
+
+    async def _changed(self) -> None:
+        await self._peers_changed.wait()
+
+    def _notify_peers_changed(self) -> None:
+        self._peers_changed.set()
+        self._peers_changed = trio.Event()
+
+    def _on_connect(self, peer: str, direction: str) -> None:
+        if self.is_banned(peer):
+            log.info("closing connection of banned peer %s", peer)
+            self._host.spawn(self._host.disconnect, peer)
+            return
+        self._host.spawn(self._handshake, peer, direction)
+
+    def _on_disconnect(self, peer: str, _: str) -> None:
+        self._peers.pop(peer, None)
+        self.driver.forget(peer)
+        self.limits.forget(peer)
+        if peer not in self._bootstrap_peers():
+            self._host.forget(peer)
+        self._notify_peers_changed()
+
+    async def _handshake(self, peer: str, direction: str) -> None:
+        """Status exchange: a peer that cannot speak our chain's sync protocol, or follows
+        another genesis, is disconnected and not re-dialed for a while."""
+        ours = self.backend.status()
+        try:
+            theirs = await self._client.status(peer, timeout=self.config.handshake_timeout)
+            wrong = theirs.genesis != ours.genesis
+        except PeerFault as fault:
+            log.info("handshake with %s failed: %s", peer, fault)
+            theirs, wrong = None, True
+        if wrong or theirs is None:
+            self._wrong_chain[peer] = trio.current_time() + WRONG_CHAIN_SECONDS
+            await self._host.disconnect(peer)
+            self._notify_peers_changed()
+            return
+        if not self._host.is_connected(peer):
+            return
+        self._peers[peer] = direction
+        self._notify_peers_changed()
+        self.driver.on_status(peer, theirs)
+
+    def _bootstrap_peers(self) -> dict[str, str]:
+        return {addr.rsplit("/p2p/", 1)[-1]: addr for addr in self.config.bootstrap}
+
+    async def _redial_loop(self) -> None:
+        """libp2p's bootstrap gives up after 3 failures: keep dialing the configured peers."""
+        while True:
+            now = trio.current_time()
+            for peer, addr in self._bootstrap_peers().items():
+                skip = self._wrong_chain.get(peer, 0.0) > now or self.is_banned(peer)
+                if skip or self._host.is_connected(peer):
+                    continue
+                try:
+                    await self._host.connect(addr, self.config.request_timeout)
+                except P2PError as exc:
+                    log.debug("bootstrap dial %s: %s", addr, exc)
+            await trio.sleep(self.config.redial_interval)
+
+    async def _maintenance_loop(self) -> None:
+        while True:
+            await trio.sleep(MAINTENANCE_INTERVAL)
+            now = trio.current_time()
+            self.scores.prune(now)
+            self._wrong_chain = {p: t for p, t in self._wrong_chain.items() if t > now}

@@ -1,0 +1,141 @@
+"""A misbehaving peer for tests: real libp2p, real Neuro protocols, hostile payloads.
+
+It passes the chain-id handshake (it answers `status` with whatever `ChainStatus` it is told to
+claim, e.g. the target's genesis with a huge amount of work) and then does what a test asks:
+publishes arbitrary bytes on the gossip topics (malformed msgpack, oversized or invalid blocks
+and tx batches), sends raw bytes on the sync protocol, or serves bogus headers and blocks when
+the target syncs from it. `banned_by` reports whether the target banned it: the connection was
+closed and a re-dial is refused (closed again at once, before any request gets through).
+
+Usage (inside a trio nursery):
+    evil = EvilPeer(tmp_path / "evil", claim=target_backend.status())
+    await nursery.start(evil.run)
+    await evil.connect(target_addr)
+    await evil.publish("blocks", b"\\xc1garbage")
+    assert await evil.banned_by(target_addr)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from p2p.backend import ChainStatus
+from p2p.errors import P2PError
+from p2p.gossip import topic_name
+from p2p.host import Host, ReadFn, load_or_create_key
+from p2p.sync import sync_protocol
+from p2p.wire import (
+    MAX_REQUEST_BYTES,
+    ItemsResponse,
+    StatusRequest,
+    decode_request,
+    encode_response,
+    frame,
+    read_frame,
+)
+
+
+class EvilPeer:
+    """A scriptable hostile node; see the module docstring."""
+
+    def __init__(self, data_dir: Path, claim: ChainStatus) -> None:
+        self.claim = claim
+        self.chain_id = claim.genesis.hex()
+        self.headers_reply: list[bytes] = []  # what get_headers answers
+        self.blocks_reply: list[bytes] = []  # what get_blocks answers
+        self.requests_served = 0
+        self._events: dict[str, trio.Event] = {}
+        self.host = Host(
+            load_or_create_key(data_dir / "p2p_key"),
+            ["/ip4/127.0.0.1/tcp/0"],
+            on_connect=lambda peer, _: self._fire("connect", peer),
+            on_disconnect=lambda peer, _: self._fire("disconnect", peer),
+        )
+        self.peer_id = self.host.peer_id
+        self.protocol = sync_protocol(self.chain_id)
+        self.host.set_handler(self.protocol, self._serve)
+
+    def _fire(self, what: str, peer: str) -> None:
+        self._events.pop(f"{what}:{peer}", trio.Event()).set()
+        if what == "status":
+            self._events.pop("status:*", trio.Event()).set()
+
+    def _event(self, what: str, peer: str) -> trio.Event:
+        return self._events.setdefault(f"{what}:{peer}", trio.Event())
+
+    async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.host.run)
+            for name in ("blocks", "txs", "bids"):
+                subscription = await self.host.pubsub.subscribe(topic_name(self.chain_id, name))
+                nursery.start_soon(self._discard, subscription)
+            task_status.started()
+
+    async def _discard(self, subscription: Any) -> None:
+        while True:
+            await subscription.get()
+
+    async def _serve(self, peer: str, read: ReadFn, write: Any) -> None:
+        request = decode_request(await read_frame(read, MAX_REQUEST_BYTES))
+        self.requests_served += 1
+        if isinstance(request, StatusRequest):
+            await write(frame(encode_response(self.claim)))
+            self._fire("status", peer)
+            return
+        tag = "headers" if type(request).__name__ == "HeadersRequest" else "blocks"
+        items = self.headers_reply if tag == "headers" else self.blocks_reply
+        await write(frame(encode_response(ItemsResponse(tag, tuple(items)))))
+
+    # -- actions -------------------------------------------------------------------------------
+
+    async def connect(self, addr: str, timeout: float = 10.0) -> str:
+        """Dial the target and wait until it has asked for our status (handshake passed)."""
+        peer = addr.rsplit("/p2p/", 1)[-1]
+        handshake = self._event("status", peer)
+        await self.host.connect(addr, timeout)
+        with trio.fail_after(timeout):
+            await handshake.wait()
+        return peer
+
+    async def wait_subscribed(self, peer: str, name: str, timeout: float = 10.0) -> None:
+        """Wait until `peer` is known to subscribe to topic `name` (so a publish reaches it)."""
+        await self.host.wait_subscribed(peer, topic_name(self.chain_id, name), timeout)
+
+    async def publish(self, name: str, data: bytes) -> None:
+        """Publish raw bytes on one of the chain's topics ("blocks", "txs", "bids")."""
+        await self.host.pubsub.publish(topic_name(self.chain_id, name), data)
+
+    async def raw_request(self, peer: str, body: bytes, declared: int | None = None) -> bytes:
+        """Send arbitrary bytes as a sync request frame (optionally lying about its length)
+        and return the raw response frame body; raises P2PError if the target hangs up."""
+        prefix = (len(body) if declared is None else declared).to_bytes(4, "big")
+        return await self.host.request(peer, self.protocol, prefix + body, 1 << 20)
+
+    async def banned_by(self, addr: str, timeout: float = 10.0) -> bool:
+        """True when the target dropped us and refuses a re-dial; False if it keeps us."""
+        peer = addr.rsplit("/p2p/", 1)[-1]
+        with trio.move_on_after(timeout):
+            while self.host.is_connected(peer):
+                await self._event("disconnect", peer).wait()
+        if self.host.is_connected(peer):
+            return False
+        dropped = self._event("disconnect", peer)
+        handshake = self._event("status", peer)
+        try:
+            await self.host.connect(addr, timeout)
+        except P2PError:
+            return True
+        with trio.move_on_after(timeout):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_set_when, dropped, nursery.cancel_scope)
+                nursery.start_soon(_set_when, handshake, nursery.cancel_scope)
+        return dropped.is_set() and not handshake.is_set()
+
+
+async def _set_when(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
+

@@ -1,0 +1,137 @@
+"""Ed25519 as the chain checks it: strict libsodium rules, domain- and chain-separated messages."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from chain.crypto import public_key_of, sign, verify, verify_many
+from chain.errors import InvalidTransaction
+from chain.types import Transaction, Transfer
+from chain.validation import check_transaction
+from tests.support.chain_builders import numbered_seed
+
+# The group order of Ed25519's prime-order subgroup.
+L = 2**252 + 27742317777372353535851937790883648493
+
+# Encodings of the eight points of small order (libsodium's blocklist, first eight entries):
+# the identity, the point of order 2, two of order 4 and four of order 8 (with both sign bits).
+SMALL_ORDER_POINTS = [
+    bytes.fromhex(h)
+    for h in (
+        "0100000000000000000000000000000000000000000000000000000000000000",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "0000000000000000000000000000000000000000000000000000000000000080",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+    )
+]
+IDENTITY = SMALL_ORDER_POINTS[0]
+# R = identity, S = 0: [S]B = R + [k]A holds for A = identity whatever the message.
+FORGED = IDENTITY + bytes(32)
+
+SEED = numbered_seed(1)
+PUBLIC = public_key_of(SEED)
+CHAIN_A = bytes([0xAA]) * 32
+CHAIN_B = bytes([0xBB]) * 32
+
+
+def transfer(chain_id: bytes = CHAIN_A, sender: bytes = PUBLIC) -> Transaction:
+    return Transaction(chain_id, sender, 0, 1, Transfer(bytes(20), 100))
+
+
+def test_valid_signature_is_accepted() -> None:
+    tx = transfer().signed(SEED)
+    assert verify(PUBLIC, tx.signing_message(), tx.signature)
+    check_transaction(tx, CHAIN_A)
+
+
+def test_signature_over_another_message_is_rejected() -> None:
+    signature = sign(SEED, b"one message")
+    assert verify(PUBLIC, b"one message", signature)
+    assert not verify(PUBLIC, b"another message", signature)
+
+
+def test_signature_for_another_chain_is_rejected() -> None:
+    signed_on_a = transfer(CHAIN_A).signed(SEED)
+    replayed_on_b = Transaction(
+        CHAIN_B, PUBLIC, 0, 1, signed_on_a.payload, signed_on_a.signature
+    )
+    with pytest.raises(InvalidTransaction) as info:
+        check_transaction(replayed_on_b, CHAIN_B)
+    assert info.value.reason == "bad-tx-signature"
+    with pytest.raises(InvalidTransaction) as info:
+        check_transaction(signed_on_a, CHAIN_B)
+    assert info.value.reason == "bad-tx-chain-id"
+
+
+def test_signing_message_is_domain_separated() -> None:
+    tx = transfer()
+    assert tx.signing_message().startswith(b"neuro-tx-v1")
+    assert tx.signing_message() != tx.encode()
+
+
+def test_openssl_accepts_the_forged_signature_that_we_refuse() -> None:
+    # What makes the next test meaningful: the forgery is real for a lenient verifier.
+    Ed25519PublicKey.from_public_bytes(IDENTITY).verify(FORGED, b"pay mallory 1000 NTK")
+    assert not verify(IDENTITY, b"pay mallory 1000 NTK", FORGED)
+
+
+@pytest.mark.parametrize("point", SMALL_ORDER_POINTS, ids=lambda p: p.hex()[:8] + p.hex()[-2:])
+def test_small_order_public_keys_are_rejected(point: bytes) -> None:
+    message = transfer(sender=point).signing_message()
+    for signature in (bytes(64), FORGED, point + bytes(32), sign(SEED, message)):
+        assert not verify(point, message, signature)
+    tx = Transaction(CHAIN_A, point, 0, 1, Transfer(bytes(20), 100), FORGED)
+    with pytest.raises(InvalidTransaction) as info:
+        check_transaction(tx, CHAIN_A)
+    assert info.value.reason == "bad-tx-signature"
+
+
+def test_malleated_signature_is_rejected() -> None:
+    message = b"malleate me"
+    signature = sign(SEED, message)
+    s = int.from_bytes(signature[32:], "little")
+    malleated = signature[:32] + (s + L).to_bytes(32, "little")
+    assert malleated != signature
+    # (S + L)B = SB, so only a canonical-S check tells the two apart.
+    with pytest.raises(InvalidSignature):
+        Ed25519PublicKey.from_public_bytes(PUBLIC).verify(malleated, message)
+    assert verify(PUBLIC, message, signature)
+    assert not verify(PUBLIC, message, malleated)
+
+
+@pytest.mark.parametrize(
+    ("public_key", "signature"),
+    [(PUBLIC[:31], bytes(64)), (PUBLIC, bytes(63)), (b"", b""), (PUBLIC + b"\x00", bytes(64))],
+)
+def test_wrong_sizes_return_false_never_raise(public_key: bytes, signature: bytes) -> None:
+    assert verify(public_key, b"m", signature) is False
+
+
+def test_flipped_bit_in_signature_is_rejected() -> None:
+    signature = bytearray(sign(SEED, b"m"))
+    signature[10] ^= 1
+    assert not verify(PUBLIC, b"m", bytes(signature))
+
+
+def test_verify_many_agrees_with_verify_on_threads() -> None:
+    items = []
+    for index in range(100):
+        seed = numbered_seed(index)
+        message = b"message %d" % index
+        signature = sign(seed, message)
+        if index % 7 == 0:
+            signature = sign(seed, b"something else")
+        items.append((public_key_of(seed), message, signature))
+    expected = [verify(*item) for item in items]
+    assert expected.count(False) == 15
+    with ThreadPoolExecutor(2) as pool:
+        assert verify_many(items, pool) == expected
+    assert verify_many(items) == expected

@@ -1,0 +1,104 @@
+"""Misbehaving peers (the real-libp2p evil peer) are penalised and banned; honest ones are not,
+and nothing a peer sends crashes the host."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgpack
+import trio
+
+from p2p.backend import ChainStatus
+from p2p.wire import MAX_REQUEST_BYTES, decode_response, encode_tx_batch
+from tests.support.evil_peer import EvilPeer
+from tests.unit.p2p.nodes import run, start_node, wait_gossip_mesh
+
+
+def test_peer_gossiping_invalid_payloads_is_banned_honest_peer_keeps_receiving(
+    tmp_path: Path,
+) -> None:
+    async def body() -> None:
+        async with trio.open_nursery() as nursery:
+            target, chain = await start_node(nursery, tmp_path / "target")
+            honest, honest_chain = await start_node(nursery, tmp_path / "honest")
+            evil = EvilPeer(tmp_path / "evil", claim=chain.status())
+            await nursery.start(evil.run)
+            addr = target.listen_addrs()[0]
+            await honest.connect(addr)
+            await evil.connect(addr)
+            await wait_gossip_mesh([target, honest], "blocks")
+            await evil.wait_subscribed(target.peer_id, "blocks")
+            await evil.wait_subscribed(target.peer_id, "txs")
+            await evil.publish("blocks", b"\xc1 not msgpack")
+            await evil.publish("txs", encode_tx_batch([b"bad signature"]))
+            assert await evil.banned_by(addr)
+            assert target.is_banned(evil.peer_id) and not target.is_banned(honest.peer_id)
+            assert [p.peer_id for p in target.peers()] == [honest.peer_id]
+            await target.publish_block(chain.mine(1)[0])
+            await honest_chain.wait_until(lambda: honest_chain.tip == chain.tip)
+            assert chain.txs == []  # the invalid batch never reached the backend
+            nursery.cancel_scope.cancel()
+
+    run(body)
+
+
+def test_oversized_gossip_is_penalised(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with trio.open_nursery() as nursery:
+            target, chain = await start_node(nursery, tmp_path / "t", max_block_gossip_bytes=1000)
+            evil = EvilPeer(tmp_path / "evil", claim=chain.status())
+            await nursery.start(evil.run)
+            await evil.connect(target.listen_addrs()[0])
+            await evil.wait_subscribed(target.peer_id, "blocks")
+            await evil.publish("blocks", b"\x00" * 5000)
+            await evil.publish("blocks", b"\x01" * 5000)
+            assert await evil.banned_by(target.listen_addrs()[0])
+            nursery.cancel_scope.cancel()
+
+    run(body)
+
+
+def test_malformed_sync_requests_get_errors_not_crashes(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with trio.open_nursery() as nursery:
+            target, chain = await start_node(nursery, tmp_path / "t", ban_threshold=1000)
+            chain.mine(3)
+            honest, honest_chain = await start_node(nursery, tmp_path / "h")
+            evil = EvilPeer(tmp_path / "evil", claim=chain.status())
+            await nursery.start(evil.run)
+            peer = await evil.connect(target.listen_addrs()[0])
+            cases = {
+                b"\xc1\xc1garbage": "bad-msgpack",
+                msgpack.packb(["headers", "not a list", "ten"]): "bad-shape",
+                msgpack.packb(["blocks", [b"short"]]): "bad-hash",
+                msgpack.packb(["mine-me-a-block"]): "unknown-request",
+            }
+            for request, reason in cases.items():
+                answer = decode_response(await evil.raw_request(peer, request))
+                assert getattr(answer, "reason", None) == reason
+            oversize = await evil.raw_request(peer, b"", declared=MAX_REQUEST_BYTES + 1)
+            assert getattr(decode_response(oversize), "reason", None) == "oversize"
+            assert target.scores.points(evil.peer_id, trio.current_time()) > 0
+            # the host still serves honest peers
+            await honest.connect(target.listen_addrs()[0])
+            await honest_chain.wait_until(lambda: honest_chain.tip == chain.tip)
+            nursery.cancel_scope.cancel()
+
+    run(body)
+
+
+def test_peer_claiming_work_it_cannot_serve_is_banned(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with trio.open_nursery() as nursery:
+            target, chain = await start_node(nursery, tmp_path / "t")
+            genesis = chain.status().genesis
+            evil = EvilPeer(tmp_path / "evil", claim=ChainStatus(genesis, 10**6, b"x" * 32, 2**80))
+            evil.headers_reply = [b"\xc1 not a header"]
+            await nursery.start(evil.run)
+            addr = target.listen_addrs()[0]
+            await evil.connect(addr)
+            assert await evil.banned_by(addr)
+            assert chain.status().height == 0
+            nursery.cancel_scope.cancel()
+
+    run(body)

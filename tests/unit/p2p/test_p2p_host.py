@@ -1,0 +1,74 @@
+"""Host-level behaviour: the chain-id handshake, persistent identity, bans on connect."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+import trio
+
+from p2p.config import KEY_FILE
+from p2p.errors import P2PError
+from tests.unit.p2p.nodes import run, start_node
+from tests.unit.p2p.toychain import ToyChain
+
+
+def test_node_of_another_chain_does_not_peer(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with trio.open_nursery() as nursery:
+            a, _ = await start_node(nursery, tmp_path / "a", ToyChain("devnet"))
+            b, _ = await start_node(nursery, tmp_path / "b", ToyChain("othernet"))
+            c, _ = await start_node(nursery, tmp_path / "c", ToyChain("devnet"))
+            with pytest.raises(P2PError):
+                await b.connect(a.listen_addrs()[0])
+            # same chain still peers, so the refusal above is about the chain id
+            await c.connect(a.listen_addrs()[0])
+            await a.wait_for_peers(1)
+            assert [p.peer_id for p in a.peers()] == [c.peer_id]
+            assert b.peers() == []
+            assert not a._host.is_connected(b.peer_id)
+            nursery.cancel_scope.cancel()
+
+    run(body)
+
+
+async def _start_and_stop(data_dir: Path) -> str:
+    async with trio.open_nursery() as nursery:
+        node, _ = await start_node(nursery, data_dir)
+        assert all(addr.endswith(f"/p2p/{node.peer_id}") for addr in node.listen_addrs())
+        nursery.cancel_scope.cancel()
+    return node.peer_id
+
+
+def test_identity_persists_across_restart(tmp_path: Path) -> None:
+    async def body() -> None:
+        first = await _start_and_stop(tmp_path / "a")
+        assert await _start_and_stop(tmp_path / "a") == first
+        assert stat.S_IMODE((tmp_path / "a" / KEY_FILE).stat().st_mode) == 0o600
+        assert await _start_and_stop(tmp_path / "b") != first
+
+    run(body)
+
+
+def test_banned_peer_is_dropped_and_refused_after_restart(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with trio.open_nursery() as nursery:
+            a, _ = await start_node(nursery, tmp_path / "a")
+            b, _ = await start_node(nursery, tmp_path / "b")
+            await b.connect(a.listen_addrs()[0])
+            await a.wait_for_peers(1)
+            await a.ban(b.peer_id, 3600)
+            while a.peers():
+                await a._changed()
+            with pytest.raises(P2PError):
+                await a.connect(b.listen_addrs()[0])  # a never dials a banned peer
+            with pytest.raises(P2PError):
+                await b.connect(a.listen_addrs()[0])  # and closes its inbound connection
+            nursery.cancel_scope.cancel()
+        async with trio.open_nursery() as nursery:
+            a2, _ = await start_node(nursery, tmp_path / "a")
+            assert a2.is_banned(b.peer_id)
+            nursery.cancel_scope.cancel()
+
+    run(body)

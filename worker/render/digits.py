@@ -1,0 +1,243 @@
+"""Synthetic handwritten-style digits for classification, shaped like MNIST.
+
+Like MNIST: white strokes on black, the digit scaled so its longer side fills a ~20 px box,
+anti-aliased, then moved so its centre of mass sits at the image centre. Strokes are rasterized
+at 4x with an exact integer point-to-segment distance test and averaged down 4x4, which gives
+MNIST's soft edges without any float step. Every randomization range is a spec field, for the
+optimizer of the active-learning loop to tune.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from worker.render.digit_glyphs import GLYPHS, Q14, Glyph, cos_q14, sin_q14
+from worker.render.ops import NumpyCompositor
+from worker.render.rng import ItemRng
+from worker.spec import TaskSpec, int_range
+
+SUPERSAMPLE = 4
+SUBPIXEL = 16  # subpixel steps per supersampled pixel: line ends are placed to 1/64 px
+UNIT = SUPERSAMPLE * SUBPIXEL  # subpixel units per output pixel
+GLYPH_CENTER = (300, 500)
+SPLIT_LONGER_THAN = 300  # glyph units: longer segments get a midpoint, so jitter can bend them
+MAX_COUNT = 5_000_000
+MAX_RENDER_BATCH = 100_000
+
+Style = Literal["round", "angular", "variant"]
+
+
+class DigitsSpec(TaskSpec):
+    """A digits classification set: ``count`` grayscale images, labels 0-9."""
+
+    kind: Literal["digits"] = "digits"
+    renderer_version: Literal[1] = 1
+    size: int = Field(28, ge=16, le=64, description="image side in pixels")
+    count: int = Field(10_000, ge=1, le=MAX_COUNT)
+    styles: tuple[Style, ...] = Field(("round", "angular", "variant"), min_length=1, max_length=3)
+    class_weights: tuple[int, ...] = Field((1,) * 10, min_length=10, max_length=10,
+                                           description="relative frequency of each digit")
+    box_px: int_range(6, 64) = Field((18, 20), description="longer side of the digit, MNIST: 20")
+    thickness_dpx: int_range(5, 80) = Field((18, 32), description="stroke width, tenths of a px")
+    rotation_deg: int_range(-90, 90) = (-12, 12)
+    shear_pct: int_range(-100, 100) = (-25, 25)
+    aspect_pct: int_range(30, 200) = Field((65, 110), description="width scale against height")
+    point_jitter: int_range(0, 200) = Field((0, 40), description="glyph units (digit height 1000)")
+    translate_px: int_range(0, 8) = Field((0, 1), description="shift after centring by mass")
+    intensity: int_range(1, 255) = (210, 255)
+    clutter_strokes: int_range(0, 8) = (0, 1)
+    clutter_intensity: int_range(0, 255) = (20, 90)
+    blur_pct: int = Field(10, ge=0, le=100)
+    noise_pct: int = Field(20, ge=0, le=100)
+    noise_amplitude: int_range(1, 127) = (2, 10)
+    invert_pct: int = Field(0, ge=0, le=100)
+
+    @field_validator("class_weights")
+    @classmethod
+    def _some_weight(cls, weights: tuple[int, ...]) -> tuple[int, ...]:
+        if any(w < 0 or w > 1000 for w in weights) or not any(weights):
+            raise ValueError("weights must lie in [0, 1000] and not all be 0")
+        return weights
+
+
+@dataclass(frozen=True, slots=True)
+class DigitPose:
+    """The per-item draws that place a glyph; all integers."""
+
+    rotation: int
+    shear_pct: int
+    aspect_pct: int
+    box_px: int
+    radius_sub: int  # half the stroke width in subpixel units
+
+
+@lru_cache(maxsize=16)
+def _digest(spec: DigitsSpec) -> bytes:
+    return spec.spec_hash()
+
+
+def render_digit(spec: DigitsSpec, seed: int, index: int) -> tuple[np.ndarray, int]:
+    """Item ``index`` of the digits set ``(spec, seed)``: ``(size x size uint8 image, label)``."""
+    rng = ItemRng.for_item(_digest(spec), seed, index)
+    label = rng.weighted(spec.class_weights)
+    style = spec.styles[rng.choice(len(spec.styles))]
+    pose = DigitPose(
+        rotation=rng.pick(spec.rotation_deg),
+        shear_pct=rng.pick(spec.shear_pct),
+        aspect_pct=rng.pick(spec.aspect_pct),
+        box_px=min(rng.pick(spec.box_px), spec.size),
+        radius_sub=max(1, rng.pick(spec.thickness_dpx) * UNIT // 20),
+    )
+    strokes = _place(_jitter(GLYPHS[style][label], rng, rng.pick(spec.point_jitter)), pose, spec.size)
+    ink = _downsample(_rasterize(strokes, pose.radius_sub, spec.size), rng.pick(spec.intensity))
+    image = _center_by_mass(ink, rng.pick(spec.translate_px), rng)
+    image = np.maximum(image, _clutter(spec, rng))
+    return _finish(spec, rng, image), label
+
+
+def render_digits(spec: DigitsSpec, seed: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """Items ``start..stop-1`` as ``(N, size, size) uint8`` images and ``(N,) int64`` labels."""
+    if not 0 <= start <= stop or stop - start > MAX_RENDER_BATCH:
+        raise ValueError(f"bad item range [{start}, {stop}): at most {MAX_RENDER_BATCH} at once")
+    images = np.zeros((stop - start, spec.size, spec.size), dtype=np.uint8)
+    labels = np.zeros(stop - start, dtype=np.int64)
+    for row, index in enumerate(range(start, stop)):
+        images[row], labels[row] = render_digit(spec, seed, index)
+    return images, labels
+
+
+def _jitter(glyph: Glyph, rng: ItemRng, amount: int) -> list[np.ndarray]:
+    """Each stroke as an (n, 2) int64 array, long segments split, every point moved a little."""
+    strokes = []
+    for stroke in glyph:
+        points: list[tuple[int, int]] = [stroke[0]]
+        for end in stroke[1:]:
+            last = points[-1]
+            if abs(end[0] - last[0]) + abs(end[1] - last[1]) > SPLIT_LONGER_THAN:
+                points.append(((last[0] + end[0]) // 2, (last[1] + end[1]) // 2))
+            points.append(end)
+        array = np.asarray(points, dtype=np.int64)
+        if amount:
+            array = array + rng.ints(-amount, amount, array.size).reshape(array.shape)
+        strokes.append(array)
+    return strokes
+
+
+def _place(strokes: list[np.ndarray], pose: DigitPose, size: int) -> list[np.ndarray]:
+    """Shear, squeeze and rotate (Q14 fixed point), then fit the pose's box, centred, in subpixels."""
+    cos, sin = cos_q14(pose.rotation), sin_q14(pose.rotation)
+    # x' = aspect * (x + shear * y); then rotate: all factors as Q14 integers
+    a = pose.aspect_pct * Q14 // 100
+    b = pose.aspect_pct * pose.shear_pct * Q14 // 10_000
+    matrix = np.asarray([[cos * a - sin * 0, cos * b - sin * Q14],
+                         [sin * a + cos * 0, sin * b + cos * Q14]], dtype=np.int64)
+    center = np.asarray(GLYPH_CENTER, dtype=np.int64)
+    moved = [((s - center) @ matrix.T) >> 28 for s in strokes]  # two Q14 factors
+    every = np.concatenate(moved)
+    low, high = every.min(axis=0), every.max(axis=0)
+    extent = max(int((high - low).max()), 1)
+    span = pose.box_px * UNIT - 2 * pose.radius_sub
+    scaled = [(m - low) * span // extent for m in moved]
+    drawn = (high - low) * span // extent
+    origin = (size * UNIT - drawn) // 2
+    return [s + origin for s in scaled]
+
+
+def _rasterize(strokes: list[np.ndarray], radius: int, size: int) -> np.ndarray:
+    """Supersampled ink: pixels whose centre lies within ``radius`` of a segment (exact integers)."""
+    side = size * SUPERSAMPLE
+    ink = np.zeros((side, side), dtype=bool)
+    for stroke in strokes:
+        for a, b in zip(stroke[:-1], stroke[1:], strict=True):
+            _segment(ink, a, b, radius)
+        if len(stroke) == 1:
+            _segment(ink, stroke[0], stroke[0], radius)
+    return ink
+
+
+def _segment(ink: np.ndarray, a: np.ndarray, b: np.ndarray, radius: int) -> None:
+    side = ink.shape[0]
+    x0 = max(0, (int(min(a[0], b[0])) - radius) // SUBPIXEL)
+    x1 = min(side, (int(max(a[0], b[0])) + radius) // SUBPIXEL + 1)
+    y0 = max(0, (int(min(a[1], b[1])) - radius) // SUBPIXEL)
+    y1 = min(side, (int(max(a[1], b[1])) + radius) // SUBPIXEL + 1)
+    if x0 >= x1 or y0 >= y1:
+        return
+    px = (np.arange(x0, x1, dtype=np.int64) * SUBPIXEL + SUBPIXEL // 2)[None, :] - int(a[0])
+    py = (np.arange(y0, y1, dtype=np.int64) * SUBPIXEL + SUBPIXEL // 2)[:, None] - int(a[1])
+    dx, dy = int(b[0] - a[0]), int(b[1] - a[1])
+    length2 = dx * dx + dy * dy
+    along = px * dx + py * dy
+    to_a = px * px + py * py
+    to_b = (px - dx) ** 2 + (py - dy) ** 2
+    cross = px * dy - py * dx
+    r2 = radius * radius
+    inside = np.where(along <= 0, to_a <= r2,
+                      np.where(along >= length2, to_b <= r2, cross * cross <= r2 * length2))
+    ink[y0:y1, x0:x1] |= inside
+
+
+def _downsample(ink: np.ndarray, intensity: int) -> np.ndarray:
+    """4x4 block averages, rounded: the anti-aliased stroke edges."""
+    side = ink.shape[0] // SUPERSAMPLE
+    cover = ink.reshape(side, SUPERSAMPLE, side, SUPERSAMPLE).sum(axis=(1, 3), dtype=np.int32)
+    area = SUPERSAMPLE * SUPERSAMPLE
+    return ((cover * intensity + area // 2) // area).astype(np.uint8)
+
+
+def _center_by_mass(image: np.ndarray, translate: int, rng: ItemRng) -> np.ndarray:
+    """Shift (whole pixels) so the centre of mass lands on the image centre, then jitter."""
+    size = image.shape[0]
+    mass = int(image.sum(dtype=np.int64))
+    if mass == 0:
+        return image
+    coords = np.arange(size, dtype=np.int64)
+    moment_y = int(image.sum(axis=1, dtype=np.int64) @ coords)
+    moment_x = int(image.sum(axis=0, dtype=np.int64) @ coords)
+    # round((size - 1) / 2 - moment / mass) with integers only
+    shift_y = ((size - 1) * mass - 2 * moment_y + mass) // (2 * mass) + rng.int(-translate, translate)
+    shift_x = ((size - 1) * mass - 2 * moment_x + mass) // (2 * mass) + rng.int(-translate, translate)
+    return _shift(image, shift_y, shift_x)
+
+
+def _shift(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    size = image.shape[0]
+    out = np.zeros_like(image)
+    if abs(dy) >= size or abs(dx) >= size:
+        return out
+    out[max(dy, 0) : size + min(dy, 0), max(dx, 0) : size + min(dx, 0)] = image[
+        max(-dy, 0) : size + min(-dy, 0), max(-dx, 0) : size + min(-dx, 0)
+    ]
+    return out
+
+
+def _clutter(spec: DigitsSpec, rng: ItemRng) -> np.ndarray:
+    """Faint stray strokes (pen marks, scanner dirt) that the classifier must learn to ignore."""
+    size = spec.size
+    ink = np.zeros((size * SUPERSAMPLE, size * SUPERSAMPLE), dtype=bool)
+    extent = size * UNIT
+    for _ in range(rng.pick(spec.clutter_strokes)):
+        a = np.asarray([rng.int(0, extent), rng.int(0, extent)], dtype=np.int64)
+        b = a + np.asarray([rng.int(-extent // 4, extent // 4), rng.int(-extent // 4, extent // 4)])
+        _segment(ink, a, b, rng.int(UNIT // 4, UNIT))
+    return _downsample(ink, rng.pick(spec.clutter_intensity))
+
+
+def _finish(spec: DigitsSpec, rng: ItemRng, image: np.ndarray) -> np.ndarray:
+    """Blur, noise and inversion; each chance is drawn every time so the RNG stream stays fixed."""
+    ops = NumpyCompositor()
+    blur = rng.chance(spec.blur_pct)
+    if blur:
+        image = ops.blur(image[:, :, None], 1)[:, :, 0]
+    noisy = rng.chance(spec.noise_pct)
+    amplitude = rng.pick(spec.noise_amplitude)
+    if noisy:
+        image = ops.add_noise(image, rng.byte_noise(image.shape, amplitude))
+    if rng.chance(spec.invert_pct):
+        image = 255 - image
+    return image
