@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -37,19 +37,19 @@ NetworkOpt = Annotated[
     str, typer.Option("--network", envvar="NEURO_NETWORK", help="main | devnet", show_default=True)
 ]
 DatadirOpt = Annotated[
-    Optional[Path],
-    typer.Option("--datadir", envvar="NEURO_DATADIR", help="data dir [default: ~/.neuro/<network>]"),
+    Path | None,
+    typer.Option("--datadir", envvar="NEURO_DATADIR", help="data dir (default: $NEURO_HOME/<network>, NEURO_HOME=~/.neuro)"),
 ]
 KeystoreOpt = Annotated[
-    Optional[Path],
-    typer.Option("--keystore", envvar="NEURO_KEYSTORE", help="key directory [default: <datadir>/keystore]"),
+    Path | None,
+    typer.Option("--keystore", envvar="NEURO_KEYSTORE", help="key directory (default: <datadir>/keystore)"),
 ]
 RpcOpt = Annotated[
-    Optional[str],
-    typer.Option("--rpc", envvar="NEURO_RPC", help="daemon URL [default: from <datadir>/node.json]"),
+    str | None,
+    typer.Option("--rpc", envvar="NEURO_RPC", help="daemon URL (default: from <datadir>/node.json)"),
 ]
 PasswordFileOpt = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--password-file", help="read the password from this file (or set NEURO_PASSWORD)"),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]

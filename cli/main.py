@@ -17,6 +17,11 @@ app = typer.Typer(
 )
 
 # Sub-command groups register themselves below, one line each.
+from cli.wallet_funds import wallet_app; app.add_typer(wallet_app, name="wallet")
+from cli.chain_cmds import chain_app; app.add_typer(chain_app, name="chain")
+from cli.node import node_app; app.add_typer(node_app, name="node")
+from cli.tx import tx_app; app.add_typer(tx_app, name="tx")
+from cli.task import task_app; app.add_typer(task_app, name="task")  # noqa: E402,E702
 
 
 def main() -> None:

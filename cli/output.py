@@ -21,7 +21,9 @@ from rich.table import Table
 P = ParamSpec("P")
 R = TypeVar("R")
 
-console = Console(highlight=False)
+# Piped output is read by people too (`| less`, logs): do not fold 64-hex hashes at 80 columns.
+PIPE_WIDTH = 200
+console = Console(highlight=False, width=None if sys.stdout.isatty() else PIPE_WIDTH)
 errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
 EXIT_ERROR = 1
@@ -44,7 +46,7 @@ class CliError(Exception):
 
 def fail(message: str, reason: str) -> NoReturn:
     hint = HINTS.get(reason)
-    text = f"{message} ({hint})" if hint and hint not in message else message
+    text = f"{message}; {hint}" if hint and hint not in message else message
     errors.print(f"[red]error[/red] ({reason}): {_one_line(text)}", markup=True)
     raise typer.Exit(code=EXIT_ERROR)
 
@@ -74,7 +76,7 @@ def guarded(command: Callable[P, R]) -> Callable[P, R]:
         except OSError as exc:
             where = f" {exc.filename}" if exc.filename else ""
             fail(f"{exc.strerror or exc}{where}".strip(), "io-error")
-        except Exception as exc:  # the last line of defence: still one line, with the type
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: still one line
             fail(f"unexpected {type(exc).__name__}: {exc}", "internal-error")
 
     return run

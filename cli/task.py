@@ -13,7 +13,14 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 task_app = typer.Typer(
@@ -65,7 +72,7 @@ def run(
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+            MofNCompleteColumn(),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=console,
@@ -76,7 +83,7 @@ def run(
             def on_event(event: dict[str, Any]) -> None:
                 stage = str(event.get("stage", task))
                 if stage not in stages:
-                    stages[stage] = bar.add_task(stage, total=None)
+                    stages[stage] = bar.add_task(stage, total=event.get("total"))
                 bar.update(stages[stage], completed=event.get("done", 0), total=event.get("total"))
 
             result = run_task(
@@ -91,7 +98,7 @@ def run(
 def _summary_table(out: Path, summary: dict[str, Any]) -> Table:
     table = Table(title=f"{summary.get('task', 'task')} finished", show_header=False)
     table.add_column("field", style="bold")
-    table.add_column("value")
+    table.add_column("value", overflow="fold")
     table.add_row("output", str(out))
     for key in sorted(summary):
         value = summary[key]
@@ -130,37 +137,34 @@ def units(
 
 @task_app.command("verify")
 def verify(
-    out: Path = typer.Argument(..., help="a render task's output directory"),
-    samples: int = typer.Option(16, "--samples", help="how many items to re-render"),
+    out: Path = typer.Argument(..., help="a render or train task's output directory"),
+    samples: int = typer.Option(16, "--samples", help="items to re-render / segments to replay"),
     beacon: str = typer.Option(
         "", "--beacon", help="hex bytes choosing the sample (a later block hash); default random"
     ),
+    proof: Path | None = typer.Option(None, "--proof", help="write a render fraud proof here"),
 ) -> None:
-    """Re-render sampled items of a render output and check them against its Merkle root."""
+    """Spot-check an output: re-render sampled items, or replay sampled PoL segments."""
     import secrets
 
     from worker.errors import WorkerError
-    from worker.verify import verify_render_dir
+    from worker.verify import verify_output
 
     try:
         seed_bytes = bytes.fromhex(beacon) if beacon else secrets.token_bytes(32)
     except ValueError:
         _fail(f"--beacon must be hex, got {beacon!r}", "bad-beacon")
+    if samples < 1:
+        _fail(f"--samples must be at least 1, got {samples}", "bad-samples")
     try:
-        verdict = verify_render_dir(out, seed_bytes, samples)
+        verdict = verify_output(out, seed_bytes, samples)
     except WorkerError as exc:
         _fail(str(exc), exc.reason)
     if verdict.ok:
-        console.print(
-            f"[green]ok[/green]: {len(verdict.checked)} sampled items match root "
-            f"{verdict.root.hex()}"
-        )
+        console.print(f"[green]ok[/green]: {verdict.describe()}")
         return
-    proof = verdict.fraud
-    assert proof is not None
-    errors.print(
-        f"[red]mismatch[/red] at item {proof.index}: worker claimed {proof.claimed_hash.hex()}, "
-        f"re-render gives {proof.expected_hash.hex()}"
-    )
-    (out / "fraud_proof.json").write_text(json.dumps(proof.to_json(), indent=2) + "\n")
+    errors.print(f"[red]rejected[/red]: {verdict.describe()}", highlight=False)
+    fraud = getattr(verdict, "fraud", None)
+    if proof is not None and fraud is not None:
+        proof.write_text(json.dumps(fraud.to_json(), indent=2) + "\n")
     raise typer.Exit(code=2)

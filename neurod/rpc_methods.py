@@ -8,12 +8,13 @@ from chain.amounts import format_ntk
 from chain.crypto import AddressError, decode_address, encode_address
 from chain.errors import ChainError, DecodeError
 from chain.types import Block, Header, Transaction, Transfer
+from p2p.errors import P2PError
 from neurod.rpc import INVALID_PARAMS, Method, RpcError
 
 if TYPE_CHECKING:
     from neurod.node import Node
 
-TX_REJECTED, NOT_FOUND, BAD_ADDRESS = -32010, -32011, -32012
+TX_REJECTED, NOT_FOUND, BAD_ADDRESS, CONNECT_FAILED = -32010, -32011, -32012, -32013
 VERSION = "neurod/0.1.0"
 
 
@@ -40,7 +41,7 @@ class RpcMethods:
             "chain_head": self.chain_head, "chain_block": self.chain_block, "chain_tx": self.chain_tx,
             "chain_supply": self.chain_supply, "account_get": self.account_get,
             "account_history": self.account_history, "tx_submit": self.tx_submit,
-            "mempool_list": self.mempool_list,
+            "mempool_list": self.mempool_list, "node_connect": self.node_connect,
         }
 
     # ---- rendering -------------------------------------------------------------------------
@@ -93,6 +94,15 @@ class RpcMethods:
             {"peer_id": p.peer_id, "addrs": p.addrs, "direction": p.direction, "score": p.score, "height": p.height}
             for p in self.node.p2p.peers()
         ]
+
+    async def node_connect(self, addr: Any) -> dict[str, Any]:
+        if not isinstance(addr, str) or "/p2p/" not in addr:
+            raise RpcError(INVALID_PARAMS, "addr must be a multiaddr ending in /p2p/<peer id>")
+        try:
+            peer = await self.node.p2p.connect(addr)
+        except P2PError as exc:
+            raise RpcError(CONNECT_FAILED, f"connect failed: {exc}", {"reason": exc.reason}) from None
+        return {"peer_id": peer}
 
     async def chain_head(self) -> dict[str, Any]:
         return self.header_json(self.node.chain.tip_header)

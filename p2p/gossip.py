@@ -39,6 +39,7 @@ SEEN_CAPACITY = 65_536  # message ids remembered for application-level de-duplic
 QUEUE_HIGH_WATER = 24  # of libp2p's 32 outbound RPC slots per peer
 INBOX_SIZE = 1024  # delivered messages waiting for import, per topic
 TX_INBOX_SIZE = 8192  # outgoing transactions waiting for the batcher (publish_txs blocks beyond)
+MESH_WAIT = 2.5  # seconds a publish waits for a forming mesh (two heartbeats and a bit)
 
 Penalise = Callable[[str, "RejectKind | Offence", str], None]
 Allow = Callable[[str, str], bool]
@@ -117,6 +118,10 @@ class Gossip:
         """Peers known to subscribe to one of our topics."""
         return [str(p) for p in self._host.pubsub.peer_topics.get(self.topics[name], ())]
 
+    def mesh_peers(self, name: str) -> list[str]:
+        """Peers our publishes on topic `name` go to (GossipSub sends to the mesh only)."""
+        return self._host.mesh_peers(self.topics[name])
+
     # -- validation (synchronous, inside libp2p) -----------------------------------------------
 
     def _validator(self, name: str, check: Callable[[str, bytes], tuple[Verdict, Any]]) -> Any:
@@ -131,8 +136,8 @@ class Gossip:
                 return False
             try:
                 verdict, decoded = check(peer, msg.data)
-            except Exception as exc:  # a validator that raises would stall libp2p's loop
-                log.warning("%s validator failed: %r", name, exc)
+            except Exception:  # a bug in a check must not take libp2p's read loop down
+                log.exception("%s validator failed", name)
                 return False
             if verdict.outcome is Outcome.REJECT:
                 self._penalise(peer, verdict.kind, f"{name}: {verdict.reason}")
@@ -171,7 +176,9 @@ class Gossip:
 
     # -- delivery ------------------------------------------------------------------------------
 
-    async def _drain(self, subscription: Any, send: trio.MemorySendChannel[rpc_pb2.Message]) -> None:
+    async def _drain(
+        self, subscription: Any, send: trio.MemorySendChannel[rpc_pb2.Message]
+    ) -> None:
         async with send:
             while True:
                 msg = await subscription.get()
@@ -188,8 +195,8 @@ class Gossip:
                 continue  # our own publish, already known to the backend
             try:
                 verdict = await self._deliver(name, msg.data, decoded, origin)
-            except Exception as exc:  # the backend failing must not stop the topic
-                log.warning("%s import failed: %r", name, exc)
+            except Exception:  # the backend failing must not stop the topic
+                log.exception("%s import failed", name)
                 continue
             self.delivered[name] += 1
             if verdict.outcome is Outcome.REJECT:
@@ -208,15 +215,20 @@ class Gossip:
 
     # -- publishing ----------------------------------------------------------------------------
 
-    async def _wait_for_room(self) -> None:
-        """Backpressure: libp2p drops an RPC when a peer's 32-slot queue is full."""
+    async def _wait_for_room(self, name: str) -> None:
+        """Backpressure: libp2p drops an RPC when a peer's 32-slot queue is full. Also wait
+        (briefly) for the mesh: just after connecting, peers subscribe before the heartbeat
+        grafts them, and a publish then would reach nobody."""
         queues = self._host.pubsub.peer_queues
         while any(len(q) >= QUEUE_HIGH_WATER for q in list(queues.values())):
             await trio.sleep(0.002)
+        with trio.move_on_after(MESH_WAIT):
+            while self.topic_peers(name) and not self.mesh_peers(name):
+                await trio.sleep(0.02)
 
     async def publish(self, name: str, data: bytes) -> None:
         self._seen.put(payload_id(data), True)
-        await self._wait_for_room()
+        await self._wait_for_room(name)
         await self._host.pubsub.publish(self.topics[name], data)
 
     async def publish_txs(self, txs: list[bytes]) -> None:

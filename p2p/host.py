@@ -27,6 +27,7 @@ from libp2p.identity_utils import load_identity, save_identity
 from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.peer.peerstore import PeerStoreError
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, GossipSub
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
@@ -117,7 +118,7 @@ class Host:
             key_pair=key_pair,
             listen_addrs=self._listen,
             sec_opt={NOISE: Noise(key_pair, noise_privkey=create_x25519().private_key)},
-            muxer_opt={YAMUX: Yamux},
+            muxer_opt={TProtocol(YAMUX): Yamux},
             connection_config=ConnectionConfig(max_connections_per_peer=1),
         )
         self.router = GossipSub(
@@ -171,7 +172,7 @@ class Host:
     def addrs(self, peer: str) -> list[str]:
         try:
             return [str(a) for a in self.libp2p.get_peerstore().addrs(ID.from_base58(peer))]
-        except Exception:  # the peerstore raises when it has no record of the peer
+        except PeerStoreError:  # no record of the peer
             return []
 
     async def connect(self, addr: str, timeout: float) -> str:
@@ -183,7 +184,8 @@ class Host:
         except Exception as exc:
             raise ConfigError("bad-peer-addr", f"{addr!r} lacks a /p2p/<id> part") from exc
         # A failed dial blocks the peer for 60 s inside libp2p; our own timers decide retries.
-        self.libp2p.get_network().unblock_peer(info.peer_id)
+        network: Any = self.libp2p.get_network()  # the Swarm; the interface lacks unblock_peer
+        network.unblock_peer(info.peer_id)
         try:
             with trio.fail_after(timeout):
                 await self.libp2p.connect(info)
@@ -196,15 +198,15 @@ class Host:
     async def disconnect(self, peer: str) -> None:
         try:
             await self.libp2p.disconnect(ID.from_base58(peer))
-        except Exception as exc:  # closing a dying connection can raise anything
-            log.debug("disconnect %s: %s", peer, exc)
+        except Exception:  # closing a dying connection can raise anything
+            log.debug("disconnect %s failed", peer, exc_info=True)
 
     def forget(self, peer: str) -> None:
         """Drop a peer's addresses and keys: the peerstore otherwise keeps every peer forever."""
         try:
             self.libp2p.get_peerstore().clear_peerdata(ID.from_base58(peer))
-        except Exception as exc:
-            log.debug("forget %s: %s", peer, exc)
+        except Exception:  # the peerstore's cleanup of an unknown peer is best effort
+            log.debug("forget %s failed", peer, exc_info=True)
 
     def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
         """Run `fn(*args)` in the host's nursery (dropped when the host is shutting down)."""
@@ -219,8 +221,8 @@ class Host:
             try:
                 await handler(peer, stream.read, stream.write)
                 await stream.close()
-            except Exception as exc:
-                log.debug("handler %s from %s failed: %r", protocol, peer, exc)
+            except Exception:  # pitfall: an exception escaping a handler kills the host
+                log.debug("handler %s from %s failed", protocol, peer, exc_info=True)
                 with trio.CancelScope(shield=True):
                     await _reset(stream)
 
@@ -238,7 +240,7 @@ class Host:
             raise RequestFailed("no-stream", f"{protocol}: {exc}") from exc
         try:
             await stream.write(data)
-            await stream.close_write()
+            await stream.close_write()  # type: ignore[attr-defined]  # NetStream has it
             answer = await read_frame(stream.read, cap)
             await stream.close()
             return answer
@@ -252,8 +254,13 @@ class Host:
             raise RequestFailed("stream-failed", repr(exc)) from exc
 
     async def wait_subscribed(self, peer: str, topic: str, timeout: float) -> None:
-        """Wait until `peer` has announced a subscription to `topic`."""
+        """Wait until `peer` subscribes to `topic` and sits in our mesh for it: a publish on a
+        topic we subscribe to goes to mesh peers only, and the mesh forms at a heartbeat."""
         await self.pubsub.wait_for_subscription(ID.from_base58(peer), topic, timeout)
+        await self.pubsub.wait_for_mesh(ID.from_base58(peer), topic, timeout)
+
+    def mesh_peers(self, topic: str) -> list[str]:
+        return [str(p) for p in self.router.mesh.get(topic, ())]
 
     def _on_connected(self, conn: INetConn) -> None:
         peer = str(conn.muxed_conn.peer_id)
@@ -270,5 +277,5 @@ class Host:
 async def _reset(stream: INetStream) -> None:
     try:
         await stream.reset()
-    except Exception as exc:  # the stream may already be gone with its connection
-        log.debug("reset failed: %r", exc)
+    except Exception:  # the stream may already be gone with its connection
+        log.debug("stream reset failed", exc_info=True)

@@ -201,24 +201,29 @@ class P2P:
 
     async def _handshake(self, peer: str, direction: str) -> None:
         """Status exchange: a peer that cannot speak our chain's sync protocol, or follows
-        another genesis, is disconnected and not re-dialed for a while."""
-        ours = self.backend.status()
+        another genesis, is disconnected and not re-dialed for a while (a peer that is merely
+        slow to answer is disconnected but may be re-dialed)."""
         try:
             theirs = await self._client.status(peer, timeout=self.config.handshake_timeout)
-            wrong = theirs.genesis != ours.genesis
         except PeerFault as fault:
             log.info("handshake with %s failed: %s", peer, fault)
-            theirs, wrong = None, True
-        if wrong or theirs is None:
-            self._wrong_chain[peer] = trio.current_time() + WRONG_CHAIN_SECONDS
-            await self._host.disconnect(peer)
-            self._notify_peers_changed()
+            await self._refuse(peer, wrong_chain=fault.offence is not Offence.TIMEOUT)
+            return
+        if theirs.genesis != self.backend.status().genesis:
+            log.info("peer %s follows another chain", peer)
+            await self._refuse(peer, wrong_chain=True)
             return
         if not self._host.is_connected(peer):
             return
         self._peers[peer] = direction
         self._notify_peers_changed()
         self.driver.on_status(peer, theirs)
+
+    async def _refuse(self, peer: str, *, wrong_chain: bool) -> None:
+        if wrong_chain:
+            self._wrong_chain[peer] = trio.current_time() + WRONG_CHAIN_SECONDS
+        await self._host.disconnect(peer)
+        self._notify_peers_changed()
 
     def _bootstrap_peers(self) -> dict[str, str]:
         return {addr.rsplit("/p2p/", 1)[-1]: addr for addr in self.config.bootstrap}

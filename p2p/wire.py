@@ -71,7 +71,8 @@ Response = ChainStatus | ItemsResponse | ErrorResponse
 
 
 def _pack(obj: Any) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True)
+    packed: bytes = msgpack.packb(obj, use_bin_type=True)
+    return packed
 
 
 def _unpack(data: bytes, cap: int) -> list[Any]:

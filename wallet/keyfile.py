@@ -25,7 +25,7 @@ import os
 import secrets
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +188,7 @@ def seal(key: Key, name: str, hrp: str, password: str, kdf: KdfParams) -> KeyFil
     unsealed = KeyFile(
         name=name, address=key.address(hrp), public_key=key.public_key, kdf=kdf.fresh(),
         nonce=secrets.token_bytes(NONCE_SIZE), ciphertext=b"",
-        created=datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+        created=datetime.now(UTC).replace(microsecond=0).isoformat(),
     )
     aead = AESGCM(unsealed.kdf.derive(password))
     ciphertext = aead.encrypt(unsealed.nonce, key.seed, unsealed.associated_data())

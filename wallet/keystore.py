@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 DEFAULT_FILE = "default"
 DIR_MODE = 0o700
 SUFFIX = ".json"
+STALE_TEMP_S = 3600.0
 
 
 def check_name(name: str) -> str:
@@ -46,6 +48,17 @@ class Keystore:
         self.path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
         if stat.S_IMODE(self.path.stat().st_mode) & 0o077:
             os.chmod(self.path, DIR_MODE)
+        self._sweep_temp_files()
+
+    def _sweep_temp_files(self) -> None:
+        """Remove temp files of writes interrupted long ago (a live writer's are seconds old)."""
+        cutoff = time.time() - STALE_TEMP_S
+        for entry in self.path.glob(".*.tmp"):
+            try:
+                if entry.stat().st_mtime < cutoff:
+                    entry.unlink()
+            except FileNotFoundError:
+                pass
 
     def file_of(self, name: str) -> Path:
         return self.path / f"{check_name(name)}{SUFFIX}"
@@ -126,6 +139,7 @@ class Keystore:
 
     def rewrite(self, keyfile: KeyFile) -> None:
         """Replace the stored file of ``keyfile.name`` atomically (password change)."""
+        self.ensure_dir()
         write_atomic(self.file_of(keyfile.name), keyfile.dumps(), overwrite=True)
 
     def change_password(self, name: str, old_password: str, new_password: str) -> KeyFile:

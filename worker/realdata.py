@@ -22,6 +22,7 @@ from worker.errors import WorkerError
 MNIST_RELATIVE_PATH = ("data", "data", "mnist_5k.csv.gz")
 MNIST_SIDE = 28
 MNIST_CLASSES = 10
+MNIST_COUNT = 5_000
 DEFAULT_TUNING_SIZE = 100
 DEFAULT_SPLIT_SEED = 0
 

@@ -110,10 +110,11 @@ def run_task(
 
     Raises TaskTimeout, TaskOutOfMemory, SpecError or TaskFailed; ``out`` then does not exist.
     """
-    from worker.tasks import TASK_NAMES  # a name list only: no torch in the parent
+    from worker.tasks import TASK_NAMES, check_kind  # a name list only: no torch in the parent
 
     if task not in TASK_NAMES:
         raise SpecError(f"unknown task {task!r}; built-in tasks: {', '.join(TASK_NAMES)}")
+    check_kind(task, spec)
     if memory_mb is not None and memory_mb < MIN_MEMORY_MB:
         raise SpecError(f"memory cap {memory_mb} MB is under the {MIN_MEMORY_MB} MB torch needs")
     if timeout_s <= 0:
@@ -128,7 +129,9 @@ def run_task(
     try:
         summary, count = _supervise(job, timeout_s, on_event or (lambda _event: None))
         summary = {**summary, "task": task, "wall_s": round(time.monotonic() - started, 3)}
-        (partial / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        # the spec travels with the artifact: verifiers re-render or replay from it
+        record = {**summary, "spec": spec}
+        (partial / SUMMARY_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         os.rename(partial, out)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
@@ -222,8 +225,8 @@ def _error_from_event(event: Event) -> WorkerError:
     message = str(event.get("message", "task failed"))
     if reason == TaskOutOfMemory.reason:
         return TaskOutOfMemory(message)
-    if reason == SpecError.reason:
-        return SpecError(message)
+    if event.get("spec_error"):
+        return SpecError(message, reason=reason)
     return WorkerError(message, reason=reason)
 
 
@@ -287,7 +290,8 @@ def _child_main(event_fd: int) -> int:
         emit({"event": "error", "reason": "task-oom", "message": _oom_message(job)})
         return 1
     except WorkerError as exc:
-        emit({"event": "error", "reason": exc.reason, "message": str(exc)})
+        spec_error = isinstance(exc, SpecError)
+        emit({"event": "error", "reason": exc.reason, "message": str(exc), "spec_error": spec_error})
         return 1
     except RuntimeError as exc:
         # torch reports a refused allocation as RuntimeError ("can't allocate memory")

@@ -138,4 +138,3 @@ class EvilPeer:
 async def _set_when(event: trio.Event, scope: trio.CancelScope) -> None:
     await event.wait()
     scope.cancel()
-

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import numpy as np
+
 Q14 = 1 << 14
 _FRAC_BITS = 64
 _PI_DIGITS = 3141592653589793238462643383279502884197169399375  # pi * 10**48
@@ -29,6 +31,9 @@ def sin_q14(degrees: int) -> int:
         total += term
         n += 1
     return (total * Q14 + one // 2) >> _FRAC_BITS
+
+
+SINE_TABLE = np.asarray([sin_q14(d) for d in range(360)], dtype=np.int64)  # for array lookups
 
 
 def cos_q14(degrees: int) -> int:

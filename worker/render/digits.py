@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from worker.render.digit_glyphs import GLYPHS, Q14, Glyph, cos_q14, sin_q14
+from worker.render.digit_glyphs import GLYPHS, Q14, SINE_TABLE, Glyph, cos_q14, sin_q14
 from worker.render.ops import NumpyCompositor
 from worker.render.rng import ItemRng
 from worker.spec import TaskSpec, int_range
@@ -43,17 +43,18 @@ class DigitsSpec(TaskSpec):
     class_weights: tuple[int, ...] = Field((1,) * 10, min_length=10, max_length=10,
                                            description="relative frequency of each digit")
     box_px: int_range(6, 64) = Field((18, 20), description="longer side of the digit, MNIST: 20")
-    thickness_dpx: int_range(5, 80) = Field((18, 32), description="stroke width, tenths of a px")
-    rotation_deg: int_range(-90, 90) = (-12, 12)
-    shear_pct: int_range(-100, 100) = (-25, 25)
-    aspect_pct: int_range(30, 200) = Field((65, 110), description="width scale against height")
-    point_jitter: int_range(0, 200) = Field((0, 40), description="glyph units (digit height 1000)")
+    thickness_dpx: int_range(5, 80) = Field((20, 40), description="stroke width, tenths of a px")
+    rotation_deg: int_range(-90, 90) = (-15, 15)
+    shear_pct: int_range(-100, 100) = Field((-40, 20), description="< 0 leans right, as most hands")
+    aspect_pct: int_range(30, 200) = Field((70, 130), description="width scale against height")
+    warp: int_range(0, 300) = Field((0, 90), description="smooth bending, glyph units")
+    point_jitter: int_range(0, 200) = Field((0, 20), description="glyph units (digit height 1000)")
     translate_px: int_range(0, 8) = Field((0, 1), description="shift after centring by mass")
-    intensity: int_range(1, 255) = (210, 255)
+    intensity: int_range(1, 255) = (235, 255)
     clutter_strokes: int_range(0, 8) = (0, 1)
     clutter_intensity: int_range(0, 255) = (20, 90)
-    blur_pct: int = Field(10, ge=0, le=100)
-    noise_pct: int = Field(20, ge=0, le=100)
+    blur_pct: int = Field(5, ge=0, le=100)
+    noise_pct: int = Field(10, ge=0, le=100)
     noise_amplitude: int_range(1, 127) = (2, 10)
     invert_pct: int = Field(0, ge=0, le=100)
 
@@ -74,6 +75,7 @@ class DigitPose:
     aspect_pct: int
     box_px: int
     radius_sub: int  # half the stroke width in subpixel units
+    phase: tuple[int, int]  # subpixel offset, so edges do not always fall on pixel borders
 
 
 @lru_cache(maxsize=16)
@@ -92,8 +94,10 @@ def render_digit(spec: DigitsSpec, seed: int, index: int) -> tuple[np.ndarray, i
         aspect_pct=rng.pick(spec.aspect_pct),
         box_px=min(rng.pick(spec.box_px), spec.size),
         radius_sub=max(1, rng.pick(spec.thickness_dpx) * UNIT // 20),
+        phase=(rng.int(0, UNIT - 1), rng.int(0, UNIT - 1)),
     )
-    strokes = _place(_jitter(GLYPHS[style][label], rng, rng.pick(spec.point_jitter)), pose, spec.size)
+    strokes = _jitter(GLYPHS[style][label], rng, rng.pick(spec.point_jitter))
+    strokes = _place(_warp(strokes, rng, spec.warp), pose, spec.size)
     ink = _downsample(_rasterize(strokes, pose.radius_sub, spec.size), rng.pick(spec.intensity))
     image = _center_by_mass(ink, rng.pick(spec.translate_px), rng)
     image = np.maximum(image, _clutter(spec, rng))
@@ -128,6 +132,25 @@ def _jitter(glyph: Glyph, rng: ItemRng, amount: int) -> list[np.ndarray]:
     return strokes
 
 
+def _warp(strokes: list[np.ndarray], rng: ItemRng, warp: tuple[int, int]) -> list[np.ndarray]:
+    """A smooth random bend of the whole glyph (an integer cousin of MNIST elastic distortion).
+
+    Each axis is displaced by two low-frequency sine waves, one along each coordinate, with
+    random amplitude, frequency (1-2 periods per glyph height) and phase.
+    """
+    waves = [(rng.pick(warp), rng.int(1, 2), rng.int(0, 359)) for _ in range(4)]
+
+    def wave(coordinate: np.ndarray, amplitude: int, periods: int, phase: int) -> np.ndarray:
+        angles = (coordinate * periods * 360 // 1000 + phase) % 360
+        return amplitude * SINE_TABLE[angles] // Q14
+
+    return [
+        s + np.stack([wave(s[:, 1], *waves[0]) + wave(s[:, 0], *waves[1]),
+                      wave(s[:, 0], *waves[2]) + wave(s[:, 1], *waves[3])], axis=1)
+        for s in strokes
+    ]
+
+
 def _place(strokes: list[np.ndarray], pose: DigitPose, size: int) -> list[np.ndarray]:
     """Shear, squeeze and rotate (Q14 fixed point), then fit the pose's box, centred, in subpixels."""
     cos, sin = cos_q14(pose.rotation), sin_q14(pose.rotation)
@@ -144,7 +167,7 @@ def _place(strokes: list[np.ndarray], pose: DigitPose, size: int) -> list[np.nda
     span = pose.box_px * UNIT - 2 * pose.radius_sub
     scaled = [(m - low) * span // extent for m in moved]
     drawn = (high - low) * span // extent
-    origin = (size * UNIT - drawn) // 2
+    origin = (size * UNIT - drawn) // 2 + np.asarray(pose.phase, dtype=np.int64) - UNIT // 2
     return [s + origin for s in scaled]
 
 

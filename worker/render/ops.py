@@ -86,7 +86,7 @@ class NumpyCompositor:
         part = mask[sy : sy + y1 - y0, sx : sx + x1 - x0]
         np.copyto(image[y0:y1, x0:x1], sprite[sy : sy + y1 - y0, sx : sx + x1 - x0],
                   where=part[:, :, None])
-        if instance: np.copyto(idmap[y0:y1, x0:x1], np.uint16(instance), where=part)
+        np.copyto(idmap[y0:y1, x0:x1], np.uint16(instance), where=part)
 
     def light(self, image: np.ndarray, gain_q8: np.ndarray, offset: int) -> np.ndarray:
         """``pixel * gain / 256 + offset`` with a per-column gain (a lighting gradient).

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import zlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,13 +36,12 @@ from worker.render.dataset import (
     render_item,
 )
 from worker.render.item import digit_item_bytes, shelf_item_bytes
+from worker.render.png import write_png
 from worker.render.shelf import shelf_plan
 from worker.render.shelf_spec import MAX_INSTANCES, ShelfSpec
 
 SHARD_FORMAT = "neuro-render-shard/1"
 DATASET_FORMAT = "neuro-render-dataset/1"
-PNG_LEVEL = 1  # zlib level 1: most of the size win of PNG at a fraction of the time
-PNG_STRATEGY = zlib.Z_RLE  # faster than the default strategy here, and smaller on flat scenes
 MAX_SHARDS = 4096
 
 
@@ -170,8 +168,7 @@ def _label_file(spec: RenderSpec, seed: int, start: int, stop: int,
 
 
 def _save_png(path: Path, image: np.ndarray) -> None:
-    Image.fromarray(image).save(path, format="PNG", compress_level=PNG_LEVEL,
-                                compress_type=PNG_STRATEGY)
+    write_png(path, image)
 
 
 def _write_json(path: Path, data: Any) -> None:

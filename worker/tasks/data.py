@@ -6,6 +6,7 @@ the CNN as (N, 1, 28, 28) uint8, so a model trained on one is evaluated on the o
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,6 @@ from worker.tasks.envelope import (
     RenderedSource,
 )
 
-DIGIT_ARRAYS = "digits.npz"
 
 
 def load_data(source: DataSource, model: Any = None) -> Any:
@@ -60,16 +60,26 @@ def render_digit_source(source: DigitsSource) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_rendered(path: Path) -> Any:
-    """A render task's output dir: digit arrays when present, else its COCO annotations."""
-    from worker.train.data import ClassificationData, DetectionData
+    """A render task's output dir: digits as arrays, shelves as one merged COCO dataset."""
+    from worker.train.data import ClassificationData, DetectionData, read_image
 
-    if not path.is_dir():
-        raise SpecError(f"rendered data {path} is not a directory", reason="bad-data")
-    arrays = path / DIGIT_ARRAYS
-    if arrays.is_file():
-        with np.load(arrays) as stored:
-            return ClassificationData.from_arrays(stored["images"], stored["labels"])
-    return DetectionData.from_coco(path)
+    manifest_path = path / "manifest.json"
+    if not manifest_path.is_file():
+        raise SpecError(f"{path} is not a render output (no manifest.json)", reason="bad-data")
+    manifest = json.loads(manifest_path.read_text())
+    shards = [(path / s["path"], json.loads((path / s["path"] / "annotations.json").read_text()))
+              for s in manifest["shards"]]
+    if manifest["kind"] == "digits":
+        records = [(folder, r) for folder, labels in shards for r in labels["labels"]]
+        images = np.stack([read_image(folder / r["file_name"], channels=1) for folder, r in records])
+        labels = np.array([r["label"] for _folder, r in records], dtype=np.int64)
+        return ClassificationData.from_arrays(images, labels)
+    merged: dict[str, Any] = {"images": [], "annotations": [], "categories": shards[0][1]["categories"]}
+    for folder, coco in shards:
+        prefix = folder.name + "/"
+        merged["images"] += [{**im, "file_name": prefix + im["file_name"]} for im in coco["images"]]
+        merged["annotations"] += coco["annotations"]
+    return DetectionData.from_coco_dict(merged, path)
 
 
 def dataset_size(source: DataSource) -> int:
@@ -80,7 +90,7 @@ def dataset_size(source: DataSource) -> int:
 
         return load_spec(source.spec, DigitsSpec).count
     if isinstance(source, RealMnistSource):
-        from worker.realdata import DEFAULT_TUNING_SIZE
+        from worker.realdata import DEFAULT_TUNING_SIZE, MNIST_COUNT
 
-        return DEFAULT_TUNING_SIZE if source.split == "tuning" else 5000 - DEFAULT_TUNING_SIZE
+        return DEFAULT_TUNING_SIZE if source.split == "tuning" else MNIST_COUNT - DEFAULT_TUNING_SIZE
     return len(load_data(source))

@@ -81,11 +81,11 @@ class EvaluateTask(TaskSpec):
 
 
 class LabelTask(TaskSpec):
-    """Annotate a data source's images with a weights file's predictions."""
+    """Annotate a folder of unlabeled images with a weights file's predictions."""
 
     task: Literal["label"]
     weights: str = Field(min_length=1, max_length=MAX_PATH)
-    data: DataSource
+    images: str = Field(min_length=1, max_length=MAX_PATH, description="a folder of images")
     min_score_pct: int = Field(30, ge=0, le=100, description="detections under this are dropped")
 
 

@@ -33,7 +33,7 @@ def pick_device(kind: str, threads: int, precision: str) -> Any:
 
 
 def run_train(task: TrainTask, out: Path, emit: Emit, device: str) -> dict[str, Any]:
-    from worker.train.flops import forward_flops
+    from worker.tasks.units import forward_flops_of
     from worker.train.loop import Progress, train
     from worker.train.spec import load_train_spec
     from worker.train.weights import meta_for, save_weights
@@ -69,6 +69,6 @@ def run_train(task: TrainTask, out: Path, emit: Emit, device: str) -> dict[str, 
         "items": len(data),
         "metrics": metrics,
         "device": info.kind,
-        "compute_units": training_units(forward_flops(spec.model), spec.batch_size, total),
+        "compute_units": training_units(forward_flops_of(spec.model), spec.batch_size, total),
         "unit": "flop",
     }

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from worker.train.data import ClassificationData
+from worker.train.spec import TrainSpec, load_train_spec
 
 GLYPHS = 6
 NOISE = 60
@@ -52,6 +53,19 @@ def glyphs(count: int, *, side: int = 16, classes: int = 4, seed: int = 0) -> Cl
         x, y = rng.integers(0, side - s + 1, 2)
         images[i][_glyph(int(kind), side, int(x), int(y), s)] += 255 - NOISE
     return ClassificationData.from_arrays(np.clip(images, 0, 255).astype(np.uint8), labels)
+
+
+TOY_CNN = {"name": "cnn", "image_size": 16, "num_classes": 4, "width": 8, "depth": 2}
+TOY_CENTERNET = {"name": "centernet", "image_size": 64, "num_classes": 2, "width": 8,
+                 "head_width": 16, "max_objects": 8}
+
+
+def toy_spec(model: dict[str, object] | None = None, **fields: object) -> TrainSpec:
+    """A small, fast spec (a 16x16 4-class CNN by default); `fields` override the train fields."""
+    raw: dict[str, object] = {"model": model or TOY_CNN, "batch_size": 32, "steps": 40,
+                              "lr": 3e-3, "threads": 1, "log_every": 10}
+    raw.update(fields)
+    return load_train_spec(raw)
 
 
 def rectangles_coco(root: Path, count: int, *, side: int = 64, classes: int = 2,

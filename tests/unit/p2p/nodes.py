@@ -16,14 +16,14 @@ LOOPBACK = "/ip4/127.0.0.1/tcp/0"
 
 def fast_config(data_dir: Path, **overrides: Any) -> P2PConfig:
     """Short timers so tests converge quickly; waits in tests are event-driven anyway."""
-    settings: dict[str, Any] = dict(
-        listen=[LOOPBACK],
-        redial_interval=0.5,
-        status_interval=0.5,
-        request_timeout=5.0,
-        handshake_timeout=5.0,
-        tx_batch_delay=0.02,
-    )
+    settings: dict[str, Any] = {
+        "listen": [LOOPBACK],
+        "redial_interval": 0.5,
+        "status_interval": 0.5,
+        "request_timeout": 5.0,
+        "handshake_timeout": 5.0,
+        "tx_batch_delay": 0.02,
+    }
     settings.update(overrides)
     return P2PConfig(data_dir=data_dir, **settings)
 
@@ -38,10 +38,11 @@ async def start_node(
 
 
 async def wait_gossip_mesh(nodes: list[P2P], topic: str = "blocks") -> None:
-    """Wait until every node knows every other node subscribes to `topic`."""
+    """Wait until every node has every other node in its GossipSub mesh for `topic` (with
+    D = 6, a handful of nodes all mesh with each other)."""
     for node in nodes:
         others = {n.peer_id for n in nodes if n is not node}
-        while not others <= set(node.gossip.topic_peers(topic)):
+        while not others <= set(node.gossip.mesh_peers(topic)):
             await trio.sleep(0.01)
 
 

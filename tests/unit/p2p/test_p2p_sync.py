@@ -45,4 +45,3 @@ def test_partitioned_node_reorgs_onto_the_heavier_branch(tmp_path: Path) -> None
             nursery.cancel_scope.cancel()
 
     run(body)
-

@@ -65,7 +65,8 @@ def test_blocks_are_fetched_from_every_peer_with_enough_work() -> None:
         mirror = ToyChain()
         for block in source.blocks.values():
             await mirror.import_block(block, None)
-        fresh, blame = ToyChain(), []
+        fresh = ToyChain()
+        blame: list[Any] = []
         peers = InProcessPeers({"a": source, "b": mirror})
         driver = _driver(fresh, peers, blame, batch=10)
         async with trio.open_nursery() as nursery:
@@ -83,7 +84,8 @@ def test_blocks_are_fetched_from_every_peer_with_enough_work() -> None:
 
 def test_answers_cut_by_the_response_cap_still_complete_the_sync() -> None:
     async def body() -> None:
-        source, fresh, blame = ToyChain(), ToyChain(), []
+        source, fresh = ToyChain(), ToyChain()
+        blame: list[Any] = []
         source.mine(40)
         peers = InProcessPeers({"a": source}, max_response_bytes=600)  # a few blocks per answer
         driver = _driver(fresh, peers, blame, batch=32)
@@ -99,7 +101,8 @@ def test_answers_cut_by_the_response_cap_still_complete_the_sync() -> None:
 
 def test_peer_serving_an_invalid_block_is_blamed_and_the_good_prefix_kept() -> None:
     async def body() -> None:
-        liar, fresh, blame = ToyChain(), ToyChain(), []
+        liar, fresh = ToyChain(), ToyChain()
+        blame: list[Any] = []
         liar.mine(2)
         liar.mine(1, tag="invalid")  # breaks a rule, on top of two good blocks
         driver = _driver(fresh, InProcessPeers({"liar": liar}), blame, batch=8)
@@ -123,7 +126,8 @@ class Boaster(ToyChain):
 
 def test_peer_claiming_work_it_does_not_serve_is_blamed() -> None:
     async def body() -> None:
-        boaster, fresh, blame = Boaster(), ToyChain(), []
+        boaster, fresh = Boaster(), ToyChain()
+        blame: list[Any] = []
         driver = _driver(fresh, InProcessPeers({"boaster": boaster}), blame, batch=8)
         async with trio.open_nursery() as nursery:
             await nursery.start(driver.run)

@@ -44,8 +44,11 @@ def test_status_round_trips_unbounded_work(work: int, height: int) -> None:
 
 
 def test_responses_round_trip() -> None:
-    for resp in (ItemsResponse("headers", (b"a", b"b")), ItemsResponse("blocks", ()),
-                 ErrorResponse("rate-limited")):
+    for resp in (
+        ItemsResponse("headers", (b"a", b"b")),
+        ItemsResponse("blocks", ()),
+        ErrorResponse("rate-limited"),
+    ):
         assert decode_response(encode_response(resp)) == resp
 
 

@@ -24,11 +24,13 @@ def h(data: bytes) -> bytes:
 
 
 def make_header(parent: bytes, height: int, work: int, body: bytes) -> bytes:
-    return msgpack.packb(["hdr", parent, height, work, h(body)])
+    packed: bytes = msgpack.packb(["hdr", parent, height, work, h(body)])
+    return packed
 
 
 def make_block(parent: bytes, height: int, work: int, body: bytes) -> bytes:
-    return msgpack.packb(["blk", make_header(parent, height, work, body), body])
+    packed: bytes = msgpack.packb(["blk", make_header(parent, height, work, body), body])
+    return packed
 
 
 def decode_header(data: bytes) -> tuple[bytes, int, int, bytes]:
@@ -40,7 +42,7 @@ def decode_header(data: bytes) -> tuple[bytes, int, int, bytes]:
 
 
 def decode_block(data: bytes) -> tuple[bytes, bytes]:
-    """(header bytes, body); raises ValueError on anything malformed."""
+    """(header bytes, body); raises ValueError or TypeError on anything malformed."""
     try:
         obj = msgpack.unpackb(data)
     except Exception as exc:
@@ -48,7 +50,7 @@ def decode_block(data: bytes) -> tuple[bytes, bytes]:
     if not (isinstance(obj, list) and len(obj) == 3 and obj[0] == "blk"):
         raise ValueError("not a block")
     if not isinstance(obj[1], bytes) or not isinstance(obj[2], bytes):
-        raise ValueError("bad block fields")
+        raise TypeError("bad block fields")
     decode_header(obj[1])
     return obj[1], obj[2]
 
@@ -74,7 +76,9 @@ class ToyChain:
 
     # -- builders ------------------------------------------------------------------------------
 
-    def mine(self, count: int, tag: str = "a", work: int = 10, parent: bytes | None = None) -> list[bytes]:
+    def mine(
+        self, count: int, tag: str = "a", work: int = 10, parent: bytes | None = None
+    ) -> list[bytes]:
         """Append `count` blocks on `parent` (default: tip), stored here; returns their bytes."""
         parent = self.tip if parent is None else parent
         out = []
@@ -135,7 +139,7 @@ class ToyChain:
     def plan_headers(self, headers: list[bytes]) -> HeaderPlan:
         try:
             decoded = [decode_header(x) for x in headers]
-        except Exception:
+        except (ValueError, TypeError, msgpack.UnpackException):
             return HeaderPlan(Verdict.reject("bad-header", RejectKind.MALFORMED))
         expected = decoded[0][0]
         if expected not in self.headers:
@@ -152,7 +156,7 @@ class ToyChain:
     def check_block(self, data: bytes) -> Verdict:
         try:
             header, body = decode_block(data)
-        except ValueError:
+        except (ValueError, TypeError):
             return Verdict.reject("bad-encoding", RejectKind.MALFORMED)
         if decode_header(header)[3] != h(body) or body.startswith(b"invalid"):
             return Verdict.reject("bad-block", RejectKind.INVALID)

@@ -1,0 +1,132 @@
+"""Block import throughput against the raw signature-check rate, in one run.
+
+Pre-builds (untimed) a chain of blocks of 1,000 transfers each from 2,000 funded test accounts,
+then times decoding and importing them into a fresh LevelDB store with signature checks on a
+2-thread pool, and times `chain.crypto.verify_many` over the same signatures on the same pool.
+Signature checks are ~90% of validation, so their rate bounds import: goal ratio >= 0.75.
+
+    .venv/bin/python bench/block_import.py [--quick] [--blocks N] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from chain.assembly import assemble_block
+from chain.chainstate import ChainState
+from chain.crypto import address_hash, encode_address, public_key_of, verify_many
+from chain.genesis import Genesis, parse_genesis
+from chain.hashing import hash256
+from chain.pow import mine
+from chain.store import LevelKV, MemoryKV
+from chain.types import Block, Transaction, Transfer
+
+ACCOUNTS = 2_000
+TXS_PER_BLOCK = 1_000
+HRP = "tntk"
+
+
+def bench_genesis(seeds: list[bytes]) -> Genesis:
+    """A devnet-like network (trivial proof of work) funding every seed with 1,000 NTK."""
+    allocations = [
+        {"address": encode_address(address_hash(public_key_of(seed)), HRP), "amount": "1000"}
+        for seed in seeds
+    ]
+    return parse_genesis({
+        "network": "bench", "hrp": HRP, "genesis_time": 1767225600, "target_block_time": 2,
+        "asert_half_life": 120, "genesis_bits": "2100ffff", "pow_limit_bits": "2100ffff",
+        "initial_reward": "50", "halving_interval": 100000, "allocations": allocations,
+    })
+
+
+def build_blocks(genesis: Genesis, seeds: list[bytes], count: int) -> list[bytes]:
+    """``count`` encoded blocks; block i spends from senders i*1000 .. i*1000+999 (mod 2,000)."""
+    chain = ChainState(MemoryKV(), genesis)
+    publics = [public_key_of(seed) for seed in seeds]
+    nonces = [0] * len(seeds)
+    miner = address_hash(publics[0])
+    encoded = []
+    for index in range(count):
+        txs = []
+        for j in range(TXS_PER_BLOCK):
+            sender = (index * TXS_PER_BLOCK + j) % len(seeds)
+            to = address_hash(publics[(sender + 1) % len(seeds)])
+            tx = Transaction(genesis.chain_id, publics[sender], nonces[sender], 10, Transfer(to, 1000 + j))
+            txs.append(tx.signed(seeds[sender]))
+            nonces[sender] += 1
+        parent = chain.tip_header
+        timestamp = genesis.params.genesis_time + 2 * (parent.height + 1)
+        template = assemble_block(chain, txs, miner, timestamp)
+        assert not template.skipped and len(template.block.txs) == TXS_PER_BLOCK
+        header = template.block.header
+        nonce = mine(header.encode(), header.bits, 0, 1 << 20)
+        assert nonce is not None
+        block = Block(header.with_nonce(nonce), template.block.txs)
+        chain.process_block(block, timestamp)
+        encoded.append(block.encode())
+    return encoded
+
+
+def import_blocks(chain: ChainState, encoded: list[bytes]) -> float:
+    """Seconds to decode and import ``encoded`` as a node receiving them from peers would."""
+    start = time.perf_counter()
+    for data in encoded:
+        block = Block.decode(data)
+        result = chain.process_block(block, block.header.timestamp, encoded_size=len(data))
+        assert result.tip_changed
+    return time.perf_counter() - start
+
+
+def verify_seconds(encoded: list[bytes], pool: ThreadPoolExecutor) -> float:
+    """Seconds for `verify_many` over every signature of the blocks (messages prepared untimed)."""
+    items = [
+        (tx.sender, tx.signing_message(), tx.signature)
+        for data in encoded for tx in Block.decode(data).txs
+    ]
+    start = time.perf_counter()
+    results = verify_many(items, pool)
+    elapsed = time.perf_counter() - start
+    assert all(results)
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="8 blocks instead of 25")
+    parser.add_argument("--blocks", type=int, help="number of blocks to import")
+    parser.add_argument("--profile", action="store_true", help="profile the import (main thread)")
+    args = parser.parse_args()
+    count = args.blocks or (8 if args.quick else 25)
+    seeds = [hash256(b"bench key %d" % i) for i in range(ACCOUNTS)]
+    genesis = bench_genesis(seeds)
+    built = time.perf_counter()
+    encoded = build_blocks(genesis, seeds, count)
+    print(f"built {count} blocks x {TXS_PER_BLOCK} transfers in {time.perf_counter() - built:.1f} s (untimed)")
+    txs = count * TXS_PER_BLOCK
+    with ThreadPoolExecutor(2) as pool, tempfile.TemporaryDirectory() as tmp:
+        kv = LevelKV(Path(tmp) / "chain")
+        chain = ChainState(kv, genesis, verify_pool=pool)
+        profiler = cProfile.Profile() if args.profile else None
+        if profiler:
+            profiler.enable()
+        import_s = import_blocks(chain, encoded)
+        if profiler:
+            profiler.disable()
+        kv.close()
+        verify_s = verify_seconds(encoded, pool)
+    import_rate, verify_rate = txs / import_s, txs / verify_s
+    print(f"import into LevelDB, 2 verify threads: {import_rate:9,.0f} tx/s  ({import_s:.2f} s)")
+    print(f"verify_many, same 2 threads:           {verify_rate:9,.0f} sig/s ({verify_s:.2f} s)")
+    print(f"ratio import/verify:                   {import_rate / verify_rate:9.2f}  (goal >= 0.75)")
+    if profiler:
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(22)
+
+
+if __name__ == "__main__":
+    main()

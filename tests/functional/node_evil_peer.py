@@ -1,0 +1,96 @@
+"""An evil peer speaking the real protocols is penalised and banned for malformed, oversized and
+invalid gossip and sync requests, while the node stays up and keeps serving honest peers."""
+
+from __future__ import annotations
+
+import dataclasses
+import urllib.request
+from collections.abc import Callable
+
+import trio
+
+from chain.types import Block, Header, Transaction
+from p2p.backend import ChainStatus
+from p2p.wire import encode_tx_batch
+from tests.support.daemons import wait_converged, wait_until
+from tests.support.evil_peer import EvilPeer
+from tests.support.txs import DEVNET, transfer_hex
+
+
+def _invalid_block(tip_block: dict, variant: int) -> bytes:
+    header = Header.decode(bytes.fromhex(_header_hex(tip_block)))
+    bad = dataclasses.replace(header, version=7, height=header.height + 1, parent=header.hash)
+    return Block(bad.with_nonce(variant), ()).encode()
+
+
+def _header_hex(block_json: dict) -> str:
+    h = block_json["header"]
+    from chain.crypto import decode_address
+
+    header = Header(
+        h["version"], h["height"], bytes.fromhex(h["parent"]), h["timestamp"], int(h["bits"], 16),
+        bytes.fromhex(h["tx_root"]), bytes.fromhex(h["state_root"]),
+        decode_address(h["miner"], "tntk"), bytes.fromhex(h["nonce"]),
+    )
+    assert header.hash.hex() == h["hash"]
+    return header.encode().hex()
+
+
+def _forged_tx(variant: int) -> bytes:
+    tx_hex, _ = transfer_hex("alice", "bob", 5 + variant, nonce=0)
+    tx = Transaction.decode(bytes.fromhex(tx_hex))
+    signature = bytes([tx.signature[0] ^ 1]) + tx.signature[1:]
+    return dataclasses.replace(tx, signature=signature).encode()
+
+
+def test_evil_peers_are_banned_and_honest_peers_served(daemons, tmp_path):
+    target = daemons("target", mine=True, block_interval=0.3)
+    honest = daemons("honest", bootstrap=[target.p2p_addr])
+    wait_converged([target, honest], min_height=2)
+    tip_block = target.rpc("chain_block", id=target.height())
+    # gossip drops a payload it has seen (message id = payload hash): each attempt differs
+    attacks = {
+        "malformed-block": ("blocks", lambda i: b"\xc1\xc1 not msgpack" + bytes([i])),
+        "invalid-block": ("blocks", lambda i: _invalid_block(tip_block, i)),
+        "invalid-tx": ("txs", lambda i: encode_tx_batch([_forged_tx(i)])),
+        "oversized": ("txs", lambda i: bytes([i]) * 600_000),
+        "malformed-request": (None, lambda i: b"\xc1 garbage request" + bytes([i])),
+    }
+    claim = ChainStatus(DEVNET.chain_id, 0, DEVNET.chain_id, 0)
+    banned: dict[str, bool] = {}
+
+    async def attack(name: str, topic: str | None, payload: Callable[[int], bytes]) -> None:
+        evil = EvilPeer(tmp_path / f"evil-{name}", claim)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(evil.run)
+            peer = await evil.connect(target.p2p_addr)
+            if topic is not None:
+                await evil.wait_subscribed(peer, topic)
+            for attempt in range(6):  # a bad request costs 25 points, a bad message 60
+                try:
+                    if topic is None:
+                        await evil.raw_request(peer, payload(attempt))
+                    else:
+                        await evil.publish(topic, payload(attempt))
+                except Exception:
+                    break  # the target hung up on us: that is the point
+            banned[name] = await evil.banned_by(target.p2p_addr, timeout=15)
+            nursery.cancel_scope.cancel()
+
+    async def main() -> None:
+        for name, (topic, payload) in attacks.items():
+            with trio.fail_after(60):
+                await attack(name, topic, payload)
+
+    trio.run(main)
+    assert banned == {name: True for name in attacks}
+
+    # the node is up, still serves the honest peer, and counted the rejections
+    tx, txid = transfer_hex("alice", "bob", 777, nonce=0)
+    honest.rpc("tx_submit", tx=tx)
+    wait_until(lambda: target.tx_status(txid) == "confirmed", 60, "honest tx mined")
+    wait_converged([target, honest])
+    with urllib.request.urlopen(target.rpc_url + "metrics", timeout=10) as response:
+        metrics = response.read().decode()
+    assert 'neuro_blocks_rejected_total{reason="bad-version"}' in metrics
+    assert 'neuro_txs_rejected_total{reason="bad-tx-signature"}' in metrics

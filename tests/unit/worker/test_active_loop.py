@@ -1,0 +1,73 @@
+"""The active-learning loop at micro size: it runs, reports per round, never steers by held-out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from worker.active.loop import LoopConfig, RoundResult, best_round, run_loop
+from worker.active.report import write_report
+from worker.active.space import KNOBS, params_of, suggest
+from worker.realdata import DigitSet, RealSplit
+from worker.render.digits import DigitsSpec
+
+
+class _FixedTrial:
+    """Answers every suggestion with the low end: a deterministic stand-in for optuna's trial."""
+
+    def suggest_int(self, name: str, low: int, high: int) -> int:
+        return low
+
+
+def _small_split() -> RealSplit:
+    from worker.realdata import load_split
+
+    full = load_split()
+    keep = np.arange(0, len(full.heldout), 49)  # 100 held-out digits, all classes
+    heldout = DigitSet(full.heldout.images[keep], full.heldout.labels[keep])
+    return RealSplit(full.tuning, heldout, full.tuning_index, full.heldout_index[keep])
+
+
+def test_default_spec_maps_onto_the_space_exactly() -> None:
+    base = DigitsSpec().model_dump()
+    params = params_of(base)
+
+    class Replay:
+        def suggest_int(self, name: str, low: int, high: int) -> int:
+            assert low <= params[name] <= high
+            return params[name]
+
+    fields = suggest(Replay())
+    assert {k: tuple(v) if isinstance(v, tuple) else v for k, v in fields.items()} == {
+        knob.field: base[knob.field] for knob in KNOBS
+    }
+    DigitsSpec(**suggest(_FixedTrial()))  # every corner of the space is a valid spec
+
+
+def test_best_round_ignores_heldout() -> None:
+    rounds = [
+        RoundResult(0, {}, tuning_accuracy=0.5, heldout_accuracy=0.9, train_loss=1.0, seconds=1.0),
+        RoundResult(1, {}, tuning_accuracy=0.6, heldout_accuracy=0.1, train_loss=1.0, seconds=1.0),
+        RoundResult(2, {}, tuning_accuracy=0.6, heldout_accuracy=0.2, train_loss=1.0, seconds=1.0),
+    ]
+    assert best_round(rounds).round == 1
+
+
+def test_two_round_micro_loop_reports_each_round(tmp_path: Path) -> None:
+    config = LoopConfig(rounds=2, items=256, epochs=1, final_items=256, final_epochs=1,
+                        width=4, depth=1, batch_size=32, mix_real_repeats=2)
+    seen: list[int] = []
+    report = run_loop(config, _small_split(), on_round=lambda r: seen.append(r.round))
+    assert seen == [0, 1] and [r.round for r in report.rounds] == [0, 1]
+    for result in report.rounds:
+        assert 0.0 <= result.tuning_accuracy <= 1.0 and 0.0 <= result.heldout_accuracy <= 1.0
+        DigitsSpec(**result.spec_fields)
+    # round 0 is the starting spec; round 1 is the optimizer's proposal
+    assert report.rounds[0].spec_fields["rotation_deg"] == DigitsSpec().rotation_deg
+    assert set(report.finals) == {"before", "after", "mixed"}
+    json_path, png_path = write_report(report, tmp_path)
+    stored = json.loads(json_path.read_text())
+    assert len(stored["rounds"]) == 2 and stored["best_round"] in (0, 1)
+    assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,123 @@
+"""Shards on disk: COCO that pycocotools reads, manifests whose roots re-rendering reproduces."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pycocotools.coco import COCO
+
+from worker.errors import SpecError, WorkerError
+from worker.render.dataset import check_item, dataset_root, item_proof, render_item, reproduce_item
+from worker.render.digits import DigitsSpec
+from worker.render.item import item_hash
+from worker.render.shard import item_bytes_from_shard, read_manifest, render_dataset, render_shard
+from worker.render.shelf_spec import ShelfSpec
+
+SHELF = ShelfSpec(width=96, height=72, count=12)
+DIGITS = DigitsSpec(count=9)
+
+
+@pytest.fixture(scope="module")
+def shard(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("render") / "shard"
+    render_shard(SHELF, 4, 3, 9, out)
+    return out
+
+
+def test_coco_file_loads_and_masks_round_trip(shard: Path) -> None:
+    coco = COCO(str(shard / "annotations.json"))
+    assert sorted(coco.getImgIds()) == [4, 5, 6, 7, 8, 9]
+    assert len(coco.getCatIds()) == SHELF.catalog.skus
+    checked = 0
+    for index in range(3, 9):
+        item = render_item(SHELF, 4, index)
+        assert item.shelf is not None
+        ann_ids = sorted(coco.getAnnIds(imgIds=[index + 1]))
+        assert len(ann_ids) == len(item.shelf.instances)
+        for k, ann in enumerate(coco.loadAnns(ann_ids), start=1):
+            mask = item.shelf.idmap == k
+            assert np.array_equal(coco.annToMask(ann).astype(bool), mask)
+            assert ann["area"] == mask.sum() and ann["iscrowd"] == 0
+            assert ann["category_id"] == item.shelf.instances[k - 1].category_id
+            checked += 1
+    assert checked > 0
+
+
+def test_published_files_rebuild_the_committed_items(shard: Path) -> None:
+    manifest = read_manifest(shard)
+    for index in range(3, 9):
+        rebuilt = item_bytes_from_shard(shard, index)
+        assert rebuilt == reproduce_item(SHELF, 4, index)
+        assert item_hash(rebuilt).hex() == manifest.item_hashes[index - 3]
+
+
+def test_root_proofs_and_tampering(shard: Path) -> None:
+    manifest = read_manifest(shard)
+    hashes = [item_hash(reproduce_item(SHELF, 4, i)) for i in range(3, 9)]
+    root = dataset_root(hashes)
+    assert root.hex() == manifest.root
+    for position in range(len(hashes)):
+        proof = item_proof(hashes, position)
+        assert check_item(root, reproduce_item(SHELF, 4, position + 3), proof)
+    item = bytearray(reproduce_item(SHELF, 4, 5))
+    item[-40] ^= 1  # one bit of one label
+    proof = item_proof(hashes, 2)
+    assert not check_item(root, bytes(item), proof)
+    assert not check_item(root, reproduce_item(SHELF, 4, 6), proof)  # right bytes, wrong slot
+    assert not check_item(root, reproduce_item(SHELF, 4, 5), replace(proof, index=3))
+
+
+def test_tampered_png_no_longer_rebuilds_the_item(shard: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("spec.json", "manifest.json", "annotations.json"):
+        (copy / name).write_bytes((shard / name).read_bytes())
+    (copy / "images").mkdir()
+    pixels = np.asarray(Image.open(shard / "images" / "00000004.png")).copy()
+    pixels[10, 10, 0] ^= 1
+    Image.fromarray(pixels).save(copy / "images" / "00000004.png")
+    assert item_bytes_from_shard(copy, 4) != reproduce_item(SHELF, 4, 4)
+
+
+def test_dataset_root_does_not_depend_on_the_shard_count(tmp_path: Path) -> None:
+    one = render_dataset(DIGITS, 1, tmp_path / "one", shards=1)
+    three = render_dataset(DIGITS, 1, tmp_path / "three", shards=3)
+    assert one["root"] == three["root"]
+    assert [s["start"] for s in three["shards"]] == [0, 3, 6]
+    assert item_bytes_from_shard(tmp_path / "three" / "shard-0002", 7) == reproduce_item(DIGITS, 1, 7)
+    labels = json.loads((tmp_path / "one" / "shard-0000" / "annotations.json").read_text())
+    assert [r["label"] for r in labels["labels"]] == [render_item(DIGITS, 1, i).label for i in range(9)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "three"]  # no staging left
+
+
+def test_existing_output_and_bad_ranges_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(WorkerError) as info:
+        render_shard(SHELF, 1, 0, 2, tmp_path / "taken")
+    assert info.value.reason == "artifact-exists"
+    with pytest.raises(SpecError) as bad:
+        render_shard(SHELF, 1, 5, 99, tmp_path / "new")
+    assert bad.value.reason == "bad-shard-range"
+    with pytest.raises(SpecError) as index:
+        reproduce_item(SHELF, 1, SHELF.count)
+    assert index.value.reason == "bad-item-index"
+    assert not (tmp_path / "new").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["taken"]
+
+
+def test_failed_render_leaves_no_artifact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import worker.render.shard as shard_module
+
+    def broken_png(path: Path, image: np.ndarray) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(shard_module, "_save_png", broken_png)
+    with pytest.raises(OSError):
+        render_shard(SHELF, 1, 0, 2, tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []

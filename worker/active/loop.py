@@ -1,0 +1,200 @@
+"""The synthetic-to-real loop on digits: generate, train, measure on 100 real digits, re-tune.
+
+Round r: the optimizer proposes DigitsSpec ranges (round 0 is the starting spec itself), the
+loop renders ``items`` digits from them, trains the zoo's `cnn` briefly and measures accuracy on
+the small real *tuning* set; that number is the trial's objective, so TPE moves the ranges toward
+what real digits look like. The real *held-out* set is measured every round but only reported:
+no choice (round ranking, best spec, early stop) ever reads it.
+
+After the rounds, ``finals`` retrains with a larger budget: the starting spec ("before"), the
+best spec by tuning accuracy ("after"), and the best spec with the 100 real tuning digits mixed
+into the generated ones ("mixed"; repeated ``mix_real_repeats`` times so they weigh in).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from worker.active.space import params_of, suggest
+from worker.realdata import DigitSet, RealSplit
+
+MAX_ROUNDS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class LoopConfig:
+    """Budgets of one loop run; the defaults fit ~10 minutes on 2 CPU cores with the finals."""
+
+    rounds: int = 12
+    items: int = 12_000
+    epochs: int = 1
+    final_items: int = 30_000
+    final_epochs: int = 2
+    width: int = 16
+    depth: int = 3
+    batch_size: int = 64
+    lr: float = 3e-3
+    shift: int = 2
+    threads: int = 1
+    seed: int = 0
+    mix_real_repeats: int = 20
+    base: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RoundResult:
+    round: int
+    spec_fields: dict[str, Any]
+    tuning_accuracy: float
+    heldout_accuracy: float
+    train_loss: float
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class LoopReport:
+    config: dict[str, Any]
+    rounds: list[RoundResult]
+    best_round: int
+    finals: dict[str, dict[str, float]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "config": self.config,
+            "rounds": [asdict(r) for r in self.rounds],
+            "best_round": self.best_round,
+            "finals": self.finals,
+        }
+
+
+RoundCallback = Callable[[RoundResult], None]
+
+
+def render_set(fields: dict[str, Any], count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` generated digits from the base spec with ``fields`` merged over it."""
+    from worker.render.digits import DigitsSpec, render_digits
+    from worker.spec import load_spec
+
+    spec = load_spec({**fields, "count": count}, DigitsSpec)
+    return render_digits(spec, seed, 0, count)
+
+
+def train_classifier(images: np.ndarray, labels: np.ndarray, config: LoopConfig, epochs: int
+                     ) -> tuple[Any, float]:
+    """The zoo's cnn trained on uint8 (N, 28, 28) digits; returns (model, last mean loss)."""
+    from worker.device import select_device
+    from worker.train.data import ClassificationData
+    from worker.train.loop import train
+    from worker.train.spec import TrainSpec
+
+    spec = TrainSpec(
+        model={"name": "cnn", "width": config.width, "depth": config.depth,
+               "image_size": int(images.shape[-1])},
+        epochs=epochs, batch_size=config.batch_size, lr=config.lr, schedule="cosine",
+        augment={"shift": config.shift}, threads=config.threads, seed=config.seed,
+        log_every=10_000,
+    )
+    device = select_device(threads=config.threads, prefer_cuda=False)
+    result = train(spec, ClassificationData.from_arrays(images, labels), device=device)
+    return result.model, result.losses[-1][1] if result.losses else float("nan")
+
+
+def accuracy(model: Any, digits: DigitSet) -> float:
+    from worker.evaluate.predict import predict_probabilities
+
+    probabilities = predict_probabilities(model, digits.images[:, None])
+    return float(np.mean(np.argmax(probabilities, axis=1) == digits.labels))
+
+
+def _round(fields: dict[str, Any], config: LoopConfig, split: RealSplit, index: int) -> RoundResult:
+    began = time.perf_counter()
+    images, labels = render_set(fields, config.items, config.seed)
+    model, loss = train_classifier(images, labels, config, config.epochs)
+    return RoundResult(
+        round=index,
+        spec_fields=fields,
+        tuning_accuracy=accuracy(model, split.tuning),
+        heldout_accuracy=accuracy(model, split.heldout),
+        train_loss=round(loss, 5),
+        seconds=round(time.perf_counter() - began, 2),
+    )
+
+
+def search(config: LoopConfig, split: RealSplit, on_round: RoundCallback | None = None
+           ) -> list[RoundResult]:
+    """The rounds: an optuna TPE study (fixed seed) maximizing tuning accuracy."""
+    import optuna
+
+    if not 1 <= config.rounds <= MAX_ROUNDS:
+        raise ValueError(f"rounds must be 1..{MAX_ROUNDS}, got {config.rounds}")
+    from worker.render.digits import DigitsSpec
+    from worker.spec import load_spec
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    base = load_spec(config.base, DigitsSpec).model_dump()
+    sampler = optuna.samplers.TPESampler(
+        seed=config.seed, n_startup_trials=max(1, min(5, config.rounds // 3)), multivariate=True
+    )
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.enqueue_trial(params_of(base))
+    results: list[RoundResult] = []
+    for index in range(config.rounds):
+        trial = study.ask()
+        fields = {**config.base, **suggest(trial)}
+        result = _round(fields, config, split, index)
+        study.tell(trial, result.tuning_accuracy)
+        results.append(result)
+        if on_round is not None:
+            on_round(result)
+    return results
+
+
+def best_round(results: list[RoundResult]) -> RoundResult:
+    """Highest tuning accuracy; ties go to the earlier round. Held-out accuracy is never read."""
+    return max(results, key=lambda r: (r.tuning_accuracy, -r.round))
+
+
+def finals(config: LoopConfig, split: RealSplit, best: RoundResult,
+           extra: dict[str, DigitSet] | None = None) -> dict[str, dict[str, float]]:
+    """Before / after / mixed at the final budget, scored on tuning, held-out and ``extra`` sets."""
+    out: dict[str, dict[str, float]] = {}
+    sets = {"tuning": split.tuning, "heldout": split.heldout, **(extra or {})}
+    runs = {"before": dict(config.base), "after": best.spec_fields}
+    for name, fields in runs.items():
+        images, labels = render_set(fields, config.final_items, config.seed + 1)
+        model, _ = train_classifier(images, labels, config, config.final_epochs)
+        out[name] = score_sets(model, sets)
+        if name == "after" and config.mix_real_repeats > 0:
+            repeats = config.mix_real_repeats
+            mixed_images = np.concatenate([images, np.repeat(split.tuning.images, repeats, axis=0)])
+            mixed_labels = np.concatenate([labels, np.repeat(split.tuning.labels, repeats)])
+            mixed, _ = train_classifier(mixed_images, mixed_labels, config, config.final_epochs)
+            out["mixed"] = score_sets(mixed, sets)
+    return out
+
+
+def score_sets(model: Any, sets: dict[str, DigitSet]) -> dict[str, float]:
+    """``<name>_accuracy`` of the model on each named set."""
+    return {f"{name}_accuracy": accuracy(model, digits) for name, digits in sets.items()}
+
+
+def run_loop(config: LoopConfig, split: RealSplit | None = None,
+             on_round: RoundCallback | None = None, with_finals: bool = True,
+             extra: dict[str, DigitSet] | None = None) -> LoopReport:
+    """The whole loop: rounds, then (optionally) the final before/after/mixed trainings."""
+    from worker.realdata import load_split
+
+    split = split if split is not None else load_split(seed=config.seed)
+    results = search(config, split, on_round)
+    best = best_round(results)
+    return LoopReport(
+        config=asdict(config),
+        rounds=results,
+        best_round=best.round,
+        finals=finals(config, split, best, extra) if with_finals else {},
+    )
