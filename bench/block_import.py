@@ -50,6 +50,7 @@ def build_blocks(genesis: Genesis, seeds: list[bytes], count: int) -> list[bytes
     chain = ChainState(MemoryKV(), genesis)
     publics = [public_key_of(seed) for seed in seeds]
     nonces = [0] * len(seeds)
+    chain_id = genesis.chain_id
     miner = address_hash(publics[0])
     encoded = []
     for index in range(count):
@@ -57,7 +58,7 @@ def build_blocks(genesis: Genesis, seeds: list[bytes], count: int) -> list[bytes
         for j in range(TXS_PER_BLOCK):
             sender = (index * TXS_PER_BLOCK + j) % len(seeds)
             to = address_hash(publics[(sender + 1) % len(seeds)])
-            tx = Transaction(genesis.chain_id, publics[sender], nonces[sender], 10, Transfer(to, 1000 + j))
+            tx = Transaction(chain_id, publics[sender], nonces[sender], 10, Transfer(to, 1000 + j))
             txs.append(tx.signed(seeds[sender]))
             nonces[sender] += 1
         parent = chain.tip_header

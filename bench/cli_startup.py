@@ -28,14 +28,22 @@ KEYS = ("alice", "bob", "carol", "dave")
 def make_keystore(home: Path) -> dict[str, str]:
     """A devnet keystore of a few keys under ``home``; returns the environment that selects it."""
     env = {
-        **os.environ, "NEURO_HOME": str(home), "NEURO_NETWORK": "devnet",
-        "NEURO_KEYSTORE_LIGHT_KDF": "1", "NEURO_PASSWORD": "bench",
+        **os.environ,
+        "NEURO_HOME": str(home),
+        "NEURO_NETWORK": "devnet",
+        "NEURO_KEYSTORE_LIGHT_KDF": "1",
+        "NEURO_PASSWORD": "bench",
     }
     for key in ("NEURO_DATADIR", "NEURO_KEYSTORE", "NEURO_RPC"):
         env.pop(key, None)
     for name in KEYS:
-        subprocess.run([sys.executable, "-m", "cli.main", "wallet", "new", name], cwd=ROOT, env=env,
-                       check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "cli.main", "wallet", "new", name],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
     return env
 
 
@@ -44,7 +52,9 @@ def measure(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     costs; wall time also counts waiting for a core, which dominates on a loaded 2-core machine."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(argv, check=False, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    done = subprocess.run(
+        argv, check=False, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     elapsed = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
@@ -77,8 +87,10 @@ def main() -> None:
                 wall[name].append(elapsed)
                 cpu[name].append(used)
 
-    print(f"median of {runs} runs each (interleaved), {len(KEYS)} keys in the keystore, "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(
+        f"median of {runs} runs each (interleaved), {len(KEYS)} keys in the keystore, "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
     for label, series in (("wall", wall), ("cpu", cpu)):
         medians = {name: statistics.median(values) for name, values in series.items()}
         base = medians["python -c pass"]
@@ -86,8 +98,10 @@ def main() -> None:
         for name in ("neuro --help", "neuro wallet list"):
             extra = medians[name] - base
             verdict = "ok" if extra <= GOAL_S else f"over the {GOAL_S:g} s goal"
-            print(f"  {label:<4} {name:<20} {medians[name] * 1000:7.1f} ms   +{extra * 1000:6.1f} ms over python, "
-                  f"x{medians[name] / max(base, 1e-3):.1f}   {verdict}")
+            print(
+                f"  {label:<4} {name:<20} {medians[name] * 1000:7.1f} ms   +{extra * 1000:6.1f} ms over python, "
+                f"x{medians[name] / max(base, 1e-3):.1f}   {verdict}"
+            )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ every transaction signs and every peer compares, so two networks differing in an
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -40,19 +40,25 @@ class Genesis:
     params: ChainParams
     allocations: tuple[tuple[bytes, int], ...]  # (account id, base units)
     names: dict[str, bytes]  # well-known accounts by name ("treasury", ...)
+    # Block 0, built once: its state root hashes every allocation, and callers read `chain_id`
+    # in loops (a frozen, slotted dataclass cannot use functools.cached_property).
+    _block: Block = field(init=False, repr=False, compare=False)
 
-    @property
-    def block(self) -> Block:
+    def __post_init__(self) -> None:
         header = Header(
             version=BLOCK_VERSION, height=0, parent=params_digest(self.params),
             timestamp=self.params.genesis_time, bits=self.params.genesis_bits,
             tx_root=merkle_root([]), state_root=self.state_root, miner=bytes(20),
         )
-        return Block(header, ())
+        object.__setattr__(self, "_block", Block(header, ()))
+
+    @property
+    def block(self) -> Block:
+        return self._block
 
     @property
     def chain_id(self) -> bytes:
-        return self.block.hash
+        return self._block.hash
 
     @property
     def accounts(self) -> dict[bytes, Account]:

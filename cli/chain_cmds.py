@@ -11,7 +11,9 @@ from cli.config import DatadirOpt, JsonOpt, NetworkOpt, RpcOpt, Where
 from cli.output import CliError, console, fields, guarded, print_json, table
 from cli.tx import client
 
-chain_app = typer.Typer(help="Read the chain: tip, blocks, transactions, supply.", no_args_is_help=True)
+chain_app = typer.Typer(
+    help="Read the chain: tip, blocks, transactions, supply.", no_args_is_help=True
+)
 
 HASH_HEX = 64
 
@@ -22,16 +24,25 @@ def _when(timestamp: int) -> str:
 
 def _header_rows(header: dict[str, Any]) -> list[tuple[str, Any]]:
     return [
-        ("height", header["height"]), ("hash", header["hash"]), ("parent", header["parent"]),
-        ("time", _when(header["timestamp"])), ("bits", header["bits"]), ("miner", header["miner"]),
-        ("tx root", header["tx_root"]), ("state root", header["state_root"]), ("work", header["work"]),
+        ("height", header["height"]),
+        ("hash", header["hash"]),
+        ("parent", header["parent"]),
+        ("time", _when(header["timestamp"])),
+        ("bits", header["bits"]),
+        ("miner", header["miner"]),
+        ("tx root", header["tx_root"]),
+        ("state root", header["state_root"]),
+        ("work", header["work"]),
     ]
 
 
 @chain_app.command("head")
 @guarded
 def head(
-    network: NetworkOpt = "main", datadir: DatadirOpt = None, rpc: RpcOpt = None, json_out: JsonOpt = False,
+    network: NetworkOpt = "main",
+    datadir: DatadirOpt = None,
+    rpc: RpcOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """The header of the best chain's tip."""
     header = client(Where(network, datadir, None, rpc)).call("chain_head")
@@ -55,7 +66,10 @@ def block_id(text: str) -> int | str:
 @guarded
 def block(
     id: Annotated[str, typer.Argument(help="height or block hash", metavar="HEIGHT|HASH")],
-    network: NetworkOpt = "main", datadir: DatadirOpt = None, rpc: RpcOpt = None, json_out: JsonOpt = False,
+    network: NetworkOpt = "main",
+    datadir: DatadirOpt = None,
+    rpc: RpcOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """A block: header and transactions."""
     wanted = block_id(id)  # checked before any connection
@@ -63,10 +77,21 @@ def block(
     if json_out:
         print_json(found)
         return
-    fields(f"block {found['height']}", [*_header_rows(found["header"]), ("size", f"{found['size']} bytes")])
+    fields(
+        f"block {found['height']}",
+        [*_header_rows(found["header"]), ("size", f"{found['size']} bytes")],
+    )
     if found["txs"]:
-        rows = [(tx["txid"][:16], tx["from"], tx.get("to", ""), f"{tx.get('amount_ntk', '')} NTK",
-                 f"{tx['fee_ntk']} NTK") for tx in found["txs"]]
+        rows = [
+            (
+                tx["txid"][:16],
+                tx["from"],
+                tx.get("to", ""),
+                f"{tx.get('amount_ntk', '')} NTK",
+                f"{tx['fee_ntk']} NTK",
+            )
+            for tx in found["txs"]
+        ]
         table(f"{len(rows)} transactions", ("txid", "from", "to", "amount", "fee"), rows)
 
 
@@ -81,7 +106,10 @@ def txid_param(text: str) -> str:
 @guarded
 def tx(
     txid: Annotated[str, typer.Argument(help="transaction id (hex)")],
-    network: NetworkOpt = "main", datadir: DatadirOpt = None, rpc: RpcOpt = None, json_out: JsonOpt = False,
+    network: NetworkOpt = "main",
+    datadir: DatadirOpt = None,
+    rpc: RpcOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """A transaction and where it is: pending in the mempool or confirmed in a block."""
     wanted = txid_param(txid)
@@ -91,18 +119,31 @@ def tx(
         return
     body = found["tx"]
     status = found["status"]
-    where = (f"confirmed in block {found['height']} ({found['confirmations']} confirmations)"
-             if status == "confirmed" else "pending in the mempool")
-    fields(f"transaction {body['txid']}", [
-        ("status", where), ("from", body["from"]), ("to", body.get("to", "")),
-        ("amount", f"{body.get('amount_ntk', '')} NTK"), ("fee", f"{body['fee_ntk']} NTK"), ("nonce", body["nonce"]),
-    ])
+    where = (
+        f"confirmed in block {found['height']} ({found['confirmations']} confirmations)"
+        if status == "confirmed"
+        else "pending in the mempool"
+    )
+    fields(
+        f"transaction {body['txid']}",
+        [
+            ("status", where),
+            ("from", body["from"]),
+            ("to", body.get("to", "")),
+            ("amount", f"{body.get('amount_ntk', '')} NTK"),
+            ("fee", f"{body['fee_ntk']} NTK"),
+            ("nonce", body["nonce"]),
+        ],
+    )
 
 
 @chain_app.command("supply")
 @guarded
 def supply(
-    network: NetworkOpt = "main", datadir: DatadirOpt = None, rpc: RpcOpt = None, json_out: JsonOpt = False,
+    network: NetworkOpt = "main",
+    datadir: DatadirOpt = None,
+    rpc: RpcOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Total NTK in existence at the tip."""
     found = client(Where(network, datadir, None, rpc)).call("chain_supply")

@@ -38,19 +38,29 @@ NetworkOpt = Annotated[
 ]
 DatadirOpt = Annotated[
     Path | None,
-    typer.Option("--datadir", envvar="NEURO_DATADIR", help="data dir (default: $NEURO_HOME/<network>, NEURO_HOME=~/.neuro)"),
+    typer.Option(
+        "--datadir",
+        envvar="NEURO_DATADIR",
+        help="data dir (default: $NEURO_HOME/<network>, NEURO_HOME=~/.neuro)",
+    ),
 ]
 KeystoreOpt = Annotated[
     Path | None,
-    typer.Option("--keystore", envvar="NEURO_KEYSTORE", help="key directory (default: <datadir>/keystore)"),
+    typer.Option(
+        "--keystore", envvar="NEURO_KEYSTORE", help="key directory (default: <datadir>/keystore)"
+    ),
 ]
 RpcOpt = Annotated[
     str | None,
-    typer.Option("--rpc", envvar="NEURO_RPC", help="daemon URL (default: from <datadir>/node.json)"),
+    typer.Option(
+        "--rpc", envvar="NEURO_RPC", help="daemon URL (default: from <datadir>/node.json)"
+    ),
 ]
 PasswordFileOpt = Annotated[
     Path | None,
-    typer.Option("--password-file", help="read the password from this file (or set NEURO_PASSWORD)"),
+    typer.Option(
+        "--password-file", help="read the password from this file (or set NEURO_PASSWORD)"
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 
@@ -66,13 +76,17 @@ class Where:
 
     def __post_init__(self) -> None:
         if self.network not in NETWORKS:
-            raise CliError(f"unknown network {self.network!r}: choose {' or '.join(NETWORKS)}", "bad-network")
+            raise CliError(
+                f"unknown network {self.network!r}: choose {' or '.join(NETWORKS)}", "bad-network"
+            )
 
     @cached_property
     def datadir(self) -> Path:
         if self.datadir_option is not None:
             return self.datadir_option.expanduser()
-        return Path(os.environ.get("NEURO_HOME", Path.home() / ".neuro")).expanduser() / self.network
+        return (
+            Path(os.environ.get("NEURO_HOME", Path.home() / ".neuro")).expanduser() / self.network
+        )
 
     @cached_property
     def genesis(self) -> Genesis:
@@ -108,7 +122,9 @@ class Where:
                 "daemon-not-running",
             ) from None
         except (OSError, ValueError, KeyError, TypeError):
-            raise CliError(f"{node_file} is unreadable or has no rpc_url: pass --rpc URL", "bad-node-file") from None
+            raise CliError(
+                f"{node_file} is unreadable or has no rpc_url: pass --rpc URL", "bad-node-file"
+            ) from None
         if not isinstance(url, str):
             raise CliError(f"{node_file}: rpc_url is not a string", "bad-node-file")
         return RpcTarget(url, cookie, self.network)
@@ -121,8 +137,13 @@ class RpcTarget:
     network: str
 
 
-def read_password(password_file: Path | None, *, env: str = PASSWORD_ENV, confirm: bool = False,
-                  prompt: str = "Password") -> str:
+def read_password(
+    password_file: Path | None,
+    *,
+    env: str = PASSWORD_ENV,
+    confirm: bool = False,
+    prompt: str = "Password",
+) -> str:
     """The password from a file, the environment, or a hidden prompt (typed twice if ``confirm``).
 
     Without a terminal and without a file or env value this is an error, not a silent hang.
@@ -131,12 +152,17 @@ def read_password(password_file: Path | None, *, env: str = PASSWORD_ENV, confir
         try:
             text = password_file.expanduser().read_text()
         except OSError as exc:
-            raise CliError(f"cannot read password file {password_file}: {exc.strerror}", "io-error") from None
+            raise CliError(
+                f"cannot read password file {password_file}: {exc.strerror}", "io-error"
+            ) from None
         return text.rstrip("\r\n")
     if env in os.environ:
         return os.environ[env]
     if not sys.stdin.isatty():
-        raise CliError(f"no password: pass --password-file or set {env} (stdin is not a terminal)", "no-password")
+        raise CliError(
+            f"no password: pass --password-file or set {env} (stdin is not a terminal)",
+            "no-password",
+        )
     first: str = typer.prompt(prompt, hide_input=True)
     if confirm:
         again: str = typer.prompt("Repeat to confirm", hide_input=True)

@@ -22,6 +22,7 @@ from cli.chain_cmds import chain_app; app.add_typer(chain_app, name="chain")
 from cli.node import node_app; app.add_typer(node_app, name="node")
 from cli.tx import tx_app; app.add_typer(tx_app, name="tx")
 from cli.task import task_app; app.add_typer(task_app, name="task")  # noqa: E402,E702
+from cli.devnet import devnet_app; app.add_typer(devnet_app, name="devnet")  # noqa: E402,E702
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -93,8 +94,13 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
     for column in columns:
         view.add_column(column, overflow="fold")
     for row in rows:
-        view.add_row(*(str(cell) for cell in row))
+        view.add_row(*(_cell(cell) for cell in row))
     console.print(view)
+
+
+def _cell(value: Any) -> Text:
+    """Data is shown as is (a `[` in a key name is not markup); pass a `Text` to style a cell."""
+    return value if isinstance(value, Text) else Text(str(value))
 
 
 def fields(title: str | None, items: Iterable[tuple[str, Any]]) -> None:
@@ -103,7 +109,7 @@ def fields(title: str | None, items: Iterable[tuple[str, Any]]) -> None:
     view.add_column(style="bold")
     view.add_column(overflow="fold")
     for name, value in items:
-        view.add_row(name, str(value))
+        view.add_row(name, _cell(value))
     console.print(view)
 
 

@@ -53,9 +53,13 @@ class RpcClient:
         return "Basic " + base64.b64encode(cookie.encode()).decode()
 
     def call(self, method: str, **params: Any) -> Any:
-        body = json.dumps({"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params})
+        body = json.dumps(
+            {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
+        )
         request = urllib.request.Request(
-            self.target.url, data=body.encode(), method="POST",
+            self.target.url,
+            data=body.encode(),
+            method="POST",
             headers={"Content-Type": "application/json"},
         )
         auth = self._auth()
@@ -81,7 +85,9 @@ class RpcClient:
         try:  # JSON-RPC servers may answer errors with a 4xx/5xx status and a JSON body
             return self._error_of(json.loads(exc.read()))
         except (ValueError, TypeError, KeyError, OSError):
-            return CliError(f"neurod at {url} answered HTTP {exc.code} {exc.reason}", "rpc-http-error")
+            return CliError(
+                f"neurod at {url} answered HTTP {exc.code} {exc.reason}", "rpc-http-error"
+            )
 
     def _transport_error(self, exc: BaseException) -> CliError:
         url = self.target.url
@@ -93,7 +99,9 @@ class RpcClient:
                 "daemon-not-running",
             )
         if isinstance(cause, (socket.timeout, TimeoutError)):
-            return CliError(f"neurod at {url} did not answer within {self.timeout:g} s", "rpc-timeout")
+            return CliError(
+                f"neurod at {url} did not answer within {self.timeout:g} s", "rpc-timeout"
+            )
         return CliError(f"cannot reach neurod at {url}: {cause}", "daemon-unreachable")
 
     def _result(self, method: str, payload: bytes) -> Any:
@@ -106,7 +114,9 @@ class RpcClient:
         if doc.get("error") is not None:
             raise self._error_of(doc)
         if "result" not in doc:
-            raise CliError(f"neurod answered {method} with neither result nor error", "rpc-bad-response")
+            raise CliError(
+                f"neurod answered {method} with neither result nor error", "rpc-bad-response"
+            )
         return doc["result"]
 
     @staticmethod

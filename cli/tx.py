@@ -32,7 +32,9 @@ if TYPE_CHECKING:
     from chain.types import Transaction
     from cli.rpc import RpcClient
 
-tx_app = typer.Typer(help="Offline transactions: build, sign, and later broadcast.", no_args_is_help=True)
+tx_app = typer.Typer(
+    help="Offline transactions: build, sign, and later broadcast.", no_args_is_help=True
+)
 
 DEFAULT_FEE_NTK = "0.00001"  # 10x neurod's default relay minimum of 1,000 base units
 WAIT_POLL_S = 0.5
@@ -40,12 +42,15 @@ ADDRESS_MIN_LENGTH = 39  # 1-char prefix + "1" + 32 data chars of a 20-byte id +
 
 ChainOpt = Annotated[
     str | None,
-    typer.Option("--chain", help="chain id source offline: devnet | main | genesis PATH (default: --network)"),
+    typer.Option(
+        "--chain", help="chain id source offline: devnet | main | genesis PATH (default: --network)"
+    ),
 ]
 FeeOpt = Annotated[str, typer.Option("--fee", help="fee in NTK")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="write the file here (default: stdout)")]
 WaitOpt = Annotated[
-    float | None, typer.Option("--wait", help="after sending, wait up to this many seconds for a block")
+    float | None,
+    typer.Option("--wait", help="after sending, wait up to this many seconds for a block"),
 ]
 
 
@@ -70,7 +75,8 @@ def online_chain_id(rpc: RpcClient, where: Where) -> bytes:
     if status.get("hrp") != where.hrp or status.get("chain_id") != where.genesis.chain_id.hex():
         raise CliError(
             f"neurod at {rpc.target.url} runs network {status.get('network')!r}, not {where.network!r}: "
-            "pass the matching --network", "wrong-network",
+            "pass the matching --network",
+            "wrong-network",
         )
     return where.genesis.chain_id
 
@@ -84,7 +90,9 @@ def address_of(where: Where, name_or_address: str | None) -> str:
         return store.resolve(name_or_address).address
     text = name_or_address.strip()
     # bech32-shaped (an hrp, "1", data) or our prefix: check it as an address, for a clear error
-    if text.lower().startswith(where.hrp + "1") or (len(text) >= ADDRESS_MIN_LENGTH and "1" in text[1:]):
+    if text.lower().startswith(where.hrp + "1") or (
+        len(text) >= ADDRESS_MIN_LENGTH and "1" in text[1:]
+    ):
         check_address(text, where.hrp)
         return text
     return store.resolve(text).address
@@ -119,9 +127,19 @@ def submit(rpc: RpcClient, tx: Transaction, wait: float | None, json_out: bool, 
     if json_out:
         print_json(result)
         return
-    fields(None, [("txid", txid), ("status", result["status"]), ("from", result["from"]), ("to", result["to"]),
-                  ("amount", f"{result['amount']} NTK"), ("fee", f"{result['fee']} NTK"), ("nonce", tx.nonce)]
-           + ([("height", result["height"])] if result.get("height") is not None else []))
+    fields(
+        None,
+        [
+            ("txid", txid),
+            ("status", result["status"]),
+            ("from", result["from"]),
+            ("to", result["to"]),
+            ("amount", f"{result['amount']} NTK"),
+            ("fee", f"{result['fee']} NTK"),
+            ("nonce", tx.nonce),
+        ]
+        + ([("height", result["height"])] if result.get("height") is not None else []),
+    )
 
 
 def wait_for_block(rpc: RpcClient, txid: str, timeout: float) -> dict[str, Any]:
@@ -129,7 +147,11 @@ def wait_for_block(rpc: RpcClient, txid: str, timeout: float) -> dict[str, Any]:
     while True:
         found = rpc.call("chain_tx", txid=txid)
         if found["status"] == "confirmed":
-            return {"status": "confirmed", "height": found["height"], "block_hash": found["block_hash"]}
+            return {
+                "status": "confirmed",
+                "height": found["height"],
+                "block_hash": found["block_hash"],
+            }
         if time.monotonic() >= deadline:
             raise CliError(f"{txid} is still pending after {timeout:g} s", "wait-timeout")
         time.sleep(WAIT_POLL_S)
@@ -140,10 +162,19 @@ def wait_for_block(rpc: RpcClient, txid: str, timeout: float) -> dict[str, Any]:
 def build(
     to: Annotated[str, typer.Argument(help="recipient address")],
     amount: Annotated[str, typer.Argument(help="amount in NTK, e.g. 12.5")],
-    sender: Annotated[str | None, typer.Option("--from", help="key name or address (default: default key)")] = None,
-    nonce: Annotated[int | None, typer.Option("--nonce", help="sender's next nonce (else asked from the daemon)")] = None,
-    fee: FeeOpt = DEFAULT_FEE_NTK, chain: ChainOpt = None, out: OutOpt = None,
-    network: NetworkOpt = "main", datadir: DatadirOpt = None, keystore: KeystoreOpt = None, rpc: RpcOpt = None,
+    sender: Annotated[
+        str | None, typer.Option("--from", help="key name or address (default: default key)")
+    ] = None,
+    nonce: Annotated[
+        int | None, typer.Option("--nonce", help="sender's next nonce (else asked from the daemon)")
+    ] = None,
+    fee: FeeOpt = DEFAULT_FEE_NTK,
+    chain: ChainOpt = None,
+    out: OutOpt = None,
+    network: NetworkOpt = "main",
+    datadir: DatadirOpt = None,
+    keystore: KeystoreOpt = None,
+    rpc: RpcOpt = None,
 ) -> None:
     """Write an unsigned transfer for `neuro tx sign` (no password needed)."""
     from wallet.txfile import build_transfer
@@ -156,7 +187,9 @@ def build(
         nonce = int(rpc_client.call("account_get", address=sender_address)["pending_nonce"])
     else:
         chain_id = offline_chain_id(where, chain)
-    unsigned = build_transfer(chain_id=chain_id, sender=sender_address, to=to, amount=amount, fee=fee, nonce=nonce)
+    unsigned = build_transfer(
+        chain_id=chain_id, sender=sender_address, to=to, amount=amount, fee=fee, nonce=nonce
+    )
     write_json_file(out, unsigned.to_json())
 
 
@@ -165,7 +198,9 @@ def build(
 def sign(
     file: Annotated[Path, typer.Argument(help="unsigned transaction file ('-' for stdin)")],
     out: OutOpt = None,
-    network: NetworkOpt = "main", datadir: DatadirOpt = None, keystore: KeystoreOpt = None,
+    network: NetworkOpt = "main",
+    datadir: DatadirOpt = None,
+    keystore: KeystoreOpt = None,
     password_file: PasswordFileOpt = None,
 ) -> None:
     """Sign an unsigned transaction file with the sender's key from the keystore (offline)."""
@@ -183,7 +218,10 @@ def sign(
 def send(
     file: Annotated[Path, typer.Argument(help="signed transaction file ('-' for stdin)")],
     wait: WaitOpt = None,
-    network: NetworkOpt = "main", datadir: DatadirOpt = None, rpc: RpcOpt = None, json_out: JsonOpt = False,
+    network: NetworkOpt = "main",
+    datadir: DatadirOpt = None,
+    rpc: RpcOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Broadcast a signed transaction file to the daemon."""
     from wallet.txfile import read_signed
@@ -192,7 +230,10 @@ def send(
     where = Where(network, datadir, None, rpc)
     rpc_client = client(where)
     if tx.chain_id != online_chain_id(rpc_client, where):
-        raise CliError(f"this transaction is signed for chain {tx.chain_id.hex()[:16]}..., not {network}", "bad-tx-chain-id")
+        raise CliError(
+            f"this transaction is signed for chain {tx.chain_id.hex()[:16]}..., not {network}",
+            "bad-tx-chain-id",
+        )
     submit(rpc_client, tx, wait, json_out, where.hrp)
 
 

@@ -28,17 +28,23 @@ from cli.output import CliError, console, fields, guarded, note, print_json, tab
 if TYPE_CHECKING:
     from wallet.keyfile import KeyFile
 
-wallet_app = typer.Typer(help="Keys and funds: create, import, export, balance, send, history.",
-                         no_args_is_help=True)
+wallet_app = typer.Typer(
+    help="Keys and funds: create, import, export, balance, send, history.", no_args_is_help=True
+)
 
 NameArg = Annotated[str, typer.Argument(help="key name")]
-OptionalNameArg = Annotated[str | None, typer.Argument(help="key name or address (default: the default key)")]
+OptionalNameArg = Annotated[
+    str | None, typer.Argument(help="key name or address (default: the default key)")
+]
 
 
 def key_json(keyfile: KeyFile, default: str | None) -> dict[str, Any]:
     return {
-        "name": keyfile.name, "address": keyfile.address, "public_key": keyfile.public_key.hex(),
-        "created": keyfile.created, "default": keyfile.name == default,
+        "name": keyfile.name,
+        "address": keyfile.address,
+        "public_key": keyfile.public_key.hex(),
+        "created": keyfile.created,
+        "default": keyfile.name == default,
         "kdf": {"name": "scrypt", "n": keyfile.kdf.n, "r": keyfile.kdf.r, "p": keyfile.kdf.p},
     }
 
@@ -47,8 +53,11 @@ def key_json(keyfile: KeyFile, default: str | None) -> dict[str, Any]:
 @guarded
 def new(
     name: NameArg,
-    network: NetworkOpt = "main", datadir: DatadirOpt = None, keystore: KeystoreOpt = None,
-    password_file: PasswordFileOpt = None, json_out: JsonOpt = False,
+    network: NetworkOpt = "main",
+    datadir: DatadirOpt = None,
+    keystore: KeystoreOpt = None,
+    password_file: PasswordFileOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Create a new random key, encrypted with a password (asked twice)."""
     store = Where(network, datadir, keystore).keystore()
@@ -64,7 +73,9 @@ def new(
 @wallet_app.command("list")
 @guarded
 def list_keys(
-    network: NetworkOpt = "main", datadir: DatadirOpt = None, keystore: KeystoreOpt = None,
+    network: NetworkOpt = "main",
+    datadir: DatadirOpt = None,
+    keystore: KeystoreOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """List the keys in the keystore."""
@@ -84,7 +95,9 @@ def list_keys(
 @guarded
 def show(
     name: OptionalNameArg = None,
-    network: NetworkOpt = "main", datadir: DatadirOpt = None, keystore: KeystoreOpt = None,
+    network: NetworkOpt = "main",
+    datadir: DatadirOpt = None,
+    keystore: KeystoreOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Show a key's address and public data (never its seed)."""
@@ -100,22 +113,38 @@ def _report_key(keyfile: KeyFile, default: str | None, json_out: bool, verb: str
     if verb:
         note(f"[green]{verb}[/green] key {keyfile.name}")
     kdf = data["kdf"]
-    fields(None, [
-        ("name", keyfile.name), ("address", keyfile.address), ("public key", data["public_key"]),
-        ("created", keyfile.created), ("default", "yes" if data["default"] else "no"),
-        ("kdf", f"scrypt n=2^{kdf['n'].bit_length() - 1} r={kdf['r']} p={kdf['p']}"),
-    ])
+    fields(
+        None,
+        [
+            ("name", keyfile.name),
+            ("address", keyfile.address),
+            ("public key", data["public_key"]),
+            ("created", keyfile.created),
+            ("default", "yes" if data["default"] else "no"),
+            ("kdf", f"scrypt n=2^{kdf['n'].bit_length() - 1} r={kdf['r']} p={kdf['p']}"),
+        ],
+    )
 
 
 @wallet_app.command("import")
 @guarded
 def import_key(
     name: NameArg,
-    keyfile_path: Annotated[Path | None, typer.Option("--file", help="an exported key file")] = None,
-    raw: Annotated[bool, typer.Option("--raw", help="import a raw hex seed (asked hidden, or --raw-file)")] = False,
-    raw_file: Annotated[Path | None, typer.Option("--raw-file", help="read the hex seed from this file ('-' for stdin)")] = None,
-    network: NetworkOpt = "main", datadir: DatadirOpt = None, keystore: KeystoreOpt = None,
-    password_file: PasswordFileOpt = None, json_out: JsonOpt = False,
+    keyfile_path: Annotated[
+        Path | None, typer.Option("--file", help="an exported key file")
+    ] = None,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="import a raw hex seed (asked hidden, or --raw-file)")
+    ] = False,
+    raw_file: Annotated[
+        Path | None,
+        typer.Option("--raw-file", help="read the hex seed from this file ('-' for stdin)"),
+    ] = None,
+    network: NetworkOpt = "main",
+    datadir: DatadirOpt = None,
+    keystore: KeystoreOpt = None,
+    password_file: PasswordFileOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Import a key: an encrypted key file (--file, same password), or a raw hex seed (--raw)."""
     from wallet.keys import Key
@@ -158,8 +187,12 @@ def export(
     name: OptionalNameArg = None,
     out: Annotated[Path | None, typer.Option("--out", help="write here (default: stdout)")] = None,
     raw: Annotated[bool, typer.Option("--raw", help="print the UNENCRYPTED hex seed")] = False,
-    yes: Annotated[bool, typer.Option("--yes", help="do not ask before printing a raw seed")] = False,
-    network: NetworkOpt = "main", datadir: DatadirOpt = None, keystore: KeystoreOpt = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="do not ask before printing a raw seed")
+    ] = False,
+    network: NetworkOpt = "main",
+    datadir: DatadirOpt = None,
+    keystore: KeystoreOpt = None,
     password_file: PasswordFileOpt = None,
 ) -> None:
     """Export a key: its encrypted key file, or with --raw the bare seed (needs the password)."""
@@ -171,7 +204,9 @@ def export(
     warn(f"the raw seed of {keyfile.name!r} controls its funds: never share it or paste it online")
     if not yes:
         if not sys.stdin.isatty():
-            raise CliError("refusing to print a raw seed without a terminal: add --yes", "not-confirmed")
+            raise CliError(
+                "refusing to print a raw seed without a terminal: add --yes", "not-confirmed"
+            )
         typer.confirm("Print the raw seed?", abort=True)
     key = store.unlock(keyfile.name, read_password(password_file))
     _write_out(out, (key.seed.hex() + "\n").encode())
@@ -195,8 +230,11 @@ def _write_out(out: Path | None, data: bytes) -> None:
 @wallet_app.command("rename")
 @guarded
 def rename(
-    old: NameArg, new: Annotated[str, typer.Argument(help="new name")],
-    network: NetworkOpt = "main", datadir: DatadirOpt = None, keystore: KeystoreOpt = None,
+    old: NameArg,
+    new: Annotated[str, typer.Argument(help="new name")],
+    network: NetworkOpt = "main",
+    datadir: DatadirOpt = None,
+    keystore: KeystoreOpt = None,
     password_file: PasswordFileOpt = None,
 ) -> None:
     """Rename a key (its name is authenticated by the encryption, so this needs the password)."""
@@ -213,7 +251,9 @@ def rename(
 @guarded
 def default(
     name: Annotated[str | None, typer.Argument(help="make this key the default")] = None,
-    network: NetworkOpt = "main", datadir: DatadirOpt = None, keystore: KeystoreOpt = None,
+    network: NetworkOpt = "main",
+    datadir: DatadirOpt = None,
+    keystore: KeystoreOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Show the default key, or set it."""
@@ -233,8 +273,12 @@ def default(
 @guarded
 def passwd(
     name: OptionalNameArg = None,
-    new_password_file: Annotated[Path | None, typer.Option("--new-password-file", help="or set NEURO_NEW_PASSWORD")] = None,
-    network: NetworkOpt = "main", datadir: DatadirOpt = None, keystore: KeystoreOpt = None,
+    new_password_file: Annotated[
+        Path | None, typer.Option("--new-password-file", help="or set NEURO_NEW_PASSWORD")
+    ] = None,
+    network: NetworkOpt = "main",
+    datadir: DatadirOpt = None,
+    keystore: KeystoreOpt = None,
     password_file: PasswordFileOpt = None,
 ) -> None:
     """Change a key's password (the file is replaced atomically)."""
@@ -242,6 +286,8 @@ def passwd(
     keyfile = store.resolve(name)
     old = read_password(password_file, prompt="Current password")
     store.unlock(keyfile.name, old)
-    new_password = read_password(new_password_file, env=NEW_PASSWORD_ENV, confirm=True, prompt="New password")
+    new_password = read_password(
+        new_password_file, env=NEW_PASSWORD_ENV, confirm=True, prompt="New password"
+    )
     store.change_password(keyfile.name, old, new_password)
     console.print(f"password of {keyfile.name} changed")

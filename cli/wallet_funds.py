@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from cli.config import (
     DatadirOpt,
@@ -41,7 +42,10 @@ from cli.wallet import OptionalNameArg, wallet_app
 @guarded
 def balance(
     name: OptionalNameArg = None,
-    network: NetworkOpt = "main", datadir: DatadirOpt = None, keystore: KeystoreOpt = None, rpc: RpcOpt = None,
+    network: NetworkOpt = "main",
+    datadir: DatadirOpt = None,
+    keystore: KeystoreOpt = None,
+    rpc: RpcOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Balance and nonce of a key or any address."""
@@ -50,25 +54,42 @@ def balance(
     if json_out:
         print_json(account)
         return
-    fields(None, [
-        ("address", account["address"]), ("balance", f"{account['balance_ntk']} NTK"),
-        ("nonce", account["nonce"]), ("pending nonce", account["pending_nonce"]),
-    ])
+    fields(
+        None,
+        [
+            ("address", account["address"]),
+            ("balance", f"{account['balance_ntk']} NTK"),
+            ("nonce", account["nonce"]),
+            ("pending nonce", account["pending_nonce"]),
+        ],
+    )
 
 
 @wallet_app.command("send")
 @guarded
 def send(
-    to: Annotated[str, typer.Argument(help="recipient address, or the name of a key in the keystore")],
+    to: Annotated[
+        str, typer.Argument(help="recipient address, or the name of a key in the keystore")
+    ],
     amount: Annotated[str, typer.Argument(help="amount in NTK, e.g. 12.5")],
-    sender: Annotated[str | None, typer.Option("--from", help="key name (default: the default key)")] = None,
+    sender: Annotated[
+        str | None, typer.Option("--from", help="key name (default: the default key)")
+    ] = None,
     fee: FeeOpt = DEFAULT_FEE_NTK,
-    nonce: Annotated[int | None, typer.Option("--nonce", help="use this nonce instead of the daemon's")] = None,
+    nonce: Annotated[
+        int | None, typer.Option("--nonce", help="use this nonce instead of the daemon's")
+    ] = None,
     chain: ChainOpt = None,
-    out: Annotated[Path | None, typer.Option("--out", help="write the signed tx here instead of sending it")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="write the signed tx here instead of sending it")
+    ] = None,
     wait: WaitOpt = None,
-    network: NetworkOpt = "main", datadir: DatadirOpt = None, keystore: KeystoreOpt = None, rpc: RpcOpt = None,
-    password_file: PasswordFileOpt = None, json_out: JsonOpt = False,
+    network: NetworkOpt = "main",
+    datadir: DatadirOpt = None,
+    keystore: KeystoreOpt = None,
+    rpc: RpcOpt = None,
+    password_file: PasswordFileOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Sign and send a transfer; with --nonce and --out it runs fully offline and only writes the file."""
     from wallet.txfile import build_transfer, sign_transfer, signed_json
@@ -79,7 +100,9 @@ def send(
     to = address_of(where, to)
     offline = out is not None and nonce is not None
     # validate the recipient, amount and fee before any password prompt or network call
-    build_transfer(chain_id=bytes(32), sender=keyfile.address, to=to, amount=amount, fee=fee, nonce=nonce or 0)
+    build_transfer(
+        chain_id=bytes(32), sender=keyfile.address, to=to, amount=amount, fee=fee, nonce=nonce or 0
+    )
     if offline:
         chain_id = offline_chain_id(where, chain)
     else:
@@ -88,12 +111,14 @@ def send(
         account = rpc_client.call("account_get", address=keyfile.address)
         if nonce is None:
             nonce = int(account["pending_nonce"])
-    unsigned = build_transfer(chain_id=chain_id, sender=keyfile.address, to=to, amount=amount, fee=fee,
-                              nonce=nonce or 0)
+    unsigned = build_transfer(
+        chain_id=chain_id, sender=keyfile.address, to=to, amount=amount, fee=fee, nonce=nonce or 0
+    )
     if not offline and unsigned.amount + unsigned.fee > int(account["balance"]):
         raise CliError(
             f"{keyfile.name} has {account['balance_ntk']} NTK; sending {amount} NTK with a {fee} NTK fee "
-            "needs more", "insufficient-balance",
+            "needs more",
+            "insufficient-balance",
         )
     key = store.unlock(keyfile.name, read_password(password_file))
     tx = sign_transfer(unsigned, key)
@@ -108,7 +133,10 @@ def send(
 def history(
     name: OptionalNameArg = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="newest first")] = 50,
-    network: NetworkOpt = "main", datadir: DatadirOpt = None, keystore: KeystoreOpt = None, rpc: RpcOpt = None,
+    network: NetworkOpt = "main",
+    datadir: DatadirOpt = None,
+    keystore: KeystoreOpt = None,
+    rpc: RpcOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Confirmed transfers to and from a key or any address, newest first."""
@@ -121,10 +149,15 @@ def history(
     if not items:
         note(f"no transactions for {address}")
         return
-    arrows = {"in": "[green]in[/green]", "out": "[red]out[/red]", "self": "self"}
+    arrows = {"in": Text("in", style="green"), "out": Text("out", style="red")}
     rows = [
-        (item["height"], arrows.get(item["direction"], item["direction"]), f"{item['amount_ntk']} NTK",
-         item["to"] if item["direction"] == "out" else item["from"], item["txid"][:16])
+        (
+            item["height"],
+            arrows.get(item["direction"], item["direction"]),
+            f"{item['amount_ntk']} NTK",
+            item["to"] if item["direction"] == "out" else item["from"],
+            item["txid"][:16],
+        )
         for item in items
     ]
     table(f"history of {address}", ("height", "dir", "amount", "counterparty", "txid"), rows)

@@ -100,7 +100,9 @@ class KdfParams:
         for name in ("n", "r", "p", "dklen"):
             if type(doc[name]) is not int:
                 raise _bad_file(f"kdfparams.{name} must be an integer")
-        params = cls(doc["n"], doc["r"], doc["p"], _hex(doc["salt"], "kdfparams.salt"), doc["dklen"])
+        params = cls(
+            doc["n"], doc["r"], doc["p"], _hex(doc["salt"], "kdfparams.salt"), doc["dklen"]
+        )
         params.check()
         return params
 
@@ -147,23 +149,39 @@ class KeyFile:
         if not isinstance(doc, dict) or set(doc) != fields:
             raise _bad_file(f"expected the fields {', '.join(sorted(fields))}")
         if doc["version"] != FORMAT_VERSION:
-            raise _bad_file(f"unsupported version {doc['version']!r} (this wallet reads {FORMAT_VERSION})")
+            raise _bad_file(
+                f"unsupported version {doc['version']!r} (this wallet reads {FORMAT_VERSION})"
+            )
         for name in ("name", "address", "created"):
             if not isinstance(doc[name], str):
                 raise _bad_file(f"{name} must be a string")
         crypto = doc["crypto"]
-        if not isinstance(crypto, dict) or set(crypto) != {"kdf", "kdfparams", "cipher", "nonce", "ciphertext"}:
+        if not isinstance(crypto, dict) or set(crypto) != {
+            "kdf",
+            "kdfparams",
+            "cipher",
+            "nonce",
+            "ciphertext",
+        }:
             raise _bad_file("crypto must be {kdf, kdfparams, cipher, nonce, ciphertext}")
         if crypto["kdf"] != KDF or crypto["cipher"] != CIPHER:
             raise _bad_file(f"only {KDF} with {CIPHER} is supported")
         public_key = _hex(doc["public_key"], "public_key")
         nonce = _hex(crypto["nonce"], "crypto.nonce")
         ciphertext = _hex(crypto["ciphertext"], "crypto.ciphertext")
-        if len(public_key) != 32 or len(nonce) != NONCE_SIZE or len(ciphertext) != KEY_SIZE + TAG_SIZE:
+        if (
+            len(public_key) != 32
+            or len(nonce) != NONCE_SIZE
+            or len(ciphertext) != KEY_SIZE + TAG_SIZE
+        ):
             raise _bad_file("public_key, nonce or ciphertext has the wrong length")
         return cls(
-            name=doc["name"], address=doc["address"], public_key=public_key,
-            kdf=KdfParams.from_json(crypto["kdfparams"]), nonce=nonce, ciphertext=ciphertext,
+            name=doc["name"],
+            address=doc["address"],
+            public_key=public_key,
+            kdf=KdfParams.from_json(crypto["kdfparams"]),
+            nonce=nonce,
+            ciphertext=ciphertext,
             created=doc["created"],
         )
 
@@ -186,15 +204,24 @@ def seal(key: Key, name: str, hrp: str, password: str, kdf: KdfParams) -> KeyFil
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     unsealed = KeyFile(
-        name=name, address=key.address(hrp), public_key=key.public_key, kdf=kdf.fresh(),
-        nonce=secrets.token_bytes(NONCE_SIZE), ciphertext=b"",
+        name=name,
+        address=key.address(hrp),
+        public_key=key.public_key,
+        kdf=kdf.fresh(),
+        nonce=secrets.token_bytes(NONCE_SIZE),
+        ciphertext=b"",
         created=datetime.now(UTC).replace(microsecond=0).isoformat(),
     )
     aead = AESGCM(unsealed.kdf.derive(password))
     ciphertext = aead.encrypt(unsealed.nonce, key.seed, unsealed.associated_data())
     return KeyFile(
-        unsealed.name, unsealed.address, unsealed.public_key, unsealed.kdf, unsealed.nonce,
-        ciphertext, unsealed.created,
+        unsealed.name,
+        unsealed.address,
+        unsealed.public_key,
+        unsealed.kdf,
+        unsealed.nonce,
+        ciphertext,
+        unsealed.created,
     )
 
 
@@ -216,18 +243,27 @@ def unseal(keyfile: KeyFile, password: str) -> Key:
         ) from None
     key = Key(seed)
     if not hmac.compare_digest(key.public_key, keyfile.public_key):
-        raise WalletError(f"key file {keyfile.name!r} does not match its public key", reason="bad-keyfile")
+        raise WalletError(
+            f"key file {keyfile.name!r} does not match its public key", reason="bad-keyfile"
+        )
     return key
 
 
-def reseal(keyfile: KeyFile, old_password: str, new_password: str, name: str | None = None) -> KeyFile:
+def reseal(
+    keyfile: KeyFile, old_password: str, new_password: str, name: str | None = None
+) -> KeyFile:
     """The same key under a new password and/or name, with a fresh salt and nonce."""
     key = unseal(keyfile, old_password)
     hrp = keyfile.address.rpartition("1")[0]
     resealed = seal(key, name or keyfile.name, hrp, new_password, keyfile.kdf)
     return KeyFile(
-        resealed.name, resealed.address, resealed.public_key, resealed.kdf, resealed.nonce,
-        resealed.ciphertext, keyfile.created,
+        resealed.name,
+        resealed.address,
+        resealed.public_key,
+        resealed.kdf,
+        resealed.nonce,
+        resealed.ciphertext,
+        keyfile.created,
     )
 
 

@@ -95,7 +95,10 @@ class Keystore:
 
     def find(self, name_or_address: str) -> KeyFile:
         """A key by name, or by its address."""
-        if NAME_PATTERN.fullmatch(name_or_address) and (self.path / f"{name_or_address}{SUFFIX}").exists():
+        if (
+            NAME_PATTERN.fullmatch(name_or_address)
+            and (self.path / f"{name_or_address}{SUFFIX}").exists()
+        ):
             return self.load(name_or_address)
         for keyfile in self.list():
             if keyfile.address == name_or_address:

@@ -47,22 +47,33 @@ class UnsignedTransfer:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "type": UNSIGNED_TYPE, "chain": self.chain_id.hex(), "from": self.sender, "to": self.to,
-            "amount": format_ntk(self.amount), "fee": format_ntk(self.fee), "nonce": self.nonce,
+            "type": UNSIGNED_TYPE,
+            "chain": self.chain_id.hex(),
+            "from": self.sender,
+            "to": self.to,
+            "amount": format_ntk(self.amount),
+            "fee": format_ntk(self.fee),
+            "nonce": self.nonce,
         }
 
     @classmethod
     def from_json(cls, doc: Any) -> UnsignedTransfer:
         fields = {"type", "chain", "from", "to", "amount", "fee", "nonce"}
         if not isinstance(doc, dict) or set(doc) != fields or doc["type"] != UNSIGNED_TYPE:
-            raise _bad_tx_file(f"an unsigned transaction file has the fields {', '.join(sorted(fields))}")
+            raise _bad_tx_file(
+                f"an unsigned transaction file has the fields {', '.join(sorted(fields))}"
+            )
         if not isinstance(doc["from"], str) or not isinstance(doc["to"], str):
             raise _bad_tx_file("from and to must be addresses")
         if type(doc["nonce"]) is not int:
             raise _bad_tx_file("nonce must be an integer")
         return build_transfer(
-            chain_id=_chain_id(doc["chain"]), sender=doc["from"], to=doc["to"],
-            amount=doc["amount"], fee=doc["fee"], nonce=doc["nonce"],
+            chain_id=_chain_id(doc["chain"]),
+            sender=doc["from"],
+            to=doc["to"],
+            amount=doc["amount"],
+            fee=doc["fee"],
+            nonce=doc["nonce"],
         )
 
 
@@ -111,13 +122,24 @@ def describe(tx: Transaction, hrp: str) -> dict[str, Any]:
 
 
 def signed_json(tx: Transaction, hrp: str) -> dict[str, Any]:
-    return {"type": SIGNED_TYPE, "txid": tx.txid.hex(), "tx": tx.encode().hex(), **describe(tx, hrp)}
+    return {
+        "type": SIGNED_TYPE,
+        "txid": tx.txid.hex(),
+        "tx": tx.encode().hex(),
+        **describe(tx, hrp),
+    }
 
 
 def read_signed(doc: Any) -> Transaction:
     """The transaction in a signed file, decoded strictly from its hex encoding."""
-    if not isinstance(doc, dict) or doc.get("type") != SIGNED_TYPE or not isinstance(doc.get("tx"), str):
-        raise _bad_tx_file("not a signed transaction file (expected type neuro-signed-tx and tx hex)")
+    if (
+        not isinstance(doc, dict)
+        or doc.get("type") != SIGNED_TYPE
+        or not isinstance(doc.get("tx"), str)
+    ):
+        raise _bad_tx_file(
+            "not a signed transaction file (expected type neuro-signed-tx and tx hex)"
+        )
     try:
         return Transaction.decode(bytes.fromhex(doc["tx"]))
     except ValueError:

@@ -40,11 +40,24 @@ def cos_q14(degrees: int) -> int:
     return sin_q14(degrees + 90)
 
 
-def arc(cx: int, cy: int, rx: int, ry: int, start: int, stop: int, step: int = 15) -> tuple[Point, ...]:
+def arc(cx: int, cy: int, rx: int, ry: int, start: int, stop: int, step: int = 10) -> tuple[Point, ...]:
     """Points of an elliptic arc from angle ``start`` to ``stop`` (degrees; 90 points down)."""
     sign = 1 if stop >= start else -1
     angles = list(range(start, stop, sign * step)) + [stop]
     return tuple((cx + rx * cos_q14(a) // Q14, cy + ry * sin_q14(a) // Q14) for a in angles)
+
+
+def figure_eight(step: int = 10) -> tuple[Point, ...]:
+    """An 8 written in one stroke that crosses itself at the waist (a 1:2 Lissajous curve).
+
+    The upper loop is drawn a little smaller, as most hands do.
+    """
+    points = []
+    for t in range(0, 361, step):
+        upper = 180 < t < 360
+        rx, ry = (230, 420) if upper else (290, 480)
+        points.append((300 + rx * sin_q14(2 * t) // Q14, 520 + ry * sin_q14(t) // Q14))
+    return tuple(points)
 
 
 def _join(*parts: tuple[Point, ...]) -> tuple[Point, ...]:
@@ -58,7 +71,7 @@ def _join(*parts: tuple[Point, ...]) -> tuple[Point, ...]:
 # "variant" (the other common way to write it: a serif 1, a crossed 7, an open 4, ...).
 GLYPHS: dict[str, tuple[Glyph, ...]] = {
     "round": (
-        (arc(300, 500, 270, 480, -90, 270),),
+        (arc(300, 500, 340, 480, -90, 270),),
         (((300, 0), (300, 1000)),),
         (_join(arc(300, 270, 270, 250, 200, 400), ((20, 1000), (600, 1000))),),
         (arc(290, 250, 250, 230, 200, 450), arc(290, 730, 280, 270, -90, 160)),
@@ -69,7 +82,7 @@ GLYPHS: dict[str, tuple[Glyph, ...]] = {
             (480, 930), (550, 770), (500, 620), (340, 560), (170, 610), (60, 760),
         ),),
         (((20, 0), (580, 0), (200, 1000)),),
-        (arc(300, 250, 220, 240, 90, 450), arc(300, 740, 270, 260, -90, 270)),
+        (figure_eight(),),
         (arc(300, 280, 260, 270, 0, 360), ((560, 280), (520, 1000))),
     ),
     "angular": (
@@ -88,7 +101,9 @@ GLYPHS: dict[str, tuple[Glyph, ...]] = {
     "variant": (
         (arc(300, 500, 230, 490, -110, 280),),
         (((150, 200), (320, 0), (320, 1000)), ((150, 1000), (490, 1000))),
-        (_join(arc(300, 270, 270, 250, 200, 400), ((20, 1000), (300, 950), (600, 1000))),),
+        (_join(arc(300, 270, 270, 250, 200, 400), ((150, 870), (60, 950), (100, 1000), (200, 990),
+                                                   (220, 930), (160, 900), (120, 960), (300, 1000),
+                                                   (600, 980))),),
         (((30, 80), (300, 0), (520, 120), (520, 330), (250, 470), (540, 620), (540, 880),
           (300, 1000), (20, 920)),),
         (((380, 0), (0, 620), (560, 620)), ((420, 300), (420, 1000))),

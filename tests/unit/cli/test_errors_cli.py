@@ -61,19 +61,27 @@ def test_bad_amount(neuro: Neuro, amount: str) -> None:
 
 
 def test_wrong_password(neuro: Neuro) -> None:
-    result = neuro("wallet", "send", BOB, "1", "--nonce", "0", "--out", "x.json", NEURO_PASSWORD="nope")
+    result = neuro(
+        "wallet", "send", BOB, "1", "--nonce", "0", "--out", "x.json", NEURO_PASSWORD="nope"
+    )
     one_line_error(result, "wrong-password", "wrong password for key 'alice'")
-    one_line_error(neuro("wallet", "rename", "alice", "bob", NEURO_PASSWORD="nope"), "wrong-password")
+    one_line_error(
+        neuro("wallet", "rename", "alice", "bob", NEURO_PASSWORD="nope"), "wrong-password"
+    )
 
 
 def test_daemon_not_running_without_node_file(neuro: Neuro) -> None:
-    one_line_error(neuro("wallet", "balance"), "daemon-not-running", "neurod --network devnet", "node.json")
+    one_line_error(
+        neuro("wallet", "balance"), "daemon-not-running", "neurod --network devnet", "node.json"
+    )
 
 
 def test_daemon_not_running_connection_refused(neuro: Neuro) -> None:
     url = f"http://127.0.0.1:{closed_port()}/"
     for args in (("wallet", "send", BOB, "1"), ("chain", "head"), ("node", "status", "--json")):
-        one_line_error(neuro(*args, "--rpc", url), "daemon-not-running", url, "connection refused", "start it")
+        one_line_error(
+            neuro(*args, "--rpc", url), "daemon-not-running", url, "connection refused", "start it"
+        )
     datadir = neuro.home / "devnet"
     (datadir / "node.json").write_text(json.dumps({"rpc_url": url, "pid": 1}))
     one_line_error(neuro("chain", "supply"), "daemon-not-running", url)
@@ -82,7 +90,9 @@ def test_daemon_not_running_connection_refused(neuro: Neuro) -> None:
 
 
 def test_no_password_without_a_terminal(neuro: Neuro) -> None:
-    one_line_error(neuro("wallet", "new", "bob", NEURO_PASSWORD=None), "no-password", "--password-file")
+    one_line_error(
+        neuro("wallet", "new", "bob", NEURO_PASSWORD=None), "no-password", "--password-file"
+    )
 
 
 def test_bad_ids_and_network(neuro: Neuro) -> None:
@@ -124,7 +134,11 @@ def test_installed_entry_point_fails_cleanly_in_a_real_process(tmp_path: Path) -
     env = {"NEURO_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
         [sys.executable, "-m", "cli.main", "wallet", "send", BOB, "1", "--network", "devnet"],
-        check=False, capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parents[3],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[3],
     )
     assert result.returncode == 1 and result.stdout == ""
     expected = (

@@ -24,9 +24,15 @@ class Neuro:
     def __init__(self, home: Path) -> None:
         self.home = home
         self.env: dict[str, str | None] = {
-            "NEURO_HOME": str(home), "NEURO_NETWORK": "devnet", "NEURO_KEYSTORE_LIGHT_KDF": "1",
-            "NEURO_PASSWORD": PASSWORD, "NEURO_DATADIR": None, "NEURO_KEYSTORE": None,
-            "NEURO_RPC": None, "NEURO_RPC_COOKIE": None, "NEURO_NEW_PASSWORD": None,
+            "NEURO_HOME": str(home),
+            "NEURO_NETWORK": "devnet",
+            "NEURO_KEYSTORE_LIGHT_KDF": "1",
+            "NEURO_PASSWORD": PASSWORD,
+            "NEURO_DATADIR": None,
+            "NEURO_KEYSTORE": None,
+            "NEURO_RPC": None,
+            "NEURO_RPC_COOKIE": None,
+            "NEURO_NEW_PASSWORD": None,
         }
 
     def __call__(self, *args: str, input: str | None = None, **env: str | None) -> Result:
@@ -97,11 +103,17 @@ def test_raw_seed_import_and_export_warn(neuro: Neuro, tmp_path: Path) -> None:
     assert json.loads(imported.stdout)["address"] == devnet_address("treasury")
     assert "raw seed" in imported.stderr
     refused = neuro("wallet", "export", "treasury", "--raw")
-    assert refused.exit_code == 1 and "--yes" in refused.stderr and devnet_seed("treasury").hex() not in refused.output
+    assert (
+        refused.exit_code == 1
+        and "--yes" in refused.stderr
+        and devnet_seed("treasury").hex() not in refused.output
+    )
     exported = neuro.ok("wallet", "export", "treasury", "--raw", "--yes")
     assert exported.stdout.strip() == devnet_seed("treasury").hex()
     assert "never share" in exported.stderr
-    from_stdin = neuro("wallet", "import", "again", "--raw-file", "-", input=devnet_seed("alice").hex())
+    from_stdin = neuro(
+        "wallet", "import", "again", "--raw-file", "-", input=devnet_seed("alice").hex()
+    )
     assert from_stdin.exit_code == 0, from_stdin.output
 
 
@@ -110,7 +122,9 @@ def test_password_file_and_passwd(neuro: Neuro, tmp_path: Path) -> None:
     old.write_text("first\n")
     new.write_text("second\n")
     neuro.ok("wallet", "new", "alice", "--password-file", str(old), NEURO_PASSWORD=None)
-    neuro.ok("wallet", "passwd", "alice", "--password-file", str(old), "--new-password-file", str(new))
+    neuro.ok(
+        "wallet", "passwd", "alice", "--password-file", str(old), "--new-password-file", str(new)
+    )
     wrong = neuro("wallet", "export", "alice", "--raw", "--yes", "--password-file", str(old))
     assert wrong.exit_code == 1 and "wrong password" in wrong.stderr
     neuro.ok("wallet", "export", "alice", "--raw", "--yes", "--password-file", str(new))
@@ -121,8 +135,22 @@ def test_offline_build_sign_show(neuro: Neuro, tmp_path: Path) -> None:
     seed_file.write_text(devnet_seed("alice").hex())
     neuro.ok("wallet", "import", "alice", "--raw-file", str(seed_file))
     unsigned, signed = tmp_path / "unsigned.json", tmp_path / "signed.json"
-    neuro.ok("tx", "build", devnet_address("bob"), "3.000000001", "--from", "alice", "--nonce", "4",
-             "--fee", "0.001", "--chain", "devnet", "--out", str(unsigned))
+    neuro.ok(
+        "tx",
+        "build",
+        devnet_address("bob"),
+        "3.000000001",
+        "--from",
+        "alice",
+        "--nonce",
+        "4",
+        "--fee",
+        "0.001",
+        "--chain",
+        "devnet",
+        "--out",
+        str(unsigned),
+    )
     assert json.loads(unsigned.read_text())["amount"] == "3.000000001"
     neuro.ok("tx", "sign", str(unsigned), "--out", str(signed))
     doc = json.loads(signed.read_text())
@@ -131,7 +159,11 @@ def test_offline_build_sign_show(neuro: Neuro, tmp_path: Path) -> None:
     assert tx.payload.amount == 3_000_000_001
     assert tx.chain_id == load_genesis("devnet").chain_id
     shown = neuro.json("tx", "show", str(signed))
-    assert shown["signed"] and shown["from"] == devnet_address("alice") and shown["amount"] == "3.000000001"
+    assert (
+        shown["signed"]
+        and shown["from"] == devnet_address("alice")
+        and shown["amount"] == "3.000000001"
+    )
 
 
 def test_wallet_send_offline_writes_a_signed_file(neuro: Neuro, tmp_path: Path) -> None:

@@ -56,13 +56,29 @@ def test_wrong_password_is_a_clear_error() -> None:
 @pytest.mark.parametrize(
     "edit",
     [
-        pytest.param(lambda d: d["crypto"].update(ciphertext=flip_hex(d["crypto"]["ciphertext"], 3)), id="ciphertext"),
-        pytest.param(lambda d: d["crypto"].update(ciphertext=flip_hex(d["crypto"]["ciphertext"], 40)), id="tag"),
-        pytest.param(lambda d: d["crypto"].update(nonce=flip_hex(d["crypto"]["nonce"], 0)), id="nonce"),
-        pytest.param(lambda d: d["crypto"]["kdfparams"].update(salt=flip_hex(d["crypto"]["kdfparams"]["salt"], 5)), id="salt"),
+        pytest.param(
+            lambda d: d["crypto"].update(ciphertext=flip_hex(d["crypto"]["ciphertext"], 3)),
+            id="ciphertext",
+        ),
+        pytest.param(
+            lambda d: d["crypto"].update(ciphertext=flip_hex(d["crypto"]["ciphertext"], 40)),
+            id="tag",
+        ),
+        pytest.param(
+            lambda d: d["crypto"].update(nonce=flip_hex(d["crypto"]["nonce"], 0)), id="nonce"
+        ),
+        pytest.param(
+            lambda d: d["crypto"]["kdfparams"].update(
+                salt=flip_hex(d["crypto"]["kdfparams"]["salt"], 5)
+            ),
+            id="salt",
+        ),
         pytest.param(lambda d: d.update(name="mallory"), id="header-name"),
         pytest.param(lambda d: d.update(address=devnet_address("bob")), id="header-address"),
-        pytest.param(lambda d: d.update(public_key=Key(devnet_seed("bob")).public_key.hex()), id="header-public-key"),
+        pytest.param(
+            lambda d: d.update(public_key=Key(devnet_seed("bob")).public_key.hex()),
+            id="header-public-key",
+        ),
     ],
 )
 def test_tampered_file_is_rejected(edit: Any) -> None:

@@ -56,7 +56,8 @@ def test_sigkill_during_rewrites_never_leaves_a_torn_key(tmp_path: Path) -> None
     for _ in range(ROUNDS):
         child = subprocess.Popen(
             [sys.executable, "-c", CHILD, str(store.path), *version_files],
-            stdout=subprocess.PIPE, cwd=Path(__file__).resolve().parents[3],
+            stdout=subprocess.PIPE,
+            cwd=Path(__file__).resolve().parents[3],
         )
         assert child.stdout is not None and child.stdout.readline() == b"ready\n"
         time.sleep(rng.uniform(0.0, 0.05))

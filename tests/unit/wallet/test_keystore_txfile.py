@@ -29,8 +29,12 @@ CHAIN_ID = load_genesis("devnet").chain_id
 
 def unsigned(**changes: Any) -> UnsignedTransfer:
     args: dict[str, Any] = {
-        "chain_id": CHAIN_ID, "sender": devnet_address("alice"), "to": devnet_address("bob"),
-        "amount": "12.5", "fee": "0.00001", "nonce": 7,
+        "chain_id": CHAIN_ID,
+        "sender": devnet_address("alice"),
+        "to": devnet_address("bob"),
+        "amount": "12.5",
+        "fee": "0.00001",
+        "nonce": 7,
     }
     args.update(changes)
     return build_transfer(**args)
@@ -40,8 +44,13 @@ def test_build_uses_exact_decimals() -> None:
     transfer = unsigned(amount="0.000000001", fee="1")
     assert (transfer.amount, transfer.fee) == (1, 10**9)
     assert transfer.to_json() == {
-        "type": "neuro-unsigned-tx", "chain": CHAIN_ID.hex(), "from": devnet_address("alice"),
-        "to": devnet_address("bob"), "amount": "0.000000001", "fee": "1", "nonce": 7,
+        "type": "neuro-unsigned-tx",
+        "chain": CHAIN_ID.hex(),
+        "from": devnet_address("alice"),
+        "to": devnet_address("bob"),
+        "amount": "0.000000001",
+        "fee": "1",
+        "nonce": 7,
     }
 
 
@@ -109,9 +118,17 @@ def test_unsigned_file_needs_every_field() -> None:
     assert caught.value.reason == "bad-tx-file"
 
 
-@given(units=st.integers(min_value=1, max_value=2**63 - 1), nonce=st.integers(min_value=0, max_value=2**63 - 1))
+@given(
+    units=st.integers(min_value=1, max_value=2**63 - 1),
+    nonce=st.integers(min_value=0, max_value=2**63 - 1),
+)
 def test_amounts_survive_the_file_exactly(units: int, nonce: int) -> None:
     transfer = unsigned(amount=format_ntk(units), nonce=nonce)
     assert UnsignedTransfer.from_json(transfer.to_json()) == transfer
     assert transfer.amount == units
-    assert Transaction.decode(sign_transfer(transfer, Key(devnet_seed("alice"))).encode()).payload.amount == units
+    assert (
+        Transaction.decode(
+            sign_transfer(transfer, Key(devnet_seed("alice"))).encode()
+        ).payload.amount
+        == units
+    )
