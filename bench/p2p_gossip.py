@@ -21,9 +21,9 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from p2p.wire import encode_tx_batch  # noqa: E402
-from tests.unit.p2p.nodes import start_node, wait_gossip_mesh  # noqa: E402
-from tests.unit.p2p.toychain import ToyChain  # noqa: E402
+from p2p.wire import encode_tx_batch
+from tests.unit.p2p.nodes import start_node, wait_gossip_mesh
+from tests.unit.p2p.toychain import ToyChain
 
 
 async def gossip_rates(root: Path, count: int) -> tuple[float, float]:

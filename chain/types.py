@@ -43,6 +43,11 @@ class Transfer:
         )
 
 
+def txid_of(encoded: bytes) -> bytes:
+    """The id of a transaction from its canonical encoding (saves re-encoding a decoded tx)."""
+    return hash256(encoded, person=TX_ID_PERSON)
+
+
 Payload = Union[Transfer]
 PAYLOAD_TYPES: dict[int, type[Transfer]] = {Transfer.KIND: Transfer}
 
@@ -57,6 +62,11 @@ class Transaction:
     fee: int  # base units paid to the miner
     payload: Payload
     signature: bytes = field(default=b"", compare=True)
+    # Caches, not fields: a node needs a tx's id several times (mempool, tx root, tx index) and
+    # its sender's account twice per import. Frozen and slotted, the class cannot use
+    # functools.cached_property; the values depend only on the immutable fields above.
+    _txid: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    _sender_account: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def kind(self) -> int:
@@ -76,11 +86,19 @@ class Transaction:
 
     @property
     def txid(self) -> bytes:
-        return hash256(self.encode(), person=TX_ID_PERSON)
+        txid = self._txid
+        if txid is None:
+            txid = txid_of(self.encode())
+            object.__setattr__(self, "_txid", txid)
+        return txid
 
     @property
     def sender_account(self) -> bytes:
-        return address_hash(self.sender)
+        account = self._sender_account
+        if account is None:
+            account = address_hash(self.sender)
+            object.__setattr__(self, "_sender_account", account)
+        return account
 
     def signed(self, seed: bytes) -> Transaction:
         """This transaction signed with the key from ``seed`` (its public key must be `sender`)."""
@@ -171,12 +189,19 @@ class Header:
 class Block:
     header: Header
     txs: tuple[Transaction, ...]
+    # The canonical encoding when known (kept by `decode`, which has checked that it is canonical):
+    # storing a received block then costs no re-encoding of its thousand transactions.
+    _encoded: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def to_list(self) -> list[Any]:
         return [self.header.to_list(), [tx.to_list() for tx in self.txs]]
 
     def encode(self) -> bytes:
-        return enc.pack(self.to_list())
+        encoded = self._encoded
+        if encoded is None:
+            encoded = enc.pack(self.to_list())
+            object.__setattr__(self, "_encoded", encoded)
+        return encoded
 
     @property
     def hash(self) -> bytes:
@@ -186,4 +211,6 @@ class Block:
     def decode(cls, data: bytes, *, max_size: int = MAX_BLOCK_BYTES) -> Block:
         header, txs = enc.fields(enc.unpack(data, what="block", max_size=max_size), "block", 2)
         tx_list = enc.as_list(txs, "block.txs", max_len=MAX_BLOCK_TXS)
-        return cls(Header.from_list(header), tuple(Transaction.from_list(tx) for tx in tx_list))
+        block = cls(Header.from_list(header), tuple(Transaction.from_list(tx) for tx in tx_list))
+        object.__setattr__(block, "_encoded", bytes(data))
+        return block

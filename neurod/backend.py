@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chain.errors import ChainError, RejectKind
-from chain.types import Block, Header, Transaction
-from chain.validation import check_header, check_transaction
+from chain.errors import ChainError, InvalidTransaction, RejectKind
+from chain.types import Block, Header, Transaction, txid_of
+from chain.validation import check_header
 from p2p.backend import ChainStatus, HeaderPlan, Verdict
 
 if TYPE_CHECKING:
@@ -80,16 +80,21 @@ class NodeBackend:
         return Verdict.accept()
 
     def check_tx_batch(self, txs: list[bytes]) -> Verdict:
+        """Decode every tx and check the chain id and the signatures of the unknown ones (on the
+        verify threads); one bad tx rejects the batch: an honest relay never forwards one."""
         chain_id = self.node.chain.chain_id
         mempool = self.node.mempool
-        fresh = 0
+        fresh: list[Transaction] = []
         try:
             for data in txs:
                 tx = Transaction.decode(data)
-                if tx.txid in mempool:
+                if txid_of(data) in mempool:
                     continue
-                check_transaction(tx, chain_id)
-                fresh += 1
+                if tx.chain_id != chain_id:
+                    raise InvalidTransaction("bad-tx-chain-id")
+                fresh.append(tx)
+            if not all(self.node.signatures_valid(fresh)):
+                raise InvalidTransaction("bad-tx-signature")
         except ChainError as exc:
             self.node.metrics.txs_rejected.labels(exc.reason).inc()
             return verdict_of(exc)

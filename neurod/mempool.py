@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from chain.errors import ChainError, InvalidTransaction, RejectKind
 from chain.state import EMPTY_ACCOUNT, Account, StateReader
-from chain.types import Block, Transaction, Transfer
+from chain.types import Block, Transaction, Transfer, txid_of
 from chain.validation import check_transaction
 
 REPLACE_BUMP_PERCENT = 10
@@ -40,11 +40,11 @@ class _Entry:
     txid: bytes
     encoded: bytes
     added: float
+    cost: int = 0  # fee + amount: what the sender must hold for it
 
-    @property
-    def cost(self) -> int:
+    def __post_init__(self) -> None:
         payload = self.tx.payload
-        return self.tx.fee + (payload.amount if isinstance(payload, Transfer) else 0)
+        self.cost = self.tx.fee + (payload.amount if isinstance(payload, Transfer) else 0)
 
 
 class Mempool:
@@ -54,6 +54,7 @@ class Mempool:
         self.limits = limits or MempoolLimits()
         self._by_id: dict[bytes, _Entry] = {}
         self._by_sender: dict[bytes, dict[int, _Entry]] = {}
+        self._sender_cost: dict[bytes, int] = {}  # sum of the costs of each sender's entries
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -85,7 +86,7 @@ class Mempool:
         ``checked`` skips the signature check when the caller (a gossip validator) did it.
         """
         encoded = encoded if encoded is not None else tx.encode()
-        txid = tx.txid
+        txid = txid_of(encoded)
         if txid in self._by_id:
             raise MempoolReject("already-known", kind=RejectKind.STALE)
         if not checked:
@@ -109,18 +110,19 @@ class Mempool:
         ):
             raise MempoolReject("too-many-pending", kind=RejectKind.LOCAL, expected=f"<= {self.limits.max_per_sender}")
         entry = _Entry(tx, txid, encoded, now)
-        self._check_affordable(account, pending, entry)
+        self._check_affordable(account, sender, entry, replaced)
         if replaced is None and len(self._by_id) >= self.limits.max_txs:
             self._evict_for(entry)
         if replaced is not None:
             self._remove(replaced)
         self._by_id[txid] = entry
         self._by_sender.setdefault(sender, {})[tx.nonce] = entry
+        self._sender_cost[sender] = self._sender_cost.get(sender, 0) + entry.cost
         return txid
 
-    def _check_affordable(self, account: Account, pending: dict[int, _Entry], entry: _Entry) -> None:
-        """The sender must afford every pending tx up to this nonce, this one included."""
-        total = entry.cost + sum(e.cost for n, e in pending.items() if n < entry.tx.nonce)
+    def _check_affordable(self, account: Account, sender: bytes, entry: _Entry, replaced: _Entry | None) -> None:
+        """The sender must afford all its pending transactions together, this one included."""
+        total = self._sender_cost.get(sender, 0) + entry.cost - (replaced.cost if replaced else 0)
         if total > account.balance:
             raise MempoolReject("insufficient-balance", kind=RejectKind.LOCAL, expected=f">= {total}", got=account.balance)
 
@@ -136,10 +138,12 @@ class Mempool:
         self._by_id.pop(entry.txid, None)
         sender = entry.tx.sender_account
         pending = self._by_sender.get(sender)
-        if pending is not None:
-            pending.pop(entry.tx.nonce, None)
+        if pending is not None and pending.get(entry.tx.nonce) is entry:
+            del pending[entry.tx.nonce]
+            self._sender_cost[sender] -= entry.cost
             if not pending:
                 del self._by_sender[sender]
+                del self._sender_cost[sender]
 
     # ---- chain events --------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from typing import Any
 import trio
 
 from chain.chainstate import ChainState, ImportResult
-from chain.crypto import decode_address
+from chain.crypto import decode_address, verify_many
 from chain.errors import ChainError
 from chain.genesis import Genesis, load_genesis
 from chain.store import LevelKV
@@ -117,11 +117,16 @@ class Node:
                 log.info("reorg: -%d +%d blocks, tip %d", len(result.disconnected), len(result.connected), self.chain.height)
             self.metrics.height.set(self.chain.height)
             self.metrics.mempool.set(len(self.mempool))
+            log.info("new tip %d %s txs=%d", self.chain.height, self.chain.tip_hash.hex()[:16], len(block.txs))
             self._tip_changed.set()
             self._tip_changed = trio.Event()
         if publish:
             await self.p2p.publish_block(block.encode())
         return result
+
+    def signatures_valid(self, txs: list[Transaction]) -> list[bool]:
+        """Batch signature check on the verify threads (libsodium releases the GIL)."""
+        return verify_many([(tx.sender, tx.signing_message(), tx.signature) for tx in txs], self._verify_pool)
 
     def add_transaction(self, tx: Transaction, *, encoded: bytes | None = None, checked: bool = False) -> bytes:
         try:

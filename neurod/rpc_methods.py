@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from chain.amounts import format_ntk
 from chain.crypto import AddressError, decode_address, encode_address
-from chain.errors import ChainError, DecodeError
+from chain.errors import ChainError, DecodeError, InvalidTransaction
 from chain.types import Block, Header, Transaction, Transfer
 from p2p.errors import P2PError
 from neurod.rpc import INVALID_PARAMS, Method, RpcError
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 TX_REJECTED, NOT_FOUND, BAD_ADDRESS, CONNECT_FAILED = -32010, -32011, -32012, -32013
 VERSION = "neurod/0.1.0"
+MAX_SUBMIT_MANY = 5_000
 
 
 def _hex(value: Any, name: str, size: int | None = None) -> bytes:
@@ -41,7 +42,7 @@ class RpcMethods:
             "chain_head": self.chain_head, "chain_block": self.chain_block, "chain_tx": self.chain_tx,
             "chain_supply": self.chain_supply, "account_get": self.account_get,
             "account_history": self.account_history, "tx_submit": self.tx_submit,
-            "mempool_list": self.mempool_list, "node_connect": self.node_connect,
+            "mempool_list": self.mempool_list, "tx_submit_many": self.tx_submit_many, "node_connect": self.node_connect,
         }
 
     # ---- rendering -------------------------------------------------------------------------
@@ -185,6 +186,37 @@ class RpcMethods:
         except ChainError as exc:
             raise RpcError(TX_REJECTED, f"transaction rejected: {exc}", {"reason": exc.reason}) from None
         return {"txid": txid.hex()}
+
+    async def tx_submit_many(self, txs: Any) -> list[dict[str, Any]]:
+        """Many transactions in one call (bulk senders); one result or error object per tx,
+        and one gossip batch for all the admitted ones."""
+        if not isinstance(txs, list) or not 1 <= len(txs) <= MAX_SUBMIT_MANY:
+            raise RpcError(INVALID_PARAMS, f"txs must be a list of 1 to {MAX_SUBMIT_MANY} hex strings")
+        results: list[dict[str, Any] | None] = [None] * len(txs)
+        decoded: list[tuple[int, bytes, Transaction]] = []
+        for index, item in enumerate(txs):
+            try:
+                raw = _hex(item, "tx")
+                decoded.append((index, raw, Transaction.decode(raw)))
+            except RpcError as exc:
+                results[index] = {"error": exc.message, "reason": "invalid-params"}
+            except ChainError as exc:
+                results[index] = {"error": str(exc), "reason": exc.reason}
+        valid = self.node.signatures_valid([tx for _, _, tx in decoded])
+        admitted: list[bytes] = []
+        for (index, raw, tx), signed in zip(decoded, valid):
+            try:
+                if not signed:
+                    raise InvalidTransaction("bad-tx-signature")
+                txid = self.node.add_transaction(tx, encoded=raw, checked=True)
+            except ChainError as exc:
+                results[index] = {"error": str(exc), "reason": exc.reason}
+            else:
+                admitted.append(raw)
+                results[index] = {"txid": txid.hex()}
+        if admitted:
+            await self.node.p2p.publish_txs(admitted)
+        return [r for r in results if r is not None]
 
     async def mempool_list(self, limit: Any = 100) -> dict[str, Any]:
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:

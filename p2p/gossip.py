@@ -4,7 +4,11 @@ Validators run synchronously inside libp2p (async ones race the seen-cache) and 
 backend's cheap checks. libp2p validators can only accept or reject, and a rejection is not
 penalised by libp2p here (its scoring is off), so "ignore" is a rejection that *we* do not
 penalise: the message is neither delivered nor forwarded, and the sender keeps its score.
-Blame always goes to the forwarding peer (the one that handed us the bytes), never the signer.
+Blame for failing a validator goes to the forwarding peer (the one that handed us the bytes),
+never the signer: every node runs the same cheap checks before forwarding, so an honest relay
+never forwards what fails them. Full validation (`import_block`) happens after forwarding, so an
+honest relay may pass on a block that fails it; that penalises the forwarder only when it is
+also the message's author.
 
 Delivered messages are drained from each subscription by their own task at once (libp2p drops
 when its 32-slot channel is full), de-duplicated by message id, and processed in another task.
@@ -95,7 +99,8 @@ class Gossip:
         chain = backend.chain_id
         self.topics = {n: topic_name(chain, n) for n in ("blocks", "txs", "bids")}
         self._seen = _Lru(SEEN_CAPACITY)
-        self._origin = _Lru(SEEN_CAPACITY)  # msg id -> (forwarding peer, decoded payload)
+        # msg id -> (forwarding peer, decoded payload, whether the forwarder also signed it)
+        self._origin = _Lru(SEEN_CAPACITY)
         self._tx_send, self._tx_recv = trio.open_memory_channel[bytes](TX_INBOX_SIZE)
         self.delivered = {"blocks": 0, "txs": 0, "bids": 0}  # counters for metrics and tests
 
@@ -144,7 +149,8 @@ class Gossip:
                 return False
             if verdict.outcome is Outcome.IGNORE:
                 return False
-            self._origin.put(payload_id(msg.data), (peer, decoded))
+            authored = str(ID(msg.from_id)) == peer
+            self._origin.put(payload_id(msg.data), (peer, decoded, authored))
             return True
 
         return validate
@@ -190,7 +196,7 @@ class Gossip:
 
     async def _process(self, name: str, recv: trio.MemoryReceiveChannel[rpc_pb2.Message]) -> None:
         async for msg in recv:
-            origin, decoded = self._origin.pop(payload_id(msg.data), (None, None))
+            origin, decoded, authored = self._origin.pop(payload_id(msg.data), (None, None, False))
             if origin is None:
                 continue  # our own publish, already known to the backend
             try:
@@ -199,7 +205,7 @@ class Gossip:
                 log.exception("%s import failed", name)
                 continue
             self.delivered[name] += 1
-            if verdict.outcome is Outcome.REJECT:
+            if verdict.outcome is Outcome.REJECT and authored:
                 self._penalise(origin, verdict.kind, f"{name}: {verdict.reason}")
             elif verdict.kind is RejectKind.MISSING and name == "blocks":
                 self._on_missing_parent(origin)
@@ -251,4 +257,7 @@ class Gossip:
                         break
                     batch.append(tx)
                     size += len(tx) + 5
-            await self.publish("txs", encode_tx_batch(batch))
+            try:
+                await self.publish("txs", encode_tx_batch(batch))
+            except Exception:  # a failed publish must not stop all future tx gossip
+                log.exception("publishing a batch of %d txs failed", len(batch))

@@ -234,6 +234,8 @@ class Host:
         Raises RequestFailed (cannot open, reset, refused protocol) or WireError (bad frame).
         The caller puts the timeout around it.
         """
+        if not self.is_connected(peer):  # new_stream would dial, even a peer we just banned
+            raise RequestFailed("not-connected", peer)
         try:
             stream = await self.libp2p.new_stream(ID.from_base58(peer), [TProtocol(protocol)])
         except Exception as exc:

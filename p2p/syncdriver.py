@@ -56,7 +56,8 @@ class SyncDriver:
         self._batch = max(1, min(blocks_per_request, MAX_BLOCKS))
         self.claims: dict[str, ChainStatus] = {}
         self._wanted_send, self._wanted_recv = trio.open_memory_channel[str](256)
-        self.rounds_done = 0  # sync rounds finished; tests wait on it instead of sleeping
+        self._queued: set[str] = set()  # peers with a round waiting in the channel
+        self.rounds_done = 0  # sync rounds finished, for metrics
         self._progress = trio.Event()
 
     # -- events from the node ------------------------------------------------------------------
@@ -69,8 +70,11 @@ class SyncDriver:
 
     def request_sync(self, peer: str) -> None:
         """Ask for a sync round with `peer` (e.g. a gossiped block had an unknown parent)."""
+        if peer in self._queued:
+            return
         try:
             self._wanted_send.send_nowait(peer)
+            self._queued.add(peer)
         except trio.WouldBlock:
             pass  # a backlog of rounds is queued already; the next poll catches up
 
@@ -88,6 +92,7 @@ class SyncDriver:
             nursery.start_soon(self._poll_loop)
             task_status.started()
             async for peer in self._wanted_recv:
+                self._queued.discard(peer)
                 if peer in self.claims:
                     await self._round(peer)
                 self.rounds_done += 1
@@ -97,11 +102,18 @@ class SyncDriver:
     async def _poll_loop(self) -> None:
         while True:
             await trio.sleep(self._status_interval)
-            for peer in list(self.claims):
-                try:
-                    self.on_status(peer, await self._client.status(peer))
-                except PeerFault as fault:
-                    self._blame(peer, fault)
+            async with trio.open_nursery() as nursery:
+                for peer in list(self.claims):
+                    nursery.start_soon(self._poll, peer)
+
+    async def _poll(self, peer: str) -> None:
+        try:
+            status = await self._client.status(peer)
+        except PeerFault as fault:
+            self._blame(peer, fault)
+            return
+        if peer in self.claims:  # it may have left while we asked
+            self.on_status(peer, status)
 
     def _blame(self, peer: str, fault: PeerFault) -> None:
         if fault.offence is not None:

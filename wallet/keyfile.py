@@ -46,6 +46,7 @@ MIN_LOG2_N = 10
 MAX_R = 16
 MAX_P = 4
 MAX_FILE_BYTES = 16_384
+MAX_KDF_MEMORY = 512 * 2**20  # scrypt needs 128 * n * r bytes; the standard cost uses 128 MiB
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,8 @@ class KdfParams:
             raise _bad_file(f"scrypt n must be a power of two in 2^{MIN_LOG2_N}..2^{MAX_LOG2_N}")
         if not 1 <= self.r <= MAX_R or not 1 <= self.p <= MAX_P:
             raise _bad_file(f"scrypt r must be in 1..{MAX_R} and p in 1..{MAX_P}")
+        if 128 * self.n * self.r > MAX_KDF_MEMORY:
+            raise _bad_file(f"scrypt n * r needs more than {MAX_KDF_MEMORY >> 20} MiB")
         if self.dklen != KEY_SIZE or len(self.salt) < 16:
             raise _bad_file("scrypt dklen must be 32 and the salt at least 16 bytes")
 

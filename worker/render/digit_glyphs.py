@@ -47,16 +47,18 @@ def arc(cx: int, cy: int, rx: int, ry: int, start: int, stop: int, step: int = 1
     return tuple((cx + rx * cos_q14(a) // Q14, cy + ry * sin_q14(a) // Q14) for a in angles)
 
 
-def figure_eight(step: int = 10) -> tuple[Point, ...]:
+def figure_eight(upper: Point = (230, 420), lower: Point = (290, 480), lean: int = 0,
+                 step: int = 10) -> tuple[Point, ...]:
     """An 8 written in one stroke that crosses itself at the waist (a 1:2 Lissajous curve).
 
-    The upper loop is drawn a little smaller, as most hands do.
+    ``upper`` and ``lower`` are the (x, y) radii of the loops; ``lean`` shifts the upper loop
+    right, as a slanted hand does.
     """
     points = []
     for t in range(0, 361, step):
-        upper = 180 < t < 360
-        rx, ry = (230, 420) if upper else (290, 480)
-        points.append((300 + rx * sin_q14(2 * t) // Q14, 520 + ry * sin_q14(t) // Q14))
+        rx, ry = upper if 180 < t < 360 else lower
+        dx = lean * max(0, -sin_q14(t)) // Q14
+        points.append((300 + dx + rx * sin_q14(2 * t) // Q14, 520 + ry * sin_q14(t) // Q14))
     return tuple(points)
 
 
@@ -95,7 +97,7 @@ GLYPHS: dict[str, tuple[Glyph, ...]] = {
           (30, 930)),),
         (((420, 0), (80, 520)), arc(300, 760, 240, 240, 200, 560)),
         (((20, 0), (580, 0), (200, 1000)), ((150, 520), (520, 520))),
-        (arc(320, 260, 190, 250, 90, 450), arc(290, 730, 290, 270, -90, 270)),
+        (figure_eight((170, 400), (260, 500), lean=80),),
         (arc(300, 280, 260, 270, 0, 360), ((560, 300), (520, 700), (380, 1000))),
     ),
     "variant": (
@@ -110,7 +112,7 @@ GLYPHS: dict[str, tuple[Glyph, ...]] = {
         (((90, 0), (60, 430)), arc(280, 690, 280, 300, 240, 520), ((90, 0), (560, 0))),
         (_join(((480, 0), (200, 250), (60, 600)), arc(300, 760, 250, 240, 180, 540)),),
         (((40, 80), (100, 20), (580, 0), (380, 420), (260, 1000)),),
-        (_join(arc(300, 250, 230, 250, 120, 420), arc(300, 740, 280, 260, -60, 240)),),
+        (figure_eight((260, 440), (260, 460), lean=-40),),
         (arc(300, 280, 260, 270, 0, 360), ((560, 250), (560, 1000))),
     ),
 }

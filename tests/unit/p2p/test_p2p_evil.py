@@ -9,9 +9,12 @@ import msgpack
 import trio
 
 from p2p.backend import ChainStatus
-from p2p.wire import MAX_REQUEST_BYTES, decode_response, encode_tx_batch
+from p2p.config import default_rates
+from p2p.scoring import Rate
+from p2p.wire import MAX_REQUEST_BYTES, ErrorResponse, decode_response, encode_tx_batch
 from tests.support.evil_peer import EvilPeer
 from tests.unit.p2p.nodes import run, start_node, wait_gossip_mesh
+from tests.unit.p2p.toychain import ToyChain
 
 
 def test_peer_gossiping_invalid_payloads_is_banned_honest_peer_keeps_receiving(
@@ -37,6 +40,31 @@ def test_peer_gossiping_invalid_payloads_is_banned_honest_peer_keeps_receiving(
             await target.publish_block(chain.mine(1)[0])
             await honest_chain.wait_until(lambda: honest_chain.tip == chain.tip)
             assert chain.txs == []  # the invalid batch never reached the backend
+            nursery.cancel_scope.cancel()
+
+    run(body)
+
+
+def test_block_failing_full_validation_blames_its_author_not_the_relay(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with trio.open_nursery() as nursery:
+            relay, chain = await start_node(nursery, tmp_path / "relay")
+            far, far_chain = await start_node(nursery, tmp_path / "far")
+            await far.connect(relay.listen_addrs()[0])
+            await wait_gossip_mesh([relay, far], "blocks")
+            evil = EvilPeer(tmp_path / "evil", claim=chain.status())
+            await nursery.start(evil.run)
+            await evil.connect(relay.listen_addrs()[0])
+            await evil.wait_subscribed(relay.peer_id, "blocks")
+            source = ToyChain()
+            for tag in ("deep-1", "deep-2"):  # pass the cheap check, fail the full import
+                (block,) = source.mine(1, tag=tag, parent=source.genesis)
+                await evil.publish("blocks", block)
+            assert await evil.banned_by(relay.listen_addrs()[0])
+            await far_chain.wait_until(lambda: far_chain.attempts >= 2)
+            assert far.scores.points(relay.peer_id, trio.current_time()) == 0
+            assert not far.is_banned(relay.peer_id)
+            assert far_chain.tip == far_chain.genesis and chain.tip == chain.genesis
             nursery.cancel_scope.cancel()
 
     run(body)
@@ -82,6 +110,24 @@ def test_malformed_sync_requests_get_errors_not_crashes(tmp_path: Path) -> None:
             # the host still serves honest peers
             await honest.connect(target.listen_addrs()[0])
             await honest_chain.wait_until(lambda: honest_chain.tip == chain.tip)
+            nursery.cancel_scope.cancel()
+
+    run(body)
+
+
+def test_sync_requests_over_the_rate_are_refused_and_penalised(tmp_path: Path) -> None:
+    async def body() -> None:
+        rates = {**default_rates(), "requests": Rate(per_second=0.001, burst=2)}
+        async with trio.open_nursery() as nursery:
+            target, chain = await start_node(nursery, tmp_path / "t", rates=rates)
+            evil = EvilPeer(tmp_path / "evil", claim=chain.status())
+            await nursery.start(evil.run)
+            peer = await evil.connect(target.listen_addrs()[0])
+            status = msgpack.packb(["status"])
+            answers = [decode_response(await evil.raw_request(peer, status)) for _ in range(3)]
+            assert answers[:2] == [chain.status()] * 2
+            assert answers[2] == ErrorResponse("rate-limited")
+            assert target.scores.points(evil.peer_id, trio.current_time()) > 0
             nursery.cancel_scope.cancel()
 
     run(body)

@@ -3,8 +3,8 @@
 Blocks are hash-linked msgpack blobs with a declared amount of work; the best tip is the one with
 the most cumulative work, so forks and reorgs behave like the real chain's fork choice.
 header = ["hdr", parent, height, work, blake2b(body)]; block = ["blk", header, body].
-A body starting with b"invalid" breaks a "consensus rule"; a tx starting with b"bad" has a bad
-"signature".
+A body starting with b"invalid" breaks a rule the cheap check sees; one starting with b"deep"
+breaks a rule only full import sees; a tx starting with b"bad" has a bad "signature".
 """
 
 from __future__ import annotations
@@ -72,7 +72,8 @@ class ToyChain:
         self.txs: list[bytes] = []
         self.bids: list[bytes] = []
         self.imported: list[tuple[bytes, str | None]] = []
-        self.changed = trio.Event()  # set (and replaced) on every new block or tx batch
+        self.attempts = 0  # import_block calls, whatever their verdict
+        self.changed = trio.Event()  # set (and replaced) on every import attempt or tx batch
 
     # -- builders ------------------------------------------------------------------------------
 
@@ -98,11 +99,14 @@ class ToyChain:
         self.total[key] = self.total[parent] + work
         self.height_of[key] = height
         if self.total[key] > self.total[self.tip]:
+            if parent == self.tip:
+                self.main.append(key)
+            else:  # reorg: walk back from the new tip
+                chain = [key]
+                while chain[-1] != self.genesis:
+                    chain.append(decode_header(self.headers[chain[-1]])[0])
+                self.main = chain[::-1]
             self.tip = key
-            chain = [key]
-            while chain[-1] != self.genesis:
-                chain.append(decode_header(self.headers[chain[-1]])[0])
-            self.main = chain[::-1]
         self._wake()
         return key
 
@@ -165,12 +169,20 @@ class ToyChain:
         return Verdict.accept()
 
     async def import_block(self, data: bytes, origin: str | None) -> Verdict:
+        verdict = self._import(data, origin)
+        self.attempts += 1
+        self._wake()  # waiters watch every import attempt, whatever its verdict
+        return verdict
+
+    def _import(self, data: bytes, origin: str | None) -> Verdict:
         verdict = self.check_block(data)
         if not verdict.accepted:
             return verdict
-        header, _ = decode_block(data)
+        header, body = decode_block(data)
         if decode_header(header)[0] not in self.blocks:
             return Verdict.ignore("unknown-parent", RejectKind.MISSING)
+        if body.startswith(b"deep"):
+            return Verdict.reject("bad-state-root", RejectKind.INVALID)
         self._store(data)
         self.imported.append((h(header), origin))
         return Verdict.accept()

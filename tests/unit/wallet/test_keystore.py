@@ -107,6 +107,7 @@ def test_swapped_headers_between_two_files_are_rejected() -> None:
         (lambda d: d["crypto"]["kdfparams"].update(n=2**24), "power of two"),
         (lambda d: d["crypto"]["kdfparams"].update(n=3000), "power of two"),
         (lambda d: d["crypto"]["kdfparams"].update(r=1000), "scrypt r"),
+        (lambda d: d["crypto"]["kdfparams"].update(n=2**20, r=16), "MiB"),
     ],
 )
 def test_malformed_file_is_bad_keyfile(edit: Any, message: str) -> None:
