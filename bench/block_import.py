@@ -13,63 +13,47 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from chain.assembly import assemble_block
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from chain.chainstate import ChainState
-from chain.crypto import address_hash, encode_address, public_key_of, verify_many
+from chain.crypto import verify_many
 from chain.genesis import Genesis, parse_genesis
-from chain.hashing import hash256
-from chain.pow import mine
 from chain.store import LevelKV, MemoryKV
-from chain.types import Block, Transaction, Transfer
+from chain.types import Block
+from tests.support.chain_builders import (
+    account_of,
+    genesis_doc,
+    import_block,
+    make_block,
+    numbered_seed,
+    signed_transfer,
+)
 
 ACCOUNTS = 2_000
 TXS_PER_BLOCK = 1_000
-HRP = "tntk"
-
-
-def bench_genesis(seeds: list[bytes]) -> Genesis:
-    """A devnet-like network (trivial proof of work) funding every seed with 1,000 NTK."""
-    allocations = [
-        {"address": encode_address(address_hash(public_key_of(seed)), HRP), "amount": "1000"}
-        for seed in seeds
-    ]
-    return parse_genesis({
-        "network": "bench", "hrp": HRP, "genesis_time": 1767225600, "target_block_time": 2,
-        "asert_half_life": 120, "genesis_bits": "2100ffff", "pow_limit_bits": "2100ffff",
-        "initial_reward": "50", "halving_interval": 100000, "allocations": allocations,
-    })
 
 
 def build_blocks(genesis: Genesis, seeds: list[bytes], count: int) -> list[bytes]:
     """``count`` encoded blocks; block i spends from senders i*1000 .. i*1000+999 (mod 2,000)."""
     chain = ChainState(MemoryKV(), genesis)
-    publics = [public_key_of(seed) for seed in seeds]
+    accounts = [account_of(seed) for seed in seeds]
     nonces = [0] * len(seeds)
-    chain_id = genesis.chain_id
-    miner = address_hash(publics[0])
     encoded = []
     for index in range(count):
         txs = []
         for j in range(TXS_PER_BLOCK):
             sender = (index * TXS_PER_BLOCK + j) % len(seeds)
-            to = address_hash(publics[(sender + 1) % len(seeds)])
-            tx = Transaction(chain_id, publics[sender], nonces[sender], 10, Transfer(to, 1000 + j))
-            txs.append(tx.signed(seeds[sender]))
+            to = accounts[(sender + 1) % len(seeds)]
+            txs.append(signed_transfer(chain.chain_id, seeds[sender], to, 1000 + j, nonces[sender]))
             nonces[sender] += 1
-        parent = chain.tip_header
-        timestamp = genesis.params.genesis_time + 2 * (parent.height + 1)
-        template = assemble_block(chain, txs, miner, timestamp)
-        assert not template.skipped and len(template.block.txs) == TXS_PER_BLOCK
-        header = template.block.header
-        nonce = mine(header.encode(), header.bits, 0, 1 << 20)
-        assert nonce is not None
-        block = Block(header.with_nonce(nonce), template.block.txs)
-        chain.process_block(block, timestamp)
+        block = make_block(chain, txs)
+        assert len(block.txs) == TXS_PER_BLOCK and import_block(chain, block).tip_changed
         encoded.append(block.encode())
     return encoded
 
@@ -88,7 +72,8 @@ def verify_seconds(encoded: list[bytes], pool: ThreadPoolExecutor) -> float:
     """Seconds for `verify_many` over every signature of the blocks (messages prepared untimed)."""
     items = [
         (tx.sender, tx.signing_message(), tx.signature)
-        for data in encoded for tx in Block.decode(data).txs
+        for data in encoded
+        for tx in Block.decode(data).txs
     ]
     start = time.perf_counter()
     results = verify_many(items, pool)
@@ -104,11 +89,14 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="profile the import (main thread)")
     args = parser.parse_args()
     count = args.blocks or (8 if args.quick else 25)
-    seeds = [hash256(b"bench key %d" % i) for i in range(ACCOUNTS)]
-    genesis = bench_genesis(seeds)
+    seeds = [numbered_seed(i) for i in range(ACCOUNTS)]
+    genesis = parse_genesis(genesis_doc(seeds, "1000", network="bench"))
     built = time.perf_counter()
     encoded = build_blocks(genesis, seeds, count)
-    print(f"built {count} blocks x {TXS_PER_BLOCK} transfers in {time.perf_counter() - built:.1f} s (untimed)")
+    print(
+        f"built {count} blocks x {TXS_PER_BLOCK} transfers"
+        f" in {time.perf_counter() - built:.1f} s (untimed)"
+    )
     txs = count * TXS_PER_BLOCK
     with ThreadPoolExecutor(2) as pool, tempfile.TemporaryDirectory() as tmp:
         kv = LevelKV(Path(tmp) / "chain")
@@ -124,7 +112,9 @@ def main() -> None:
     import_rate, verify_rate = txs / import_s, txs / verify_s
     print(f"import into LevelDB, 2 verify threads: {import_rate:9,.0f} tx/s  ({import_s:.2f} s)")
     print(f"verify_many, same 2 threads:           {verify_rate:9,.0f} sig/s ({verify_s:.2f} s)")
-    print(f"ratio import/verify:                   {import_rate / verify_rate:9.2f}  (goal >= 0.75)")
+    print(
+        f"ratio import/verify:                   {import_rate / verify_rate:9.2f}  (goal >= 0.75)"
+    )
     if profiler:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(22)
 

@@ -21,7 +21,9 @@ IMPOSSIBLE_BITS = 0x03000001  # target 1: no hash meets it
 
 
 def sample_header() -> bytes:
-    header = Header(1, 123_456, bytes(range(32)), 1_800_000_000, 0x1D11E54C, bytes(32), bytes(32), bytes(20))
+    header = Header(
+        1, 123_456, bytes(range(32)), 1_800_000_000, 0x1D11E54C, bytes(32), bytes(32), bytes(20)
+    )
     return header.encode()
 
 

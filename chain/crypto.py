@@ -63,7 +63,7 @@ def verify_many(
 
 def sign(seed: bytes, message: bytes) -> bytes:
     """Ed25519 signature of ``message`` by the key derived from a 32-byte ``seed``."""
-    public_key, secret_key = nacl.bindings.crypto_sign_seed_keypair(seed)
+    _, secret_key = nacl.bindings.crypto_sign_seed_keypair(seed)
     return nacl.bindings.crypto_sign(message, secret_key)[:SIGNATURE_SIZE]
 
 
@@ -80,7 +80,8 @@ def encode_address(account: bytes, hrp: str) -> str:
     if len(account) != ADDRESS_HASH_SIZE:
         raise AddressError("bad-address", "account id must be 20 bytes", got=len(account))
     data = _bech32.convertbits(account, 8, 5, True)
-    return _bech32.bech32_encode(hrp, bytes(data), _bech32.Encoding.BECH32M)
+    text: str = _bech32.bech32_encode(hrp, bytes(data), _bech32.Encoding.BECH32M)
+    return text
 
 
 def decode_address(text: str, hrp: str) -> bytes:

@@ -19,7 +19,8 @@ MAX_INT = 2**64 - 1
 
 def pack(value: Any) -> bytes:
     """The canonical encoding of a value built from lists, ints, bytes, str and bool."""
-    return msgpack.packb(value, use_bin_type=True)
+    packed: bytes = msgpack.packb(value, use_bin_type=True)
+    return packed
 
 
 def _refuse_ext(code: int, data: bytes) -> NoReturn:

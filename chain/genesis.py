@@ -176,4 +176,4 @@ def load_genesis(source: str | Path) -> Genesis:
         raise GenesisError("bad-genesis", f"{where}: {exc.detail}") from None
 
 
-__all__ = ["Genesis", "load_genesis", "parse_genesis", "params_digest", "ZERO_HASH"]
+__all__ = ["ZERO_HASH", "Genesis", "load_genesis", "params_digest", "parse_genesis"]

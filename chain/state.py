@@ -15,7 +15,7 @@ from chain import encoding as enc
 from chain.errors import InvalidBlock, InvalidTransaction, RejectKind
 from chain.hashing import hash256
 from chain.params import MAX_SUPPLY_UNITS, ChainParams
-from chain.trie import update_trie, NodeReader
+from chain.trie import NodeReader, update_trie
 from chain.types import Block, Transaction, Transfer
 
 ACCOUNT_PERSON = b"neuro-account"

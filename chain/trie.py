@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from chain.hashing import HASH_SIZE, ZERO_HASH, hash256
 
@@ -130,9 +131,12 @@ class _Update:
         return _branch_hash(children)
 
 
-def _group(items: list[tuple[bytes, ...]], depth: int) -> Iterable[tuple[int, list]]:  # type: ignore[type-arg]
+_Item = TypeVar("_Item", tuple[bytes, bytes], tuple[bytes, "bytes | None"])
+
+
+def _group(items: list[_Item], depth: int) -> Iterable[tuple[int, list[_Item]]]:
     """Split sorted items by their nibble at ``depth`` (they stay sorted)."""
-    groups: dict[int, list] = {}  # type: ignore[type-arg]
+    groups: dict[int, list[_Item]] = {}
     for item in items:
         groups.setdefault(_nibble(item[0], depth), []).append(item)
     return groups.items()
@@ -174,5 +178,5 @@ def root_of(read: NodeReader) -> bytes:
 def compute_root(entries: Mapping[bytes, bytes]) -> bytes:
     """Root of a trie holding exactly ``entries`` (key -> value hash), built from scratch."""
     nodes: dict[bytes, bytes | None] = {}
-    root, writes = update_trie(nodes.get, dict(entries))
+    root, _ = update_trie(nodes.get, dict(entries))
     return root

@@ -93,11 +93,11 @@ class Miner:
                     return  # nonce space exhausted: a new template (new timestamp) is needed
                 continue
             block = Block(template.header.with_nonce(nonce), template.txs)
+            log.info("mined block %d %s txs=%d", block.header.height, block.hash.hex()[:16], len(block.txs))
             try:
                 await node.import_block(block, publish=True)
             except ChainError as exc:
-                log.warning("mined block rejected: %s", exc)
+                log.warning("mined block %s rejected: %s", block.hash.hex()[:16], exc)
                 return
             self.blocks_found += 1
-            log.info("mined block %d %s txs=%d", block.header.height, block.hash.hex()[:16], len(block.txs))
             return

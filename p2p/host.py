@@ -150,21 +150,21 @@ class Host:
             self._nursery = nursery
             try:
                 await self.pubsub.wait_until_ready()
-                task_status.started()
-                await trio.sleep_forever()
+                bound = self.listen_addrs()
+                if bound or not self._listen:  # libp2p only logs a listen failure
+                    task_status.started()
+                    await trio.sleep_forever()
             finally:
                 self._nursery = None
                 nursery.cancel_scope.cancel()
                 # Leaving host.run() does not close connections: close them, shielded.
                 with trio.CancelScope(shield=True), trio.move_on_after(5):
                     await self.libp2p.close()
+        raise ConfigError("listen-failed", f"could not listen on {[str(a) for a in self._listen]}")
 
     def listen_addrs(self) -> list[str]:
         """Bound addresses with the /p2p/<id> suffix, ready to give to another node."""
         return [str(a) for a in self.libp2p.get_addrs()]
-
-    def connected(self) -> list[str]:
-        return [str(p) for p in self.libp2p.get_network().connections]
 
     def is_connected(self, peer: str) -> bool:
         return bool(self.libp2p.get_network().get_connections(ID.from_base58(peer)))

@@ -92,13 +92,16 @@ class P2P:
     async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Listen, join gossip, start syncing; started once the listen addresses are bound."""
         self.bans.load(time.time())
-        async with trio.open_nursery() as nursery:
-            await nursery.start(self._host.run)
-            await nursery.start(self.gossip.run)
-            await nursery.start(self.driver.run)
-            nursery.start_soon(self._redial_loop)
-            nursery.start_soon(self._maintenance_loop)
-            task_status.started()
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self._host.run)
+                await nursery.start(self.gossip.run)
+                await nursery.start(self.driver.run)
+                nursery.start_soon(self._redial_loop)
+                nursery.start_soon(self._maintenance_loop)
+                task_status.started()
+        except* P2PError as group:  # one clear error (e.g. listen-failed), not a group
+            raise group.exceptions[0] from None
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -124,12 +127,13 @@ class P2P:
         if self.is_banned(peer):
             raise P2PError("peer-banned", peer)
         peer = await self._host.connect(addr, self.config.request_timeout)
-        with trio.fail_after(self.config.handshake_timeout + 1):
+        with trio.move_on_after(self.config.handshake_timeout + 1):
             while peer not in self._peers:
                 if not self._host.is_connected(peer):
                     raise RequestFailed("handshake-failed", f"{peer} dropped the connection")
                 await self._changed()
-        return peer
+            return peer
+        raise RequestFailed("handshake-timeout", peer)
 
     async def wait_for_peers(self, count: int) -> None:
         """Return once at least `count` peers have completed the handshake."""
@@ -138,9 +142,12 @@ class P2P:
 
     async def ban(self, peer: str, seconds: float) -> None:
         """Ban `peer` for `seconds` (persisted) and drop its connection."""
+        self._record_ban(peer, seconds)
+        await self._host.disconnect(peer)
+
+    def _record_ban(self, peer: str, seconds: float) -> None:
         self.bans.ban(peer, time.time() + seconds)
         self.scores.forget(peer)
-        await self._host.disconnect(peer)
 
     def is_banned(self, peer: str) -> bool:
         return self.bans.is_banned(peer, time.time())
@@ -153,8 +160,7 @@ class P2P:
         log.info("penalise %s +%.0f (%s: %s)", peer, amount, cause.value, reason)
         if self.scores.add(peer, amount, trio.current_time()):
             log.warning("banning %s for %.0f s: %s", peer, self.config.ban_seconds, reason)
-            self.bans.ban(peer, time.time() + self.config.ban_seconds)
-            self.scores.forget(peer)
+            self._record_ban(peer, self.config.ban_seconds)
             self._host.spawn(self._host.disconnect, peer)
 
     async def publish_block(self, data: bytes) -> bool:

@@ -91,7 +91,7 @@ def new_chain(
     kv: KV | None = None,
     pool: ThreadPoolExecutor | None = None,
 ) -> ChainState:
-    """A chain state at genesis (devnet unless given) over ``kv`` (a fresh MemoryKV unless given)."""
+    """A chain state at genesis (devnet unless given) over ``kv`` (a fresh MemoryKV if not)."""
     return ChainState(kv if kv is not None else MemoryKV(), genesis or devnet(), verify_pool=pool)
 
 
@@ -155,11 +155,11 @@ def make_block(
     offset: int = 0,
     strict: bool = True,
 ) -> Block:
-    """A mined block on ``chain``'s tip with ``txs`` (all must apply when ``strict``); not imported."""
+    """A mined block on ``chain``'s tip with ``txs`` (all must apply if ``strict``); not imported."""
     parent = chain.tip_header
     template = assemble_block(chain, txs, miner, block_time(chain, parent, offset))
     if strict and template.skipped:
-        tx, error = template.skipped[0]
+        _, error = template.skipped[0]
         raise BuildError(f"{len(template.skipped)} transactions do not apply, first: {error}")
     return seal(template.block)
 

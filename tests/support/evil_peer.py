@@ -1,14 +1,15 @@
 """A misbehaving peer for tests: real libp2p, real Neuro protocols, hostile payloads.
 
-It passes the chain-id handshake (it answers `status` with whatever `ChainStatus` it is told to
-claim, e.g. the target's genesis with a huge amount of work) and then does what a test asks:
+It passes the chain-id handshake (it answers `status` with the asking peer's own status, or with
+whatever `ChainStatus` it is told to claim, e.g. a huge amount of work) and then does what a
+test asks:
 publishes arbitrary bytes on the gossip topics (malformed msgpack, oversized or invalid blocks
 and tx batches), sends raw bytes on the sync protocol, or serves bogus headers and blocks when
 the target syncs from it. `banned_by` reports whether the target banned it: the connection was
 closed and a re-dial is refused (closed again at once, before any request gets through).
 
 Usage (inside a trio nursery):
-    evil = EvilPeer(tmp_path / "evil", claim=target_backend.status())
+    evil = EvilPeer(tmp_path / "evil", chain_id)  # mirrors the target's status
     await nursery.start(evil.run)
     await evil.connect(target_addr)
     await evil.publish("blocks", b"\\xc1garbage")
@@ -29,9 +30,12 @@ from p2p.host import Host, ReadFn, load_or_create_key
 from p2p.sync import sync_protocol
 from p2p.wire import (
     MAX_REQUEST_BYTES,
+    HeadersRequest,
     ItemsResponse,
     StatusRequest,
     decode_request,
+    decode_response,
+    encode_request,
     encode_response,
     frame,
     read_frame,
@@ -41,9 +45,11 @@ from p2p.wire import (
 class EvilPeer:
     """A scriptable hostile node; see the module docstring."""
 
-    def __init__(self, data_dir: Path, claim: ChainStatus) -> None:
+    def __init__(self, data_dir: Path, chain_id: str, claim: ChainStatus | None = None) -> None:
+        """`chain_id` is the target's (hex genesis hash); `claim` is the status we answer with,
+        None to mirror the status of whichever peer asks (so we look exactly in sync)."""
         self.claim = claim
-        self.chain_id = claim.genesis.hex()
+        self.chain_id = chain_id
         self.headers_reply: list[bytes] = []  # what get_headers answers
         self.blocks_reply: list[bytes] = []  # what get_blocks answers
         self.requests_served = 0
@@ -82,12 +88,21 @@ class EvilPeer:
         request = decode_request(await read_frame(read, MAX_REQUEST_BYTES))
         self.requests_served += 1
         if isinstance(request, StatusRequest):
-            await write(frame(encode_response(self.claim)))
+            claim = self.claim or await self._their_status(peer)
+            await write(frame(encode_response(claim)))
             self._fire("status", peer)
             return
-        tag = "headers" if type(request).__name__ == "HeadersRequest" else "blocks"
+        tag = "headers" if isinstance(request, HeadersRequest) else "blocks"
         items = self.headers_reply if tag == "headers" else self.blocks_reply
         await write(frame(encode_response(ItemsResponse(tag, tuple(items)))))
+
+    async def _their_status(self, peer: str) -> ChainStatus:
+        raw = await self.host.request(
+            peer, self.protocol, frame(encode_request(StatusRequest())), 1024
+        )
+        status = decode_response(raw)
+        assert isinstance(status, ChainStatus), f"{peer} answered status with {status!r}"
+        return status
 
     # -- actions -------------------------------------------------------------------------------
 

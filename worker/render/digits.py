@@ -46,7 +46,7 @@ class DigitsSpec(TaskSpec):
     thickness_dpx: int_range(5, 80) = Field((20, 40), description="stroke width, tenths of a px")
     rotation_deg: int_range(-90, 90) = (-15, 15)
     shear_pct: int_range(-100, 100) = Field((-40, 20), description="< 0 leans right, as most hands")
-    aspect_pct: int_range(30, 200) = Field((70, 130), description="width scale against height")
+    aspect_pct: int_range(30, 200) = Field((55, 130), description="width scale against height")
     warp: int_range(0, 300) = Field((0, 90), description="smooth bending, glyph units")
     point_jitter: int_range(0, 200) = Field((0, 20), description="glyph units (digit height 1000)")
     translate_px: int_range(0, 8) = Field((0, 1), description="shift after centring by mass")

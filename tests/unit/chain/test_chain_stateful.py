@@ -70,7 +70,7 @@ class TwoMinerChain(RuleBasedStateMachine):
 
     @rule(miner=MINER_INDEX)
     def invalid_block(self, miner: int) -> None:
-        """A block with a lying state root: stored if it is not heavier, else refused; never the tip."""
+        """A block with a lying state root: stored when not heavier, else refused; never the tip."""
         good = make_block(self.miners[miner], (), miner=MINERS[miner])
         bad = reseal(good, state_root=bytes(32))
         tip = self.node.tip_hash

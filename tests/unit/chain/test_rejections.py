@@ -83,7 +83,7 @@ def test_bad_diffbits_alone(chain: ChainState, bits: int) -> None:
 
 def test_high_hash_with_a_real_target() -> None:
     # 0x1f00ffff: one hash in 65,536 meets it, so an unmined nonce almost surely fails.
-    genesis, seeds = funded_genesis(2, genesis_bits="1f00ffff")
+    genesis, _ = funded_genesis(2, genesis_bits="1f00ffff")
     chain = new_chain(genesis)
     good = make_block(chain)
     assert meets_target(good.hash, good.header.bits)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import stat
 from pathlib import Path
 
@@ -9,8 +10,9 @@ import pytest
 import trio
 
 from p2p.config import KEY_FILE
-from p2p.errors import P2PError
-from tests.unit.p2p.nodes import run, start_node
+from p2p.errors import ConfigError, P2PError
+from p2p.node import P2P
+from tests.unit.p2p.nodes import fast_config, run, start_node
 from tests.unit.p2p.toychain import ToyChain
 
 
@@ -70,5 +72,24 @@ def test_banned_peer_is_dropped_and_refused_after_restart(tmp_path: Path) -> Non
             a2, _ = await start_node(nursery, tmp_path / "a")
             assert a2.is_banned(b.peer_id)
             nursery.cancel_scope.cancel()
+
+    run(body)
+
+
+def test_bad_listen_settings_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        P2P(fast_config(tmp_path, listen=["/ip4/not-an-ip/tcp/1"]), ToyChain())
+    assert err.value.reason == "bad-multiaddr"
+
+    async def body() -> None:
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            port = busy.getsockname()[1]
+            node = P2P(fast_config(tmp_path, listen=[f"/ip4/127.0.0.1/tcp/{port}"]), ToyChain())
+            async with trio.open_nursery() as nursery:
+                with pytest.raises(ConfigError) as err:
+                    await nursery.start(node.run)
+                assert err.value.reason == "listen-failed"
 
     run(body)
