@@ -28,15 +28,15 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from worker.device import select_device  # noqa: E402
-from worker.render.digits import DigitsSpec, render_digits  # noqa: E402
-from worker.train.calibrate import calibrate  # noqa: E402
-from worker.train.data import ClassificationData  # noqa: E402
-from worker.train.loop import make_optimizer, train  # noqa: E402
-from worker.train.pol import read_log  # noqa: E402
-from worker.train.replay import DEFAULT_SAMPLED_SEGMENTS, replay_segment, verify_pol  # noqa: E402
-from worker.train.spec import TrainSpec, load_train_spec  # noqa: E402
-from worker.train.zoo import build_model  # noqa: E402
+from worker.device import select_device
+from worker.render.digits import DigitsSpec, render_digits
+from worker.train.calibrate import calibrate
+from worker.train.data import ClassificationData
+from worker.train.loop import make_optimizer, train
+from worker.train.pol import read_log
+from worker.train.replay import DEFAULT_SAMPLED_SEGMENTS, replay_segment, verify_pol
+from worker.train.spec import TrainSpec, load_train_spec
+from worker.train.zoo import build_model
 
 THREADS = 1
 BATCH = 64

@@ -7,12 +7,13 @@ p2p layer maps to a penalty for the peer that sent the data.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from chain.errors import ChainError, InvalidTransaction, RejectKind
 from chain.types import Block, Header, Transaction, txid_of
 from chain.validation import check_header
-from p2p.backend import ChainStatus, HeaderPlan, Verdict
+from p2p.backend import ChainStatus, HeaderPlan, Outcome, Verdict
 
 if TYPE_CHECKING:
     from neurod.node import Node
@@ -25,9 +26,15 @@ def verdict_of(exc: ChainError) -> Verdict:
     return Verdict.ignore(exc.reason, exc.kind)
 
 
+DECODED_BATCHES_KEPT = 64
+
+
 class NodeBackend:
     def __init__(self, node: Node) -> None:
         self.node = node
+        # tx batches decoded by the gossip validator, kept (by identity) for the delivery that
+        # follows, so that each transaction is decoded once per node
+        self._decoded: OrderedDict[int, tuple[list[bytes], list[Transaction]]] = OrderedDict()
 
     @property
     def chain_id(self) -> str:
@@ -85,9 +92,11 @@ class NodeBackend:
         chain_id = self.node.chain.chain_id
         mempool = self.node.mempool
         fresh: list[Transaction] = []
+        decoded: list[Transaction] = []
         try:
             for data in txs:
                 tx = Transaction.decode(data)
+                decoded.append(tx)
                 if txid_of(data) in mempool:
                     continue
                 if tx.chain_id != chain_id:
@@ -98,7 +107,12 @@ class NodeBackend:
         except ChainError as exc:
             self.node.metrics.txs_rejected.labels(exc.reason).inc()
             return verdict_of(exc)
-        return Verdict.accept() if fresh else Verdict.ignore("already-known")
+        if not fresh:
+            return Verdict.ignore("already-known")
+        self._decoded[id(txs)] = (txs, decoded)
+        while len(self._decoded) > DECODED_BATCHES_KEPT:
+            self._decoded.popitem(last=False)
+        return Verdict.accept()
 
     async def import_block(self, data: bytes, origin: str | None) -> Verdict:
         try:
@@ -109,9 +123,18 @@ class NodeBackend:
         return Verdict.accept()
 
     async def accept_tx_batch(self, txs: list[bytes], origin: str | None) -> Verdict:
-        for data in txs:
+        """Admit a batch the validator checked (signatures included) to the mempool."""
+        kept = self._decoded.pop(id(txs), None)
+        if kept is not None and kept[0] is txs:
+            pairs = zip(txs, kept[1])
+        else:  # not seen by our validator: check everything here
+            verdict = self.check_tx_batch(txs)
+            if verdict.outcome is not Outcome.ACCEPT:
+                return verdict
+            pairs = zip(txs, self._decoded.pop(id(txs))[1])
+        for data, tx in pairs:
             try:
-                self.node.add_transaction(Transaction.decode(data), encoded=data, checked=True)
+                self.node.add_transaction(tx, encoded=data, checked=True)
             except ChainError as exc:
                 if exc.kind in (RejectKind.MALFORMED, RejectKind.INVALID):
                     return verdict_of(exc)

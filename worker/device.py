@@ -11,8 +11,9 @@ torch is imported lazily: the daemon imports `worker` to describe its capacity w
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from worker.errors import WorkerError
 
@@ -39,7 +40,7 @@ class DeviceInfo:
     deterministic: bool
 
     @property
-    def torch_device(self) -> "torch.device":
+    def torch_device(self) -> torch.device:
         import torch
 
         return torch.device(self.kind, self.index) if self.kind == "cuda" else torch.device("cpu")
@@ -117,7 +118,7 @@ def autocast(info: DeviceInfo) -> Iterator[None]:
         yield
 
 
-def grad_scaler(info: DeviceInfo) -> "torch.amp.GradScaler | None":
+def grad_scaler(info: DeviceInfo) -> torch.amp.GradScaler | None:
     """fp16 gradients underflow without loss scaling; bf16 has float32's range and needs none."""
     import torch
 

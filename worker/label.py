@@ -74,7 +74,8 @@ def image_sizes(files: list[Path]) -> list[tuple[int, int]]:
 def pseudo_coco(files: list[Path], sizes: list[tuple[int, int]], found: list[Any],
                 num_classes: int) -> dict[str, Any]:
     """COCO dict: category id = class index + 1; every annotation has its detector score."""
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for image_id, (path, (w, h), dets) in enumerate(zip(files, sizes, found), start=1):
         images.append({"id": image_id, "file_name": path.name, "width": w, "height": h})
         for det in dets:

@@ -9,7 +9,7 @@ the target syncs from it. `banned_by` reports whether the target banned it: the 
 closed and a re-dial is refused (closed again at once, before any request gets through).
 
 Usage (inside a trio nursery):
-    evil = EvilPeer(tmp_path / "evil", chain_id)  # mirrors the target's status
+    evil = EvilPeer(tmp_path / "evil", chain_id=chain_id)  # mirrors the target's status
     await nursery.start(evil.run)
     await evil.connect(target_addr)
     await evil.publish("blocks", b"\\xc1garbage")
@@ -45,9 +45,15 @@ from p2p.wire import (
 class EvilPeer:
     """A scriptable hostile node; see the module docstring."""
 
-    def __init__(self, data_dir: Path, chain_id: str, claim: ChainStatus | None = None) -> None:
-        """`chain_id` is the target's (hex genesis hash); `claim` is the status we answer with,
-        None to mirror the status of whichever peer asks (so we look exactly in sync)."""
+    def __init__(
+        self, data_dir: Path, claim: ChainStatus | None = None, *, chain_id: str | None = None
+    ) -> None:
+        """`claim` is the status we answer with; without one, give the target's `chain_id`
+        (hex genesis hash) and we mirror the status of whichever peer asks."""
+        if chain_id is None:
+            if claim is None:
+                raise ValueError("EvilPeer needs a claim or a chain_id")
+            chain_id = claim.genesis.hex()
         self.claim = claim
         self.chain_id = chain_id
         self.headers_reply: list[bytes] = []  # what get_headers answers

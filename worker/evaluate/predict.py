@@ -6,9 +6,9 @@ as pseudo-labels), so both see exactly the same boxes for the same weights.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -66,7 +66,7 @@ def detect_files(model: nn.Module, spec: CenterNetSpec, paths: Sequence[Path], *
             image = read_image(path, channels=3)
             h, w = image.shape[:2]
             if (w, h) != (side, side):
-                image = np.asarray(Image.fromarray(image).resize((side, side), Image.BILINEAR))
+                image = np.asarray(Image.fromarray(image).resize((side, side), Image.Resampling.BILINEAR))
             batch.append(image.transpose(2, 0, 1))
             scales.append((w / side, h / side))
         x = torch.from_numpy(np.stack(batch)).to(device).float().div_(255.0)
@@ -76,8 +76,8 @@ def detect_files(model: nn.Module, spec: CenterNetSpec, paths: Sequence[Path], *
             boxes = (found.boxes[i][keep].cpu() * torch.tensor([sx, sy, sx, sy])).tolist()
             scores = found.scores[i][keep].cpu().tolist()
             classes = found.classes[i][keep].cpu().tolist()
-            results.append([Detection(tuple(b), s, c)  # type: ignore[arg-type]
-                            for b, s, c in zip(boxes, scores, classes)])
+            results.append([Detection((b[0], b[1], b[2], b[3]), s, c)
+                            for b, s, c in zip(boxes, scores, classes, strict=True)])
     return results
 
 

@@ -8,8 +8,9 @@ matrix. With the training losses given, the training curve is plotted too.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch

@@ -10,8 +10,9 @@ Under DistributedDataParallel each rank takes every `world`-th item of the globa
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,9 +36,12 @@ class Shard:
     world: int = 1
 
 
+SINGLE = Shard()
+
+
 class ClassificationBatches:
     def __init__(self, spec: TrainSpec, data: ClassificationData, device: torch.device,
-                 shard: Shard = Shard()) -> None:
+                 shard: Shard = SINGLE) -> None:
         model = spec.model
         assert isinstance(model, CnnSpec)
         expected = (model.in_channels, model.image_size, model.image_size)
@@ -81,7 +85,7 @@ class DetectionDataset(Dataset[dict[str, torch.Tensor]]):
     def __len__(self) -> int:
         return len(self.data)
 
-    def __getitem__(self, key: tuple[int, bool, int, int]) -> dict[str, torch.Tensor]:  # type: ignore[override]
+    def __getitem__(self, key: tuple[int, bool, int, int]) -> dict[str, torch.Tensor]:
         i, flip, dx, dy = key
         size = self.model.image_size
         image, boxes = load_detection_image(self.data, i, size)
@@ -137,7 +141,7 @@ class _ScheduleSampler:
 
 class DetectionBatches:
     def __init__(self, spec: TrainSpec, data: DetectionData, device: torch.device,
-                 shard: Shard = Shard(), workers: int = 0) -> None:
+                 shard: Shard = SINGLE, workers: int = 0) -> None:
         model = spec.model
         assert isinstance(model, CenterNetSpec)
         if data.num_classes > model.num_classes:
@@ -164,7 +168,7 @@ class DetectionBatches:
 
 
 def make_batches(spec: TrainSpec, data: ClassificationData | DetectionData, device: torch.device,
-                 shard: Shard = Shard(), workers: int = 0) -> ClassificationBatches | DetectionBatches:
+                 shard: Shard = SINGLE, workers: int = 0) -> ClassificationBatches | DetectionBatches:
     """The batch source for a spec's model kind; data of the wrong kind is a spec error."""
     if shard.world > 1 and spec.batch_size % shard.world:
         raise SpecError(f"batch_size {spec.batch_size} does not split over {shard.world} GPUs",

@@ -140,9 +140,9 @@ def report(cal: Calibration) -> str:
         f"min dishonest distance   {cal.min_dishonest:.3g}",
         f"margin (dishonest/honest) {cal.margin:.3g}x",
         f"suggested tolerance      {cal.suggested_tolerance:.3g} (geometric midpoint)",
-        f"DEFAULT_TOLERANCE        {DEFAULT_TOLERANCE:g}: "
-        f"{cal.min_dishonest / DEFAULT_TOLERANCE:.3g}x under the nearest dishonest, "
-        f"{DEFAULT_TOLERANCE / max(cal.max_honest, 1e-12):.3g}x over the farthest honest",
+        (f"DEFAULT_TOLERANCE        {DEFAULT_TOLERANCE:g}: "
+         f"{cal.min_dishonest / DEFAULT_TOLERANCE:.3g}x under the nearest dishonest, "
+         f"{DEFAULT_TOLERANCE / max(cal.max_honest, 1e-12):.3g}x over the farthest honest"),
     ]
     return "\n".join(lines)
 

@@ -38,7 +38,7 @@ class ClassificationData:
         return int(self.labels.shape[0])
 
     @classmethod
-    def from_arrays(cls, images: np.ndarray, labels: np.ndarray) -> "ClassificationData":
+    def from_arrays(cls, images: np.ndarray, labels: np.ndarray) -> ClassificationData:
         """Accepts (N, H, W) gray, (N, C, H, W) or (N, H, W, C) with C in {1, 3}."""
         images = np.asarray(images)
         labels = np.asarray(labels).astype(np.int64).reshape(-1)
@@ -58,7 +58,7 @@ class ClassificationData:
 
     @classmethod
     def from_folder(cls, root: Path, *, channels: int = 1, size: int | None = None
-                    ) -> tuple["ClassificationData", list[str]]:
+                    ) -> tuple[ClassificationData, list[str]]:
         """Class-per-subfolder images; classes are the sorted subfolder names (returned too)."""
         if not root.is_dir():
             raise DataError(f"{root} is not a folder")
@@ -79,7 +79,7 @@ class ClassificationData:
         return cls.from_arrays(np.stack(images), np.array(labels)), class_names
 
     @classmethod
-    def from_csv(cls, path: Path, *, side: int | None = None) -> "ClassificationData":
+    def from_csv(cls, path: Path, *, side: int | None = None) -> ClassificationData:
         """Rows of `label,pixel,...` (a header row is skipped); square gray images."""
         try:
             with open(path, newline="") as handle:
@@ -95,7 +95,7 @@ class ClassificationData:
         except ValueError:
             raise DataError(f"{path}: rows must be integers of equal length") from None
         pixels = table.shape[1] - 1
-        side = side or int(round(pixels**0.5))
+        side = side or round(pixels**0.5)
         if side * side != pixels or table[:, 1:].min() < 0 or table[:, 1:].max() > 255:
             raise DataError(f"{path}: {pixels} pixel columns of 0..255 do not make a square image")
         images = table[:, 1:].astype(np.uint8).reshape(-1, side, side)
@@ -105,10 +105,10 @@ class ClassificationData:
 def read_image(path: Path, *, channels: int, size: int | None = None) -> np.ndarray:
     """uint8 (H, W) for 1 channel or (H, W, 3); resized to size x size when asked."""
     try:
-        with Image.open(path) as im:
-            im = im.convert("L" if channels == 1 else "RGB")
+        with Image.open(path) as opened:
+            im = opened.convert("L" if channels == 1 else "RGB")
             if size is not None and im.size != (size, size):
-                im = im.resize((size, size), Image.BILINEAR)
+                im = im.resize((size, size), Image.Resampling.BILINEAR)
             return np.asarray(im, dtype=np.uint8).copy()
     except (OSError, UnidentifiedImageError):
         raise DataError(f"cannot read image {path}") from None
@@ -138,7 +138,7 @@ class DetectionData:
         return len(self.category_ids)
 
     @classmethod
-    def from_coco(cls, path: Path) -> "DetectionData":
+    def from_coco(cls, path: Path) -> DetectionData:
         """`path` is a COCO JSON file, or a dataset folder holding one (see `COCO_NAMES`)."""
         json_path = find_coco_json(path)
         try:
@@ -148,7 +148,7 @@ class DetectionData:
             raise DataError(f"{json_path}: not a valid COCO file ({err})") from None
 
     @classmethod
-    def from_coco_dict(cls, coco: dict[str, Any], root: Path) -> "DetectionData":
+    def from_coco_dict(cls, coco: dict[str, Any], root: Path) -> DetectionData:
         category_ids = tuple(sorted(int(c["id"]) for c in coco["categories"]))
         class_of = {cid: i for i, cid in enumerate(category_ids)}
         images = sorted(coco["images"], key=lambda im: int(im["id"]))
@@ -196,6 +196,6 @@ def load_detection_image(data: DetectionData, i: int, size: int) -> tuple[np.nda
     h, w = image.shape[:2]
     boxes = data.boxes[i].copy()
     if (w, h) != (size, size):
-        image = np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+        image = np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR))
         boxes *= np.array([size / w, size / h, size / w, size / h], np.float32)
     return image, boxes

@@ -29,6 +29,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 from torch import nn
+from torch.multiprocessing.spawn import ProcessExitedException, ProcessRaisedException, spawn
 from torch.nn.parallel import DistributedDataParallel
 
 from worker.device import DeviceInfo, select_device
@@ -59,7 +60,7 @@ def _sync_norm(model: nn.Module, backend: str) -> nn.Module:
 
 
 def _rank_main(rank: int, world: int, port: int, backend: str, spec_json: dict[str, Any],
-               data: TrainData, pol_dir: str | None, out_dir: str, events: "mp.Queue[Any]") -> None:
+               data: TrainData, pol_dir: str | None, out_dir: str, events: mp.Queue[Any]) -> None:
     """One rank: join the group, train its share, rank 0 records and saves."""
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
@@ -107,19 +108,19 @@ def train_distributed(spec: TrainSpec, data: TrainData, *, world: int | None = N
         raise TaskFailed(f"distributed training needs 2 or more GPUs, found {world}",
                          reason="no-multi-gpu")
     ctx = mp.get_context("spawn")
-    events: "mp.Queue[Any]" = ctx.Queue()
+    events: mp.Queue[Any] = ctx.Queue()
     losses: list[tuple[int, float]] = []
     described: dict[str, Any] = {}
     began = time.perf_counter()
     with tempfile.TemporaryDirectory() as out_dir:
         args = (world, free_port(), backend, spec.model_dump(mode="json"), data,
                 str(pol_dir) if pol_dir else None, out_dir, events)
-        procs = mp.spawn(_rank_main, args=args, nprocs=world, join=False)
+        procs = spawn(_rank_main, args=args, nprocs=world, join=False)
         finished = False
         while not finished:
             try:
                 finished = procs.join(timeout=POLL_SECONDS)
-            except (mp.ProcessRaisedException, mp.ProcessExitedException) as err:
+            except (ProcessRaisedException, ProcessExitedException) as err:
                 first = str(err).strip().splitlines()[-1] if str(err).strip() else repr(err)
                 raise TaskFailed(f"distributed training failed: {first}") from None
             while True:

@@ -52,7 +52,7 @@ def cnn_channels(spec: CnnSpec) -> list[int]:
 def cnn_forward_flops(spec: CnnSpec) -> int:
     total = 0
     size = spec.image_size
-    c_in = spec.in_channels
+    c_in: int = spec.in_channels
     for c_out in cnn_channels(spec):
         total += conv_flops(c_in, c_out, 3, size, size)
         if size >= 2:

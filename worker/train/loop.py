@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 from worker.device import DeviceInfo, autocast, cuda_count, grad_scaler, select_device
-from worker.train.batches import Shard, make_batches
+from worker.train.batches import SINGLE, Shard, make_batches
 from worker.train.centernet import centernet_loss
 from worker.train.data import ClassificationData, DetectionData
 from worker.train.pol import PolLog, PolRecorder
@@ -28,6 +29,8 @@ from worker.train.state import checkpoint_tensors, load_optimizer_tensors, split
 from worker.train.zoo import build_model
 
 TrainData = ClassificationData | DetectionData
+SCALER_SCALE = "scaler.scale"
+SCALER_TRACKER = "scaler.growth_tracker"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +79,7 @@ class Trainer:
     """Model, optimizer and batch source of one run, on one device (or one DDP rank)."""
 
     def __init__(self, spec: TrainSpec, data: TrainData, device: DeviceInfo, *,
-                 shard: Shard = Shard(), workers: int = 0,
+                 shard: Shard = SINGLE, workers: int = 0,
                  wrap: Callable[[nn.Module], nn.Module] | None = None) -> None:
         self.spec, self.device = spec, device
         self.dataset_size = len(data)
@@ -115,13 +118,24 @@ class Trainer:
                 on_step(step + 1, loss)
 
     def state(self) -> dict[str, torch.Tensor]:
-        return checkpoint_tensors(self.model, self.optimizer)
+        """Everything the next step depends on: weights, optimizer and fp16 loss-scaler state."""
+        tensors = checkpoint_tensors(self.model, self.optimizer)
+        if self.scaler is not None:
+            saved = self.scaler.state_dict()
+            tensors[SCALER_SCALE] = torch.tensor(float(saved["scale"]), dtype=torch.float64)
+            tensors[SCALER_TRACKER] = torch.tensor(int(saved["_growth_tracker"]), dtype=torch.int64)
+        return tensors
 
     def load_state(self, tensors: dict[str, torch.Tensor]) -> None:
         model_part, optim_part = split_checkpoint(tensors)
         device = self.device.torch_device
         self.model.load_state_dict({k: v.to(device) for k, v in model_part.items()}, strict=True)
         load_optimizer_tensors(self.model, self.optimizer, optim_part)
+        if self.scaler is not None and SCALER_SCALE in tensors:
+            saved = self.scaler.state_dict()
+            saved["scale"] = float(tensors[SCALER_SCALE])
+            saved["_growth_tracker"] = int(tensors[SCALER_TRACKER])
+            self.scaler.load_state_dict(saved)
 
 
 @dataclass

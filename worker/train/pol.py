@@ -10,6 +10,7 @@ verifier later replays sampled segments (`worker.train.replay`).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,7 +37,7 @@ DATA_PERSON = b"neuro-data"
 
 class _TrainerView(Protocol):
     spec: TrainSpec
-    batches: "ClassificationBatches | DetectionBatches"
+    batches: ClassificationBatches | DetectionBatches
 
     def state(self) -> dict[str, torch.Tensor]: ...
 
@@ -71,7 +72,7 @@ class PolLog:
     def segments(self) -> list[tuple[int, int]]:
         """(start, end) step pairs between consecutive records."""
         steps = [r.step for r in self.records]
-        return list(zip(steps, steps[1:]))
+        return list(itertools.pairwise(steps))
 
     def record(self, step: int) -> PolRecord:
         for rec in self.records:

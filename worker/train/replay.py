@@ -20,7 +20,7 @@ import hashlib
 from dataclasses import dataclass
 
 from worker.device import DeviceInfo, select_device
-from worker.errors import VerificationFailed
+from worker.errors import VerificationFailed, WorkerError
 from worker.train.loop import TrainData, Trainer
 from worker.train.pol import PolLog, data_digest, read_checkpoint
 from worker.train.spec import load_train_spec
@@ -49,6 +49,21 @@ def sample_segments(log: PolLog, beacon: bytes, count: int = DEFAULT_SAMPLED_SEG
         return hashlib.blake2b(key, digest_size=16, person=SAMPLE_PERSON).digest()
 
     return sorted(sorted(segments, key=rank)[:count])
+
+
+def replay_device(log: PolLog) -> DeviceInfo:
+    """The device kind, precision and thread count the log was trained with.
+
+    A CUDA run (bf16/fp16, non-deterministic kernels) replayed on a CPU in float32 drifts far
+    beyond the CPU-calibrated tolerance, so a verifier without a GPU declines instead of judging.
+    """
+    header = log.header
+    device = select_device(threads=int(header["threads"]), precision=header["precision"],
+                           prefer_cuda=header["device"] == "cuda")
+    if device.kind != header["device"]:
+        raise WorkerError(f"this log was trained on {header['device']}; replay needs the same kind",
+                          reason="pol-device-unavailable")
+    return device
 
 
 def check_log_binding(log: PolLog, data: TrainData) -> None:
@@ -81,7 +96,7 @@ def replay_segment(log: PolLog, data: TrainData, start: int, end: int, *,
     if weights_digest(claimed).hex() != last.weights_hash:
         raise VerificationFailed(f"checkpoint {end} does not match its record",
                                  reason="pol-checkpoint-hash")
-    device = device or select_device(threads=int(log.header["threads"]), prefer_cuda=False)
+    device = device or replay_device(log)
     trainer = Trainer(spec, data, device)
     scheduled = [trainer.batches.indices(s).tolist() for s in range(start, end)]
     if scheduled != last.batches:

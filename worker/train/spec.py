@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
@@ -54,14 +54,14 @@ class CenterNetSpec(TaskSpec):
     max_objects: int = Field(64, ge=1, le=512)
 
     @model_validator(mode="after")
-    def _multiple_of_32(self) -> "CenterNetSpec":
+    def _multiple_of_32(self) -> CenterNetSpec:
         # the backbone goes down to stride 32 and back up to 4: sizes must divide evenly
         if self.image_size % 32:
             raise ValueError(f"image_size must be a multiple of 32, got {self.image_size}")
         return self
 
 
-ModelSpec = Annotated[Union[CnnSpec, CenterNetSpec], Field(discriminator="name")]
+ModelSpec = Annotated[CnnSpec | CenterNetSpec, Field(discriminator="name")]
 
 
 class AugmentSpec(TaskSpec):
@@ -85,14 +85,14 @@ class TrainSpec(TaskSpec):
     steps: int | None = Field(None, ge=1, le=MAX_STEPS)
     epochs: int | None = Field(None, ge=1, le=MAX_EPOCHS)
     seed: int = Field(0, ge=0, lt=2**63)
-    augment: AugmentSpec = AugmentSpec()
+    augment: AugmentSpec = Field(default_factory=AugmentSpec)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     threads: int = Field(1, ge=1, le=64)
     pol_interval: int = Field(DEFAULT_POL_INTERVAL, ge=1, le=MAX_POL_INTERVAL)
     log_every: int = Field(10, ge=1, le=MAX_STEPS)
 
     @model_validator(mode="after")
-    def _one_length(self) -> "TrainSpec":
+    def _one_length(self) -> TrainSpec:
         if (self.steps is None) == (self.epochs is None):
             raise ValueError("give exactly one of steps or epochs")
         return self

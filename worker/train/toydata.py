@@ -74,7 +74,8 @@ def rectangles_coco(root: Path, count: int, *, side: int = 64, classes: int = 2,
     rng = np.random.default_rng(seed)
     palette = np.array([[230, 40, 40], [40, 200, 40], [40, 80, 230], [230, 200, 40]], np.uint8)
     (root / "images").mkdir(parents=True, exist_ok=True)
-    images, annotations = [], []
+    images: list[dict[str, object]] = []
+    annotations: list[dict[str, object]] = []
     for i in range(count):
         canvas = rng.integers(0, NOISE, (side, side, 3)).astype(np.uint8)
         for _ in range(per_image):

@@ -52,7 +52,7 @@ class WeightsMeta:
         }
 
     @classmethod
-    def from_strings(cls, meta: dict[str, str] | None) -> "WeightsMeta":
+    def from_strings(cls, meta: dict[str, str] | None) -> WeightsMeta:
         if not meta or meta.get("format") != WEIGHTS_FORMAT:
             raise WeightsError(f"not a {WEIGHTS_FORMAT} file (format {(meta or {}).get('format')!r})")
         try:

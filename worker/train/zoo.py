@@ -34,7 +34,7 @@ class Cnn(nn.Module):
     def __init__(self, spec: CnnSpec) -> None:
         super().__init__()
         blocks: list[nn.Module] = []
-        size, c_in = spec.image_size, spec.in_channels
+        size, c_in = spec.image_size, int(spec.in_channels)
         for c_out in cnn_channels(spec):
             blocks.append(conv_bn_relu(c_in, c_out))
             if size >= 2:
@@ -45,11 +45,13 @@ class Cnn(nn.Module):
         self.classifier = nn.Linear(c_in, spec.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x).mean(dim=(2, 3)))
+        logits: torch.Tensor = self.classifier(self.features(x).mean(dim=(2, 3)))
+        return logits
 
 
 def _head(c_in: int, width: int, c_out: int, bias: float = 0.0) -> nn.Sequential:
     last = nn.Conv2d(width, c_out, 1)
+    assert last.bias is not None
     nn.init.constant_(last.bias, bias)
     return nn.Sequential(nn.Conv2d(c_in, width, 3, padding=1), nn.ReLU(inplace=True), last)
 

@@ -24,7 +24,7 @@ def test_peer_gossiping_invalid_payloads_is_banned_honest_peer_keeps_receiving(
         async with trio.open_nursery() as nursery:
             target, chain = await start_node(nursery, tmp_path / "target")
             honest, honest_chain = await start_node(nursery, tmp_path / "honest")
-            evil = EvilPeer(tmp_path / "evil", chain.chain_id)
+            evil = EvilPeer(tmp_path / "evil", chain_id=chain.chain_id)
             await nursery.start(evil.run)
             addr = target.listen_addrs()[0]
             await honest.connect(addr)
@@ -52,7 +52,7 @@ def test_block_failing_full_validation_blames_its_author_not_the_relay(tmp_path:
             far, far_chain = await start_node(nursery, tmp_path / "far")
             await far.connect(relay.listen_addrs()[0])
             await wait_gossip_mesh([relay, far], "blocks")
-            evil = EvilPeer(tmp_path / "evil", chain.chain_id)
+            evil = EvilPeer(tmp_path / "evil", chain_id=chain.chain_id)
             await nursery.start(evil.run)
             await evil.connect(relay.listen_addrs()[0])
             await evil.wait_subscribed(relay.peer_id, "blocks")
@@ -74,7 +74,7 @@ def test_oversized_gossip_is_penalised(tmp_path: Path) -> None:
     async def body() -> None:
         async with trio.open_nursery() as nursery:
             target, chain = await start_node(nursery, tmp_path / "t", max_block_gossip_bytes=1000)
-            evil = EvilPeer(tmp_path / "evil", chain.chain_id)
+            evil = EvilPeer(tmp_path / "evil", chain_id=chain.chain_id)
             await nursery.start(evil.run)
             await evil.connect(target.listen_addrs()[0])
             await evil.wait_subscribed(target.peer_id, "blocks")
@@ -92,7 +92,7 @@ def test_malformed_sync_requests_get_errors_not_crashes(tmp_path: Path) -> None:
             target, chain = await start_node(nursery, tmp_path / "t", ban_threshold=1000)
             chain.mine(3)
             honest, honest_chain = await start_node(nursery, tmp_path / "h")
-            evil = EvilPeer(tmp_path / "evil", chain.chain_id)
+            evil = EvilPeer(tmp_path / "evil", chain_id=chain.chain_id)
             await nursery.start(evil.run)
             peer = await evil.connect(target.listen_addrs()[0])
             cases = {
@@ -120,7 +120,7 @@ def test_sync_requests_over_the_rate_are_refused_and_penalised(tmp_path: Path) -
         rates = {**default_rates(), "requests": Rate(per_second=0.001, burst=2)}
         async with trio.open_nursery() as nursery:
             target, chain = await start_node(nursery, tmp_path / "t", rates=rates)
-            evil = EvilPeer(tmp_path / "evil", chain.chain_id, chain.status())  # no mirror request
+            evil = EvilPeer(tmp_path / "evil", chain.status())  # no mirror request
             await nursery.start(evil.run)
             peer = await evil.connect(target.listen_addrs()[0])
             status = msgpack.packb(["status"])
@@ -139,7 +139,7 @@ def test_peer_claiming_work_it_cannot_serve_is_banned(tmp_path: Path) -> None:
             target, chain = await start_node(nursery, tmp_path / "t")
             genesis = chain.status().genesis
             claim = ChainStatus(genesis, 10**6, b"x" * 32, 2**80)
-            evil = EvilPeer(tmp_path / "evil", chain.chain_id, claim)
+            evil = EvilPeer(tmp_path / "evil", claim)
             evil.headers_reply = [b"\xc1 not a header"]
             await nursery.start(evil.run)
             addr = target.listen_addrs()[0]

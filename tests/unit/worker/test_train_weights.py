@@ -61,7 +61,7 @@ def test_tensors_that_do_not_fit_the_architecture_are_rejected(tmp_path: Path) -
     good = model_tensors(build_model(meta.model))
     wrong_shape = dict(good, **{"classifier.weight": torch.zeros(5, 16)})
     missing = {k: v for k, v in good.items() if k != "classifier.bias"}
-    extra = dict(good, **{"backdoor": torch.zeros(1)})
+    extra = dict(good, backdoor=torch.zeros(1))
     for i, tensors in enumerate((wrong_shape, missing, extra)):
         path = tmp_path / f"bad{i}.safetensors"
         save_file(tensors, str(path), metadata=meta.to_strings())
