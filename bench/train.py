@@ -1,7 +1,7 @@
 """Training throughput of the worker's loop vs a bare torch loop, and the cost of PoL verification.
 
 Both loops train the same CNN (28x28 digits, width 16, depth 3) on the same in-memory data with
-the same batch size, thread count and optimizer (AdamW, per-parameter kernels), in this process,
+the same batch size, thread count and optimizer (AdamW), in this process,
 alternating runs so machine drift hits both alike; the best of the repeats counts. Times are
 process CPU time (`time.process_time`), setup included on both sides: with one torch thread all
 the work is this process's, and other jobs on a shared 2-core machine move wall time by 10-80%

@@ -23,6 +23,8 @@ BRANCH_PERSON = b"neuro-st-node"
 _LEAF_TAG = b"L"
 _BRANCH_TAG = b"B"
 _EMPTY_CHILDREN = [ZERO_HASH] * 16
+_NIBBLES = [bytes([nibble]) for nibble in range(16)]  # path suffixes, built once
+_CHILD_SLICES = [slice(1 + HASH_SIZE * i, 1 + HASH_SIZE * (i + 1)) for i in range(16)]
 
 NodeReader = Callable[[bytes], "bytes | None"]
 """Reads the stored node at a nibble path (bytes of values 0-15), or None."""
@@ -41,11 +43,6 @@ class _Leaf:
         return _LEAF_TAG + self.key + self.value_hash
 
 
-def _nibble(key: bytes, depth: int) -> int:
-    byte = key[depth >> 1]
-    return byte >> 4 if depth & 1 == 0 else byte & 0x0F
-
-
 def _decode_leaf(node: bytes) -> _Leaf:
     return _Leaf(node[1:-HASH_SIZE], node[-HASH_SIZE:])
 
@@ -55,7 +52,7 @@ def _branch_hash(children: list[bytes]) -> bytes:
 
 
 def _children(node: bytes) -> list[bytes]:
-    return [node[1 + 32 * i : 33 + 32 * i] for i in range(16)]
+    return [node[part] for part in _CHILD_SLICES]
 
 
 _Summary = "_Leaf | bytes | None"  # a leaf, a branch's hash, or an empty subtree
@@ -79,6 +76,16 @@ class _Update:
     def update(self, path: bytes, items: list[tuple[bytes, bytes | None]]) -> _Leaf | bytes | None:
         node = self.get(path)
         if node is None or node[:1] == _LEAF_TAG:
+            if len(items) == 1 and (node is None or node[1:-HASH_SIZE] == items[0][0]):
+                # The common case of a block: one key at its own leaf (or an empty slot).
+                key, value_hash = items[0]
+                if value_hash is None:
+                    if node is not None:
+                        self.put(path, None)
+                    return None
+                leaf = _Leaf(key, value_hash)
+                self.put(path, leaf.encode())
+                return leaf
             leaves: dict[bytes, bytes] = {}
             if node is not None:
                 leaf = _decode_leaf(node)
@@ -92,17 +99,17 @@ class _Update:
         children = _children(node)
         depth = len(path)
         for nibble, group in _group(items, depth):
-            summary = self.update(path + bytes([nibble]), group)
+            summary = self.update(path + _NIBBLES[nibble], group)
             children[nibble] = _hash_of(summary)
         return self.finish_branch(path, children)
 
     def finish_branch(self, path: bytes, children: list[bytes]) -> _Leaf | bytes | None:
-        present = [i for i, child in enumerate(children) if child != ZERO_HASH]
-        if not present:
+        empty = children.count(ZERO_HASH)
+        if empty == 16:
             self.put(path, None)
             return None
-        if len(present) == 1:
-            only = path + bytes([present[0]])
+        if empty == 15:
+            only = path + _NIBBLES[next(i for i, child in enumerate(children) if child != ZERO_HASH)]
             node = self.get(only)
             if node is not None and node[:1] == _LEAF_TAG:
                 # A lone leaf moves up: a one-key subtree is always stored as a leaf.
@@ -126,7 +133,7 @@ class _Update:
             return leaf
         children = list(_EMPTY_CHILDREN)
         for nibble, group in _group(leaves, len(path)):
-            children[nibble] = _hash_of(self.build(path + bytes([nibble]), group, existed=False))
+            children[nibble] = _hash_of(self.build(path + _NIBBLES[nibble], group, existed=False))
         self.put(path, _BRANCH_TAG + b"".join(children))
         return _branch_hash(children)
 
@@ -137,8 +144,15 @@ _Item = TypeVar("_Item", tuple[bytes, bytes], tuple[bytes, "bytes | None"])
 def _group(items: list[_Item], depth: int) -> Iterable[tuple[int, list[_Item]]]:
     """Split sorted items by their nibble at ``depth`` (they stay sorted)."""
     groups: dict[int, list[_Item]] = {}
+    index = depth >> 1
+    shift = 0 if depth & 1 else 4
     for item in items:
-        groups.setdefault(_nibble(item[0], depth), []).append(item)
+        nibble = (item[0][index] >> shift) & 0x0F
+        group = groups.get(nibble)
+        if group is None:
+            groups[nibble] = [item]
+        else:
+            group.append(item)
     return groups.items()
 
 

@@ -9,7 +9,7 @@ result commits) are added as new payload types without touching the envelope or 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar, TypeAlias
 
 from chain import encoding as enc
 from chain.crypto import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, address_hash, sign
@@ -48,7 +48,7 @@ def txid_of(encoded: bytes) -> bytes:
     return hash256(encoded, person=TX_ID_PERSON)
 
 
-Payload = Union[Transfer]
+Payload: TypeAlias = Transfer  # a union once the market kinds join
 PAYLOAD_TYPES: dict[int, type[Transfer]] = {Transfer.KIND: Transfer}
 
 

@@ -8,6 +8,13 @@ from __future__ import annotations
 
 import typer
 
+from cli.chain_cmds import chain_app
+from cli.devnet import devnet_app
+from cli.node import node_app
+from cli.task import task_app
+from cli.tx import tx_app
+from cli.wallet_funds import wallet_app
+
 app = typer.Typer(
     name="neuro",
     help="Neuro network: wallet, chain, node, tasks and a local devnet.",
@@ -15,14 +22,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-# Sub-command groups register themselves below, one line each.
-from cli.wallet_funds import wallet_app; app.add_typer(wallet_app, name="wallet")
-from cli.chain_cmds import chain_app; app.add_typer(chain_app, name="chain")
-from cli.node import node_app; app.add_typer(node_app, name="node")
-from cli.tx import tx_app; app.add_typer(tx_app, name="tx")
-from cli.task import task_app; app.add_typer(task_app, name="task")  # noqa: E402,E702
-from cli.devnet import devnet_app; app.add_typer(devnet_app, name="devnet")  # noqa: E402,E702
+app.add_typer(wallet_app, name="wallet")
+app.add_typer(chain_app, name="chain")
+app.add_typer(node_app, name="node")
+app.add_typer(tx_app, name="tx")
+app.add_typer(task_app, name="task")
+app.add_typer(devnet_app, name="devnet")
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -75,9 +76,8 @@ def up(root: Path, nodes: int, miners: int, block_interval: float, *, fresh: boo
     if nodes < 1 or not 0 <= miners <= nodes:
         raise DevnetError("need nodes >= 1 and 0 <= miners <= nodes")
     root.mkdir(parents=True, exist_ok=True)
-    if (root / CLUSTER_FILE).exists():
-        if any(n.alive() for n in load_cluster(root)):
-            raise DevnetError(f"a devnet is already running in {root}: `neuro devnet down` first")
+    if (root / CLUSTER_FILE).exists() and any(n.alive() for n in load_cluster(root)):
+        raise DevnetError(f"a devnet is already running in {root}: `neuro devnet down` first")
     entries: list[NodeEntry] = []
     bootstrap: list[str] = []
     try:
@@ -85,8 +85,6 @@ def up(root: Path, nodes: int, miners: int, block_interval: float, *, fresh: boo
             name = f"node{index}"
             datadir = root / name
             if fresh and datadir.exists():
-                import shutil
-
                 shutil.rmtree(datadir)
             datadir.mkdir(parents=True, exist_ok=True)
             cmd = [
@@ -106,7 +104,7 @@ def up(root: Path, nodes: int, miners: int, block_interval: float, *, fresh: boo
             entry = NodeEntry(name, str(datadir), proc.pid, index < miners)
             entries.append(entry)
             _save(root, entries)
-            info = _wait(lambda: entry.info(), f"{name} to start", proc)
+            info = _wait(entry.info, f"{name} to start", proc)
             bootstrap.append(info["p2p_addrs"][0])
         if nodes > 1:
             for entry in entries:

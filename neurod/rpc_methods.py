@@ -8,8 +8,8 @@ from chain.amounts import format_ntk
 from chain.crypto import AddressError, decode_address, encode_address
 from chain.errors import ChainError, DecodeError, InvalidTransaction
 from chain.types import Block, Header, Transaction, Transfer
-from p2p.errors import P2PError
 from neurod.rpc import INVALID_PARAMS, Method, RpcError
+from p2p.errors import P2PError
 
 if TYPE_CHECKING:
     from neurod.node import Node
@@ -108,7 +108,7 @@ class RpcMethods:
     async def chain_head(self) -> dict[str, Any]:
         return self.header_json(self.node.chain.tip_header)
 
-    async def chain_block(self, id: Any) -> dict[str, Any]:  # noqa: A002 - the documented name
+    async def chain_block(self, id: Any) -> dict[str, Any]:
         chain = self.node.chain
         if isinstance(id, int) and not isinstance(id, bool):
             block_hash = chain.hash_at(id)

@@ -18,7 +18,7 @@ def default_rates() -> dict[str, Rate]:
         "blocks": Rate(per_second=20.0, burst=200.0),
         "txs": Rate(per_second=200.0, burst=2000.0),
         "bids": Rate(per_second=50.0, burst=500.0),
-        "requests": Rate(per_second=50.0, burst=200.0),
+        "requests": Rate(per_second=100.0, burst=400.0),
     }
 
 
@@ -42,5 +42,7 @@ class P2PConfig:
     ban_threshold: float = DEFAULT_THRESHOLD
     score_half_life: float = DEFAULT_HALF_LIFE
     rates: dict[str, Rate] = field(default_factory=default_rates)
+    # our own sync requests to one peer: half the "requests" allowance peers grant by default
+    request_pace: Rate = field(default_factory=lambda: Rate(per_second=50.0, burst=200.0))
     blocks_per_request: int = 64  # get_blocks batch size during sync (<= wire.MAX_BLOCKS)
     headers_per_request: int = 2000

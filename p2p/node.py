@@ -61,7 +61,11 @@ class P2P:
         self.peer_id = self._host.peer_id
         protocol = sync_protocol(backend.chain_id)
         self._client = SyncClient(
-            self._host, protocol, config.max_response_bytes, config.request_timeout
+            self._host,
+            protocol,
+            config.max_response_bytes,
+            config.request_timeout,
+            config.request_pace,
         )
         server = SyncServer(backend, self.penalise, self._allow, config.max_response_bytes)
         self._host.set_handler(protocol, server.handle)
@@ -201,6 +205,7 @@ class P2P:
         self._peers.pop(peer, None)
         self.driver.forget(peer)
         self.limits.forget(peer)
+        self._client.forget(peer)
         if peer not in self._bootstrap_peers():
             self._host.forget(peer)
         self._notify_peers_changed()

@@ -18,7 +18,7 @@ from chain.errors import RejectKind
 from p2p.backend import ChainBackend, ChainStatus
 from p2p.errors import P2PError, RequestFailed, WireError
 from p2p.host import Host, ReadFn
-from p2p.scoring import Offence
+from p2p.scoring import Offence, Rate, TokenBucket
 from p2p.wire import (
     MAX_HEADERS,
     MAX_REQUEST_BYTES,
@@ -112,13 +112,30 @@ class SyncServer:
 class SyncClient:
     """Sends sync requests to connected peers, each on its own stream, with a timeout."""
 
-    def __init__(self, host: Host, protocol: str, max_response_bytes: int, timeout: float) -> None:
+    def __init__(
+        self, host: Host, protocol: str, max_response_bytes: int, timeout: float, pace: Rate
+    ) -> None:
         self._host = host
         self._protocol = protocol
         self._cap = max_response_bytes
         self._timeout = timeout
+        self._pace = pace
+        self._buckets: dict[str, TokenBucket] = {}
+
+    async def _paced(self, peer: str) -> None:
+        """Stay under `pace` requests per peer: peers penalise requests over their rate limit,
+        so an honest node paces itself below the protocol's documented limit."""
+        bucket = self._buckets.get(peer)
+        if bucket is None:
+            bucket = self._buckets[peer] = TokenBucket(self._pace.per_second, self._pace.burst)
+        while not bucket.take(trio.current_time()):
+            await trio.sleep(1 / self._pace.per_second)
+
+    def forget(self, peer: str) -> None:
+        self._buckets.pop(peer, None)
 
     async def _call(self, peer: str, request: Request, timeout: float | None) -> Response:
+        await self._paced(peer)
         data = frame(encode_request(request))
         try:
             with trio.fail_after(timeout or self._timeout):

@@ -28,6 +28,8 @@ from p2p.wire import MAX_BLOCKS, MAX_HEADERS, MAX_LOCATOR
 
 log = logging.getLogger("neuro.p2p.sync")
 
+MAX_IN_FLIGHT = 4
+
 Penalise = Callable[[str, "RejectKind | Offence", str], None]
 
 
@@ -56,6 +58,9 @@ class SyncDriver:
         self._batch = max(1, min(blocks_per_request, MAX_BLOCKS))
         self.claims: dict[str, ChainStatus] = {}
         self._wanted_send, self._wanted_recv = trio.open_memory_channel[str](256)
+        # block requests in flight at once, over all peers: keeps a long sync under the
+        # serving peers' request rate limits instead of bursting a whole step at once
+        self._in_flight = trio.CapacityLimiter(MAX_IN_FLIGHT)
         self._queued: set[str] = set()  # peers with a round waiting in the channel
         self.rounds_done = 0  # sync rounds finished, for metrics
         self._progress = trio.Event()
@@ -149,8 +154,8 @@ class SyncDriver:
         if plan.verdict.outcome is Outcome.REJECT:
             self._penalise(peer, plan.verdict.kind, f"headers: {plan.verdict.reason}")
             raise _Abort
-        if plan.verdict.outcome is Outcome.IGNORE:
-            return False, last
+        if plan.verdict.outcome is Outcome.IGNORE:  # our side cannot use them now: no blame
+            raise _Abort
         complete = await self._fetch_and_import(peer, plan.needed)
         after = self._backend.status()
         moved = after.work != before.work or after.tip != before.tip
@@ -203,19 +208,21 @@ class SyncDriver:
         async with send:
             if source != peer:
                 try:
-                    blocks = await self._client.blocks(source, batch)
+                    async with self._in_flight:
+                        blocks = await self._client.blocks(source, batch)
                     if len(blocks) == len(batch):
                         await send.send((source, blocks))
                         return
                 except PeerFault as fault:
                     self._blame(source, fault)
             try:
-                blocks = await self._client.blocks(peer, batch)
-            except PeerFault as fault:
+                async with self._in_flight:
+                    blocks = await self._client.blocks(peer, batch)
+                if not blocks:  # it answered, with nothing: its headers were a bluff
+                    self._penalise(peer, Offence.FALSE_WORK, "served none of the blocks it named")
+            except PeerFault as fault:  # refused or gone: blamed only for a real offence
                 self._blame(peer, fault)
                 blocks = []
-            if not blocks:
-                self._penalise(peer, Offence.FALSE_WORK, "served none of the blocks it announced")
             await send.send((peer, blocks))
 
     async def _import(self, source: str, blocks: list[bytes]) -> bool:

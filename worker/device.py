@@ -78,6 +78,9 @@ def select_device(
             raise DeviceError(f"cuda device {chosen} does not exist ({count} present)")
         props = torch.cuda.get_device_properties(chosen)
         torch.cuda.set_device(chosen)
+        # input shapes are fixed per job: let cuDNN pick the fastest kernels once (GPU runs are
+        # not bit-deterministic anyway; PoL replays compare within a tolerance)
+        torch.backends.cudnn.benchmark = True
         return DeviceInfo(
             kind="cuda", index=chosen, name=props.name, memory_bytes=int(props.total_memory),
             threads=threads, precision=_cuda_precision(precision, chosen), deterministic=False,

@@ -29,11 +29,13 @@ def plot_rounds(report: LoopReport, path: Path) -> Path:
     rounds = [r.round for r in report.rounds]
     tuning = [r.tuning_accuracy for r in report.rounds]
     heldout = [r.heldout_accuracy for r in report.rounds]
-    best_so_far = [max(tuning[: i + 1]) for i in range(len(tuning))]
+    objective = [r.objective for r in report.rounds]
+    best_so_far = [max(objective[: i + 1]) for i in range(len(objective))]
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-    ax.plot(rounds, tuning, "o-", label="tuning (100 real, steers the search)")
-    ax.plot(rounds, heldout, "s-", label="held-out real (report only)")
-    ax.step(rounds, best_so_far, where="post", linestyle="--", label="best tuning so far")
+    ax.plot(rounds, tuning, "o-", label="tuning accuracy (100 real)")
+    ax.plot(rounds, heldout, "s-", label="held-out accuracy (report only)")
+    ax.step(rounds, best_so_far, where="post", linestyle="--",
+            label="best objective so far (tuning mean p(true))")
     styles = {"before": ":", "after": "-.", "mixed": "--"}
     for name, scores in report.finals.items():
         ax.axhline(scores["heldout_accuracy"], linestyle=styles.get(name, ":"), color="grey",

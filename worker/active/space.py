@@ -1,8 +1,8 @@
 """The search space of the active-learning loop: which DigitsSpec ranges it may move, and how far.
 
-Each entry maps a few optuna parameters onto one spec field. Symmetric ranges (rotation, shear)
-are one parameter, the half-width; one-sided ones (jitter, clutter) only move their top end; the
-rest move both ends. Fewer, meaningful dimensions let TPE learn something in ten-odd rounds.
+Each entry maps a few optuna parameters onto one spec field. A symmetric range (rotation) is one
+parameter, the half-width; one-sided ones (jitter, warp, clutter) only move their top end; the
+rest move both ends (slant is asymmetric: real handwriting leans right). Fewer, meaningful dimensions let TPE learn something in ten-odd rounds.
 The bounds here are the loop's policy (plausible handwriting); the spec's own caps are wider.
 """
 
@@ -59,9 +59,10 @@ KNOBS: tuple[Knob, ...] = (
     _both("box_px", (12, 20), (18, 24)),
     _both("thickness_dpx", (6, 30), (20, 64)),
     _symmetric("rotation_deg", (0, 35)),
-    _symmetric("shear_pct", (0, 60)),
+    _both("shear_pct", (-60, 0), (-10, 40)),
     _both("aspect_pct", (40, 90), (80, 130)),
     _top("point_jitter", (0, 120)),
+    _top("warp", (0, 200)),
     _top("translate_px", (0, 3)),
     _top("clutter_strokes", (0, 3)),
     _scalar("blur_pct", (0, 80)),

@@ -10,6 +10,7 @@ Under DistributedDataParallel each rank takes every `world`-th item of the globa
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,11 +22,18 @@ from torch.utils.data import DataLoader, Dataset
 from worker.errors import SpecError
 from worker.train.centernet import encode_targets
 from worker.train.data import ClassificationData, DetectionData, load_detection_image
-from worker.train.schedule import Augmentation, augment_images, augmentation, batch_indices
+from worker.train.schedule import (
+    Augmentation,
+    augment_images,
+    augmentation,
+    batch_indices,
+    upload,
+)
 from worker.train.spec import CenterNetSpec, CnnSpec, TrainSpec
 
 Batch = tuple[int, torch.Tensor, Any]
 MIN_BOX_PIXELS = 1.0
+MAX_LOADER_WORKERS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +69,7 @@ class ClassificationBatches:
     def steps(self, start: int, end: int) -> Iterator[Batch]:
         device = self.images.device
         for step in range(start, end):
-            idx = self.indices(step)[self.shard.rank::self.shard.world].to(device, non_blocking=True)
+            idx = upload(self.indices(step)[self.shard.rank::self.shard.world], device)
             x = self.images[idx].float().div_(255.0)
             aug = augmentation(self.spec.augment, self.spec.seed, step, self.spec.batch_size)
             if aug is not None:
@@ -139,9 +147,18 @@ class _ScheduleSampler:
             yield keys[self.shard.rank::self.shard.world]
 
 
+def loader_workers(threads: int, ranks: int = 1) -> int:
+    """DataLoader processes per rank: the cores the training threads leave free, at most 8.
+
+    Workers only decode images and build targets, so their number never changes the numbers.
+    """
+    spare = (os.cpu_count() or 1) // ranks - threads
+    return max(0, min(MAX_LOADER_WORKERS, spare))
+
+
 class DetectionBatches:
     def __init__(self, spec: TrainSpec, data: DetectionData, device: torch.device,
-                 shard: Shard = SINGLE, workers: int = 0) -> None:
+                 shard: Shard = SINGLE, workers: int | None = None) -> None:
         model = spec.model
         assert isinstance(model, CenterNetSpec)
         if data.num_classes > model.num_classes:
@@ -149,7 +166,7 @@ class DetectionBatches:
                             reason="data-shape-mismatch")
         self.spec, self.data, self.device, self.shard = spec, data, device, shard
         self.dataset = DetectionDataset(data, model)
-        self.workers = workers
+        self.workers = loader_workers(spec.threads, shard.world) if workers is None else workers
         self.size = len(data)
 
     def indices(self, step: int) -> torch.Tensor:
@@ -168,7 +185,8 @@ class DetectionBatches:
 
 
 def make_batches(spec: TrainSpec, data: ClassificationData | DetectionData, device: torch.device,
-                 shard: Shard = SINGLE, workers: int = 0) -> ClassificationBatches | DetectionBatches:
+                 shard: Shard = SINGLE, workers: int | None = None
+                 ) -> ClassificationBatches | DetectionBatches:
     """The batch source for a spec's model kind; data of the wrong kind is a spec error."""
     if shard.world > 1 and spec.batch_size % shard.world:
         raise SpecError(f"batch_size {spec.batch_size} does not split over {shard.world} GPUs",

@@ -43,7 +43,6 @@ from worker.train.zoo import build_model
 
 FINAL_WEIGHTS = "final.safetensors"
 POLL_SECONDS = 0.2
-LOADER_WORKERS_PER_RANK = 4
 
 
 def free_port() -> int:
@@ -74,7 +73,7 @@ def _rank_main(rank: int, world: int, port: int, backend: str, spec_json: dict[s
             device = select_device(threads=spec.threads, prefer_cuda=False)
             ids = None
         trainer = Trainer(spec, data, device, shard=Shard(rank, world),
-                          workers=LOADER_WORKERS_PER_RANK if backend == "nccl" else 0,
+                          workers=None if backend == "nccl" else 0,
                           wrap=lambda m: DistributedDataParallel(_sync_norm(m, backend),
                                                                  device_ids=ids))
         recorder = None

@@ -65,8 +65,9 @@ def make_optimizer(spec: TrainSpec, model: nn.Module) -> torch.optim.Optimizer:
     if spec.optimizer == "sgd":
         return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum,
                                weight_decay=spec.weight_decay)
-    # foreach=False: the per-parameter kernels give the same numbers on every torch build
-    return torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay, foreach=False)
+    # torch's default picks per-parameter kernels on the CPU and multi-tensor ones on CUDA; a
+    # replay runs on the device kind the log names, so it takes the same path
+    return torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay)
 
 
 def loss_function(spec: TrainSpec) -> Callable[[Any, Any], torch.Tensor]:
@@ -79,7 +80,7 @@ class Trainer:
     """Model, optimizer and batch source of one run, on one device (or one DDP rank)."""
 
     def __init__(self, spec: TrainSpec, data: TrainData, device: DeviceInfo, *,
-                 shard: Shard = SINGLE, workers: int = 0,
+                 shard: Shard = SINGLE, workers: int | None = None,
                  wrap: Callable[[nn.Module], nn.Module] | None = None) -> None:
         self.spec, self.device = spec, device
         self.dataset_size = len(data)
@@ -179,8 +180,10 @@ class Monitor:
 
 def train(spec: TrainSpec, data: TrainData, *, device: DeviceInfo | None = None,
           on_progress: ProgressCallback | None = None, pol_dir: Path | None = None,
-          workers: int = 0) -> TrainResult:
+          workers: int | None = None) -> TrainResult:
     """Train; with `pol_dir`, write the proof-of-learning log and checkpoints there.
+
+    `workers` is the DataLoader process count for detection data (default: the spare cores).
 
     On a machine with several CUDA devices (and no single device forced by the caller) the run
     goes to `ddp.train_distributed`, one process per GPU.

@@ -18,6 +18,17 @@ import torch
 from worker.train.spec import AugmentSpec, steps_per_epoch
 
 
+def upload(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Copy a small host tensor to `device` without stalling the host.
+
+    A copy from pageable memory synchronises the CUDA stream, which would stop the host from
+    queueing the next step while the GPU works; from pinned memory it is truly asynchronous.
+    """
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
 def derive_seed(seed: int, purpose: bytes, counter: int) -> int:
     """A 63-bit seed for one (purpose, counter): independent streams from one job seed."""
     data = seed.to_bytes(8, "little") + purpose + counter.to_bytes(8, "little")
@@ -68,9 +79,9 @@ def augment_images(images: torch.Tensor, aug: Augmentation) -> torch.Tensor:
     """Flip and shift a float batch (N, C, H, W) on its device; shifted-in pixels are zero."""
     device = images.device
     n, _, h, w = images.shape
-    flip = aug.flip.to(device)
+    flip = upload(aug.flip, device)
     images = torch.where(flip[:, None, None, None], images.flip(3), images)
-    dx, dy = aug.dx.to(device), aug.dy.to(device)
+    dx, dy = upload(aug.dx, device), upload(aug.dy, device)
     rows = torch.arange(h, device=device)[None, :] - dy[:, None]
     cols = torch.arange(w, device=device)[None, :] - dx[:, None]
     valid = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]

@@ -109,5 +109,5 @@ class TwoMinerChain(RuleBasedStateMachine):
                 assert dict(miner.accounts()) == dict(self.node.accounts())
 
 
-TwoMinerChain.TestCase.settings = settings(max_examples=50, stateful_step_count=30, deadline=None)
+TwoMinerChain.TestCase.settings = settings(max_examples=80, stateful_step_count=40, deadline=None)
 test_two_miner_chain = TwoMinerChain.TestCase

@@ -98,11 +98,15 @@ MALFORMED: list[tuple[str, Any, str]] = [
 
 
 @pytest.mark.parametrize(("doc", "names"), [pytest.param(*c[1:], id=c[0]) for c in MALFORMED])
-def test_malformed_genesis_is_refused(doc: Any, names: str) -> None:
+def test_malformed_genesis_file_is_refused(doc: Any, names: str, tmp_path: Path) -> None:
+    path = tmp_path / "genesis.json"
+    path.write_text(json.dumps(doc))
     with pytest.raises(GenesisError) as info:
-        parse_genesis(doc)
+        load_genesis(path)
     assert info.value.reason == "bad-genesis"
     assert names in str(info.value)
+    assert str(path) in str(info.value)
+    assert "\n" not in str(info.value)  # one line, ready for a user
 
 
 def test_file_errors_name_the_file(tmp_path: Path) -> None:

@@ -147,6 +147,7 @@ def test_bad_tx_signature(chain: ChainState) -> None:
     error = rejected(chain, block)
     expect(error, "bad-tx-signature")
     assert "tx 0" in str(error)
+    assert not chain.has_block(block.hash)  # context-free failures store nothing
 
 
 # ---- header in context ---------------------------------------------------------------------

@@ -63,6 +63,7 @@ def test_banned_peer_is_dropped_and_refused_after_restart(tmp_path: Path) -> Non
             await a.ban(b.peer_id, 3600)
             while a.peers():
                 await a._changed()
+            assert a._host.addrs(b.peer_id) == []  # departed peers leave the peerstore
             with pytest.raises(P2PError):
                 await a.connect(b.listen_addrs()[0])  # a never dials a banned peer
             with pytest.raises(P2PError):

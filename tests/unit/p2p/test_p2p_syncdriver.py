@@ -58,6 +58,16 @@ def _driver(chain: ToyChain, peers: InProcessPeers, blame: list[Any], batch: int
     )
 
 
+async def _drive(driver: SyncDriver, claims: dict[str, ChainStatus], done: Any) -> None:
+    """Run `driver`, announce `claims`, and stop once `await done()` returns."""
+    async with trio.open_nursery() as nursery:
+        await nursery.start(driver.run)
+        for peer, status in claims.items():
+            driver.on_status(peer, status)
+        await done()
+        nursery.cancel_scope.cancel()
+
+
 def test_blocks_are_fetched_from_every_peer_with_enough_work() -> None:
     async def body() -> None:
         source = ToyChain()
@@ -69,12 +79,8 @@ def test_blocks_are_fetched_from_every_peer_with_enough_work() -> None:
         blame: list[Any] = []
         peers = InProcessPeers({"a": source, "b": mirror})
         driver = _driver(fresh, peers, blame, batch=10)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(driver.run)
-            driver.on_status("a", source.status())
-            driver.on_status("b", mirror.status())
-            await fresh.wait_until(lambda: fresh.tip == source.tip)
-            nursery.cancel_scope.cancel()
+        claims = {"a": source.status(), "b": mirror.status()}
+        await _drive(driver, claims, lambda: fresh.wait_until(lambda: fresh.tip == source.tip))
         block_requests = {peer for peer, kind in peers.asked if kind == "BlocksRequest"}
         assert block_requests == {"a", "b"} and blame == []
         assert {origin for _, origin in fresh.imported} == {"a", "b"}
@@ -89,11 +95,8 @@ def test_answers_cut_by_the_response_cap_still_complete_the_sync() -> None:
         source.mine(40)
         peers = InProcessPeers({"a": source}, max_response_bytes=600)  # a few blocks per answer
         driver = _driver(fresh, peers, blame, batch=32)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(driver.run)
-            driver.on_status("a", source.status())
-            await fresh.wait_until(lambda: fresh.tip == source.tip)
-            nursery.cancel_scope.cancel()
+        claims = {"a": source.status()}
+        await _drive(driver, claims, lambda: fresh.wait_until(lambda: fresh.tip == source.tip))
         assert blame == []
 
     run(body)
@@ -106,11 +109,7 @@ def test_peer_serving_an_invalid_block_is_blamed_and_the_good_prefix_kept() -> N
         liar.mine(2)
         liar.mine(1, tag="invalid")  # breaks a rule, on top of two good blocks
         driver = _driver(fresh, InProcessPeers({"liar": liar}), blame, batch=8)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(driver.run)
-            driver.on_status("liar", liar.status())
-            await driver.wait_round()
-            nursery.cancel_scope.cancel()
+        await _drive(driver, {"liar": liar.status()}, driver.wait_round)
         assert fresh.tip == liar.main[2]
         assert blame == [("liar", RejectKind.INVALID)]
 
@@ -129,11 +128,7 @@ def test_peer_claiming_work_it_does_not_serve_is_blamed() -> None:
         boaster, fresh = Boaster(), ToyChain()
         blame: list[Any] = []
         driver = _driver(fresh, InProcessPeers({"boaster": boaster}), blame, batch=8)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(driver.run)
-            driver.on_status("boaster", boaster.status())
-            await driver.wait_round()
-            nursery.cancel_scope.cancel()
+        await _drive(driver, {"boaster": boaster.status()}, driver.wait_round)
         assert blame == [("boaster", Offence.FALSE_WORK)]
         assert fresh.tip == fresh.genesis
 
