@@ -120,7 +120,7 @@ def main() -> None:
         print(f"  bare torch loop         {bare:9.0f} img/s")
         print(f"  worker loop (PoL on)    {ours:9.0f} img/s   ratio {ours / bare:.3f} (goal >= 0.95)")
         pol_costs(data, pol_steps, Path(tmp) / "long")
-    cal = calibrate(steps=100, sampled=3)
+    cal = calibrate(quick=True)
     print("PoL replay distance, honest vs dishonest (20-step segments; "
           "python -m worker.train.calibrate for the full table)")
     print(f"  max honest {cal.max_honest:.2g}  min dishonest {cal.min_dishonest:.2g}  "

@@ -81,7 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller jobs, same ratios roughly")
     args = parser.parse_args()
-    digits, shelves, steps = (500, 100, 100) if args.quick else (2_000, 400, 400)
+    digits, shelves, steps = (1_000, 200, 200) if args.quick else (2_000, 400, 400)
     print(f"{'job':<34} {'worker s':>9} {'verifier s':>11} {'ratio':>7} {'goal':>6}")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -11,7 +11,7 @@ descendants are marked invalid and the old tip stays.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -104,6 +104,8 @@ class ChainState:
         self.params: ChainParams = genesis.params
         self.chain_id = genesis.chain_id
         self.pool = verify_pool
+        # ids of transactions whose signatures the owner already checked (its mempool)
+        self.verified_txids: Container[bytes] = ()
         stored = kv.get(schema.GENESIS)
         if stored is None:
             self._write_genesis()
@@ -202,9 +204,10 @@ class ChainState:
                 break
         result = []
         for height in range(start, min(self.height, start + limit - 1) + 1):
-            block_hash = self.hash_at(height)
-            assert block_hash is not None
-            result.append(self.header(block_hash))
+            main_hash = self.hash_at(height)
+            if main_hash is None:  # the tip moved under us (another thread's reorg): stop here
+                break
+            result.append(self.header(main_hash))
         return result
 
     def recent_timestamps(self, header: Header, count: int, db: KV | Overlay | None = None) -> list[int]:
@@ -225,7 +228,10 @@ class ChainState:
     def check_block_alone(self, block: Block, encoded_size: int | None = None) -> None:
         """Stages 1-2: everything that needs no other block (gossip runs this before relay)."""
         check_header(block.header, self.params)
-        check_block(block, self.params, self.chain_id, encoded_size=encoded_size, pool=self.pool)
+        check_block(
+            block, self.params, self.chain_id, encoded_size=encoded_size, pool=self.pool,
+            verified=self.verified_txids,
+        )
 
     def process_block(self, block: Block, now: int, *, encoded_size: int | None = None) -> ImportResult:
         """Validate and store ``block``; move the tip if its branch is now the heaviest."""

@@ -10,7 +10,7 @@ Stages 1-2 need nothing but the bytes, so the gossip layer runs them before rela
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from statistics import median_low
 
@@ -52,8 +52,14 @@ def check_block(
     *,
     encoded_size: int | None = None,
     pool: ThreadPoolExecutor | None = None,
+    verified: Container[bytes] = (),
 ) -> None:
-    """Context-free block checks; signature checks run on ``pool``'s threads when given."""
+    """Context-free block checks; signature checks run on ``pool``'s threads when given.
+
+    ``verified`` holds ids of transactions whose signatures were already checked (a node's
+    mempool): a txid commits to the signature bytes, so those need no second check (the
+    signature cache of Bitcoin Core).
+    """
     size = encoded_size if encoded_size is not None else len(block.encode())
     if size > params.max_block_bytes:
         raise InvalidBlock("block-too-large", expected=f"<= {params.max_block_bytes}", got=size)
@@ -67,9 +73,11 @@ def check_block(
     for index, tx in enumerate(block.txs):
         if tx.chain_id != chain_id:
             raise InvalidBlock("bad-tx-chain-id", f"tx {index}", expected=chain_id.hex(), got=tx.chain_id.hex())
-    checks = verify_many([(tx.sender, tx.signing_message(), tx.signature) for tx in block.txs], pool)
+    unchecked = [i for i, txid in enumerate(txids) if txid not in verified]
+    txs = block.txs
+    checks = verify_many([(txs[i].sender, txs[i].signing_message(), txs[i].signature) for i in unchecked], pool)
     if not all(checks):
-        raise InvalidBlock("bad-tx-signature", f"tx {checks.index(False)}")
+        raise InvalidBlock("bad-tx-signature", f"tx {unchecked[checks.index(False)]}")
 
 
 def expected_bits(params: ChainParams, parent: Header) -> int:

@@ -67,6 +67,8 @@ class Node:
             self.chain, self.chain.chain_id,
             MempoolLimits(max_txs=config.mempool_max_txs, min_fee=config.min_fee),
         )
+        # every mempool tx had its signature checked on admission: blocks skip re-checking them
+        self.chain.verified_txids = self.mempool
         self.node_key = load_or_create_node_key(self.datadir / NODE_KEY_FILE)
         self.backend = NodeBackend(self)
         self.p2p = P2P(

@@ -153,12 +153,12 @@ def search(config: LoopConfig, split: RealSplit, on_round: RoundCallback | None 
         seed=config.seed, n_startup_trials=max(1, min(5, config.rounds // 3)), multivariate=True
     )
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    study.enqueue_trial(params_of(base), skip_if_exists=True)
+    study.enqueue_trial(params_of(base))
     results: list[RoundResult] = []
     for index in range(config.rounds):
         trial = study.ask()
-        proposed = suggest(trial)  # round 0: the enqueued starting params, recorded for TPE
-        # round 0 measures the starting spec itself, verbatim (its params may be clipped)
+        proposed = suggest(trial, base)  # round 0: the enqueued starting params, recorded for TPE
+        # round 0 measures the starting spec itself, verbatim
         fields = dict(config.base) if index == 0 else {**config.base, **proposed}
         result = _round(fields, config, split, index)
         study.tell(trial, result.objective)

@@ -1,18 +1,23 @@
-"""The search space of the active-learning loop: which DigitsSpec ranges it may move, and how far.
+"""The search space of the active-learning loop: how far it may move each DigitsSpec range.
 
-Each entry maps a few optuna parameters onto one spec field. A symmetric range (rotation) is one
-parameter, the half-width; one-sided ones (jitter, warp, clutter) only move their top end; the
-rest move both ends (slant is asymmetric: real handwriting leans right). Fewer, meaningful dimensions let TPE learn something in ten-odd rounds.
-The bounds here are the loop's policy (plausible handwriting); the spec's own caps are wider.
+The search is local, around the starting spec: a range ``[lo, hi]`` is moved by a *shift* of its
+centre (field units) and a *spread* of its width (percent), so every trial is a plausible
+variation of a spec someone already judged sensible, and the starting spec itself is the point
+``shift = 0, spread = 100``. A small count range (translation, clutter strokes) and a chance in
+percent (blur, noise) are set directly. Few, meaningful dimensions let TPE learn in ~15 rounds;
+random points of a wide absolute space mostly render digits no hand writes.
+
+Every value is clipped into the spec's own bounds, so each trial is a valid DigitsSpec.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-Params = Mapping[str, int]
+MIN_SPREAD_PCT = 50
+MAX_SPREAD_PCT = 200
 
 
 class Trial(Protocol):
@@ -22,71 +27,96 @@ class Trial(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Knob:
-    """One spec field, the parameters that set it, and how to read them off a spec value."""
+class RangeKnob:
+    """Shift the centre of ``field`` by up to ``shift`` and scale its width 0.5x-2x."""
 
     field: str
-    bounds: Mapping[str, tuple[int, int]]
-    build: Callable[[Params], Any]
-    read: Callable[[Any], dict[str, int]]
+    shift: int
+    limits: tuple[int, int]
+
+    def bounds(self) -> dict[str, tuple[int, int]]:
+        return {f"{self.field}.shift": (-self.shift, self.shift),
+                f"{self.field}.spread": (MIN_SPREAD_PCT, MAX_SPREAD_PCT)}
+
+    def build(self, params: Mapping[str, int], base: Any) -> tuple[int, int]:
+        low, high = int(base[0]), int(base[1])
+        centre2 = low + high + 2 * params[f"{self.field}.shift"]  # twice the centre: integers
+        width = (high - low) * params[f"{self.field}.spread"] // 100
+        new_low = _clip((centre2 - width) // 2, self.limits)
+        new_high = _clip((centre2 + width + 1) // 2, self.limits)
+        return new_low, max(new_low, new_high)
+
+    def neutral(self, base: Any) -> dict[str, int]:
+        return {f"{self.field}.shift": 0, f"{self.field}.spread": 100}
 
 
-def _both(field: str, low: tuple[int, int], high: tuple[int, int]) -> Knob:
-    lo, hi = f"{field}.lo", f"{field}.hi"
-    return Knob(
-        field,
-        {lo: low, hi: high},
-        lambda p: (min(p[lo], p[hi]), max(p[lo], p[hi])),
-        lambda v: {lo: int(v[0]), hi: int(v[1])},
-    )
+@dataclass(frozen=True, slots=True)
+class TopKnob:
+    """A range ``[0, hi]`` (counts, or amounts that start at none) with ``hi`` set directly."""
+
+    field: str
+    top: tuple[int, int]
+
+    def bounds(self) -> dict[str, tuple[int, int]]:
+        return {f"{self.field}.hi": self.top}
+
+    def build(self, params: Mapping[str, int], base: Any) -> tuple[int, int]:
+        return int(base[0]), max(int(base[0]), params[f"{self.field}.hi"])
+
+    def neutral(self, base: Any) -> dict[str, int]:
+        return {f"{self.field}.hi": _clip(int(base[1]), self.top)}
 
 
-def _symmetric(field: str, bound: tuple[int, int]) -> Knob:
-    name = f"{field}.half"
-    return Knob(field, {name: bound}, lambda p: (-p[name], p[name]), lambda v: {name: int(v[1])})
+@dataclass(frozen=True, slots=True)
+class ChanceKnob:
+    """A percent chance (blur, noise), set directly."""
+
+    field: str
+    values: tuple[int, int]
+
+    def bounds(self) -> dict[str, tuple[int, int]]:
+        return {self.field: self.values}
+
+    def build(self, params: Mapping[str, int], base: Any) -> int:
+        return params[self.field]
+
+    def neutral(self, base: Any) -> dict[str, int]:
+        return {self.field: _clip(int(base), self.values)}
 
 
-def _top(field: str, bound: tuple[int, int]) -> Knob:
-    name = f"{field}.hi"
-    return Knob(field, {name: bound}, lambda p: (0, p[name]), lambda v: {name: int(v[1])})
+def _clip(value: int, limits: tuple[int, int]) -> int:
+    return min(max(value, limits[0]), limits[1])
 
 
-def _scalar(field: str, bound: tuple[int, int]) -> Knob:
-    return Knob(field, {field: bound}, lambda p: p[field], lambda v: {field: int(v)})
-
+Knob = RangeKnob | TopKnob | ChanceKnob
 
 KNOBS: tuple[Knob, ...] = (
-    _both("box_px", (12, 20), (18, 24)),
-    _both("thickness_dpx", (6, 30), (20, 64)),
-    _symmetric("rotation_deg", (0, 35)),
-    _both("shear_pct", (-60, 0), (-10, 40)),
-    _both("aspect_pct", (40, 90), (80, 130)),
-    _top("point_jitter", (0, 120)),
-    _top("warp", (0, 200)),
-    _top("translate_px", (0, 3)),
-    _top("clutter_strokes", (0, 3)),
-    _scalar("blur_pct", (0, 80)),
-    _scalar("noise_pct", (0, 80)),
+    RangeKnob("box_px", 2, (6, 28)),
+    RangeKnob("thickness_dpx", 8, (5, 80)),
+    RangeKnob("rotation_deg", 5, (-90, 90)),
+    RangeKnob("shear_pct", 15, (-100, 100)),
+    RangeKnob("aspect_pct", 15, (30, 200)),
+    RangeKnob("warp", 30, (0, 300)),
+    TopKnob("point_jitter", (0, 120)),
+    TopKnob("translate_px", (0, 3)),
+    TopKnob("clutter_strokes", (0, 3)),
+    ChanceKnob("blur_pct", (0, 80)),
+    ChanceKnob("noise_pct", (0, 80)),
 )
 
 
-def suggest(trial: Trial) -> dict[str, Any]:
-    """Spec field values for one trial (to merge over the base spec)."""
+def suggest(trial: Trial, base: Mapping[str, Any]) -> dict[str, Any]:
+    """Spec field values for one trial, built around ``base`` (a full DigitsSpec dump)."""
     fields: dict[str, Any] = {}
     for knob in KNOBS:
-        params = {name: trial.suggest_int(name, low, high) for name, (low, high) in knob.bounds.items()}
-        fields[knob.field] = knob.build(params)
+        params = {name: trial.suggest_int(name, low, high) for name, (low, high) in knob.bounds().items()}
+        fields[knob.field] = knob.build(params, base[knob.field])
     return fields
 
 
-def params_of(spec_fields: Mapping[str, Any]) -> dict[str, int]:
-    """The optuna parameters that reproduce a spec's fields, clipped into the search bounds.
-
-    Used to enqueue the starting spec as round 0, so the loop's first figure is the baseline.
-    """
+def params_of(base: Mapping[str, Any]) -> dict[str, int]:
+    """The parameters of the starting spec itself (enqueued as round 0, so TPE knows it)."""
     params: dict[str, int] = {}
     for knob in KNOBS:
-        for name, value in knob.read(spec_fields[knob.field]).items():
-            low, high = knob.bounds[name]
-            params[name] = min(max(value, low), high)
+        params.update(knob.neutral(base[knob.field]))
     return params

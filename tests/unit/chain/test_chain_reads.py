@@ -48,7 +48,7 @@ def test_headers_after_a_locator(tall_chain: ChainState) -> None:
     assert headers[0].parent == at_25
     assert tall_chain.headers_after([tall_chain.tip_hash], limit=5) == []
     everything = tall_chain.headers_after([], limit=1000)
-    assert [h.height for h in everything] == list(range(0, 41))
+    assert [h.height for h in everything] == list(range(41))
 
 
 def test_headers_after_a_locator_on_a_losing_branch() -> None:

@@ -43,7 +43,12 @@ class TwoMinerChain(RuleBasedStateMachine):
         self.miners = [new_chain(self.node.genesis), new_chain(self.node.genesis)]
         self.pending: list[list[Transaction]] = [[], []]
 
-    @rule(miner=MINER_INDEX, sender=st.sampled_from(SENDERS), to=st.sampled_from(ACCOUNTS), amount=AMOUNTS)
+    @rule(
+        miner=MINER_INDEX,
+        sender=st.sampled_from(SENDERS),
+        to=st.sampled_from(ACCOUNTS),
+        amount=AMOUNTS,
+    )
     def transfer(self, miner: int, sender: bytes, to: bytes, amount: int) -> None:
         chain = self.miners[miner]
         account = chain.account(account_of(sender))
@@ -85,7 +90,9 @@ class TwoMinerChain(RuleBasedStateMachine):
     @invariant()
     def balances_sum_to_issued_supply(self) -> None:
         node = self.node
-        issued = node.genesis.supply + sum(node.params.block_reward(h) for h in range(1, node.height + 1))
+        issued = node.genesis.supply + sum(
+            node.params.block_reward(h) for h in range(1, node.height + 1)
+        )
         assert node.supply == issued
         assert sum(account.balance for _, account in node.accounts()) == issued
 

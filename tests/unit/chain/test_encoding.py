@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chain.encoding import pack
 from chain.errors import DecodeError, RejectKind
 from chain.params import MAX_BLOCK_TXS, MAX_SUPPLY_UNITS, MAX_TX_BYTES
 from chain.state import Account
@@ -107,19 +108,19 @@ HEADER = Header(1, 3, bytes(32), 100, 0x2100FFFF, bytes(32), bytes(32), bytes(20
 def tx_with(index: int, value: Any) -> bytes:
     fields = TX.to_list()
     fields[index] = value
-    return msgpack.packb(fields, use_bin_type=True)
+    return pack(fields)
 
 
 def header_with(index: int, value: Any) -> bytes:
     fields = HEADER.to_list()
     fields[index] = value
-    return msgpack.packb(fields, use_bin_type=True)
+    return pack(fields)
 
 
 def non_canonical_nonce() -> bytes:
     """The tx with its nonce 5 written as uint16 (0xcd 0x00 0x05) instead of fixint 0x05."""
     canonical = TX.encode()
-    prefix = msgpack.packb(TX.to_list()[:3], use_bin_type=True)[1:]  # fields before the nonce
+    prefix = pack(TX.to_list()[:3])[1:]  # the fields before the nonce
     head = canonical[:1] + prefix
     assert canonical[len(head)] == 0x05
     return head + b"\xcd\x00\x05" + canonical[len(head) + 1 :]

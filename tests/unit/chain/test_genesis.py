@@ -57,7 +57,9 @@ def test_devnet_well_known_accounts_match_devnet_keys() -> None:
         assert genesis.names[name] == account
         assert encode_address(account, DEVNET_HRP) == devnet_address(name)
     funded = dict(genesis.allocations)
-    assert all(genesis.names[name] in funded for name in ("treasury", "alice", "bob", "carol", "dave"))
+    assert all(
+        genesis.names[name] in funded for name in ("treasury", "alice", "bob", "carol", "dave")
+    )
 
 
 def broken(change: dict[str, Any], drop: str | None = None) -> dict[str, Any]:
@@ -79,21 +81,59 @@ MALFORMED: list[tuple[str, Any, str]] = [
     ("bool for int", broken({"asert_half_life": True}), "'asert_half_life' must be int"),
     ("zero spacing", broken({"target_block_time": 0}), "'target_block_time' must be positive"),
     ("negative time", broken({"genesis_time": -5}), "'genesis_time' must be positive"),
-    ("bad address checksum", broken({"allocations": [{"address": TYPO, "amount": "1"}]}), "allocations[0]"),
-    ("other network's address", broken({"allocations": [{"address": FIRST_ADDRESS.replace("tntk", "ntk", 1), "amount": "1"}]}), "allocations[0]"),
+    (
+        "bad address checksum",
+        broken({"allocations": [{"address": TYPO, "amount": "1"}]}),
+        "allocations[0]",
+    ),
+    (
+        "other network's address",
+        broken(
+            {"allocations": [{"address": FIRST_ADDRESS.replace("tntk", "ntk", 1), "amount": "1"}]}
+        ),
+        "allocations[0]",
+    ),
     ("bits not hex", broken({"genesis_bits": "xyz"}), "'genesis_bits' must be hex"),
-    ("bits not canonical", broken({"genesis_bits": "22000001"}), "'genesis_bits' is not a canonical"),
+    (
+        "bits not canonical",
+        broken({"genesis_bits": "22000001"}),
+        "'genesis_bits' is not a canonical",
+    ),
     ("bits zero", broken({"pow_limit_bits": "0"}), "'pow_limit_bits' is not a canonical"),
-    ("duplicate allocation", broken({"allocations": [GOOD["allocations"][0]] * 2}), "allocations[1]: duplicate address"),
-    ("negative amount", broken({"allocations": [{"address": FIRST_ADDRESS, "amount": "-5"}]}), "allocations[0].amount"),
-    ("float amount", broken({"allocations": [{"address": FIRST_ADDRESS, "amount": 1.5}]}), "allocations[0].amount"),
-    ("allocation extra key", broken({"allocations": [{"address": FIRST_ADDRESS, "amount": "1", "memo": "x"}]}), "allocations[0]: expected"),
+    (
+        "duplicate allocation",
+        broken({"allocations": [GOOD["allocations"][0]] * 2}),
+        "allocations[1]: duplicate address",
+    ),
+    (
+        "negative amount",
+        broken({"allocations": [{"address": FIRST_ADDRESS, "amount": "-5"}]}),
+        "allocations[0].amount",
+    ),
+    (
+        "float amount",
+        broken({"allocations": [{"address": FIRST_ADDRESS, "amount": 1.5}]}),
+        "allocations[0].amount",
+    ),
+    (
+        "allocation extra key",
+        broken({"allocations": [{"address": FIRST_ADDRESS, "amount": "1", "memo": "x"}]}),
+        "allocations[0]: expected",
+    ),
     ("bad reward", broken({"initial_reward": "lots"}), "initial_reward"),
     ("bad named account", broken({"accounts": {"alice": TYPO}}), "accounts.alice"),
-    ("over the supply cap", broken({"allocations": [
-        {"address": GOOD["allocations"][0]["address"], "amount": "9000000000"},
-        {"address": encode_address(bytes(20), "tntk"), "amount": "9000000000"},
-    ]}), "exceed the maximum supply"),
+    (
+        "over the supply cap",
+        broken(
+            {
+                "allocations": [
+                    {"address": GOOD["allocations"][0]["address"], "amount": "9000000000"},
+                    {"address": encode_address(bytes(20), "tntk"), "amount": "9000000000"},
+                ]
+            }
+        ),
+        "exceed the maximum supply",
+    ),
 ]
 
 
@@ -123,7 +163,9 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
 
 
 def test_a_custom_genesis_round_trips_through_a_file(tmp_path: Path) -> None:
-    doc = genesis_doc([numbered_seed(i) for i in range(3)], "2.5", genesis_bits=f"{target_to_bits(1 << 240):08x}")
+    doc = genesis_doc(
+        [numbered_seed(i) for i in range(3)], "2.5", genesis_bits=f"{target_to_bits(1 << 240):08x}"
+    )
     path = tmp_path / "custom.json"
     path.write_text(json.dumps(doc))
     genesis = load_genesis(path)

@@ -88,7 +88,9 @@ def test_high_hash_with_a_real_target() -> None:
     good = make_block(chain)
     assert meets_target(good.hash, good.header.bits)
     nonce = next(
-        n for n in range(1000) if not meets_target(pow_hash(good.header.with_nonce(n).encode()), good.header.bits)
+        n
+        for n in range(1000)
+        if not meets_target(pow_hash(good.header.with_nonce(n).encode()), good.header.bits)
     )
     bad = Block(good.header.with_nonce(nonce), good.txs)
     expect(rejected(chain, bad), "high-hash")

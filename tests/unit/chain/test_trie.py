@@ -22,7 +22,8 @@ BATCHES = st.lists(st.lists(CHANGE, min_size=1, max_size=12), min_size=1, max_si
 
 def fresh_nodes(entries: dict[bytes, bytes]) -> dict[bytes, bytes]:
     """The nodes of a trie holding ``entries``, built in one batch into an empty store."""
-    _, writes = update_trie({}.get, dict(entries))
+    empty: dict[bytes, bytes] = {}
+    _, writes = update_trie(empty.get, dict(entries))
     return {path: node for path, node in writes.items() if node is not None}
 
 

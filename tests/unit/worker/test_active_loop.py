@@ -14,11 +14,14 @@ from worker.realdata import DigitSet, RealSplit
 from worker.render.digits import DigitsSpec
 
 
-class _FixedTrial:
-    """Answers every suggestion with the low end: a deterministic stand-in for optuna's trial."""
+class _Corner:
+    """Answers every suggestion with one end of its range: the space's extreme corners."""
+
+    def __init__(self, high: bool) -> None:
+        self.high = high
 
     def suggest_int(self, name: str, low: int, high: int) -> int:
-        return low
+        return high if self.high else low
 
 
 def _small_split() -> RealSplit:
@@ -30,11 +33,9 @@ def _small_split() -> RealSplit:
     return RealSplit(full.tuning, heldout, full.tuning_index, full.heldout_index[keep])
 
 
-def test_a_spec_inside_the_space_maps_onto_it_exactly() -> None:
-    base = DigitsSpec(box_px=(17, 21), thickness_dpx=(15, 35), rotation_deg=(-10, 10),
-                      shear_pct=(-30, 10), aspect_pct=(60, 110), point_jitter=(0, 30),
-                      warp=(0, 50), translate_px=(0, 2), clutter_strokes=(0, 1),
-                      blur_pct=20, noise_pct=30).model_dump()
+def test_the_starting_spec_is_the_neutral_point_and_corners_are_valid() -> None:
+    base = DigitsSpec(thickness_dpx=(15, 35), shear_pct=(-30, 10), warp=(0, 50),
+                      point_jitter=(0, 30), blur_pct=20).model_dump()
     params = params_of(base)
 
     class Replay:
@@ -42,9 +43,13 @@ def test_a_spec_inside_the_space_maps_onto_it_exactly() -> None:
             assert low <= params[name] <= high
             return params[name]
 
-    assert suggest(Replay()) == {knob.field: base[knob.field] for knob in KNOBS}
-    DigitsSpec(**suggest(_FixedTrial()))  # every corner of the space is a valid spec
-    DigitsSpec(**suggest(Replay()))
+    assert suggest(Replay(), base) == {knob.field: base[knob.field] for knob in KNOBS}
+    for high in (False, True):
+        corner = suggest(_Corner(high), base)
+        DigitsSpec(**corner)  # every trial is a valid spec
+        assert corner != {knob.field: base[knob.field] for knob in KNOBS}
+    wide = suggest(_Corner(True), base)
+    assert wide["thickness_dpx"] == (15 + 8 - 10, 35 + 8 + 10)  # centre +8, width 20 -> 40
 
 
 def test_best_round_ignores_heldout() -> None:
