@@ -35,7 +35,9 @@ from worker.train.data import ClassificationData
 from worker.train.loop import make_optimizer, train
 from worker.train.pol import read_log
 from worker.train.replay import DEFAULT_SAMPLED_SEGMENTS, replay_segment, verify_pol
+from worker.train.schedule import batch_indices, derive_seed
 from worker.train.spec import TrainSpec, load_train_spec
+from worker.train.state import model_tensors, weights_digest
 from worker.train.zoo import build_model
 
 THREADS = 1
@@ -50,41 +52,46 @@ def bench_spec(steps: int) -> TrainSpec:
     })
 
 
-def bare_loop(spec: TrainSpec, data: ClassificationData) -> float:
-    """The reference: the plainest fast torch loop over device-resident tensors; img/s."""
+def bare_loop(spec: TrainSpec, data: ClassificationData) -> tuple[float, bytes]:
+    """The reference: the plainest fast torch loop over device-resident tensors;
+    (img/s, digest of the final weights)."""
+    steps = spec.steps or 0
+    # the same initial weights and batches as the worker's run: the two do identical arithmetic,
+    # so the difference is the loop's own overhead (and not, say, denormals on one trajectory)
+    order = [batch_indices(spec.seed, step, len(data), BATCH) for step in range(steps)]
     began = time.process_time()
-    torch.manual_seed(0)
+    torch.manual_seed(derive_seed(spec.seed, b"init", 0))
     model = build_model(spec.model)
     optimizer = make_optimizer(spec, model)
     images = torch.from_numpy(data.images)
     labels = torch.from_numpy(data.labels)
-    n = len(data)
-    gen = torch.Generator().manual_seed(0)
-    order = torch.cat([torch.randperm(n, generator=gen) for _ in range(spec.steps * BATCH // n + 1)])
     model.train()
-    for step in range(spec.steps or 0):
-        idx = order[step * BATCH:(step + 1) * BATCH]
+    for step in range(steps):
+        idx = order[step]
         x = images[idx].float().div_(255.0)
         optimizer.zero_grad(set_to_none=True)
         loss = nn.functional.cross_entropy(model(x), labels[idx])
         loss.backward()
         optimizer.step()
-    return (spec.steps or 0) * BATCH / (time.process_time() - began)
+    rate = steps * BATCH / (time.process_time() - began)
+    return rate, weights_digest(model_tensors(model))
 
 
-def worker_loop(spec: TrainSpec, data: ClassificationData, pol_dir: Path) -> tuple[float, float]:
-    """The worker's `train` with PoL recording and progress events; (img/s, CPU seconds)."""
+def worker_loop(spec: TrainSpec, data: ClassificationData, pol_dir: Path
+                ) -> tuple[float, float, bytes]:
+    """The worker's `train` with PoL recording and progress events;
+    (img/s, CPU seconds, digest of the final weights)."""
     began = time.process_time()
-    train(spec, data, pol_dir=pol_dir, on_progress=lambda event: None,
-          device=select_device(threads=THREADS, prefer_cuda=False))
+    result = train(spec, data, pol_dir=pol_dir, on_progress=lambda event: None,
+                   device=select_device(threads=THREADS, prefer_cuda=False))
     seconds = time.process_time() - began
-    return (spec.steps or 0) * BATCH / seconds, seconds
+    return (spec.steps or 0) * BATCH / seconds, seconds, weights_digest(model_tensors(result.model))
 
 
 def pol_costs(data: ClassificationData, steps: int, directory: Path) -> None:
     """Verification cost against a run of `steps` steps (a check replays 2 x 20 steps: the
     share falls as runs get longer)."""
-    _, seconds = worker_loop(bench_spec(steps), data, directory)
+    _, seconds, _ = worker_loop(bench_spec(steps), data, directory)
     log = read_log(directory)
     start, end = log.segments()[len(log.segments()) // 2]
     began = time.process_time()
@@ -113,16 +120,20 @@ def main() -> None:
     bare, ours = 0.0, 0.0
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(repeats):
-            bare = max(bare, bare_loop(spec, data))
-            ours = max(ours, worker_loop(spec, data, Path(tmp) / f"pol{i}")[0])
+            rate, bare_weights = bare_loop(spec, data)
+            bare = max(bare, rate)
+            rate, _, our_weights = worker_loop(spec, data, Path(tmp) / f"pol{i}")
+            ours = max(ours, rate)
         print(f"training, {THREADS} thread, batch {BATCH}, {steps} steps x {repeats} runs each "
               f"(best), 28x28 CNN, AdamW, CPU time")
         print(f"  bare torch loop         {bare:9.0f} img/s")
         print(f"  worker loop (PoL on)    {ours:9.0f} img/s   ratio {ours / bare:.3f} (goal >= 0.95)")
+        same = "yes" if bare_weights == our_weights else "NO"
+        print(f"  same final weights      {same} (identical arithmetic: the gap is loop overhead)")
         pol_costs(data, pol_steps, Path(tmp) / "long")
     cal = calibrate(quick=True)
-    print("PoL replay distance, honest vs dishonest (20-step segments; "
-          "python -m worker.train.calibrate for the full table)")
+    print("PoL replay distance, honest vs dishonest (CNN, 20-step segments after the first; "
+          "python -m worker.train.calibrate: CNN and CenterNet)")
     print(f"  max honest {cal.max_honest:.2g}  min dishonest {cal.min_dishonest:.2g}  "
           f"margin {cal.margin:.1f}x")
 

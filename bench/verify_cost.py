@@ -24,13 +24,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from worker.device import select_device  # noqa: E402
-from worker.tasks.envelope import RenderTask  # noqa: E402
-from worker.tasks.render import run_render  # noqa: E402
-from worker.train.data import ClassificationData  # noqa: E402
-from worker.train.loop import train  # noqa: E402
-from worker.train.spec import load_train_spec  # noqa: E402
-from worker.verify import verify_render_dir, verify_train  # noqa: E402
+from worker.device import select_device
+from worker.tasks.envelope import RenderTask
+from worker.tasks.render import run_render
+from worker.train.data import ClassificationData
+from worker.train.loop import train
+from worker.train.spec import load_train_spec
+from worker.verify import verify_render_dir, verify_train
 
 RENDER_SAMPLES = 16
 TRAIN_SAMPLES = 2

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -29,6 +29,7 @@ task_app = typer.Typer(
 )
 
 KINDS = ("render", "train", "evaluate", "label")
+SpecArg = Annotated[Path, typer.Argument(metavar="SPEC.json", help="the task spec (JSON)")]
 console = Console()
 errors = Console(stderr=True)
 
@@ -50,12 +51,14 @@ def _load(spec_path: Path) -> dict[str, Any]:
 
 @task_app.command("run")
 def run(
-    kind: str = typer.Argument(..., help="render | train | evaluate | label"),
-    spec_path: Path = typer.Argument(..., metavar="SPEC.json", help="the task spec"),
-    out: Path = typer.Option(..., "--out", help="directory to create with the task's output"),
-    timeout: float = typer.Option(3600.0, "--timeout", help="wall-time limit in seconds"),
-    memory_mb: int = typer.Option(4096, "--memory-mb", help="address-space cap of the task"),
-    device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
+    kind: Annotated[str, typer.Argument(help="render | train | evaluate | label")],
+    spec_path: SpecArg,
+    out: Annotated[Path, typer.Option("--out", help="directory to create with the output")],
+    timeout: Annotated[float, typer.Option("--timeout", help="wall-time limit, seconds")] = 3600.0,
+    memory_mb: Annotated[
+        int, typer.Option("--memory-mb", help="address-space cap of the task, MB")
+    ] = 4096,
+    device: Annotated[str, typer.Option("--device", help="cpu | cuda")] = "cpu",
 ) -> None:
     """Run one task in a capped child process; its output appears at --out only on success."""
     from worker.errors import WorkerError
@@ -92,6 +95,8 @@ def run(
             )
     except WorkerError as exc:
         _fail(str(exc), exc.reason)
+    except OSError as exc:  # the output's parent is not writable, the disk is full...
+        _fail(f"{exc.strerror or exc}: {exc.filename or out}", "os-error")
     console.print(_summary_table(result.out, result.summary))
 
 
@@ -117,9 +122,7 @@ def _fmt(value: Any) -> str:
 
 
 @task_app.command("units")
-def units(
-    spec_path: Path = typer.Argument(..., metavar="SPEC.json", help="the task spec"),
-) -> None:
+def units(spec_path: SpecArg) -> None:
     """Print the deterministic compute-unit estimate of a spec (what a job is priced on)."""
     from chain.errors import ChainError
     from worker.errors import WorkerError
@@ -137,12 +140,16 @@ def units(
 
 @task_app.command("verify")
 def verify(
-    out: Path = typer.Argument(..., help="a render or train task's output directory"),
-    samples: int = typer.Option(16, "--samples", help="items to re-render / segments to replay"),
-    beacon: str = typer.Option(
-        "", "--beacon", help="hex bytes choosing the sample (a later block hash); default random"
-    ),
-    proof: Path | None = typer.Option(None, "--proof", help="write a render fraud proof here"),
+    out: Annotated[Path, typer.Argument(help="a render or train task's output directory")],
+    samples: Annotated[
+        int, typer.Option("--samples", help="items to re-render / segments to replay")
+    ] = 16,
+    beacon: Annotated[
+        str, typer.Option("--beacon", help="hex bytes picking the sample (a later block hash)")
+    ] = "",
+    proof: Annotated[
+        Path | None, typer.Option("--proof", help="write a render fraud proof here")
+    ] = None,
 ) -> None:
     """Spot-check an output: re-render sampled items, or replay sampled PoL segments."""
     import secrets

@@ -53,6 +53,15 @@ class DeviceInfo:
         }
 
 
+def apply_threads(info: DeviceInfo) -> None:
+    """Re-apply the device's thread count (process-wide in torch): a verifier switching between
+    devices of different thread counts in one process must not keep the last one set."""
+    import torch
+
+    if torch.get_num_threads() != info.threads:
+        torch.set_num_threads(info.threads)
+
+
 def cuda_count() -> int:
     import torch
 

@@ -19,8 +19,10 @@ Atomic output: the task writes into ``<out>.partial-<random>`` beside ``<out>``;
 ``<out>``. On any failure the partial dir is removed, so no half-written artifact ever carries the
 final name.
 
-Memory cap: ``RLIMIT_AS`` (address space, not resident memory) set in the child before anything
-heavy is imported. torch alone maps ~0.8 GB of address space, so caps under ~1.5 GB fail at import.
+Memory cap: on the CPU, ``RLIMIT_AS`` (address space, not resident memory) set in the child
+before anything heavy is imported; torch alone maps ~0.8 GB of address space, so caps start at
+1 GB. With ``device="cuda"`` the driver's huge address-space reservations rule RLIMIT_AS out, so
+the parent polls the child's resident memory instead and kills it over the cap.
 
 Only the task names of ``worker.tasks.TASKS`` run; the spec is data, never code.
 """
@@ -39,7 +41,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -51,6 +53,7 @@ MIN_MEMORY_MB = 1024
 LOG_TAIL_CHARS = 400
 SUMMARY_FILE = "task.json"
 KILL_GRACE_S = 2.0
+RSS_POLL_S = 0.25
 # events larger than this are a broken or hostile child, not progress
 MAX_EVENT_BYTES = 1 << 20
 
@@ -75,7 +78,6 @@ class TaskResult:
     summary: dict[str, Any]
     wall_s: float
     events: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def partial_dir_for(out: Path) -> Path:
@@ -150,6 +152,7 @@ def _supervise(job: Event, timeout_s: float, on_event: EventSink) -> tuple[dict[
                 stderr=subprocess.STDOUT,
                 pass_fds=(write_fd,),
                 start_new_session=True,
+                env=_child_env(),
             )
         finally:
             os.close(write_fd)
@@ -157,10 +160,19 @@ def _supervise(job: Event, timeout_s: float, on_event: EventSink) -> tuple[dict[
             assert child.stdin is not None
             child.stdin.write(json.dumps(job).encode())
             child.stdin.close()
-            return _collect(child, read_fd, deadline, timeout_s, on_event, log)
+            watch = _RssWatch(child.pid, job["memory_mb"] if job["device"] == "cuda" else None)
+            return _collect(child, read_fd, deadline, timeout_s, on_event, log, watch)
         finally:
             os.close(read_fd)
             _kill_group(child)
+
+
+def _child_env() -> dict[str, str]:
+    """This process's environment, with our source root first on the path of the child."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    return env
 
 
 def _collect(
@@ -170,6 +182,7 @@ def _collect(
     timeout_s: float,
     on_event: EventSink,
     log: BinaryIO,
+    watch: _RssWatch,
 ) -> tuple[dict[str, Any], int]:
     """Forward events until the pipe closes; then judge the exit."""
     buffer = b""
@@ -180,7 +193,8 @@ def _collect(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TaskTimeout(f"task exceeded its {timeout_s:g} s time limit")
-        ready, _, _ = select.select([read_fd], [], [], remaining)
+        ready, _, _ = select.select([read_fd], [], [], min(remaining, watch.interval_s))
+        watch.check()
         if not ready:
             continue
         chunk = os.read(read_fd, 65536)
@@ -208,6 +222,33 @@ def _collect(
     if code == 0 and result is not None:
         return result, count
     raise _error_from_exit(code, _log_tail(log))
+
+
+class _RssWatch:
+    """The memory cap of a CUDA task: resident memory polled from /proc, not RLIMIT_AS.
+
+    The CUDA driver reserves tens of GB of virtual address space at start-up, so an address-space
+    cap makes every CUDA task fail at ``cuInit``; resident host memory is what the cap protects.
+    """
+
+    interval_s = RSS_POLL_S
+
+    def __init__(self, pid: int, cap_mb: int | None) -> None:
+        self.status = Path(f"/proc/{pid}/status")
+        self.cap_kb = cap_mb * 1024 if cap_mb else None
+        if self.cap_kb is None:
+            self.interval_s = 3600.0
+
+    def check(self) -> None:
+        if self.cap_kb is None:
+            return
+        try:
+            lines = self.status.read_text().splitlines()
+        except OSError:
+            return  # already gone: the exit status tells the rest
+        for line in lines:
+            if line.startswith("VmRSS:") and int(line.split()[1]) > self.cap_kb:
+                raise TaskOutOfMemory(f"task exceeded its {self.cap_kb // 1024} MB memory cap")
 
 
 def _parse_event(line: bytes) -> Event:
@@ -276,7 +317,7 @@ def _child_main(event_fd: int) -> int:
     job: Any = {}
     try:
         job = json.loads(sys.stdin.read())
-        if job.get("memory_mb"):
+        if job.get("memory_mb") and job.get("device") != "cuda":
             limit = int(job["memory_mb"]) * 1024 * 1024
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         from worker.tasks import run_builtin

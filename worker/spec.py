@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from chain.hashing import hash256
 from worker.errors import SpecError
@@ -23,6 +23,7 @@ MAX_SPEC_FILE_BYTES = 1 << 20  # a spec is a few KiB; a bigger file is a mistake
 MAX_ERRORS_SHOWN = 3
 
 SpecT = TypeVar("SpecT", bound="TaskSpec")
+IntRange = tuple[int, int]
 
 
 class TaskSpec(BaseModel):
@@ -48,19 +49,21 @@ def spec_hash(spec: BaseModel) -> bytes:
     return hash256(canonical_json(spec))
 
 
-def _ordered(pair: tuple[int, int]) -> tuple[int, int]:
-    if pair[0] > pair[1]:
-        raise ValueError(f"min {pair[0]} is above max {pair[1]}")
-    return pair
+def between(low: int, high: int) -> AfterValidator:
+    """Validator of a domain-randomization range ``[min, max]`` with both ends in [low, high].
 
-
-def int_range(low: int, high: int) -> Any:
-    """Type of a domain-randomization range ``[min, max]`` with both ends within [low, high].
-
-    Written in JSON as a two-element list; an optimizer tunes these ends between rounds.
+    Used as ``Annotated[IntRange, between(0, 100)]``; written in JSON as a two-element list, and
+    tuned between rounds by the active-learning optimizer.
     """
-    bounded = Annotated[int, Field(ge=low, le=high)]
-    return Annotated[tuple[bounded, bounded], AfterValidator(_ordered)]
+
+    def check(pair: IntRange) -> IntRange:
+        if not low <= pair[0] <= high or not low <= pair[1] <= high:
+            raise ValueError(f"ends must lie in [{low}, {high}], got [{pair[0]}, {pair[1]}]")
+        if pair[0] > pair[1]:
+            raise ValueError(f"min {pair[0]} is above max {pair[1]}")
+        return pair
+
+    return AfterValidator(check)
 
 
 def seed_sequence_from(spec_digest: bytes, seed: int, index: int) -> np.random.SeedSequence:
@@ -71,7 +74,9 @@ def seed_sequence_from(spec_digest: bytes, seed: int, index: int) -> np.random.S
     """
     if seed < 0 or index < 0:
         raise SpecError(f"seed and index must be >= 0, got {seed} and {index}", reason="bad-seed")
-    return np.random.SeedSequence(entropy=int.from_bytes(spec_digest, "big"), spawn_key=(seed, index))
+    return np.random.SeedSequence(
+        entropy=int.from_bytes(spec_digest, "big"), spawn_key=(seed, index)
+    )
 
 
 def load_spec(source: str | Path | Mapping[str, Any] | BaseModel, model: type[SpecT]) -> SpecT:
@@ -94,10 +99,14 @@ def read_spec_json(path: Path) -> Any:
     try:
         size = path.stat().st_size
         if size > MAX_SPEC_FILE_BYTES:
-            raise SpecError(f"{path}: spec file is {size} bytes, the limit is {MAX_SPEC_FILE_BYTES}")
+            raise SpecError(
+                f"{path}: spec file is {size} bytes, the limit is {MAX_SPEC_FILE_BYTES}"
+            )
         return json.loads(path.read_bytes())
     except OSError as error:
-        raise SpecError(f"{path}: cannot read spec ({error.strerror})", reason="spec-unreadable") from None
+        raise SpecError(
+            f"{path}: cannot read spec ({error.strerror})", reason="spec-unreadable"
+        ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise SpecError(f"{path}: not valid JSON ({error})") from None
 

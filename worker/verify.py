@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from chain.hashing import hash256
-from chain.merkle import MerkleProof, leaf_hash, node_hash
+from chain.merkle import MerkleProof, verify_proof
 from worker.errors import VerificationFailed, WorkerError
 
 SAMPLE_PERSON = b"neuro-sample"
@@ -56,28 +56,6 @@ def sample_indices(beacon: bytes, count: int, samples: int) -> list[int]:
             seen.add(index)
             chosen.append(index)
     return chosen
-
-
-def root_from_item_hash(item_hash: bytes, proof: MerkleProof) -> bytes | None:
-    """The root that ``item_hash`` at ``proof.index`` leads to, or None for a malformed path.
-
-    The same walk as `chain.merkle.verify_proof`, returning the root instead of comparing it, so
-    a verdict can say which root a claim leads to.
-    """
-    if not 0 <= proof.index < proof.count:
-        return None
-    node = leaf_hash(item_hash)
-    position, width = proof.index, proof.count
-    remaining = list(proof.siblings)
-    while width > 1:
-        if position ^ 1 < width:
-            if not remaining:
-                return None
-            other = remaining.pop(0)
-            node = node_hash(other, node) if position & 1 else node_hash(node, other)
-        position //= 2
-        width = (width + 1) // 2
-    return None if remaining else node
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +117,7 @@ def verify_render(
     for position in sample_indices(beacon, count, samples):
         index = start + position
         claimed, proof = claim(index)
-        if (proof.index, proof.count) != (position, count) or root_from_item_hash(claimed, proof) != root:
+        if (proof.index, proof.count) != (position, count) or not verify_proof(root, claimed, proof):
             raise VerificationFailed(
                 f"item {index}: the worker's Merkle path does not reach its root",
                 reason="bad-merkle-proof",
@@ -156,7 +134,7 @@ def check_fraud_proof(
     root: bytes, fraud: RenderFraudProof, reproduce: Callable[[int], bytes], hash_item: ItemHasher
 ) -> bool:
     """A validator's adjudication: true when the worker provably committed to a wrong item."""
-    if root_from_item_hash(fraud.claimed_hash, fraud.proof) != root:
+    if not verify_proof(root, fraud.claimed_hash, fraud.proof):
         return False
     return hash_item(reproduce(fraud.index)) != fraud.claimed_hash
 
@@ -225,7 +203,12 @@ def verify_train(log_dir: Path, data: Any, beacon: bytes, samples: int = 2,
                  tolerance: float | None = None) -> TrainVerdict:
     """Replay ``samples`` beacon-chosen segments of the PoL log in ``log_dir`` on ``data``."""
     from worker.train.pol import read_log
-    from worker.train.replay import DEFAULT_TOLERANCE, check_log_binding, replay_segment, sample_segments
+    from worker.train.replay import (
+        DEFAULT_TOLERANCE,
+        check_log_binding,
+        replay_segment,
+        sample_segments,
+    )
 
     limit = DEFAULT_TOLERANCE if tolerance is None else tolerance
     log = read_log(log_dir)

@@ -4,12 +4,13 @@ Round r: the optimizer proposes DigitsSpec ranges (round 0 is the starting spec 
 loop renders ``items`` digits from them, trains the zoo's `cnn` briefly and measures accuracy on
 the small real *tuning* set. The trial's objective is the tuning set's mean true-class
 probability (accuracy's smooth twin: on 100 images one digit moves accuracy by a whole point),
-so TPE moves the ranges toward what real digits look like. The real *held-out* set is measured every round but only reported:
-no choice (round ranking, best spec, early stop) ever reads it.
+so TPE moves the ranges toward what real digits look like. The ``confirm`` best rounds are then
+re-run with fresh seeds and the choice is made on the mean of both runs. The real *held-out*
+set is measured every round but only reported: no choice ever reads it.
 
 After the rounds, ``finals`` retrains with a larger budget: the starting spec ("before"), the
-best spec by tuning accuracy ("after"), and the best spec with the 100 real tuning digits mixed
-into the generated ones ("mixed"; repeated ``mix_real_repeats`` times so they weigh in).
+chosen spec ("after"), and the chosen spec with the 100 real tuning digits mixed into the
+generated ones ("mixed"; repeated ``mix_real_repeats`` times so they weigh in).
 """
 
 from __future__ import annotations
@@ -25,25 +26,31 @@ from worker.active.space import params_of, suggest
 from worker.realdata import DigitSet, RealSplit
 
 MAX_ROUNDS = 200
+CONFIRM_SEED_OFFSET = 1_000
 
 
 @dataclass(frozen=True, slots=True)
 class LoopConfig:
-    """Budgets of one loop run; the defaults fit ~10 minutes on 2 CPU cores with the finals."""
+    """Budgets of one loop run; the defaults take ~5 minutes on one CPU core, finals included.
 
-    rounds: int = 12
-    items: int = 12_000
-    epochs: int = 1
-    final_items: int = 30_000
-    final_epochs: int = 2
+    ``lr`` was picked on *synthetic* validation digits (best of 3e-3, 6e-3 and 1.2e-2 after three
+    epochs of 4,000), never on real ones.
+    """
+
+    rounds: int = 20
+    items: int = 4_000
+    epochs: int = 3
+    final_items: int = 16_000
+    final_epochs: int = 3
     width: int = 16
     depth: int = 3
     batch_size: int = 64
-    lr: float = 3e-3
+    lr: float = 1e-2
     shift: int = 2
     threads: int = 1
     seed: int = 0
     mix_real_repeats: int = 20
+    confirm: int = 3
     base: dict[str, Any] = field(default_factory=dict)
 
 
@@ -56,6 +63,7 @@ class RoundResult:
     train_loss: float
     seconds: float
     objective: float = 0.0
+    repeat: int = 0  # 0: the search round; 1: its confirmation with fresh seeds
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,21 +94,21 @@ def render_set(fields: dict[str, Any], count: int, seed: int) -> tuple[np.ndarra
     return render_digits(spec, seed, 0, count)
 
 
-def train_classifier(images: np.ndarray, labels: np.ndarray, config: LoopConfig, epochs: int
-                     ) -> tuple[Any, float]:
-    """The zoo's cnn trained on uint8 (N, 28, 28) digits; returns (model, last mean loss)."""
+def train_classifier(images: np.ndarray, labels: np.ndarray, config: LoopConfig, epochs: int,
+                     seed: int | None = None) -> tuple[Any, float]:
+    """The zoo's cnn trained on uint8 (N, 28, 28) digits; returns (model, mean training loss)."""
     from worker.device import select_device
     from worker.train.data import ClassificationData
     from worker.train.loop import train
-    from worker.train.spec import TrainSpec
+    from worker.train.spec import load_train_spec
 
-    spec = TrainSpec(
-        model={"name": "cnn", "width": config.width, "depth": config.depth,
-               "image_size": int(images.shape[-1])},
-        epochs=epochs, batch_size=config.batch_size, lr=config.lr, schedule="cosine",
-        augment={"shift": config.shift}, threads=config.threads, seed=config.seed,
-        log_every=10_000,
-    )
+    spec = load_train_spec({
+        "model": {"name": "cnn", "width": config.width, "depth": config.depth,
+                  "image_size": int(images.shape[-1])},
+        "epochs": epochs, "batch_size": config.batch_size, "lr": config.lr, "schedule": "cosine",
+        "augment": {"shift": config.shift}, "threads": config.threads,
+        "seed": config.seed if seed is None else seed, "log_every": 10_000,
+    })
     device = select_device(threads=config.threads, prefer_cuda=False)
     result = train(spec, ClassificationData.from_arrays(images, labels), device=device)
     return result.model, result.losses[-1][1] if result.losses else float("nan")
@@ -122,10 +130,12 @@ def soft_accuracy(model: Any, digits: DigitSet) -> float:
     return float(np.mean(probabilities[np.arange(len(digits)), digits.labels]))
 
 
-def _round(fields: dict[str, Any], config: LoopConfig, split: RealSplit, index: int) -> RoundResult:
+def _round(fields: dict[str, Any], config: LoopConfig, split: RealSplit, index: int,
+           repeat: int = 0) -> RoundResult:
     began = time.perf_counter()
-    images, labels = render_set(fields, config.items, config.seed)
-    model, loss = train_classifier(images, labels, config, config.epochs)
+    seed = config.seed + CONFIRM_SEED_OFFSET * repeat
+    images, labels = render_set(fields, config.items, seed)
+    model, loss = train_classifier(images, labels, config, config.epochs, seed)
     return RoundResult(
         round=index,
         spec_fields=fields,
@@ -134,6 +144,7 @@ def _round(fields: dict[str, Any], config: LoopConfig, split: RealSplit, index: 
         train_loss=round(loss, 5),
         seconds=round(time.perf_counter() - began, 2),
         objective=soft_accuracy(model, split.tuning),
+        repeat=repeat,
     )
 
 
@@ -168,9 +179,33 @@ def search(config: LoopConfig, split: RealSplit, on_round: RoundCallback | None 
     return results
 
 
+def confirm(results: list[RoundResult], config: LoopConfig, split: RealSplit,
+            on_round: RoundCallback | None = None) -> list[RoundResult]:
+    """Re-run the ``config.confirm`` best rounds with fresh render and training seeds.
+
+    The top of ~15 noisy trials is partly luck (the winner's curse); the choice is made on the
+    mean of two independent runs of each finalist instead.
+    """
+    ranked = sorted(results, key=lambda r: (-r.objective, r.round))[: config.confirm]
+    confirmed = []
+    for first in ranked:
+        again = _round(first.spec_fields, config, split, first.round, repeat=1)
+        confirmed.append(again)
+        if on_round is not None:
+            on_round(again)
+    return confirmed
+
+
 def best_round(results: list[RoundResult]) -> RoundResult:
-    """Highest tuning objective; ties go to the earlier round. Held-out accuracy is never read."""
-    return max(results, key=lambda r: (r.objective, -r.round))
+    """The round with the highest mean tuning objective over its runs, among the confirmed
+    rounds when there are any; ties go to the earlier round. Held-out accuracy is never read."""
+    runs: dict[int, list[RoundResult]] = {}
+    for result in results:
+        runs.setdefault(result.round, []).append(result)
+    most = max(len(v) for v in runs.values())
+    candidates = {k: v for k, v in runs.items() if len(v) == most}
+    chosen = max(candidates, key=lambda k: (float(np.mean([r.objective for r in candidates[k]])), -k))
+    return candidates[chosen][0]
 
 
 def finals(config: LoopConfig, split: RealSplit, best: RoundResult,
@@ -205,6 +240,7 @@ def run_loop(config: LoopConfig, split: RealSplit | None = None,
 
     split = split if split is not None else load_split(seed=config.seed)
     results = search(config, split, on_round)
+    results += confirm(results, config, split, on_round)
     best = best_round(results)
     return LoopReport(
         config=asdict(config),

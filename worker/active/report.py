@@ -26,10 +26,11 @@ def plot_rounds(report: LoopReport, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rounds = [r.round for r in report.rounds]
-    tuning = [r.tuning_accuracy for r in report.rounds]
-    heldout = [r.heldout_accuracy for r in report.rounds]
-    objective = [r.objective for r in report.rounds]
+    searched = [r for r in report.rounds if r.repeat == 0]
+    rounds = [r.round for r in searched]
+    tuning = [r.tuning_accuracy for r in searched]
+    heldout = [r.heldout_accuracy for r in searched]
+    objective = [r.objective for r in searched]
     best_so_far = [max(objective[: i + 1]) for i in range(len(objective))]
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     ax.plot(rounds, tuning, "o-", label="tuning accuracy (100 real)")
@@ -40,7 +41,8 @@ def plot_rounds(report: LoopReport, path: Path) -> Path:
     for name, scores in report.finals.items():
         ax.axhline(scores["heldout_accuracy"], linestyle=styles.get(name, ":"), color="grey",
                    linewidth=1)
-        ax.annotate(f"{name}: {scores['heldout_accuracy']:.3f}", (rounds[-1], scores["heldout_accuracy"]),
+        ax.annotate(f"final {name}, held-out: {scores['heldout_accuracy']:.3f}",
+                    (rounds[-1], scores["heldout_accuracy"]),
                     fontsize=8, ha="right", va="bottom")
     ax.set_xlabel("round")
     ax.set_ylabel("accuracy on real MNIST")

@@ -56,7 +56,9 @@ def contrast(color: tuple[int, int, int]) -> tuple[int, int, int]:
 def build_catalog(spec_digest: bytes, catalog: CatalogSpec) -> tuple[Sku, ...]:
     """The spec's SKUs; the same for every seed and shard of a job."""
     entropy = hash256(spec_digest, person=CATALOG_PERSON)
-    return tuple(_draw_sku(ItemRng.for_item(entropy, 0, k), k + 1, catalog) for k in range(catalog.skus))
+    return tuple(
+        _draw_sku(ItemRng.for_item(entropy, 0, k), k + 1, catalog) for k in range(catalog.skus)
+    )
 
 
 def _draw_sku(rng: ItemRng, category_id: int, catalog: CatalogSpec) -> Sku:
@@ -74,7 +76,7 @@ def _draw_sku(rng: ItemRng, category_id: int, catalog: CatalogSpec) -> Sku:
         label=label,
         ink=contrast(label),
         logo_color=draw_color(rng, catalog.body),
-        band_top_pm=rng.int(250, 500),
+        band_top_pm=rng.draw(250, 500),
         band_pm=rng.pick(catalog.band_pct) * 10,
         glyphs=bits.astype(np.uint8).tobytes(),
         glyph_rows=rows,
@@ -160,8 +162,9 @@ def _draw_glyphs(rgb: np.ndarray, sku: Sku, top: int, bottom: int, width: int) -
     window[ink] = sku.ink
 
 
-def _draw_logo(rgb: np.ndarray, sku: Sku, band_top: int, width: int, ys: np.ndarray,
-               xs: np.ndarray) -> None:
+def _draw_logo(
+    rgb: np.ndarray, sku: Sku, band_top: int, width: int, ys: np.ndarray, xs: np.ndarray
+) -> None:
     cy, cx = band_top // 2, width // 2
     r = max(1, min(band_top, width) * 30 // 100)
     dy, dx = ys - cy, xs - cx

@@ -21,10 +21,10 @@ from worker.render.item import ItemKey, digit_item_bytes, item_hash, shelf_item_
 from worker.render.ops import Backend
 from worker.render.shelf import ShelfItem, render_shelf, shelf_plan
 from worker.render.shelf_spec import ShelfSpec
-from worker.spec import read_spec_json, load_spec
+from worker.spec import load_spec, read_spec_json
 
 RenderSpec = ShelfSpec | DigitsSpec
-SPEC_KINDS: dict[str, type[ShelfSpec] | type[DigitsSpec]] = {"shelf": ShelfSpec, "digits": DigitsSpec}
+SPEC_KINDS: dict[str, type[ShelfSpec | DigitsSpec]] = {"shelf": ShelfSpec, "digits": DigitsSpec}
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,14 +61,16 @@ def load_render_spec(source: str | Path | Mapping[str, Any] | BaseModel) -> Rend
 
 def item_key(spec: RenderSpec, seed: int, index: int) -> ItemKey:
     if not 0 <= index < spec.count:
-        raise SpecError(f"item {index} is outside the dataset of {spec.count} items",
-                        reason="bad-item-index")
+        raise SpecError(
+            f"item {index} is outside the dataset of {spec.count} items", reason="bad-item-index"
+        )
     digest = shelf_plan(spec).digest if isinstance(spec, ShelfSpec) else spec.spec_hash()
     return ItemKey(digest, spec.renderer_version, seed, index)
 
 
-def render_item(spec: RenderSpec, seed: int, index: int, *, backend: Backend = "numpy",
-                device: str = "cpu") -> RenderedItem:
+def render_item(
+    spec: RenderSpec, seed: int, index: int, *, backend: Backend = "numpy", device: str = "cpu"
+) -> RenderedItem:
     """Render item ``index`` of ``(spec, seed)`` with its labels and canonical bytes."""
     key = item_key(spec, seed, index)
     if isinstance(spec, ShelfSpec):

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from itertools import pairwise
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
 
+from worker.errors import SpecError
 from worker.render.digit_glyphs import GLYPHS, Q14, SINE_TABLE, Glyph, cos_q14, sin_q14
 from worker.render.ops import NumpyCompositor
 from worker.render.rng import ItemRng
-from worker.spec import TaskSpec, int_range
+from worker.spec import IntRange, TaskSpec, between
 
 SUPERSAMPLE = 4
 SUBPIXEL = 16  # subpixel steps per supersampled pixel: line ends are placed to 1/64 px
@@ -37,26 +39,46 @@ class DigitsSpec(TaskSpec):
 
     kind: Literal["digits"] = "digits"
     renderer_version: Literal[1] = 1
-    size: int = Field(28, ge=16, le=64, description="image side in pixels")
-    count: int = Field(10_000, ge=1, le=MAX_COUNT)
-    styles: tuple[Style, ...] = Field(("round", "angular", "variant"), min_length=1, max_length=3)
-    class_weights: tuple[int, ...] = Field((1,) * 10, min_length=10, max_length=10,
-                                           description="relative frequency of each digit")
-    box_px: int_range(6, 64) = Field((18, 20), description="longer side of the digit, MNIST: 20")
-    thickness_dpx: int_range(5, 80) = Field((20, 40), description="stroke width, tenths of a px")
-    rotation_deg: int_range(-90, 90) = (-15, 15)
-    shear_pct: int_range(-100, 100) = Field((-40, 20), description="< 0 leans right, as most hands")
-    aspect_pct: int_range(30, 200) = Field((55, 130), description="width scale against height")
-    warp: int_range(0, 300) = Field((0, 90), description="smooth bending, glyph units")
-    point_jitter: int_range(0, 200) = Field((0, 20), description="glyph units (digit height 1000)")
-    translate_px: int_range(0, 8) = Field((0, 1), description="shift after centring by mass")
-    intensity: int_range(1, 255) = (235, 255)
-    clutter_strokes: int_range(0, 8) = (0, 1)
-    clutter_intensity: int_range(0, 255) = (20, 90)
-    blur_pct: int = Field(5, ge=0, le=100)
-    noise_pct: int = Field(10, ge=0, le=100)
-    noise_amplitude: int_range(1, 127) = (2, 10)
-    invert_pct: int = Field(0, ge=0, le=100)
+    size: int = Field(default=28, ge=16, le=64, description="image side in pixels")
+    count: int = Field(default=10_000, ge=1, le=MAX_COUNT)
+    styles: tuple[Style, ...] = Field(
+        default=("round", "angular", "variant"), min_length=1, max_length=3
+    )
+    class_weights: tuple[int, ...] = Field(
+        default=(1,) * 10,
+        min_length=10,
+        max_length=10,
+        description="relative frequency of each digit",
+    )
+    box_px: Annotated[IntRange, between(6, 64)] = Field(
+        default=(18, 20), description="longer side of the digit, MNIST: 20"
+    )
+    thickness_dpx: Annotated[IntRange, between(5, 80)] = Field(
+        default=(16, 36), description="stroke width, tenths of a px"
+    )
+    rotation_deg: Annotated[IntRange, between(-90, 90)] = (-15, 15)
+    shear_pct: Annotated[IntRange, between(-100, 100)] = Field(
+        default=(-40, 20), description="< 0 leans right, as most hands"
+    )
+    aspect_pct: Annotated[IntRange, between(30, 200)] = Field(
+        default=(55, 130), description="width scale against height"
+    )
+    warp: Annotated[IntRange, between(0, 300)] = Field(
+        default=(0, 140), description="smooth bending, glyph units"
+    )
+    point_jitter: Annotated[IntRange, between(0, 200)] = Field(
+        default=(0, 30), description="glyph units (digit height 1000)"
+    )
+    translate_px: Annotated[IntRange, between(0, 8)] = Field(
+        default=(0, 1), description="shift after centring by mass"
+    )
+    intensity: Annotated[IntRange, between(1, 255)] = (235, 255)
+    clutter_strokes: Annotated[IntRange, between(0, 8)] = (0, 1)
+    clutter_intensity: Annotated[IntRange, between(0, 255)] = (20, 90)
+    blur_pct: int = Field(default=5, ge=0, le=100)
+    noise_pct: int = Field(default=10, ge=0, le=100)
+    noise_amplitude: Annotated[IntRange, between(1, 127)] = (2, 10)
+    invert_pct: int = Field(default=0, ge=0, le=100)
 
     @field_validator("class_weights")
     @classmethod
@@ -94,7 +116,7 @@ def render_digit(spec: DigitsSpec, seed: int, index: int) -> tuple[np.ndarray, i
         aspect_pct=rng.pick(spec.aspect_pct),
         box_px=min(rng.pick(spec.box_px), spec.size),
         radius_sub=max(1, rng.pick(spec.thickness_dpx) * UNIT // 20),
-        phase=(rng.int(0, UNIT - 1), rng.int(0, UNIT - 1)),
+        phase=(rng.draw(0, UNIT - 1), rng.draw(0, UNIT - 1)),
     )
     strokes = _jitter(GLYPHS[style][label], rng, rng.pick(spec.point_jitter))
     strokes = _place(_warp(strokes, rng, spec.warp), pose, spec.size)
@@ -104,10 +126,15 @@ def render_digit(spec: DigitsSpec, seed: int, index: int) -> tuple[np.ndarray, i
     return _finish(spec, rng, image), label
 
 
-def render_digits(spec: DigitsSpec, seed: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+def render_digits(
+    spec: DigitsSpec, seed: int, start: int, stop: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Items ``start..stop-1`` as ``(N, size, size) uint8`` images and ``(N,) int64`` labels."""
     if not 0 <= start <= stop or stop - start > MAX_RENDER_BATCH:
-        raise ValueError(f"bad item range [{start}, {stop}): at most {MAX_RENDER_BATCH} at once")
+        raise SpecError(
+            f"bad item range [{start}, {stop}): at most {MAX_RENDER_BATCH} at once",
+            reason="bad-item-range",
+        )
     images = np.zeros((stop - start, spec.size, spec.size), dtype=np.uint8)
     labels = np.zeros(stop - start, dtype=np.int64)
     for row, index in enumerate(range(start, stop)):
@@ -138,15 +165,22 @@ def _warp(strokes: list[np.ndarray], rng: ItemRng, warp: tuple[int, int]) -> lis
     Each axis is displaced by two low-frequency sine waves, one along each coordinate, with
     random amplitude, frequency (1-2 periods per glyph height) and phase.
     """
-    waves = [(rng.pick(warp), rng.int(1, 2), rng.int(0, 359)) for _ in range(4)]
+    waves = [(rng.pick(warp), rng.draw(1, 2), rng.draw(0, 359)) for _ in range(4)]
 
     def wave(coordinate: np.ndarray, amplitude: int, periods: int, phase: int) -> np.ndarray:
         angles = (coordinate * periods * 360 // 1000 + phase) % 360
-        return amplitude * SINE_TABLE[angles] // Q14
+        bent: np.ndarray = amplitude * SINE_TABLE[angles] // Q14
+        return bent
 
     return [
-        s + np.stack([wave(s[:, 1], *waves[0]) + wave(s[:, 0], *waves[1]),
-                      wave(s[:, 0], *waves[2]) + wave(s[:, 1], *waves[3])], axis=1)
+        s
+        + np.stack(
+            [
+                wave(s[:, 1], *waves[0]) + wave(s[:, 0], *waves[1]),
+                wave(s[:, 0], *waves[2]) + wave(s[:, 1], *waves[3]),
+            ],
+            axis=1,
+        )
         for s in strokes
     ]
 
@@ -157,8 +191,10 @@ def _place(strokes: list[np.ndarray], pose: DigitPose, size: int) -> list[np.nda
     # x' = aspect * (x + shear * y); then rotate: all factors as Q14 integers
     a = pose.aspect_pct * Q14 // 100
     b = pose.aspect_pct * pose.shear_pct * Q14 // 10_000
-    matrix = np.asarray([[cos * a - sin * 0, cos * b - sin * Q14],
-                         [sin * a + cos * 0, sin * b + cos * Q14]], dtype=np.int64)
+    matrix = np.asarray(
+        [[cos * a - sin * 0, cos * b - sin * Q14], [sin * a + cos * 0, sin * b + cos * Q14]],
+        dtype=np.int64,
+    )
     center = np.asarray(GLYPH_CENTER, dtype=np.int64)
     moved = [((s - center) @ matrix.T) >> 28 for s in strokes]  # two Q14 factors
     every = np.concatenate(moved)
@@ -176,7 +212,7 @@ def _rasterize(strokes: list[np.ndarray], radius: int, size: int) -> np.ndarray:
     side = size * SUPERSAMPLE
     ink = np.zeros((side, side), dtype=bool)
     for stroke in strokes:
-        for a, b in zip(stroke[:-1], stroke[1:], strict=True):
+        for a, b in pairwise(stroke):
             _segment(ink, a, b, radius)
         if len(stroke) == 1:
             _segment(ink, stroke[0], stroke[0], radius)
@@ -200,8 +236,11 @@ def _segment(ink: np.ndarray, a: np.ndarray, b: np.ndarray, radius: int) -> None
     to_b = (px - dx) ** 2 + (py - dy) ** 2
     cross = px * dy - py * dx
     r2 = radius * radius
-    inside = np.where(along <= 0, to_a <= r2,
-                      np.where(along >= length2, to_b <= r2, cross * cross <= r2 * length2))
+    inside = np.where(
+        along <= 0,
+        to_a <= r2,
+        np.where(along >= length2, to_b <= r2, cross * cross <= r2 * length2),
+    )
     ink[y0:y1, x0:x1] |= inside
 
 
@@ -210,7 +249,8 @@ def _downsample(ink: np.ndarray, intensity: int) -> np.ndarray:
     side = ink.shape[0] // SUPERSAMPLE
     cover = ink.reshape(side, SUPERSAMPLE, side, SUPERSAMPLE).sum(axis=(1, 3), dtype=np.int32)
     area = SUPERSAMPLE * SUPERSAMPLE
-    return ((cover * intensity + area // 2) // area).astype(np.uint8)
+    shaded: np.ndarray = ((cover * intensity + area // 2) // area).astype(np.uint8)
+    return shaded
 
 
 def _center_by_mass(image: np.ndarray, translate: int, rng: ItemRng) -> np.ndarray:
@@ -223,8 +263,12 @@ def _center_by_mass(image: np.ndarray, translate: int, rng: ItemRng) -> np.ndarr
     moment_y = int(image.sum(axis=1, dtype=np.int64) @ coords)
     moment_x = int(image.sum(axis=0, dtype=np.int64) @ coords)
     # round((size - 1) / 2 - moment / mass) with integers only
-    shift_y = ((size - 1) * mass - 2 * moment_y + mass) // (2 * mass) + rng.int(-translate, translate)
-    shift_x = ((size - 1) * mass - 2 * moment_x + mass) // (2 * mass) + rng.int(-translate, translate)
+    shift_y = ((size - 1) * mass - 2 * moment_y + mass) // (2 * mass) + rng.draw(
+        -translate, translate
+    )
+    shift_x = ((size - 1) * mass - 2 * moment_x + mass) // (2 * mass) + rng.draw(
+        -translate, translate
+    )
     return _shift(image, shift_y, shift_x)
 
 
@@ -245,9 +289,11 @@ def _clutter(spec: DigitsSpec, rng: ItemRng) -> np.ndarray:
     ink = np.zeros((size * SUPERSAMPLE, size * SUPERSAMPLE), dtype=bool)
     extent = size * UNIT
     for _ in range(rng.pick(spec.clutter_strokes)):
-        a = np.asarray([rng.int(0, extent), rng.int(0, extent)], dtype=np.int64)
-        b = a + np.asarray([rng.int(-extent // 4, extent // 4), rng.int(-extent // 4, extent // 4)])
-        _segment(ink, a, b, rng.int(UNIT // 4, UNIT))
+        a = np.asarray([rng.draw(0, extent), rng.draw(0, extent)], dtype=np.int64)
+        b = a + np.asarray(
+            [rng.draw(-extent // 4, extent // 4), rng.draw(-extent // 4, extent // 4)]
+        )
+        _segment(ink, a, b, rng.draw(UNIT // 4, UNIT))
     return _downsample(ink, rng.pick(spec.clutter_intensity))
 
 

@@ -14,7 +14,7 @@ import msgpack
 import numpy as np
 
 from chain.hashing import hash256
-from worker.render.shelf import Instance
+from worker.render.masks import Instance
 
 ITEM_TAG = "neuro-render-item"
 ITEM_PERSON = b"neuro-item"
@@ -33,8 +33,9 @@ class ItemKey:
         return [ITEM_TAG, self.renderer_version, kind, self.spec_digest, self.seed, self.index]
 
 
-def shelf_item_bytes(key: ItemKey, image: np.ndarray, idmap: np.ndarray,
-                     instances: tuple[Instance, ...]) -> bytes:
+def shelf_item_bytes(
+    key: ItemKey, image: np.ndarray, idmap: np.ndarray, instances: tuple[Instance, ...]
+) -> bytes:
     height, width = idmap.shape
     records = [[inst.category_id, *inst.bbox, inst.area] for inst in instances]
     body = [height, width, _pixels(image, 3), idmap.astype("<u2", copy=False).tobytes(), records]
@@ -53,8 +54,9 @@ def item_hash(item: bytes) -> bytes:
 
 def _pixels(image: np.ndarray, channels: int) -> bytes:
     if image.dtype != np.uint8 or image.size != np.prod(image.shape[:2]) * channels:
-        raise ValueError(f"item pixels must be uint8 with {channels} channel(s), got {image.dtype} "
-                         f"{image.shape}")
+        raise ValueError(
+            f"item pixels must be uint8 with {channels} channel(s), got {image.dtype} {image.shape}"
+        )
     return np.ascontiguousarray(image).tobytes()
 
 

@@ -24,30 +24,19 @@ class Compositor(Protocol):
     def canvas(self, image: np.ndarray, idmap: np.ndarray) -> tuple[Any, Any]: ...
 
     def paste(
-        self, image: Any, idmap: Any, sprite: np.ndarray, mask: np.ndarray, top: int, left: int,
+        self,
+        image: Any,
+        idmap: Any,
+        sprite: np.ndarray,
+        mask: np.ndarray,
+        top: int,
+        left: int,
         instance: int,
     ) -> None: ...
 
     def light(self, image: Any, gain_q8: np.ndarray, offset: int) -> Any: ...
 
-    def blur(self, image: Any, radius: int) -> Any:
-        torch = self.torch
-        side = 2 * radius + 1
-        height, width = image.shape[:2]
-        wide = image.to(torch.int32)
-        # edge replication, as numpy's mode="edge"
-        wide = torch.cat([wide[:1].expand(radius, -1, -1), wide, wide[-1:].expand(radius, -1, -1)], 0)
-        wide = torch.cat(
-            [wide[:, :1].expand(-1, radius, -1), wide, wide[:, -1:].expand(-1, radius, -1)], 1
-        )
-        rows = wide[:, 0:width].clone()
-        for dx in range(1, side):
-            rows += wide[:, dx : dx + width]
-        both = rows[0:height].clone()
-        for dy in range(1, side):
-            both += rows[dy : dy + height]
-        area = side * side
-        return torch.div(both + area // 2, area, rounding_mode="floor").to(torch.uint8)
+    def blur(self, image: Any, radius: int) -> Any: ...
 
     def add_noise(self, image: Any, noise: np.ndarray) -> Any: ...
 
@@ -75,8 +64,14 @@ class NumpyCompositor:
         return image, idmap
 
     def paste(
-        self, image: np.ndarray, idmap: np.ndarray, sprite: np.ndarray, mask: np.ndarray,
-        top: int, left: int, instance: int,
+        self,
+        image: np.ndarray,
+        idmap: np.ndarray,
+        sprite: np.ndarray,
+        mask: np.ndarray,
+        top: int,
+        left: int,
+        instance: int,
     ) -> None:
         """Copy the sprite's opaque pixels and stamp ``instance`` into the id map under them."""
         box = clip_box(image.shape[0], image.shape[1], top, left, mask.shape[0], mask.shape[1])
@@ -84,8 +79,11 @@ class NumpyCompositor:
             return
         y0, y1, x0, x1, sy, sx = box
         part = mask[sy : sy + y1 - y0, sx : sx + x1 - x0]
-        np.copyto(image[y0:y1, x0:x1], sprite[sy : sy + y1 - y0, sx : sx + x1 - x0],
-                  where=part[:, :, None])
+        np.copyto(
+            image[y0:y1, x0:x1],
+            sprite[sy : sy + y1 - y0, sx : sx + x1 - x0],
+            where=part[:, :, None],
+        )
         np.copyto(idmap[y0:y1, x0:x1], np.uint16(instance), where=part)
 
     def light(self, image: np.ndarray, gain_q8: np.ndarray, offset: int) -> np.ndarray:
@@ -114,10 +112,12 @@ class NumpyCompositor:
         for dy in range(1, side):
             both += rows[dy : dy + height]
         area = side * side
-        return ((both + area // 2) // area).astype(np.uint8)
+        blurred: np.ndarray = ((both + area // 2) // area).astype(np.uint8)
+        return blurred
 
     def add_noise(self, image: np.ndarray, noise: np.ndarray) -> np.ndarray:
-        return np.clip(image.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+        noisy: np.ndarray = np.clip(image.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+        return noisy
 
     def to_numpy(self, array: np.ndarray) -> np.ndarray:
         return array
@@ -141,7 +141,13 @@ class TorchCompositor:
         return self._tensor(image), self._tensor(idmap.astype(np.int32))
 
     def paste(
-        self, image: Any, idmap: Any, sprite: np.ndarray, mask: np.ndarray, top: int, left: int,
+        self,
+        image: Any,
+        idmap: Any,
+        sprite: np.ndarray,
+        mask: np.ndarray,
+        top: int,
+        left: int,
         instance: int,
     ) -> None:
         box = clip_box(image.shape[0], image.shape[1], top, left, mask.shape[0], mask.shape[1])
@@ -164,23 +170,23 @@ class TorchCompositor:
     def blur(self, image: Any, radius: int) -> Any:
         torch = self.torch
         side = 2 * radius + 1
-        wide = image.to(torch.int64)
+        height, width = image.shape[:2]
+        wide = image.to(torch.int32)
         # edge replication, as numpy's mode="edge"
-        wide = torch.cat([wide[:1].expand(radius, -1, -1), wide, wide[-1:].expand(radius, -1, -1)], 0)
+        wide = torch.cat(
+            [wide[:1].expand(radius, -1, -1), wide, wide[-1:].expand(radius, -1, -1)], 0
+        )
         wide = torch.cat(
             [wide[:, :1].expand(-1, radius, -1), wide, wide[:, -1:].expand(-1, radius, -1)], 1
         )
-        both = self._window_sums(self._window_sums(wide, side, 0), side, 1)
+        rows = wide[:, 0:width].clone()
+        for dx in range(1, side):
+            rows += wide[:, dx : dx + width]
+        both = rows[0:height].clone()
+        for dy in range(1, side):
+            both += rows[dy : dy + height]
         area = side * side
         return torch.div(both + area // 2, area, rounding_mode="floor").to(torch.uint8)
-
-    def _window_sums(self, values: Any, side: int, axis: int) -> Any:
-        torch = self.torch
-        total = torch.cumsum(values, dim=axis)
-        zero = torch.zeros_like(total.narrow(axis, 0, 1))
-        total = torch.cat([zero, total], dim=axis)
-        length = total.shape[axis] - side
-        return total.narrow(axis, side, length) - total.narrow(axis, 0, length)
 
     def add_noise(self, image: Any, noise: np.ndarray) -> Any:
         summed = image.to(self.torch.int16) + self._tensor(noise)

@@ -50,7 +50,7 @@ class ItemRng:
         self._next += 1
         return value
 
-    def int(self, low: int, high: int) -> int:
+    def draw(self, low: int, high: int) -> int:
         """One integer in [low, high] (both ends included)."""
         if high <= low:
             return low
@@ -58,20 +58,20 @@ class ItemRng:
 
     def pick(self, pair: Sequence[int]) -> int:
         """One integer from a spec range ``(min, max)``."""
-        return self.int(pair[0], pair[1])
+        return self.draw(pair[0], pair[1])
 
     def chance(self, percent: int) -> bool:
         """True with probability ``percent``/100."""
-        return self.int(0, 99) < percent
+        return self.draw(0, 99) < percent
 
     def choice(self, count: int) -> int:
         """An index in [0, count)."""
-        return self.int(0, count - 1)
+        return self.draw(0, count - 1)
 
     def weighted(self, weights: Sequence[int]) -> int:
         """An index drawn with probability proportional to the integer ``weights``."""
         total = sum(weights)
-        target = self.int(0, total - 1)
+        target = self.draw(0, total - 1)
         for position, weight in enumerate(weights):
             if target < weight:
                 return position

@@ -26,7 +26,7 @@ from PIL import Image
 from pydantic import BaseModel
 
 from worker.errors import SpecError, WorkerError
-from worker.render.coco import annotations, categories, idmap_from_annotations
+from worker.render.coco import categories, idmap_from_annotations, image_annotations
 from worker.render.dataset import (
     RenderedItem,
     RenderSpec,
@@ -64,13 +64,19 @@ def image_name(index: int) -> str:
     return f"images/{index:08d}.png"
 
 
-def render_shard(spec: RenderSpec | Mapping[str, Any] | str | Path | BaseModel, seed: int,
-                 start: int, stop: int, out_dir: str | Path) -> ShardManifest:
+def render_shard(
+    spec: RenderSpec | Mapping[str, Any] | str | Path | BaseModel,
+    seed: int,
+    start: int,
+    stop: int,
+    out_dir: str | Path,
+) -> ShardManifest:
     """Render items ``start..stop-1`` into ``out_dir`` (which must not exist yet)."""
     spec = load_render_spec(spec)
     if not 0 <= start < stop <= spec.count:
-        raise SpecError(f"shard range [{start}, {stop}) is outside [0, {spec.count})",
-                        reason="bad-shard-range")
+        raise SpecError(
+            f"shard range [{start}, {stop}) is outside [0, {spec.count})", reason="bad-shard-range"
+        )
     final = Path(out_dir)
     with _staging(final) as staging:
         (staging / "images").mkdir()
@@ -83,17 +89,27 @@ def render_shard(spec: RenderSpec | Mapping[str, Any] | str | Path | BaseModel, 
             hashes.append(item.item_hash)
         _write_json(staging / "annotations.json", _label_file(spec, seed, start, stop, labels))
         manifest = ShardManifest(
-            format=SHARD_FORMAT, kind=spec.kind, renderer_version=spec.renderer_version,
-            spec_hash=spec.spec_hash().hex(), seed=seed, start=start, stop=stop,
-            item_hashes=[h.hex() for h in hashes], root=dataset_root(hashes).hex(),
+            format=SHARD_FORMAT,
+            kind=spec.kind,
+            renderer_version=spec.renderer_version,
+            spec_hash=spec.spec_hash().hex(),
+            seed=seed,
+            start=start,
+            stop=stop,
+            item_hashes=[h.hex() for h in hashes],
+            root=dataset_root(hashes).hex(),
         )
         _write_json(staging / "manifest.json", asdict(manifest))
         (staging / "spec.json").write_bytes(spec.canonical_json())
     return manifest
 
 
-def render_dataset(spec: RenderSpec | Mapping[str, Any] | str | Path | BaseModel, seed: int,
-                   out_dir: str | Path, shards: int = 1) -> dict[str, Any]:
+def render_dataset(
+    spec: RenderSpec | Mapping[str, Any] | str | Path | BaseModel,
+    seed: int,
+    out_dir: str | Path,
+    shards: int = 1,
+) -> dict[str, Any]:
     """All ``spec.count`` items in ``shards`` contiguous shards; returns the dataset manifest.
 
     The dataset root is the Merkle root over every item hash in index order, whatever the shard
@@ -101,8 +117,10 @@ def render_dataset(spec: RenderSpec | Mapping[str, Any] | str | Path | BaseModel
     """
     spec = load_render_spec(spec)
     if not 1 <= shards <= min(MAX_SHARDS, spec.count):
-        raise SpecError(f"shards must be in [1, {min(MAX_SHARDS, spec.count)}], got {shards}",
-                        reason="bad-shard-count")
+        raise SpecError(
+            f"shards must be in [1, {min(MAX_SHARDS, spec.count)}], got {shards}",
+            reason="bad-shard-count",
+        )
     final = Path(out_dir)
     with _staging(final) as staging:
         entries, hashes = [], []
@@ -110,12 +128,19 @@ def render_dataset(spec: RenderSpec | Mapping[str, Any] | str | Path | BaseModel
             start, stop = number * spec.count // shards, (number + 1) * spec.count // shards
             shard = render_shard(spec, seed, start, stop, staging / f"shard-{number:04d}")
             hashes += [bytes.fromhex(h) for h in shard.item_hashes]
-            entries.append({"path": f"shard-{number:04d}", "start": start, "stop": stop,
-                            "root": shard.root})
-        manifest = {"format": DATASET_FORMAT, "kind": spec.kind,
-                    "renderer_version": spec.renderer_version, "spec_hash": spec.spec_hash().hex(),
-                    "seed": seed, "count": spec.count, "shards": entries,
-                    "root": dataset_root(hashes).hex()}
+            entries.append(
+                {"path": f"shard-{number:04d}", "start": start, "stop": stop, "root": shard.root}
+            )
+        manifest = {
+            "format": DATASET_FORMAT,
+            "kind": spec.kind,
+            "renderer_version": spec.renderer_version,
+            "spec_hash": spec.spec_hash().hex(),
+            "seed": seed,
+            "count": spec.count,
+            "shards": entries,
+            "root": dataset_root(hashes).hex(),
+        }
         _write_json(staging / "manifest.json", manifest)
         (staging / "spec.json").write_bytes(spec.canonical_json())
     return manifest
@@ -150,21 +175,31 @@ def item_bytes_from_shard(shard_dir: str | Path, index: int) -> bytes:
 def _label_records(spec: RenderSpec, item: RenderedItem) -> list[dict[str, Any]]:
     if item.shelf is not None:
         # annotation ids are derived from the item index, so shards never collide when merged
-        return annotations(item.index + 1, item.index * MAX_INSTANCES + 1, item.shelf.idmap,
-                           item.shelf.instances)
+        return image_annotations(item.index + 1, item.index * MAX_INSTANCES + 1, item.shelf)
     return [{"index": item.index, "file_name": image_name(item.index), "label": item.label}]
 
 
-def _label_file(spec: RenderSpec, seed: int, start: int, stop: int,
-                records: list[dict[str, Any]]) -> dict[str, Any]:
-    info = {"description": f"neuro {spec.kind} dataset", "spec_hash": spec.spec_hash().hex(),
-            "seed": seed, "renderer_version": spec.renderer_version}
+def _label_file(
+    spec: RenderSpec, seed: int, start: int, stop: int, records: list[dict[str, Any]]
+) -> dict[str, Any]:
+    info = {
+        "description": f"neuro {spec.kind} dataset",
+        "spec_hash": spec.spec_hash().hex(),
+        "seed": seed,
+        "renderer_version": spec.renderer_version,
+    }
     if not isinstance(spec, ShelfSpec):
         return {"info": info, "labels": records}
-    images = [{"id": i + 1, "file_name": image_name(i), "width": spec.width, "height": spec.height}
-              for i in range(start, stop)]
-    return {"info": info, "images": images, "annotations": records,
-            "categories": categories(shelf_plan(spec).catalog)}
+    images = [
+        {"id": i + 1, "file_name": image_name(i), "width": spec.width, "height": spec.height}
+        for i in range(start, stop)
+    ]
+    return {
+        "info": info,
+        "images": images,
+        "annotations": records,
+        "categories": categories(shelf_plan(spec).catalog),
+    }
 
 
 def _save_png(path: Path, image: np.ndarray) -> None:
@@ -180,8 +215,10 @@ class _staging:
 
     def __init__(self, final: Path) -> None:
         if final.exists():
-            raise WorkerError(f"{final} already exists; refusing to overwrite an artifact",
-                              reason="artifact-exists")
+            raise WorkerError(
+                f"{final} already exists; refusing to overwrite an artifact",
+                reason="artifact-exists",
+            )
         self.final = final
         self.path = final.parent / f".{final.name}.partial-{os.getpid()}"
 

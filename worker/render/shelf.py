@@ -3,7 +3,8 @@
 Compositing keeps an instance-id map next to the pixels: every paste stamps its id under its mask,
 and occluders (price tags) stamp 0. After the last paste the id map says, for every pixel, which
 product is visible there, so an instance's mask is exactly the set of its visible pixels and its
-box is the tight box of that mask. Lighting, blur and noise then change pixels only.
+box is the tight box of that mask (`worker.render.masks`). Lighting, blur and noise then change
+pixels only.
 """
 
 from __future__ import annotations
@@ -14,30 +15,23 @@ from functools import lru_cache
 import numpy as np
 
 from worker.render.catalog import Sku, build_catalog, draw_color, draw_sku
+from worker.render.masks import Instance, measure
 from worker.render.ops import Backend, Compositor, compositor
 from worker.render.rng import ItemRng
-from worker.render.shelf_spec import ShelfSpec
 from worker.render.shelf_scene import Paste, draw_background, draw_tag
+from worker.render.shelf_spec import ShelfSpec
 
 MIN_SPRITE_PX = 4
 
 
 @dataclass(frozen=True, slots=True)
-class Instance:
-    """One visible product: COCO category, tight box ``(x, y, w, h)`` of its mask, mask area."""
-
-    category_id: int
-    bbox: tuple[int, int, int, int]
-    area: int
-
-
-@dataclass(frozen=True, slots=True)
 class ShelfItem:
-    """A rendered image; pixel (y, x) shows instance ``idmap[y, x] - 1`` (0 = no product)."""
+    """A rendered image; pixel (y, x) shows instance ``idmap[y, x]`` (1-based; 0 = no product)."""
 
     image: np.ndarray  # (H, W, 3) uint8
     idmap: np.ndarray  # (H, W) uint16, ids 1..len(instances) in annotation order
     instances: tuple[Instance, ...]
+    rle_counts: tuple[list[int], ...]  # uncompressed COCO RLE of each instance's mask
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +62,7 @@ def plan_scene(plan: ShelfPlan, rng: ItemRng) -> tuple[np.ndarray, list[Paste]]:
     facing_pct = rng.pick(place.facing_pct)
     occlusion_pct = rng.pick(place.occlusion_pct)
     jitter = spec.photometric.jitter_px
-    shift_y, shift_x = rng.int(-jitter[1], jitter[1]), rng.int(-jitter[1], jitter[1])
+    shift_y, shift_x = rng.draw(-jitter[1], jitter[1]), rng.draw(-jitter[1], jitter[1])
     if jitter[0] > 0:  # a minimum jitter keeps its sign
         shift_y += jitter[0] if shift_y >= 0 else -jitter[0]
         shift_x += jitter[0] if shift_x >= 0 else -jitter[0]
@@ -80,12 +74,18 @@ def plan_scene(plan: ShelfPlan, rng: ItemRng) -> tuple[np.ndarray, list[Paste]]:
         board_top = bottom - board_px
         background[max(board_top, 0) : max(min(bottom, height), 0)] = board_color
         room = board_top - (row * height // rows + shift_y) - 2
-        back = _fill_row(plan, rng, board_top, room, scale, facing_pct, shift_x, budget - len(pastes))
-        front = _occluders(plan, rng, back, board_top, board_px, occlusion_pct,
-                           budget - len(pastes) - len(back))
+        back = _fill_row(
+            plan, rng, board_top, room, scale, facing_pct, shift_x, budget - len(pastes)
+        )
+        front = _occluders(
+            plan, rng, back, board_top, board_px, occlusion_pct, budget - len(pastes) - len(back)
+        )
         pastes += back + front
-        tags += [draw_tag(rng, board_top, p.left + p.mask.shape[1] // 2, board_px)
-                 for p in back if rng.chance(layout.tag_pct)]
+        tags += [
+            draw_tag(rng, board_top, p.left + p.mask.shape[1] // 2, board_px)
+            for p in back
+            if rng.chance(layout.tag_pct)
+        ]
     return background, pastes + tags
 
 
@@ -97,8 +97,16 @@ def _sprite(sku: Sku, scale: int, room: int) -> tuple[np.ndarray, np.ndarray]:
     return draw_sku(sku, h, w)
 
 
-def _fill_row(plan: ShelfPlan, rng: ItemRng, board_top: int, room: int, scale: int,
-              facing_pct: int, shift_x: int, budget: int) -> list[Paste]:
+def _fill_row(
+    plan: ShelfPlan,
+    rng: ItemRng,
+    board_top: int,
+    room: int,
+    scale: int,
+    facing_pct: int,
+    shift_x: int,
+    budget: int,
+) -> list[Paste]:
     place = plan.spec.placement
     pastes: list[Paste] = []
     x = shift_x + rng.pick(place.gap_px)
@@ -114,32 +122,48 @@ def _fill_row(plan: ShelfPlan, rng: ItemRng, board_top: int, room: int, scale: i
     return pastes
 
 
-def _occluders(plan: ShelfPlan, rng: ItemRng, back: list[Paste], board_top: int, board_px: int,
-               occlusion_pct: int, budget: int) -> list[Paste]:
+def _occluders(
+    plan: ShelfPlan,
+    rng: ItemRng,
+    back: list[Paste],
+    board_top: int,
+    board_px: int,
+    occlusion_pct: int,
+    budget: int,
+) -> list[Paste]:
     """Products standing in front of the row, partly hiding the ones behind."""
     front: list[Paste] = []
     for behind in back:
         if len(front) >= budget or not rng.chance(occlusion_pct):
             continue
         sku = plan.catalog[rng.choice(len(plan.catalog))]
-        height = behind.mask.shape[0] * rng.int(60, 95) // 100
+        height = behind.mask.shape[0] * rng.draw(60, 95) // 100
         rgb, mask = _sprite(sku, 100 * height // max(sku.height, 1), height)
         half = behind.mask.shape[1] // 2
-        left = behind.left + rng.int(-half, half)
-        top = board_top + rng.int(1, max(1, board_px // 2)) - mask.shape[0]
+        left = behind.left + rng.draw(-half, half)
+        top = board_top + rng.draw(1, max(1, board_px // 2)) - mask.shape[0]
         front.append(Paste(rgb, mask, top, left, sku.category_id))
     return front
 
 
-def composite(ops: Compositor, background: np.ndarray, pastes: list[Paste]) -> tuple[object, object]:
+def composite(
+    ops: Compositor, background: np.ndarray, pastes: list[Paste]
+) -> tuple[object, object]:
     """Paste in order; product ``k`` (1-based among products) stamps id ``k``, tags stamp 0."""
     image, idmap = ops.canvas(background, np.zeros(background.shape[:2], dtype=np.uint16))
     instance = 0
     for paste in pastes:
         if paste.category_id:
             instance += 1
-        ops.paste(image, idmap, paste.rgb, paste.mask, paste.top, paste.left,
-                  instance if paste.category_id else 0)
+        ops.paste(
+            image,
+            idmap,
+            paste.rgb,
+            paste.mask,
+            paste.top,
+            paste.left,
+            instance if paste.category_id else 0,
+        )
     return image, idmap
 
 
@@ -164,37 +188,15 @@ def photometric(ops: Compositor, rng: ItemRng, image: object, spec: ShelfSpec) -
     return image
 
 
-def label_instances(idmap: np.ndarray, pastes: list[Paste]) -> tuple[np.ndarray, tuple[Instance, ...]]:
-    """Renumber visible products 1..n in paste order and measure each one's mask.
-
-    Per-row and per-column pixel counts of every id (two bincounts over the map) give each
-    instance's area and tight box at once, whatever the number of instances.
-    """
-    categories = [0] + [p.category_id for p in pastes if p.category_id]
-    ids = len(categories)
-    height, width = idmap.shape
-    flat = idmap.astype(np.intp)
-    per_row = np.bincount((flat + (np.arange(height) * ids)[:, None]).ravel(),
-                          minlength=height * ids).reshape(height, ids)
-    per_col = np.bincount((flat + (np.arange(width) * ids)[None, :]).ravel(),
-                          minlength=width * ids).reshape(width, ids)
-    area = per_row.sum(axis=0)
-    rows, cols = per_row > 0, per_col > 0
-    top, bottom = rows.argmax(axis=0), height - 1 - rows[::-1].argmax(axis=0)
-    left, right = cols.argmax(axis=0), width - 1 - cols[::-1].argmax(axis=0)
-    visible = np.flatnonzero(area[1:]) + 1
-    renumber = np.zeros(ids, dtype=np.uint16)
-    renumber[visible] = np.arange(1, len(visible) + 1)
-    instances = tuple(
-        Instance(categories[k], (int(left[k]), int(top[k]), int(right[k] - left[k]) + 1,
-                                 int(bottom[k] - top[k]) + 1), int(area[k]))
-        for k in visible
-    )
-    return renumber[idmap], instances
-
-
-def render_shelf(spec: ShelfSpec, seed: int, index: int, *, backend: Backend = "numpy",
-                 device: str = "cpu", effects: bool = True) -> ShelfItem:
+def render_shelf(
+    spec: ShelfSpec,
+    seed: int,
+    index: int,
+    *,
+    backend: Backend = "numpy",
+    device: str = "cpu",
+    effects: bool = True,
+) -> ShelfItem:
     """Item ``index`` of the dataset ``(spec, seed)``: the same bytes on every machine and backend.
 
     ``effects=False`` skips lighting, blur and noise (for checking masks against pixels); such an
@@ -207,6 +209,6 @@ def render_shelf(spec: ShelfSpec, seed: int, index: int, *, backend: Backend = "
     image, idmap = composite(ops, background, pastes)
     if effects:
         image = photometric(ops, rng, image, spec)
-    idmap_np = ops.to_numpy(idmap).astype(np.uint16, copy=False)
-    final_ids, instances = label_instances(idmap_np, pastes)
-    return ShelfItem(image=ops.to_numpy(image), idmap=final_ids, instances=instances)
+    categories = [p.category_id for p in pastes if p.category_id]
+    labels = measure(ops.to_numpy(idmap).astype(np.uint16, copy=False), categories)
+    return ShelfItem(ops.to_numpy(image), labels.idmap, labels.instances, labels.rle_counts)

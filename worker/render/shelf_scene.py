@@ -46,11 +46,11 @@ def draw_background(rng: ItemRng, spec: BackgroundSpec, height: int, width: int)
 
 def draw_tag(rng: ItemRng, board_top: int, center_x: int, board_px: int) -> Paste:
     """A shelf-edge price tag that sticks up over the bottom of the products above it."""
-    height = max(3, board_px + rng.int(1, 3))
-    width = rng.int(8, 14)
+    height = max(3, board_px + rng.draw(1, 3))
+    width = rng.draw(8, 14)
     rgb = np.empty((height, width, 3), dtype=np.uint8)
     rgb[:] = TAG_COLORS[rng.choice(len(TAG_COLORS))]
     rgb[height // 2 : height // 2 + 1, 2 : width - 2] = 30  # the price, as a dark bar
     mask = np.ones((height, width), dtype=bool)
-    top = board_top - rng.int(1, 3)
-    return Paste(rgb, mask, top, center_x - width // 2 + rng.int(-3, 3), 0)
+    top = board_top - rng.draw(1, 3)
+    return Paste(rgb, mask, top, center_x - width // 2 + rng.draw(-3, 3), 0)

@@ -7,11 +7,11 @@ and the active-learning loop tunes the ends between rounds. Units are pixels, pe
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from worker.spec import TaskSpec, int_range
+from worker.spec import IntRange, TaskSpec, between
 
 MAX_SIDE = 2048
 MAX_COUNT = 1_000_000
@@ -20,7 +20,7 @@ MAX_INSTANCES = 1024  # per image; instance ids also key the COCO annotation ids
 
 Shape = Literal["box", "can", "bottle", "bag"]
 BackgroundStyle = Literal["solid", "vertical", "stripes", "checker"]
-Channel = int_range(0, 255)
+Channel = Annotated[IntRange, between(0, 255)]
 
 
 class Part(BaseModel):
@@ -40,55 +40,80 @@ class ColorRange(Part):
 class CatalogSpec(Part):
     """Procedural SKUs: fixed per spec (drawn from the spec hash, not the job seed)."""
 
-    skus: int = Field(20, ge=1, le=MAX_SKUS, description="number of products, one COCO category each")
-    shapes: tuple[Shape, ...] = Field(("box", "can", "bottle", "bag"), min_length=1, max_length=4)
-    width_px: int_range(4, 512) = Field((16, 36), description="package width at scale 100")
-    height_px: int_range(4, 1024) = Field((28, 64), description="package height at scale 100")
+    skus: int = Field(
+        default=20, ge=1, le=MAX_SKUS, description="number of products, one COCO category each"
+    )
+    shapes: tuple[Shape, ...] = Field(
+        default=("box", "can", "bottle", "bag"), min_length=1, max_length=4
+    )
+    width_px: Annotated[IntRange, between(4, 512)] = Field(
+        default=(16, 36), description="package width at scale 100"
+    )
+    height_px: Annotated[IntRange, between(4, 1024)] = Field(
+        default=(28, 64), description="package height at scale 100"
+    )
     body: ColorRange = ColorRange()
     label: ColorRange = ColorRange()
-    band_pct: int_range(10, 90) = Field((25, 45), description="label band height, % of package")
-    glyph_rows: int_range(0, 4) = Field((1, 2), description="rows of 'text' glyphs in the band")
-    logo_pct: int = Field(70, ge=0, le=100, description="chance that a SKU carries a logo")
+    band_pct: Annotated[IntRange, between(10, 90)] = Field(
+        default=(25, 45), description="label band height, % of package"
+    )
+    glyph_rows: Annotated[IntRange, between(0, 4)] = Field(
+        default=(1, 2), description="rows of 'text' glyphs in the band"
+    )
+    logo_pct: int = Field(default=70, ge=0, le=100, description="chance that a SKU carries a logo")
 
 
 class ShelfLayoutSpec(Part):
     """Shelf boards: rows across the whole image, products standing on each board."""
 
-    rows: int_range(1, 8) = (2, 4)
-    board_px: int_range(1, 64) = (5, 10)
+    rows: Annotated[IntRange, between(1, 8)] = (2, 4)
+    board_px: Annotated[IntRange, between(1, 64)] = (5, 10)
     board: ColorRange = ColorRange(red=(90, 200), green=(90, 200), blue=(90, 200))
-    tag_pct: int = Field(30, ge=0, le=100, description="chance of a price tag under a facing")
+    tag_pct: int = Field(
+        default=30, ge=0, le=100, description="chance of a price tag under a facing"
+    )
 
 
 class PlacementSpec(Part):
     """How densely products face the aisle and how often one hides another."""
 
-    facing_pct: int_range(0, 100) = Field((75, 100), description="chance a slot holds a product")
-    gap_px: int_range(0, 64) = (0, 3)
-    group: int_range(1, 16) = Field((1, 4), description="side-by-side facings of one SKU")
-    scale_pct: int_range(25, 400) = Field((80, 100), description="camera distance, per image")
-    occlusion_pct: int_range(0, 100) = Field((0, 20), description="chance of a product in front")
-    max_instances: int = Field(256, ge=1, le=MAX_INSTANCES)
+    facing_pct: Annotated[IntRange, between(0, 100)] = Field(
+        default=(75, 100), description="chance a slot holds a product"
+    )
+    gap_px: Annotated[IntRange, between(0, 64)] = (0, 3)
+    group: Annotated[IntRange, between(1, 16)] = Field(
+        default=(1, 4), description="side-by-side facings of one SKU"
+    )
+    scale_pct: Annotated[IntRange, between(25, 400)] = Field(
+        default=(80, 100), description="camera distance, per image"
+    )
+    occlusion_pct: Annotated[IntRange, between(0, 100)] = Field(
+        default=(0, 20), description="chance of a product in front"
+    )
+    max_instances: int = Field(default=256, ge=1, le=MAX_INSTANCES)
 
 
 class PhotometricSpec(Part):
     """Lighting, camera jitter, blur and noise: pixels only, the id map is never touched."""
 
-    gain_q8: int_range(32, 1024) = (200, 300)
-    offset: int_range(-255, 255) = (-20, 20)
-    gradient_q8: int_range(-512, 512) = Field((-48, 48), description="gain change left to right")
-    jitter_px: int_range(0, 256) = (0, 4)
-    blur_pct: int = Field(30, ge=0, le=100)
-    blur_radius: int_range(1, 8) = (1, 1)
-    noise_pct: int = Field(50, ge=0, le=100)
-    noise_amplitude: int_range(1, 127) = (2, 8)
+    gain_q8: Annotated[IntRange, between(32, 1024)] = (200, 300)
+    offset: Annotated[IntRange, between(-255, 255)] = (-20, 20)
+    gradient_q8: Annotated[IntRange, between(-512, 512)] = Field(
+        default=(-48, 48), description="gain change left to right"
+    )
+    jitter_px: Annotated[IntRange, between(0, 256)] = (0, 4)
+    blur_pct: int = Field(default=30, ge=0, le=100)
+    blur_radius: Annotated[IntRange, between(1, 8)] = (1, 1)
+    noise_pct: int = Field(default=50, ge=0, le=100)
+    noise_amplitude: Annotated[IntRange, between(1, 127)] = (2, 8)
 
 
 class BackgroundSpec(Part):
-    styles: tuple[BackgroundStyle, ...] = Field(("solid", "vertical", "stripes", "checker"),
-                                                min_length=1, max_length=4)
+    styles: tuple[BackgroundStyle, ...] = Field(
+        default=("solid", "vertical", "stripes", "checker"), min_length=1, max_length=4
+    )
     color: ColorRange = ColorRange()
-    period_px: int_range(2, 512) = (4, 32)
+    period_px: Annotated[IntRange, between(2, 512)] = (4, 32)
 
 
 class ShelfSpec(TaskSpec):
@@ -96,9 +121,9 @@ class ShelfSpec(TaskSpec):
 
     kind: Literal["shelf"] = "shelf"
     renderer_version: Literal[1] = 1
-    width: int = Field(256, ge=32, le=MAX_SIDE)
-    height: int = Field(256, ge=32, le=MAX_SIDE)
-    count: int = Field(1000, ge=1, le=MAX_COUNT, description="images in the dataset")
+    width: int = Field(default=256, ge=32, le=MAX_SIDE)
+    height: int = Field(default=256, ge=32, le=MAX_SIDE)
+    count: int = Field(default=1000, ge=1, le=MAX_COUNT, description="images in the dataset")
     catalog: CatalogSpec = CatalogSpec()
     shelf: ShelfLayoutSpec = ShelfLayoutSpec()
     placement: PlacementSpec = PlacementSpec()

@@ -6,6 +6,7 @@ name); the task modules load inside the child that runs them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,9 @@ def parse_task(spec: dict[str, Any]) -> Any:
         raise SpecError(describe_errors(error)) from None
 
 
-def run_builtin(task: str, spec: dict[str, Any], out: Path, emit: Any, device: str) -> dict[str, Any]:
+def run_builtin(
+    task: str, spec: dict[str, Any], out: Path, emit: Callable[[dict[str, Any]], None], device: str
+) -> dict[str, Any]:
     """Run a registered task in this (child) process; returns its summary."""
     envelope = parse_task(spec)
     if envelope.task != task:

@@ -22,7 +22,6 @@ from worker.tasks.envelope import (
 )
 
 
-
 def load_data(source: DataSource, model: Any = None) -> Any:
     """ClassificationData or DetectionData for ``source``; ``model`` (a zoo spec) sizes images."""
     from worker.train.data import ClassificationData, DetectionData

@@ -15,7 +15,7 @@ Data sources (``data`` of train / evaluate / label):
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -48,7 +48,7 @@ class FileSource(TaskSpec):
 
 
 DataSource = Annotated[
-    Union[DigitsSource, RenderedSource, RealMnistSource, FileSource],
+    DigitsSource | RenderedSource | RealMnistSource | FileSource,
     Field(discriminator="source"),
 ]
 
@@ -90,5 +90,5 @@ class LabelTask(TaskSpec):
 
 
 TaskEnvelope = Annotated[
-    Union[RenderTask, TrainTask, EvaluateTask, LabelTask], Field(discriminator="task")
+    RenderTask | TrainTask | EvaluateTask | LabelTask, Field(discriminator="task")
 ]

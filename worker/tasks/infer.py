@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from worker.tasks.data import load_data
-from worker.tasks.envelope import EvaluateTask, LabelTask, RenderedSource
+from worker.tasks.envelope import EvaluateTask, FileSource, LabelTask, RenderedSource
 from worker.tasks.progress import Emit, stage_progress
+from worker.tasks.train import pick_device
 from worker.tasks.units import forward_flops_of
 
 GROUND_TRUTH_FILE = "ground_truth.json"
@@ -38,6 +39,7 @@ def run_evaluate(task: EvaluateTask, out: Path, emit: Emit, device: str) -> dict
 
     weights = Path(task.weights)
     model = read_meta(weights).model
+    torch_device = pick_device(device, 1, "fp32").torch_device
     report = stage_progress(emit, "evaluate")
     report(0, 1)
     data = load_data(task.data, model)
@@ -45,10 +47,11 @@ def run_evaluate(task: EvaluateTask, out: Path, emit: Emit, device: str) -> dict
         if isinstance(task.data, RenderedSource):
             truth = _ground_truth_file(data, out)
         else:
-            truth = Path(getattr(task.data, "path"))
-        metrics = evaluate_detector(weights, truth, out, device=device)
+            assert isinstance(task.data, FileSource)  # only these sources hold detection data
+            truth = Path(task.data.path)
+        metrics = evaluate_detector(weights, truth, out, device=torch_device)
     else:
-        metrics = evaluate_classifier(weights, data, out, device=device)
+        metrics = evaluate_classifier(weights, data, out, device=torch_device)
     report(1, 1)
     scores = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and k != "count"}
     return {
@@ -77,9 +80,10 @@ def run_label(task: LabelTask, out: Path, emit: Emit, device: str) -> dict[str, 
 
     weights = Path(task.weights)
     model = read_meta(weights).model
+    torch_device = str(pick_device(device, 1, "fp32").torch_device)
     report = stage_progress(emit, "label")
     report(0, 1)
-    summary = label_folder(weights, Path(task.images), out / LABELS_FILE, device=device,
+    summary = label_folder(weights, Path(task.images), out / LABELS_FILE, device=torch_device,
                            score_threshold=task.min_score_pct / 100)
     report(1, 1)
     return {

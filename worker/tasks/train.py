@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from chain.compute_units import training_units
+from worker.errors import SpecError
 from worker.tasks.data import load_data
 from worker.tasks.envelope import TrainTask
 from worker.tasks.progress import Emit, stage_progress
@@ -39,6 +40,9 @@ def run_train(task: TrainTask, out: Path, emit: Emit, device: str) -> dict[str, 
     from worker.train.weights import meta_for, save_weights
 
     spec = load_train_spec(task.train)
+    if task.validation is not None and spec.model.name != "cnn":
+        raise SpecError("validation: only for classifiers; score a detector with an evaluate task",
+                        reason="bad-spec")
     progress = stage_progress(emit, "load data")
     data = load_data(task.data, spec.model)
     progress(1, 1)

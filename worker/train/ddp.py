@@ -33,7 +33,7 @@ from torch.multiprocessing.spawn import ProcessExitedException, ProcessRaisedExc
 from torch.nn.parallel import DistributedDataParallel
 
 from worker.device import DeviceInfo, select_device
-from worker.errors import TaskFailed
+from worker.errors import SpecError, TaskFailed
 from worker.train.batches import Shard
 from worker.train.loop import Monitor, Progress, ProgressCallback, TrainData, Trainer, TrainResult
 from worker.train.pol import PolRecorder, read_log
@@ -106,6 +106,9 @@ def train_distributed(spec: TrainSpec, data: TrainData, *, world: int | None = N
     if world < 2:
         raise TaskFailed(f"distributed training needs 2 or more GPUs, found {world}",
                          reason="no-multi-gpu")
+    if spec.batch_size % world:
+        raise SpecError(f"batch_size {spec.batch_size} does not split over {world} GPUs",
+                        reason="bad-batch-split")
     ctx = mp.get_context("spawn")
     events: mp.Queue[Any] = ctx.Queue()
     losses: list[tuple[int, float]] = []

@@ -18,7 +18,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from worker.device import DeviceInfo, autocast, cuda_count, grad_scaler, select_device
+from worker.device import (
+    DeviceInfo,
+    apply_threads,
+    autocast,
+    cuda_count,
+    grad_scaler,
+    select_device,
+)
 from worker.train.batches import SINGLE, Shard, make_batches
 from worker.train.centernet import centernet_loss
 from worker.train.data import ClassificationData, DetectionData
@@ -83,6 +90,7 @@ class Trainer:
                  shard: Shard = SINGLE, workers: int | None = None,
                  wrap: Callable[[nn.Module], nn.Module] | None = None) -> None:
         self.spec, self.device = spec, device
+        apply_threads(device)
         self.dataset_size = len(data)
         self.total = spec.total_steps(self.dataset_size)
         torch.manual_seed(derive_seed(spec.seed, b"init", 0))

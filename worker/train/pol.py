@@ -139,6 +139,8 @@ class PolRecorder:
             "threads": device.threads,
             "precision": device.precision,
             "torch": torch.__version__,
+            # kernels are chosen per vector ISA: replays are bit-exact only on the same one
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         }
 
     def maybe_record(self, completed: int, trainer: _TrainerView) -> None:

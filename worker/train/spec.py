@@ -26,8 +26,8 @@ MAX_STEPS = 1_000_000
 MAX_EPOCHS = 1_000
 MAX_BATCH = 1_024
 # Steps between proof-of-learning checkpoints. Replays with another thread count (or CPU) drift
-# chaotically with segment length (`python -m worker.train.calibrate`: ~1e-7 after 10 steps,
-# up to ~1e-4 after 20, ~1e-2 after 80), and the replay tolerance is calibrated for 20.
+# chaotically with segment length (measured on the CNN: ~1e-7 after 10 steps, up to ~1e-4 after
+# 20, ~1e-2 after 80), and the replay tolerance is calibrated for 20 (worker.train.calibrate).
 DEFAULT_POL_INTERVAL = 20
 MAX_POL_INTERVAL = 10_000
 

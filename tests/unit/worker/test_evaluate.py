@@ -99,15 +99,17 @@ def test_bad_csv_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_detector_report_on_a_coco_validation_set(tmp_path: Path) -> None:
     train_dir, val_dir = tmp_path / "train", tmp_path / "val"
-    rectangles_coco(train_dir, 16, seed=1)
-    rectangles_coco(val_dir, 4, seed=2)
-    spec = toy_spec(TOY_CENTERNET, steps=4, batch_size=8)
-    result = train(spec, DetectionData.from_coco(train_dir))
+    rectangles_coco(train_dir, 64, seed=1)
+    rectangles_coco(val_dir, 8, side=128, seed=2)  # twice the model input: boxes scale back
+    spec = toy_spec(TOY_CENTERNET, steps=40, batch_size=8, lr=5e-3, augment={"hflip": True})
+    result = train(spec, DetectionData.from_coco(train_dir), workers=0)
     weights = tmp_path / "det.safetensors"
     save_weights(weights, result.model, meta_for(spec))
     report = evaluate_detector(weights, val_dir, tmp_path / "report")
-    assert 0.0 <= report["map50_95"] <= report["map50"] <= 1.0
-    assert report["images"] == 4 and report["detections"] > 0
+    # targets, loss, decoding, rescaling and category mapping all have to be right for this
+    assert report["map50"] > 0.6
+    assert 0.0 < report["map50_95"] <= report["map50"]
+    assert report["images"] == 8 and report["detections"] > 0
     assert Image.open(tmp_path / "report" / "detections.png").size[0] > 100
     with pytest.raises(EvaluationError, match="not a classifier"):
         evaluate_classifier(weights, glyphs(10), tmp_path / "x")

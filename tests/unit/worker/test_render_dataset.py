@@ -90,9 +90,13 @@ def test_dataset_root_does_not_depend_on_the_shard_count(tmp_path: Path) -> None
     three = render_dataset(DIGITS, 1, tmp_path / "three", shards=3)
     assert one["root"] == three["root"]
     assert [s["start"] for s in three["shards"]] == [0, 3, 6]
-    assert item_bytes_from_shard(tmp_path / "three" / "shard-0002", 7) == reproduce_item(DIGITS, 1, 7)
+    assert item_bytes_from_shard(tmp_path / "three" / "shard-0002", 7) == reproduce_item(
+        DIGITS, 1, 7
+    )
     labels = json.loads((tmp_path / "one" / "shard-0000" / "annotations.json").read_text())
-    assert [r["label"] for r in labels["labels"]] == [render_item(DIGITS, 1, i).label for i in range(9)]
+    assert [r["label"] for r in labels["labels"]] == [
+        render_item(DIGITS, 1, i).label for i in range(9)
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "three"]  # no staging left
 
 

@@ -20,8 +20,12 @@ from worker.render.shelf_spec import PhotometricSpec, ShelfSpec
 
 ROOT = Path(__file__).resolve().parents[3]
 # every photometric effect on, so the torch ops are all exercised
-SHELF = ShelfSpec(width=96, height=80, count=20,
-                  photometric=PhotometricSpec(blur_pct=100, noise_pct=100, blur_radius=(1, 3)))
+SHELF = ShelfSpec(
+    width=96,
+    height=80,
+    count=20,
+    photometric=PhotometricSpec(blur_pct=100, noise_pct=100, blur_radius=(1, 3)),
+)
 DIGITS = DigitsSpec(count=20, blur_pct=50, noise_pct=50, invert_pct=20, clutter_strokes=(0, 2))
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -35,11 +39,19 @@ print(",".join(item_hash(reproduce_item(spec, 7, i)).hex() for i in range(4)))
 
 
 @pytest.mark.parametrize("spec", [SHELF, DIGITS], ids=["shelf", "digits"])
-def test_same_item_same_bytes_in_another_process(spec: ShelfSpec | DigitsSpec, tmp_path: Path) -> None:
+def test_same_item_same_bytes_in_another_process(
+    spec: ShelfSpec | DigitsSpec, tmp_path: Path
+) -> None:
     path = tmp_path / "spec.json"
     path.write_bytes(spec.canonical_json())
-    done = subprocess.run([sys.executable, "-c", CHILD, str(path)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     here = ",".join(item_hash(reproduce_item(spec, 7, i)).hex() for i in range(4))
     assert done.stdout.strip() == here
 
@@ -70,12 +82,16 @@ def test_torch_ops_match_numpy_ops(device: str, radius: int) -> None:
     gain = rng.integers(0, 700, 29).astype(np.int32)
     numpy_ops, torch_ops = NumpyCompositor(), TorchCompositor(device)
     tensor, _ = torch_ops.canvas(image, np.zeros(image.shape[:2], dtype=np.uint16))
-    assert np.array_equal(torch_ops.to_numpy(torch_ops.blur(tensor, radius)),
-                          numpy_ops.blur(image, radius))
-    assert np.array_equal(torch_ops.to_numpy(torch_ops.add_noise(tensor, noise)),
-                          numpy_ops.add_noise(image, noise))
-    assert np.array_equal(torch_ops.to_numpy(torch_ops.light(tensor, gain, -radius * 9)),
-                          numpy_ops.light(image, gain, -radius * 9))
+    assert np.array_equal(
+        torch_ops.to_numpy(torch_ops.blur(tensor, radius)), numpy_ops.blur(image, radius)
+    )
+    assert np.array_equal(
+        torch_ops.to_numpy(torch_ops.add_noise(tensor, noise)), numpy_ops.add_noise(image, noise)
+    )
+    assert np.array_equal(
+        torch_ops.to_numpy(torch_ops.light(tensor, gain, -radius * 9)),
+        numpy_ops.light(image, gain, -radius * 9),
+    )
 
 
 def test_blur_is_the_rounded_mean_of_the_edge_padded_window() -> None:
@@ -91,7 +107,7 @@ def test_blur_is_the_rounded_mean_of_the_edge_padded_window() -> None:
 def test_rng_stream_does_not_depend_on_how_it_is_read() -> None:
     digest = bytes(32)
     single = ItemRng.for_item(digest, 1, 2)
-    mixed = [single.int(0, 999) for _ in range(70)] + single.raw(5).tolist() + [single.int(0, 9)]
+    mixed = [single.draw(0, 999) for _ in range(70)] + single.raw(5).tolist() + [single.draw(0, 9)]
     words = ItemRng.for_item(digest, 1, 2).raw(76).tolist()
     assert mixed[:70] == [w % 1000 for w in words[:70]]
     assert mixed[70:75] == words[70:75]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from worker.errors import SpecError
 from worker.render.digits import DigitsSpec, render_digit, render_digits
 
 CLEAN = DigitsSpec(count=200, blur_pct=0, noise_pct=0, clutter_strokes=(0, 0), translate_px=(0, 0))
@@ -57,8 +58,9 @@ def test_class_weights_and_inversion_are_honoured() -> None:
 
 
 def test_randomization_ranges_change_the_images() -> None:
-    upright = CLEAN.model_copy(update={"rotation_deg": (0, 0), "shear_pct": (0, 0),
-                                       "point_jitter": (0, 0)})
+    upright = CLEAN.model_copy(
+        update={"rotation_deg": (0, 0), "shear_pct": (0, 0), "point_jitter": (0, 0)}
+    )
     slanted = upright.model_copy(update={"shear_pct": (60, 60)})
     thick = upright.model_copy(update={"thickness_dpx": (45, 45)})
     thin = upright.model_copy(update={"thickness_dpx": (12, 12)})
@@ -68,5 +70,6 @@ def test_randomization_ranges_change_the_images() -> None:
 
 
 def test_batch_range_is_checked() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(SpecError) as info:
         render_digits(CLEAN, 1, 5, 2)
+    assert info.value.reason == "bad-item-range"

@@ -6,12 +6,17 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from worker.render.masks import measure
 from worker.render.rng import ItemRng
 from worker.render.shelf import ShelfItem, plan_scene, render_shelf, shelf_plan
 from worker.render.shelf_spec import CatalogSpec, PlacementSpec, ShelfLayoutSpec, ShelfSpec
 
-SPEC = ShelfSpec(width=160, height=128, count=50,
-                 placement=PlacementSpec(occlusion_pct=(40, 80), scale_pct=(60, 120)))
+SPEC = ShelfSpec(
+    width=160,
+    height=128,
+    count=50,
+    placement=PlacementSpec(occlusion_pct=(40, 80), scale_pct=(60, 120)),
+)
 
 
 def debug_ids(spec: ShelfSpec, seed: int, index: int) -> np.ndarray:
@@ -20,7 +25,7 @@ def debug_ids(spec: ShelfSpec, seed: int, index: int) -> np.ndarray:
     Uses only the scene plan and plain numpy boolean assignment, not the compositor or id map.
     """
     plan = shelf_plan(spec)
-    background, pastes = plan_scene(plan, ItemRng.for_item(plan.digest, seed, index))
+    _, pastes = plan_scene(plan, ItemRng.for_item(plan.digest, seed, index))
     canvas = np.zeros((spec.height, spec.width, 3), dtype=np.uint8)
     number = 0
     for paste in pastes:
@@ -73,8 +78,10 @@ def test_mask_pixels_show_their_product_sprite() -> None:
             assert any(
                 np.array_equal(item.image[ys, xs], p.rgb[ys - p.top, xs - p.left])
                 for p in candidates
-                if (ys - p.top).min() >= 0 and (xs - p.left).min() >= 0
-                and (ys - p.top).max() < p.mask.shape[0] and (xs - p.left).max() < p.mask.shape[1]
+                if (ys - p.top).min() >= 0
+                and (xs - p.left).min() >= 0
+                and (ys - p.top).max() < p.mask.shape[0]
+                and (xs - p.left).max() < p.mask.shape[1]
                 and p.mask[ys - p.top, xs - p.left].all()
             )
 
@@ -85,15 +92,23 @@ def test_photometric_effects_change_pixels_not_labels() -> None:
         final = render_shelf(SPEC, 9, index)
         assert plain.instances == final.instances
         assert np.array_equal(plain.idmap, final.idmap)
-    assert any(not np.array_equal(render_shelf(SPEC, 9, i).image,
-                                  render_shelf(SPEC, 9, i, effects=False).image) for i in range(4))
+    assert any(
+        not np.array_equal(
+            render_shelf(SPEC, 9, i).image, render_shelf(SPEC, 9, i, effects=False).image
+        )
+        for i in range(4)
+    )
 
 
 def test_occlusion_hides_parts_of_products() -> None:
     """Some instance's visible area is smaller than its box: it is partly covered."""
     items = [render_shelf(SPEC, 2, i, effects=False) for i in range(4)]
-    partial = [inst for item in items for inst in item.instances
-               if inst.area < inst.bbox[2] * inst.bbox[3] * 6 // 10]
+    partial = [
+        inst
+        for item in items
+        for inst in item.instances
+        if inst.area < inst.bbox[2] * inst.bbox[3] * 6 // 10
+    ]
     assert partial
 
 
@@ -109,26 +124,56 @@ ranges = st.tuples(st.integers(0, 100), st.integers(0, 100)).map(sorted).map(tup
     occlusion=ranges,
     facing=ranges,
     skus=st.integers(1, 30),
-    shapes=st.lists(st.sampled_from(["box", "can", "bottle", "bag"]), min_size=1, max_size=4,
-                    unique=True),
+    shapes=st.lists(
+        st.sampled_from(["box", "can", "bottle", "bag"]), min_size=1, max_size=4, unique=True
+    ),
     max_instances=st.integers(1, 64),
     seed=st.integers(0, 2**32),
     index=st.integers(0, 99),
 )
 def test_labels_stay_consistent_over_random_specs(
-    width: int, height: int, rows: tuple[int, int], scale: tuple[int, int],
-    occlusion: tuple[int, int], facing: tuple[int, int], skus: int, shapes: list[str],
-    max_instances: int, seed: int, index: int,
+    width: int,
+    height: int,
+    rows: tuple[int, int],
+    scale: tuple[int, int],
+    occlusion: tuple[int, int],
+    facing: tuple[int, int],
+    skus: int,
+    shapes: list[str],
+    max_instances: int,
+    seed: int,
+    index: int,
 ) -> None:
     spec = ShelfSpec(
-        width=width, height=height, count=100,
+        width=width,
+        height=height,
+        count=100,
         catalog=CatalogSpec(skus=skus, shapes=tuple(shapes)),
         shelf=ShelfLayoutSpec(rows=rows, tag_pct=50),
-        placement=PlacementSpec(scale_pct=scale, occlusion_pct=occlusion, facing_pct=facing,
-                                max_instances=max_instances),
+        placement=PlacementSpec(
+            scale_pct=scale, occlusion_pct=occlusion, facing_pct=facing, max_instances=max_instances
+        ),
     )
     item = render_shelf(spec, seed, index)
     check_labels(item)
     assert len(item.instances) <= max_instances
     assert {i.category_id for i in item.instances} <= set(range(1, skus + 1))
     assert np.array_equal(debug_ids(spec, seed, index), item.idmap)
+
+
+def test_measure_matches_naive_masks_and_handles_empty_maps() -> None:
+    rng = np.random.default_rng(0)
+    idmap = np.zeros((30, 20), dtype=np.uint16)
+    idmap[2:9, 3:7] = 2  # id 1 never shows: it must be dropped and 2 renumbered to 1
+    idmap[5:30, 6:20] = 3
+    idmap[rng.integers(0, 30, 40), rng.integers(0, 20, 40)] = 4
+    labels = measure(idmap, [7, 8, 9, 10])
+    assert [i.category_id for i in labels.instances] == [8, 9, 10]
+    for k, (instance, counts) in enumerate(zip(labels.instances, labels.rle_counts), start=1):
+        mask = labels.idmap == k
+        assert np.array_equal(mask, idmap == k + 1)
+        flat = np.repeat(np.arange(len(counts)) % 2, counts).astype(bool)  # COCO RLE, by hand
+        assert np.array_equal(flat.reshape(20, 30).T, mask)
+        assert instance.area == mask.sum()
+    empty = measure(np.zeros((8, 8), dtype=np.uint16), [1, 2])
+    assert empty.instances == () and empty.rle_counts == () and not empty.idmap.any()

@@ -80,3 +80,14 @@ def test_existing_output_is_never_overwritten(tmp_path: Path) -> None:
     with pytest.raises(WorkerError) as info:
         run_task("render", TINY_DIGITS, out)
     assert info.value.reason == "output-exists"
+
+
+def test_resident_memory_watch_used_for_cuda_tasks() -> None:
+    import os
+
+    from worker.runner import _RssWatch
+
+    _RssWatch(os.getpid(), None).check()  # no cap: never fires
+    _RssWatch(os.getpid(), 1 << 20).check()  # a 1 TB cap: this test process is under it
+    with pytest.raises(TaskOutOfMemory):
+        _RssWatch(os.getpid(), 1).check()  # 1 MB: any Python process is over it

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
+from worker.errors import SpecError, TaskFailed
 from worker.train.ddp import train_distributed
 from worker.train.loop import Progress
 from worker.train.pol import read_checkpoint
@@ -26,3 +28,10 @@ def test_two_ranks_train_record_pol_and_return_rank0_weights(tmp_path: Path) -> 
     final, _ = split_checkpoint(read_checkpoint(result.pol.checkpoint_path(20)))
     returned = model_tensors(result.model)
     assert all(torch.equal(final[k], returned[k]) for k in final)
+
+
+def test_a_batch_that_does_not_split_over_the_ranks_is_refused_before_spawning() -> None:
+    with pytest.raises(SpecError, match="does not split over 3"):
+        train_distributed(toy_spec(steps=2, batch_size=32), glyphs(64), world=3, backend="gloo")
+    with pytest.raises(TaskFailed, match="2 or more"):
+        train_distributed(toy_spec(steps=2), glyphs(64), world=1, backend="gloo")

@@ -12,6 +12,7 @@ from safetensors.torch import save_file
 
 from worker.device import select_device
 from worker.errors import VerificationFailed
+from worker.train.calibrate import DISHONEST, calibrate
 from worker.train.data import ClassificationData
 from worker.train.loop import Trainer, train
 from worker.train.pol import LOG_NAME, PolLog, read_checkpoint, read_log
@@ -117,3 +118,10 @@ def test_tampered_log_or_checkpoint_or_data_is_a_proof(log: PolLog, tmp_path: Pa
     with pytest.raises(VerificationFailed) as caught:
         replay_segment(log, other, 0, 20)
     assert caught.value.reason == "pol-data-mismatch"
+
+
+def test_default_tolerance_sits_between_honest_and_dishonest_replays() -> None:
+    cal = calibrate(quick=True)
+    assert set(cal.first["same-threads"] + cal.later["same-threads"]) == {0.0}
+    assert cal.max_honest < DEFAULT_TOLERANCE < cal.min_dishonest
+    assert min(min(cal.first[kind]) for kind in DISHONEST) > DEFAULT_TOLERANCE

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,9 @@ def test_round_trip_keeps_every_tensor_and_the_metadata(saved: tuple[Path, torch
     assert meta.pol_log_hash == bytes(range(32)).hex()
     assert meta.train_spec == spec.model_dump(mode="json")
     assert read_meta(path) == meta
-    assert b"pickle" not in path.read_bytes()[:8]
+    raw = path.read_bytes()  # safetensors: u64 header length, JSON header, raw tensor bytes
+    header = json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")])
+    assert header["__metadata__"]["format"] == "neuro-weights/1"
 
 
 def test_truncated_or_garbage_file_is_a_clear_error(saved: tuple[Path, torch.nn.Module],
