@@ -1,4 +1,4 @@
-"""`neuro task`: run a built-in task locally, estimate its compute units, verify a render.
+"""`neuro task`: run a built-in task locally, estimate its compute units, verify an output.
 
 Only typer and rich are imported at module level: `neuro --help` must stay fast, and the worker
 modules (numpy, pydantic, torch in the task child) load inside the commands that need them.
@@ -13,6 +13,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -35,7 +36,8 @@ errors = Console(stderr=True)
 
 
 def _fail(message: str, reason: str = "error") -> NoReturn:
-    errors.print(f"[red]error[/red] ({reason}): {message}", highlight=False, soft_wrap=True)
+    errors.print(f"[red]error[/red] ({escape(reason)}): {escape(message)}", highlight=False,
+                 soft_wrap=True)
     raise typer.Exit(code=1)
 
 
@@ -170,7 +172,7 @@ def verify(
     if verdict.ok:
         console.print(f"[green]ok[/green]: {verdict.describe()}")
         return
-    errors.print(f"[red]rejected[/red]: {verdict.describe()}", highlight=False)
+    errors.print(f"[red]rejected[/red]: {escape(verdict.describe())}", highlight=False)
     fraud = getattr(verdict, "fraud", None)
     if proof is not None and fraud is not None:
         proof.write_text(json.dumps(fraud.to_json(), indent=2) + "\n")

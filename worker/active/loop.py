@@ -2,9 +2,10 @@
 
 Round r: the optimizer proposes DigitsSpec ranges (round 0 is the starting spec itself), the
 loop renders ``items`` digits from them, trains the zoo's `cnn` briefly and measures accuracy on
-the small real *tuning* set. The trial's objective is the tuning set's mean true-class
-probability (accuracy's smooth twin: on 100 images one digit moves accuracy by a whole point),
-so TPE moves the ranges toward what real digits look like. The ``confirm`` best rounds are then
+the small real *tuning* set. The trial's objective is tuning accuracy, ties broken by the mean
+true-class probability (mean probability alone rewards confident models: specs that render
+easy digits won on it while losing accuracy), so TPE moves the ranges toward what real digits
+look like. The ``confirm`` best rounds are then
 re-run with fresh seeds and the choice is made on the mean of both runs. The real *held-out*
 set is measured every round but only reported: no choice ever reads it.
 
@@ -27,6 +28,7 @@ from worker.realdata import DigitSet, RealSplit
 
 MAX_ROUNDS = 200
 CONFIRM_SEED_OFFSET = 1_000
+SOFT_TIEBREAK = 0.01  # under one digit of 100: the soft score only orders equal accuracies
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,7 @@ class LoopConfig:
     seed: int = 0
     mix_real_repeats: int = 20
     confirm: int = 3
+    final_seeds: int = 2
     base: dict[str, Any] = field(default_factory=dict)
 
 
@@ -86,12 +89,12 @@ RoundCallback = Callable[[RoundResult], None]
 
 
 def render_set(fields: dict[str, Any], count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` generated digits from the base spec with ``fields`` merged over it."""
-    from worker.render.digits import DigitsSpec, render_digits
-    from worker.spec import load_spec
+    """``count`` generated digits from the default spec with ``fields`` merged over it."""
+    from worker.tasks.data import render_digit_source
+    from worker.tasks.envelope import DigitsSource
 
-    spec = load_spec({**fields, "count": count}, DigitsSpec)
-    return render_digits(spec, seed, 0, count)
+    source = DigitsSource(source="digits", spec={**fields, "count": count}, seed=seed)
+    return render_digit_source(source)
 
 
 def train_classifier(images: np.ndarray, labels: np.ndarray, config: LoopConfig, epochs: int,
@@ -136,14 +139,15 @@ def _round(fields: dict[str, Any], config: LoopConfig, split: RealSplit, index: 
     seed = config.seed + CONFIRM_SEED_OFFSET * repeat
     images, labels = render_set(fields, config.items, seed)
     model, loss = train_classifier(images, labels, config, config.epochs, seed)
+    tuning = accuracy(model, split.tuning)
     return RoundResult(
         round=index,
         spec_fields=fields,
-        tuning_accuracy=accuracy(model, split.tuning),
+        tuning_accuracy=tuning,
         heldout_accuracy=accuracy(model, split.heldout),
         train_loss=round(loss, 5),
         seconds=round(time.perf_counter() - began, 2),
-        objective=soft_accuracy(model, split.tuning),
+        objective=tuning + SOFT_TIEBREAK * soft_accuracy(model, split.tuning),
         repeat=repeat,
     )
 
@@ -210,21 +214,30 @@ def best_round(results: list[RoundResult]) -> RoundResult:
 
 def finals(config: LoopConfig, split: RealSplit, best: RoundResult,
            extra: dict[str, DigitSet] | None = None) -> dict[str, dict[str, float]]:
-    """Before / after / mixed at the final budget, scored on tuning, held-out and ``extra`` sets."""
-    out: dict[str, dict[str, float]] = {}
+    """Before / after / mixed at the final budget, scored on tuning, held-out and ``extra`` sets.
+
+    Each is trained ``final_seeds`` times (fresh render and training seeds) and the scores are
+    averaged: one run moves by about a point, as much as the gap being measured.
+    """
     sets = {"tuning": split.tuning, "heldout": split.heldout, **(extra or {})}
-    runs = {"before": dict(config.base), "after": best.spec_fields}
-    for name, fields in runs.items():
-        images, labels = render_set(fields, config.final_items, config.seed + 1)
-        model, _ = train_classifier(images, labels, config, config.final_epochs)
-        out[name] = score_sets(model, sets)
-        if name == "after" and config.mix_real_repeats > 0:
-            repeats = config.mix_real_repeats
-            mixed_images = np.concatenate([images, np.repeat(split.tuning.images, repeats, axis=0)])
-            mixed_labels = np.concatenate([labels, np.repeat(split.tuning.labels, repeats)])
-            mixed, _ = train_classifier(mixed_images, mixed_labels, config, config.final_epochs)
-            out["mixed"] = score_sets(mixed, sets)
-    return out
+    scores: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+    if config.mix_real_repeats > 0:
+        scores["mixed"] = []
+    for run in range(config.final_seeds):
+        seed = config.seed + 1 + run
+        for name, fields in (("before", dict(config.base)), ("after", best.spec_fields)):
+            images, labels = render_set(fields, config.final_items, seed)
+            model, _ = train_classifier(images, labels, config, config.final_epochs, seed)
+            scores[name].append(score_sets(model, sets))
+            if name == "after" and "mixed" in scores:
+                repeats = config.mix_real_repeats
+                mixed_images = np.concatenate([images, np.repeat(split.tuning.images, repeats, 0)])
+                mixed_labels = np.concatenate([labels, np.repeat(split.tuning.labels, repeats)])
+                mixed, _ = train_classifier(mixed_images, mixed_labels, config,
+                                            config.final_epochs, seed)
+                scores["mixed"].append(score_sets(mixed, sets))
+    return {name: {key: float(np.mean([r[key] for r in runs])) for key in runs[0]}
+            for name, runs in scores.items()}
 
 
 def score_sets(model: Any, sets: dict[str, DigitSet]) -> dict[str, float]:

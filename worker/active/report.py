@@ -36,7 +36,7 @@ def plot_rounds(report: LoopReport, path: Path) -> Path:
     ax.plot(rounds, tuning, "o-", label="tuning accuracy (100 real)")
     ax.plot(rounds, heldout, "s-", label="held-out accuracy (report only)")
     ax.step(rounds, best_so_far, where="post", linestyle="--",
-            label="best objective so far (tuning mean p(true))")
+            label="best objective so far (tuning accuracy)")
     styles = {"before": ":", "after": "-.", "mixed": "--"}
     for name, scores in report.finals.items():
         ax.axhline(scores["heldout_accuracy"], linestyle=styles.get(name, ":"), color="grey",

@@ -1,9 +1,10 @@
 """The search space of the active-learning loop: how far it may move each DigitsSpec range.
 
 The search is local, around the starting spec: a range ``[lo, hi]`` is moved by a *shift* of its
-centre (field units) and a *spread* of its width (percent), so every trial is a plausible
-variation of a spec someone already judged sensible, and the starting spec itself is the point
-``shift = 0, spread = 100``. A small count range (translation, clutter strokes) and a chance in
+centre and *widened* (or narrowed) by the same amount at both ends, both in field units and both
+up to the knob's step, so every trial is a plausible variation of a spec someone already judged
+sensible (a degenerate range can still open up), and the starting spec itself is the point
+``shift = 0, widen = 0``. A small count range (translation, clutter strokes) and a chance in
 percent (blur, noise) are set directly. Few, meaningful dimensions let TPE learn in ~15 rounds;
 random points of a wide absolute space mostly render digits no hand writes.
 
@@ -16,9 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-MIN_SPREAD_PCT = 50
-MAX_SPREAD_PCT = 200
-
 
 class Trial(Protocol):
     """The part of ``optuna.Trial`` the space uses (the loop passes a real optuna trial)."""
@@ -28,26 +26,25 @@ class Trial(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class RangeKnob:
-    """Shift the centre of ``field`` by up to ``shift`` and scale its width 0.5x-2x."""
+    """Shift ``field``'s range by up to ``step`` and widen each end by -step..step."""
 
     field: str
-    shift: int
+    step: int
     limits: tuple[int, int]
 
     def bounds(self) -> dict[str, tuple[int, int]]:
-        return {f"{self.field}.shift": (-self.shift, self.shift),
-                f"{self.field}.spread": (MIN_SPREAD_PCT, MAX_SPREAD_PCT)}
+        return {f"{self.field}.shift": (-self.step, self.step),
+                f"{self.field}.widen": (-self.step, self.step)}
 
     def build(self, params: Mapping[str, int], base: Any) -> tuple[int, int]:
-        low, high = int(base[0]), int(base[1])
-        centre2 = low + high + 2 * params[f"{self.field}.shift"]  # twice the centre: integers
-        width = (high - low) * params[f"{self.field}.spread"] // 100
-        new_low = _clip((centre2 - width) // 2, self.limits)
-        new_high = _clip((centre2 + width + 1) // 2, self.limits)
-        return new_low, max(new_low, new_high)
+        shift, widen = params[f"{self.field}.shift"], params[f"{self.field}.widen"]
+        low, high = int(base[0]) + shift - widen, int(base[1]) + shift + widen
+        if low > high:  # narrowed past zero width: collapse onto the centre
+            low = high = (low + high) // 2
+        return _clip(low, self.limits), _clip(high, self.limits)
 
     def neutral(self, base: Any) -> dict[str, int]:
-        return {f"{self.field}.shift": 0, f"{self.field}.spread": 100}
+        return {f"{self.field}.shift": 0, f"{self.field}.widen": 0}
 
 
 @dataclass(frozen=True, slots=True)

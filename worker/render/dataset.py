@@ -71,7 +71,11 @@ def item_key(spec: RenderSpec, seed: int, index: int) -> ItemKey:
 def render_item(
     spec: RenderSpec, seed: int, index: int, *, backend: Backend = "numpy", device: str = "cpu"
 ) -> RenderedItem:
-    """Render item ``index`` of ``(spec, seed)`` with its labels and canonical bytes."""
+    """Render item ``index`` of ``(spec, seed)`` with its labels and canonical bytes.
+
+    ``backend``/``device`` pick the shelf compositor (numpy, or torch on CPU/CUDA: same bytes);
+    digits always take the numpy path, which is cheap at 28x28.
+    """
     key = item_key(spec, seed, index)
     if isinstance(spec, ShelfSpec):
         shelf = render_shelf(spec, seed, index, backend=backend, device=device)

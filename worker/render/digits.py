@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import pairwise
 from typing import Annotated, Literal
 
 import numpy as np
@@ -70,7 +69,7 @@ class DigitsSpec(TaskSpec):
         default=(0, 30), description="glyph units (digit height 1000)"
     )
     translate_px: Annotated[IntRange, between(0, 8)] = Field(
-        default=(0, 1), description="shift after centring by mass"
+        default=(0, 2), description="shift after centring by mass"
     )
     intensity: Annotated[IntRange, between(1, 255)] = (235, 255)
     clutter_strokes: Annotated[IntRange, between(0, 8)] = (0, 1)
@@ -208,40 +207,49 @@ def _place(strokes: list[np.ndarray], pose: DigitPose, size: int) -> list[np.nda
 
 
 def _rasterize(strokes: list[np.ndarray], radius: int, size: int) -> np.ndarray:
-    """Supersampled ink: pixels whose centre lies within ``radius`` of a segment (exact integers)."""
+    """Supersampled ink of the strokes drawn with a round pen of ``radius`` subpixels."""
     side = size * SUPERSAMPLE
     ink = np.zeros((side, side), dtype=bool)
-    for stroke in strokes:
-        for a, b in pairwise(stroke):
-            _segment(ink, a, b, radius)
-        if len(stroke) == 1:
-            _segment(ink, stroke[0], stroke[0], radius)
+    starts = np.concatenate([s[:-1] if len(s) > 1 else s for s in strokes])
+    ends = np.concatenate([s[1:] if len(s) > 1 else s for s in strokes])
+    _stamp(ink, _pen_path(starts, ends, radius), radius)
     return ink
 
 
-def _segment(ink: np.ndarray, a: np.ndarray, b: np.ndarray, radius: int) -> None:
+def _pen_path(starts: np.ndarray, ends: np.ndarray, radius: int) -> np.ndarray:
+    """Points along each segment ``starts[i] -> ends[i]``, both ends included.
+
+    Points are at most a third of the pen radius apart along x and y (so at most r*sqrt(2)/3
+    apart), so the union of pen discs misses the exact thick line by under r/32: a sixteenth of a
+    pixel for a 2-3 px stroke.
+    """
+    spacing = max(SUBPIXEL, radius // 3)
+    delta = ends - starts
+    steps = np.abs(delta).max(axis=1) // spacing + 1
+    counts = steps + 1
+    segment = np.repeat(np.arange(len(starts)), counts)
+    k = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    points: np.ndarray = starts[segment] + delta[segment] * k[:, None] // steps[segment][:, None]
+    return points
+
+
+def _stamp(ink: np.ndarray, points: np.ndarray, radius: int) -> None:
+    """Set every pixel whose centre is within ``radius`` of one of ``points`` (exact integers)."""
     side = ink.shape[0]
-    x0 = max(0, (int(min(a[0], b[0])) - radius) // SUBPIXEL)
-    x1 = min(side, (int(max(a[0], b[0])) + radius) // SUBPIXEL + 1)
-    y0 = max(0, (int(min(a[1], b[1])) - radius) // SUBPIXEL)
-    y1 = min(side, (int(max(a[1], b[1])) + radius) // SUBPIXEL + 1)
-    if x0 >= x1 or y0 >= y1:
-        return
-    px = (np.arange(x0, x1, dtype=np.int64) * SUBPIXEL + SUBPIXEL // 2)[None, :] - int(a[0])
-    py = (np.arange(y0, y1, dtype=np.int64) * SUBPIXEL + SUBPIXEL // 2)[:, None] - int(a[1])
-    dx, dy = int(b[0] - a[0]), int(b[1] - a[1])
-    length2 = dx * dx + dy * dy
-    along = px * dx + py * dy
-    to_a = px * px + py * py
-    to_b = (px - dx) ** 2 + (py - dy) ** 2
-    cross = px * dy - py * dx
-    r2 = radius * radius
-    inside = np.where(
-        along <= 0,
-        to_a <= r2,
-        np.where(along >= length2, to_b <= r2, cross * cross <= r2 * length2),
+    reach = radius // SUBPIXEL + 1
+    span = np.arange(-reach, reach + 1)
+    cells = points // SUBPIXEL
+    xs = (cells[:, 0:1] + span[None, :])[:, None, :]  # (N, 1, K)
+    ys = (cells[:, 1:2] + span[None, :])[:, :, None]  # (N, K, 1)
+    dx = xs * SUBPIXEL + SUBPIXEL // 2 - points[:, 0, None, None]
+    dy = ys * SUBPIXEL + SUBPIXEL // 2 - points[:, 1, None, None]
+    inside = (dx * dx + dy * dy <= radius * radius) & (xs >= 0) & (xs < side) & (ys >= 0)
+    inside &= ys < side
+    hit_y, hit_x = (
+        np.broadcast_to(ys, inside.shape)[inside],
+        np.broadcast_to(xs, inside.shape)[inside],
     )
-    ink[y0:y1, x0:x1] |= inside
+    ink[hit_y, hit_x] = True
 
 
 def _downsample(ink: np.ndarray, intensity: int) -> np.ndarray:
@@ -293,7 +301,8 @@ def _clutter(spec: DigitsSpec, rng: ItemRng) -> np.ndarray:
         b = a + np.asarray(
             [rng.draw(-extent // 4, extent // 4), rng.draw(-extent // 4, extent // 4)]
         )
-        _segment(ink, a, b, rng.draw(UNIT // 4, UNIT))
+        radius = rng.draw(UNIT // 4, UNIT)
+        _stamp(ink, _pen_path(a[None, :], b[None, :], radius), radius)
     return _downsample(ink, rng.pick(spec.clutter_intensity))
 
 

@@ -61,11 +61,7 @@ def plan_scene(plan: ShelfPlan, rng: ItemRng) -> tuple[np.ndarray, list[Paste]]:
     scale = rng.pick(place.scale_pct)
     facing_pct = rng.pick(place.facing_pct)
     occlusion_pct = rng.pick(place.occlusion_pct)
-    jitter = spec.photometric.jitter_px
-    shift_y, shift_x = rng.draw(-jitter[1], jitter[1]), rng.draw(-jitter[1], jitter[1])
-    if jitter[0] > 0:  # a minimum jitter keeps its sign
-        shift_y += jitter[0] if shift_y >= 0 else -jitter[0]
-        shift_x += jitter[0] if shift_x >= 0 else -jitter[0]
+    shift_y, shift_x = _camera_shift(rng, spec.photometric.jitter_px)
     pastes: list[Paste] = []
     tags: list[Paste] = []
     budget = place.max_instances
@@ -87,6 +83,12 @@ def plan_scene(plan: ShelfPlan, rng: ItemRng) -> tuple[np.ndarray, list[Paste]]:
             if rng.chance(layout.tag_pct)
         ]
     return background, pastes + tags
+
+
+def _camera_shift(rng: ItemRng, jitter: tuple[int, int]) -> tuple[int, int]:
+    """Whole-scene shift (dy, dx): each a magnitude from the spec range with a random sign."""
+    dy, dx = rng.pick(jitter), rng.pick(jitter)
+    return (dy if rng.chance(50) else -dy), (dx if rng.chance(50) else -dx)
 
 
 def _sprite(sku: Sku, scale: int, room: int) -> tuple[np.ndarray, np.ndarray]:

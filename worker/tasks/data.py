@@ -51,11 +51,13 @@ def load_data(source: DataSource, model: Any = None) -> Any:
 
 def render_digit_source(source: DigitsSource) -> tuple[np.ndarray, np.ndarray]:
     """All items of a digits spec, rendered here (generation is cheaper than shipping files)."""
-    from worker.render.digits import DigitsSpec, render_digits
+    from worker.render.digits import MAX_RENDER_BATCH, DigitsSpec, render_digits
     from worker.spec import load_spec
 
     spec = load_spec(source.spec, DigitsSpec)
-    return render_digits(spec, source.seed, 0, spec.count)
+    parts = [render_digits(spec, source.seed, low, min(low + MAX_RENDER_BATCH, spec.count))
+             for low in range(0, spec.count, MAX_RENDER_BATCH)]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def load_rendered(path: Path) -> Any:

@@ -80,12 +80,14 @@ def run_render(task: RenderTask, out: Path, emit: Emit, device: str) -> dict[str
 def render_units_of(spec: Any, items: int) -> int:
     """chain.compute_units over the spec's plain values (see worker/README.md for the factors)."""
     from chain.compute_units import render_units
+    from worker.render.digits import SUPERSAMPLE
 
     if spec.kind == "digits":
         effects = [name for name, pct in (("blur", spec.blur_pct), ("noise", spec.noise_pct)) if pct]
         if spec.invert_pct:
             effects.append("contrast")
-        return render_units(spec.size, spec.size, 1, items, effects=effects, supersample=4)
+        return render_units(spec.size, spec.size, 1, items, effects=effects,
+                            supersample=SUPERSAMPLE)
     photo = spec.photometric
     effects = ["lighting"]
     effects += ["blur"] if photo.blur_pct else []

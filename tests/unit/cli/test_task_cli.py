@@ -55,3 +55,11 @@ def test_units_of_every_render_and_train_example() -> None:
     digits = runner.invoke(task_app, ["units", str(EXAMPLES / "digits_render.json")])
     # 500 items of 28x28, supersampled 4x (16 x pixels), blur (2) + noise (1) passes on top of 1
     assert digits.output.split()[:2] == [str(500 * 28 * 28 * 16 * 4), "pixel"]
+
+
+def test_error_text_with_brackets_is_shown_verbatim(tmp_path: Path) -> None:
+    spec = tmp_path / "bad.json"
+    spec.write_text(json.dumps({"task": "render", "spec": {"kind": "digits", "box_px": 5}}))
+    result = runner.invoke(task_app, ["run", "render", str(spec), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1
+    assert "[min, max]" in result.output  # rich markup must not swallow the spec error's text

@@ -49,7 +49,9 @@ def test_the_starting_spec_is_the_neutral_point_and_corners_are_valid() -> None:
         DigitsSpec(**corner)  # every trial is a valid spec
         assert corner != {knob.field: base[knob.field] for knob in KNOBS}
     wide = suggest(_Corner(True), base)
-    assert wide["thickness_dpx"] == (15 + 8 - 10, 35 + 8 + 10)  # centre +8, width 20 -> 40
+    assert wide["thickness_dpx"] == (15 + 8 - 8, 35 + 8 + 8)  # shifted by 8, widened by 8
+    narrow = suggest(_Corner(False), base)
+    assert narrow["thickness_dpx"] == (15 - 8 + 8, 35 - 8 - 8)  # shifted by -8, narrowed by 8
 
 
 def _result(index: int, objective: float, heldout: float, repeat: int = 0) -> RoundResult:
@@ -67,7 +69,8 @@ def test_best_round_ignores_heldout_and_prefers_confirmed_means() -> None:
 
 def test_two_round_micro_loop_reports_each_round(tmp_path: Path) -> None:
     config = LoopConfig(rounds=2, items=256, epochs=1, final_items=256, final_epochs=1,
-                        width=4, depth=1, batch_size=32, mix_real_repeats=2, confirm=1)
+                        width=4, depth=1, batch_size=32, mix_real_repeats=2, confirm=1,
+                        final_seeds=1)
     seen: list[int] = []
     report = run_loop(config, _small_split(), on_round=lambda r: seen.append(r.round))
     assert seen[:2] == [0, 1] and len(seen) == 3  # two rounds, then one confirmation
@@ -82,3 +85,12 @@ def test_two_round_micro_loop_reports_each_round(tmp_path: Path) -> None:
     stored = json.loads(json_path.read_text())
     assert len(stored["rounds"]) == 3 and stored["best_round"] == report.rounds[2].round
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_degenerate_range_can_open_and_an_overnarrowed_one_collapses() -> None:
+    from worker.active.space import RangeKnob
+
+    knob = RangeKnob("rotation_deg", 5, (-90, 90))
+    assert knob.build({"rotation_deg.shift": 0, "rotation_deg.widen": 5}, (0, 0)) == (-5, 5)
+    assert knob.build({"rotation_deg.shift": 2, "rotation_deg.widen": -5}, (-3, 3)) == (2, 2)
+    assert knob.build({"rotation_deg.shift": 5, "rotation_deg.widen": 5}, (80, 88)) == (80, 90)

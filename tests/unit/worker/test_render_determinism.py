@@ -118,3 +118,24 @@ def test_integer_sine_table_is_exact_to_the_rounding() -> None:
     assert sin_q14(0) == 0 and sin_q14(90) == 1 << 14 and sin_q14(-90) == -(1 << 14)
     assert cos_q14(0) == 1 << 14 and sin_q14(30) == 8192 and sin_q14(390) == 8192
     assert sin_q14(45) == 11585  # round(2**14 / sqrt 2)
+
+
+# What renderer_version 1 renders is consensus: these hashes may only change together with a
+# new renderer_version (validators on every machine must reproduce them bit for bit).
+PINNED = {
+    "shelf": (
+        "837ee0626d9826e96adc7ba1f01d2b2ba162e739646884b94431465b4d2adda6",
+        "4bf8ad113860d873cec17a3f73e7edd622f961b15adac549198d699d0d0bd3bb",
+    ),
+    "digits": (
+        "7ef0a9c9446ea36e719888e8549ae14de7057ee796385ee092fe58e58ed37c5f",
+        "ddbbc64922c4b1f27dca72c5c9a41714dcbf23a49a69dba324fa89535e5fd1df",
+    ),
+}
+
+
+@pytest.mark.parametrize("spec", [ShelfSpec(), DigitsSpec()], ids=["shelf", "digits"])
+def test_renderer_version_1_output_is_pinned(spec: ShelfSpec | DigitsSpec) -> None:
+    spec_hash, first_item = PINNED[spec.kind]
+    assert spec.spec_hash().hex() == spec_hash
+    assert item_hash(reproduce_item(spec, 0, 0)).hex() == first_item

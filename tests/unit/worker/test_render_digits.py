@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from worker.errors import SpecError
-from worker.render.digits import DigitsSpec, render_digit, render_digits
+from worker.render.digits import (
+    SUBPIXEL,
+    DigitsSpec,
+    _pen_path,
+    _stamp,
+    render_digit,
+    render_digits,
+)
 
 CLEAN = DigitsSpec(count=200, blur_pct=0, noise_pct=0, clutter_strokes=(0, 0), translate_px=(0, 0))
 
@@ -23,12 +32,13 @@ def test_batch_matches_single_items_and_has_the_promised_types() -> None:
 
 def test_clean_digits_have_mnist_geometry() -> None:
     images, _ = render_digits(CLEAN, 1, 0, 100)
-    soft_edged = 0
+    soft_edged = touching = 0
     for image in images:
         ys, xs = np.nonzero(image)
         longer = max(ys.max() - ys.min(), xs.max() - xs.min()) + 1
         assert 17 <= longer <= 22  # box_px (18, 20) plus the anti-aliased rim
-        assert image[0].max() == image[-1].max() == image[:, 0].max() == image[:, -1].max() == 0
+        edges = (image[0], image[-1], image[:, 0], image[:, -1])
+        touching += max(int(edge.max()) for edge in edges) > 0
         mass = image.astype(np.float64)
         centre_y = (mass.sum(axis=1) @ np.arange(28)) / mass.sum()
         centre_x = (mass.sum(axis=0) @ np.arange(28)) / mass.sum()
@@ -37,6 +47,7 @@ def test_clean_digits_have_mnist_geometry() -> None:
         soft_edged += np.count_nonzero((image > 0) & (image < image.max())) >= 10
     # anti-aliased edges, not binary strokes (a straight 1 may fall on pixel borders by chance)
     assert soft_edged >= 90
+    assert touching <= 3  # as in MNIST (1.7%), centring by mass rarely pushes ink to the border
 
 
 def test_every_digit_and_style_is_drawn_and_differs() -> None:
@@ -73,3 +84,66 @@ def test_batch_range_is_checked() -> None:
     with pytest.raises(SpecError) as info:
         render_digits(CLEAN, 1, 5, 2)
     assert info.value.reason == "bad-item-range"
+
+
+def test_pen_strokes_are_thick_lines_to_a_sixteenth_of_a_pixel() -> None:
+    """Stamped pen discs cover every pixel near the segment and none far from it."""
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        radius = int(rng.integers(20, 200))
+        a, b = rng.integers(0, 112 * SUBPIXEL, (2, 2))
+        ink = np.zeros((112, 112), dtype=bool)
+        _stamp(ink, _pen_path(a[None, :], b[None, :], radius), radius)
+        centres = np.stack(np.meshgrid(np.arange(112), np.arange(112)), -1) * SUBPIXEL + 8
+        d = b - a
+        t = np.clip(((centres - a) @ d) / max(d @ d, 1), 0, 1)
+        distance = np.linalg.norm(centres - (a + t[..., None] * d), axis=-1)
+        assert ink[distance <= radius - radius / 32 - 2].all()
+        assert not ink[distance > radius + 2].any()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    size=st.integers(16, 64),
+    thickness=st.integers(5, 80),
+    rotation=st.integers(-90, 90),
+    shear=st.integers(-100, 100),
+    aspect=st.integers(30, 200),
+    warp=st.integers(0, 300),
+    jitter=st.integers(0, 200),
+    translate=st.integers(0, 8),
+    clutter=st.integers(0, 8),
+    seed=st.integers(0, 2**32),
+)
+def test_any_spec_in_range_renders_a_visible_digit(
+    size: int,
+    thickness: int,
+    rotation: int,
+    shear: int,
+    aspect: int,
+    warp: int,
+    jitter: int,
+    translate: int,
+    clutter: int,
+    seed: int,
+) -> None:
+    spec = DigitsSpec(
+        size=size,
+        count=10,
+        thickness_dpx=(thickness, thickness),
+        rotation_deg=(rotation, rotation),
+        shear_pct=(shear, shear),
+        aspect_pct=(aspect, aspect),
+        warp=(warp, warp),
+        point_jitter=(jitter, jitter),
+        translate_px=(translate, translate),
+        clutter_strokes=(clutter, clutter),
+        noise_pct=50,
+        blur_pct=50,
+        invert_pct=50,
+    )
+    image, label = render_digit(spec, seed, 3)
+    assert image.shape == (size, size) and image.dtype == np.uint8 and 0 <= label <= 9
+    contrast = int(image.max()) - int(image.min())
+    # the digit shows, whatever the pose; a sub-pixel pen under blur is faint but still there
+    assert contrast >= (100 if thickness >= 15 else 10)

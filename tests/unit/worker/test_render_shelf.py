@@ -9,7 +9,13 @@ from hypothesis import strategies as st
 from worker.render.masks import measure
 from worker.render.rng import ItemRng
 from worker.render.shelf import ShelfItem, plan_scene, render_shelf, shelf_plan
-from worker.render.shelf_spec import CatalogSpec, PlacementSpec, ShelfLayoutSpec, ShelfSpec
+from worker.render.shelf_spec import (
+    CatalogSpec,
+    PhotometricSpec,
+    PlacementSpec,
+    ShelfLayoutSpec,
+    ShelfSpec,
+)
 
 SPEC = ShelfSpec(
     width=160,
@@ -112,17 +118,22 @@ def test_occlusion_hides_parts_of_products() -> None:
     assert partial
 
 
-ranges = st.tuples(st.integers(0, 100), st.integers(0, 100)).map(sorted).map(tuple)
+def pair(low: int, high: int) -> st.SearchStrategy[tuple[int, int]]:
+    """A random ``(min, max)`` spec range within [low, high]."""
+    ends = st.tuples(st.integers(low, high), st.integers(low, high))
+    return ends.map(lambda e: (min(e), max(e)))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    width=st.integers(32, 120),
-    height=st.integers(32, 120),
-    rows=st.tuples(st.integers(1, 8), st.integers(1, 8)).map(sorted).map(tuple),
-    scale=st.tuples(st.integers(25, 400), st.integers(25, 400)).map(sorted).map(tuple),
-    occlusion=ranges,
-    facing=ranges,
+    size=st.tuples(st.integers(32, 120), st.integers(32, 120)),
+    rows=pair(1, 8),
+    board=pair(1, 64),
+    scale=pair(25, 400),
+    occlusion=pair(0, 100),
+    facing=pair(0, 100),
+    gap=pair(0, 64),
+    jitter=pair(0, 256),
     skus=st.integers(1, 30),
     shapes=st.lists(
         st.sampled_from(["box", "can", "bottle", "bag"]), min_size=1, max_size=4, unique=True
@@ -132,12 +143,14 @@ ranges = st.tuples(st.integers(0, 100), st.integers(0, 100)).map(sorted).map(tup
     index=st.integers(0, 99),
 )
 def test_labels_stay_consistent_over_random_specs(
-    width: int,
-    height: int,
+    size: tuple[int, int],
     rows: tuple[int, int],
+    board: tuple[int, int],
     scale: tuple[int, int],
     occlusion: tuple[int, int],
     facing: tuple[int, int],
+    gap: tuple[int, int],
+    jitter: tuple[int, int],
     skus: int,
     shapes: list[str],
     max_instances: int,
@@ -145,17 +158,23 @@ def test_labels_stay_consistent_over_random_specs(
     index: int,
 ) -> None:
     spec = ShelfSpec(
-        width=width,
-        height=height,
+        width=size[0],
+        height=size[1],
         count=100,
         catalog=CatalogSpec(skus=skus, shapes=tuple(shapes)),
-        shelf=ShelfLayoutSpec(rows=rows, tag_pct=50),
+        shelf=ShelfLayoutSpec(rows=rows, board_px=board, tag_pct=50),
         placement=PlacementSpec(
-            scale_pct=scale, occlusion_pct=occlusion, facing_pct=facing, max_instances=max_instances
+            scale_pct=scale,
+            occlusion_pct=occlusion,
+            facing_pct=facing,
+            gap_px=gap,
+            max_instances=max_instances,
         ),
+        photometric=PhotometricSpec(jitter_px=jitter, blur_pct=50, noise_pct=50),
     )
     item = render_shelf(spec, seed, index)
     check_labels(item)
+    assert item.image.shape == (size[1], size[0], 3)
     assert len(item.instances) <= max_instances
     assert {i.category_id for i in item.instances} <= set(range(1, skus + 1))
     assert np.array_equal(debug_ids(spec, seed, index), item.idmap)
