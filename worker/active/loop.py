@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -54,6 +54,7 @@ class LoopConfig:
     mix_real_repeats: int = 20
     confirm: int = 3
     final_seeds: int = 2
+    stages: int = 1
     base: dict[str, Any] = field(default_factory=dict)
 
 
@@ -67,6 +68,7 @@ class RoundResult:
     seconds: float
     objective: float = 0.0
     repeat: int = 0  # 0: the search round; 1: its confirmation with fresh seeds
+    stage: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +136,7 @@ def soft_accuracy(model: Any, digits: DigitSet) -> float:
 
 
 def _round(fields: dict[str, Any], config: LoopConfig, split: RealSplit, index: int,
-           repeat: int = 0) -> RoundResult:
+           repeat: int = 0, stage: int = 0) -> RoundResult:
     began = time.perf_counter()
     seed = config.seed + CONFIRM_SEED_OFFSET * repeat
     images, labels = render_set(fields, config.items, seed)
@@ -149,12 +151,13 @@ def _round(fields: dict[str, Any], config: LoopConfig, split: RealSplit, index: 
         seconds=round(time.perf_counter() - began, 2),
         objective=tuning + SOFT_TIEBREAK * soft_accuracy(model, split.tuning),
         repeat=repeat,
+        stage=stage,
     )
 
 
-def search(config: LoopConfig, split: RealSplit, on_round: RoundCallback | None = None
-           ) -> list[RoundResult]:
-    """The rounds: an optuna TPE study (fixed seed) maximizing tuning accuracy."""
+def search(config: LoopConfig, split: RealSplit, on_round: RoundCallback | None = None,
+           stage: int = 0) -> list[RoundResult]:
+    """One stage's rounds: an optuna TPE study (fixed seed) around ``config.base``."""
     import optuna
 
     if not 1 <= config.rounds <= MAX_ROUNDS:
@@ -165,17 +168,19 @@ def search(config: LoopConfig, split: RealSplit, on_round: RoundCallback | None 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     base = load_spec(config.base, DigitsSpec).model_dump()
     sampler = optuna.samplers.TPESampler(
-        seed=config.seed, n_startup_trials=max(1, min(5, config.rounds // 3)), multivariate=True
+        seed=config.seed + stage, n_startup_trials=max(1, min(5, config.rounds // 3)),
+        multivariate=True,
     )
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.enqueue_trial(params_of(base))
     results: list[RoundResult] = []
-    for index in range(config.rounds):
+    for number in range(config.rounds):
+        index = stage * config.rounds + number
         trial = study.ask()
         proposed = suggest(trial, base)  # round 0: the enqueued starting params, recorded for TPE
-        # round 0 measures the starting spec itself, verbatim
-        fields = dict(config.base) if index == 0 else {**config.base, **proposed}
-        result = _round(fields, config, split, index)
+        # a stage's first round measures its starting spec itself, verbatim
+        fields = dict(config.base) if number == 0 else {**config.base, **proposed}
+        result = _round(fields, config, split, index, stage=stage)
         study.tell(trial, result.objective)
         results.append(result)
         if on_round is not None:
@@ -193,7 +198,7 @@ def confirm(results: list[RoundResult], config: LoopConfig, split: RealSplit,
     ranked = sorted(results, key=lambda r: (-r.objective, r.round))[: config.confirm]
     confirmed = []
     for first in ranked:
-        again = _round(first.spec_fields, config, split, first.round, repeat=1)
+        again = _round(first.spec_fields, config, split, first.round, repeat=1, stage=first.stage)
         confirmed.append(again)
         if on_round is not None:
             on_round(again)
@@ -248,13 +253,22 @@ def score_sets(model: Any, sets: dict[str, DigitSet]) -> dict[str, float]:
 def run_loop(config: LoopConfig, split: RealSplit | None = None,
              on_round: RoundCallback | None = None, with_finals: bool = True,
              extra: dict[str, DigitSet] | None = None) -> LoopReport:
-    """The whole loop: rounds, then (optionally) the final before/after/mixed trainings."""
+    """The whole loop: ``stages`` x (rounds + confirmations), then the final trainings."""
     from worker.realdata import load_split
 
+    if config.stages < 1:
+        raise ValueError(f"stages must be at least 1, got {config.stages}")
     split = split if split is not None else load_split(seed=config.seed)
-    results = search(config, split, on_round)
-    results += confirm(results, config, split, on_round)
-    best = best_round(results)
+    results: list[RoundResult] = []
+    base = dict(config.base)
+    for stage in range(config.stages):
+        # each stage searches around the spec the previous one chose: steps add up over stages
+        stage_config = replace(config, base=base)
+        searched = search(stage_config, split, on_round, stage)
+        staged = searched + confirm(searched, stage_config, split, on_round)
+        best = best_round(staged)
+        results += staged
+        base = dict(best.spec_fields)
     return LoopReport(
         config=asdict(config),
         rounds=results,

@@ -25,6 +25,7 @@ def plot_rounds(report: LoopReport, path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     searched = [r for r in report.rounds if r.repeat == 0]
     rounds = [r.round for r in searched]
@@ -41,9 +42,12 @@ def plot_rounds(report: LoopReport, path: Path) -> Path:
     for name, scores in report.finals.items():
         ax.axhline(scores["heldout_accuracy"], linestyle=styles.get(name, ":"), color="grey",
                    linewidth=1)
-        ax.annotate(f"final {name}, held-out: {scores['heldout_accuracy']:.3f}",
-                    (rounds[-1], scores["heldout_accuracy"]),
-                    fontsize=8, ha="right", va="bottom")
+    if report.finals:
+        text = "finals, held-out (grey lines): " + ", ".join(
+            f"{name} {scores['heldout_accuracy']:.3f}" for name, scores in report.finals.items())
+        ax.text(0.01, 0.98, text, transform=ax.transAxes, fontsize=8, va="top")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.margins(y=0.12)  # room for the finals line of text
     ax.set_xlabel("round")
     ax.set_ylabel("accuracy on real MNIST")
     ax.set_title("synthetic-to-real loop: CNN trained on generated digits")

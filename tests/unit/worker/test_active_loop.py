@@ -94,3 +94,14 @@ def test_a_degenerate_range_can_open_and_an_overnarrowed_one_collapses() -> None
     assert knob.build({"rotation_deg.shift": 0, "rotation_deg.widen": 5}, (0, 0)) == (-5, 5)
     assert knob.build({"rotation_deg.shift": 2, "rotation_deg.widen": -5}, (-3, 3)) == (2, 2)
     assert knob.build({"rotation_deg.shift": 5, "rotation_deg.widen": 5}, (80, 88)) == (80, 90)
+
+
+def test_a_second_stage_starts_from_the_first_stages_choice() -> None:
+    config = LoopConfig(rounds=2, items=128, epochs=1, width=4, depth=1, batch_size=32,
+                        confirm=1, stages=2)
+    report = run_loop(config, _small_split(), with_finals=False)
+    first = [r for r in report.rounds if r.stage == 0]
+    second = [r for r in report.rounds if r.stage == 1]
+    assert len(first) == len(second) == 3 and report.finals == {}
+    chosen = best_round(first)
+    assert second[0].round == 2 and second[0].spec_fields == chosen.spec_fields
