@@ -9,23 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from chain.compute_units import (
-    centernet_forward_flops,
-    cnn_forward_flops,
-    inference_units,
-    training_units,
-)
+from chain.compute_units import inference_units, training_units
 from worker.tasks import UnitsEstimate
 from worker.tasks.envelope import EvaluateTask, LabelTask, RenderTask, TrainTask
 
 
 def forward_flops_of(model: Any) -> int:
     """Forward FLOPs of one image through a zoo model spec (CnnSpec or CenterNetSpec)."""
-    if model.name == "cnn":
-        return cnn_forward_flops(
-            model.image_size, model.in_channels, model.width, model.depth, model.num_classes
-        )
-    return centernet_forward_flops(model.image_size, model.width, model.head_width, model.num_classes)
+    from worker.train.flops import forward_flops
+
+    return forward_flops(model)
 
 
 def units_of(task: RenderTask | TrainTask | EvaluateTask | LabelTask) -> UnitsEstimate:

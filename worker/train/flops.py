@@ -29,19 +29,15 @@ centernet (input S x S RGB, w = width, h = head_width, C = num_classes):
 
 from __future__ import annotations
 
+from chain import compute_units as units
+from chain.compute_units import BACKWARD_FACTOR, CNN_MAX_CHANNELS, conv_flops, linear_flops
 from worker.train.spec import CenterNetSpec, CnnSpec, TrainSpec
 
-CNN_MAX_CHANNELS = 512
 CENTERNET_STRIDE = 4
-BACKWARD_FACTOR = 3
-
-
-def conv_flops(c_in: int, c_out: int, kernel: int, out_h: int, out_w: int) -> int:
-    return 2 * c_in * c_out * kernel * kernel * out_h * out_w
-
-
-def linear_flops(n_in: int, n_out: int) -> int:
-    return 2 * n_in * n_out
+__all__ = [
+    "BACKWARD_FACTOR", "CENTERNET_STRIDE", "CNN_MAX_CHANNELS", "cnn_channels", "conv_flops",
+    "forward_flops", "linear_flops", "training_flops",
+]
 
 
 def cnn_channels(spec: CnnSpec) -> list[int]:
@@ -49,42 +45,16 @@ def cnn_channels(spec: CnnSpec) -> list[int]:
     return [min(spec.width * 2**i, CNN_MAX_CHANNELS) for i in range(spec.depth)]
 
 
-def cnn_forward_flops(spec: CnnSpec) -> int:
-    total = 0
-    size = spec.image_size
-    c_in: int = spec.in_channels
-    for c_out in cnn_channels(spec):
-        total += conv_flops(c_in, c_out, 3, size, size)
-        if size >= 2:
-            size //= 2
-        c_in = c_out
-    return total + linear_flops(c_in, spec.num_classes)
-
-
-def centernet_forward_flops(spec: CenterNetSpec) -> int:
-    s, w, h = spec.image_size, spec.width, spec.head_width
-    s2, s4, s8, s16, s32 = s // 2, s // 4, s // 8, s // 16, s // 32
-    layers = [
-        (3, w, 3, s2),
-        (w, 2 * w, 3, s4), (2 * w, 2 * w, 3, s4),
-        (2 * w, 4 * w, 3, s8), (4 * w, 4 * w, 3, s8),
-        (4 * w, 8 * w, 3, s16), (8 * w, 8 * w, 3, s16),
-        (8 * w, 8 * w, 3, s32), (8 * w, 8 * w, 3, s32),
-        (8 * w, 4 * w, 3, s16), (4 * w, 2 * w, 3, s8), (2 * w, 2 * w, 3, s4),
-    ]
-    for out in (spec.num_classes, 2, 2):
-        layers += [(2 * w, h, 3, s4), (h, out, 1, s4)]
-    return sum(conv_flops(ci, co, k, hw, hw) for ci, co, k, hw in layers)
-
-
 def forward_flops(model: CnnSpec | CenterNetSpec) -> int:
-    """FLOPs of one image through the model (inference)."""
+    """FLOPs of one image through the model (inference): the chain's own arithmetic, since
+    validators price jobs with it (one formula, in `chain.compute_units`)."""
     if isinstance(model, CnnSpec):
-        return cnn_forward_flops(model)
-    return centernet_forward_flops(model)
+        return units.cnn_forward_flops(
+            model.image_size, model.in_channels, model.width, model.depth, model.num_classes
+        )
+    return units.centernet_forward_flops(model.image_size, model.width, model.head_width, model.num_classes)
 
 
 def training_flops(spec: TrainSpec, dataset_size: int) -> int:
     """FLOPs of the whole job: 3 x forward x images seen (batch_size x total steps)."""
-    images = spec.batch_size * spec.total_steps(dataset_size)
-    return BACKWARD_FACTOR * forward_flops(spec.model) * images
+    return units.training_units(forward_flops(spec.model), spec.batch_size, spec.total_steps(dataset_size))
