@@ -70,8 +70,15 @@ class _Update:
             return self.writes[path]
         return self.read(path)
 
-    def put(self, path: bytes, node: bytes | None) -> None:
+    def put(self, path: bytes, node: bytes) -> None:
         self.writes[path] = node
+
+    def delete(self, path: bytes) -> None:
+        """Remove a node; one written earlier in this batch only is dropped, not deleted."""
+        if self.read(path) is None:
+            self.writes.pop(path, None)
+        else:
+            self.writes[path] = None
 
     def update(self, path: bytes, items: list[tuple[bytes, bytes | None]]) -> _Leaf | bytes | None:
         node = self.get(path)
@@ -81,7 +88,7 @@ class _Update:
                 key, value_hash = items[0]
                 if value_hash is None:
                     if node is not None:
-                        self.put(path, None)
+                        self.delete(path)
                     return None
                 leaf = _Leaf(key, value_hash)
                 self.put(path, leaf.encode())
@@ -106,14 +113,14 @@ class _Update:
     def finish_branch(self, path: bytes, children: list[bytes]) -> _Leaf | bytes | None:
         empty = children.count(ZERO_HASH)
         if empty == 16:
-            self.put(path, None)
+            self.delete(path)
             return None
         if empty == 15:
             only = path + _NIBBLES[next(i for i, child in enumerate(children) if child != ZERO_HASH)]
             node = self.get(only)
             if node is not None and node[:1] == _LEAF_TAG:
                 # A lone leaf moves up: a one-key subtree is always stored as a leaf.
-                self.put(only, None)
+                self.delete(only)
                 self.put(path, node)
                 return _decode_leaf(node)
         self.put(path, _BRANCH_TAG + b"".join(children))
@@ -125,7 +132,7 @@ class _Update:
         """Write a fresh subtree (nothing is stored beneath a leaf or an empty path)."""
         if not leaves:
             if existed:
-                self.put(path, None)
+                self.delete(path)
             return None
         if len(leaves) == 1:
             leaf = _Leaf(*leaves[0])

@@ -109,3 +109,16 @@ def test_undo_is_the_same_update_with_old_values() -> None:
     undo = {key: before.get(key) for key in change}
     assert apply(nodes, undo) == root_before
     assert nodes == snapshot
+
+
+def test_a_leaf_created_and_collapsed_in_one_batch_leaves_no_stray_delete() -> None:
+    # found by hypothesis: two leaves under the root are deleted while a third key arrives in
+    # another slot; the new leaf moves up to the root within the same batch
+    store: dict[bytes, bytes] = {}
+    first = {bytes([0x39]) + bytes(19): hash256(b"a"), bytes([0x43]) + bytes(19): hash256(b"b")}
+    _, writes = update_trie(store.get, first)
+    store.update({path: node for path, node in writes.items() if node is not None})
+    second = {key: None for key in first} | {bytes([0x59]) + bytes(19): hash256(b"c")}
+    _, writes = update_trie(store.get, second)
+    assert all(path in store for path, node in writes.items() if node is None)
+    assert set(writes) >= {b"\x03", b"\x04", b""} and b"\x05" not in writes
