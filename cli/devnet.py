@@ -129,7 +129,7 @@ def demo_command(
             [name, format_ntk((devnet.call(entries[-1], "account_get", address=devnet_address(name)) or {}).get("balance", 0))]
             for name in recipients
         ]
-        table("balances (NTK) seen by the last node", ["account", "balance"], balances)
+        table(f"balances on {entries[-1].name}", ["account", "NTK"], balances)
     finally:
         if not keep:
             devnet.down(root)
