@@ -28,7 +28,7 @@ def test_partition_heals_onto_the_heavier_branch(daemons):
 
     # side A mines faster: let it get clearly heavier before healing
     wait_until(lambda: a_miner.height() >= b_miner.height() + 5, 90, "side A to pull ahead")
-    b_peer.rpc("node_connect", addr=a_peer.p2p_addr)
+    b_peer.connect(a_peer.p2p_addr)
 
     tip = wait_converged(group_a + group_b, timeout=90)
     roots = {d.rpc("chain_block", id=tip)["header"]["state_root"] for d in group_a + group_b}

@@ -183,6 +183,19 @@ class Daemon:
                 return None
             raise
 
+    def connect(self, addr: str, timeout: float = 60.0) -> str:
+        """`node_connect`, retried: under load libp2p's own dial handshake can time out."""
+
+        def attempt() -> str | None:
+            try:
+                return str(self.rpc("node_connect", addr=addr)["peer_id"])
+            except RpcCallError as exc:
+                if exc.code != -32013:
+                    raise
+                return None
+
+        return str(wait_until(attempt, timeout, f"a connection to {addr}", 1.0))
+
     def peers(self) -> int:
         return int(self.rpc("node_status")["peers"])
 
