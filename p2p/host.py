@@ -109,10 +109,12 @@ class Host:
         *,
         on_connect: PeerEvent,
         on_disconnect: PeerEvent,
+        on_bad_gossip: PeerEvent | None = None,
     ) -> None:
         self._listen = [parse_addr(a) for a in listen]
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
+        self._on_bad_gossip = on_bad_gossip
         self._nursery: trio.Nursery | None = None
         self.libp2p = new_host(
             key_pair=key_pair,
@@ -131,6 +133,7 @@ class Host:
             eclipse_protection_enabled=False,
         )
         self.pubsub = Pubsub(self.libp2p, self.router, msg_id_constructor=message_id)
+        self._guard_pubsub_streams()
         self.peer_id = str(self.libp2p.get_id())
 
     async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -148,11 +151,13 @@ class Host:
             self.libp2p.run(self._listen),
         ):
             self._nursery = nursery
+            started = False
             try:
                 await self.pubsub.wait_until_ready()
                 bound = self.listen_addrs()
                 if bound or not self._listen:  # libp2p only logs a listen failure
                     task_status.started()
+                    started = True
                     await trio.sleep_forever()
             finally:
                 self._nursery = None
@@ -160,6 +165,8 @@ class Host:
                 # Leaving host.run() does not close connections: close them, shielded.
                 with trio.CancelScope(shield=True), trio.move_on_after(5):
                     await self.libp2p.close()
+        if started:
+            raise P2PError("host-stopped", "the libp2p host stopped unexpectedly")
         raise ConfigError("listen-failed", f"could not listen on {[str(a) for a in self._listen]}")
 
     def listen_addrs(self) -> list[str]:
@@ -212,6 +219,26 @@ class Host:
         """Run `fn(*args)` in the host's nursery (dropped when the host is shutting down)."""
         if self._nursery is not None:
             self._nursery.start_soon(fn, *args)
+
+    def _guard_pubsub_streams(self) -> None:
+        """Pubsub registers its own stream handler, which lets a protobuf DecodeError from a
+        malformed or oversized RPC escape, and that takes the whole swarm down (pitfall 9):
+        wrap it, reset the stream and report the peer."""
+        inner = self.pubsub.stream_handler
+
+        async def guarded(stream: INetStream) -> None:
+            peer = str(stream.muxed_conn.peer_id)
+            try:
+                await inner(stream)
+            except Exception as exc:
+                log.info("bad pubsub stream from %s: %s", peer, type(exc).__name__)
+                with trio.CancelScope(shield=True):
+                    await _reset(stream)
+                if self._on_bad_gossip is not None:
+                    self._on_bad_gossip(peer, type(exc).__name__)
+
+        for protocol in self.router.get_protocols():
+            self.libp2p.set_stream_handler(protocol, guarded)
 
     def set_handler(self, protocol: str, handler: StreamHandler) -> None:
         """Serve `protocol`; an exception in `handler` is logged, never allowed to kill the host."""

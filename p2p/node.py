@@ -57,6 +57,7 @@ class P2P:
             config.listen,
             on_connect=self._on_connect,
             on_disconnect=self._on_disconnect,
+            on_bad_gossip=lambda peer, why: self.penalise(peer, RejectKind.MALFORMED, f"pubsub: {why}"),
         )
         self.peer_id = self._host.peer_id
         protocol = sync_protocol(backend.chain_id)

@@ -44,6 +44,23 @@ def _forged_tx(variant: int) -> bytes:
     return dataclasses.replace(tx, signature=signature).encode()
 
 
+async def _raw_pubsub_rpc(evil: EvilPeer, peer: str, body: bytes) -> None:
+    """A length-prefixed RPC on a fresh /meshsub/1.1.0 stream that is not valid protobuf: it
+    once escaped libp2p's own pubsub handler and stopped the target's whole swarm."""
+    from libp2p.custom_types import TProtocol
+    from libp2p.peer.id import ID
+    from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11
+    from libp2p.utils import encode_varint_prefixed
+
+    stream = await evil.host.libp2p.new_stream(ID.from_base58(peer), [TProtocol(PROTOCOL_ID_V11)])
+    await stream.write(encode_varint_prefixed(body))
+    with trio.move_on_after(5):
+        try:
+            await stream.read(1)  # the target resets the stream
+        except Exception:  # noqa: BLE001 - a reset is the expected answer
+            pass
+
+
 async def _dial(evil: EvilPeer, addr: str, attempts: int = 5) -> str:
     """Connect, retrying a failed dial: a loaded machine can time out libp2p's own handshake,
     and a dial failure is not what this test is about (peers re-dial too)."""
@@ -69,6 +86,7 @@ def test_evil_peers_are_banned_and_honest_peers_served(daemons, tmp_path):
         "invalid-tx": ("txs", lambda i: encode_tx_batch([_forged_tx(i)])),
         "oversized": ("txs", lambda i: bytes([i]) * 600_000),
         "malformed-request": (None, lambda i: b"\xc1 garbage request" + bytes([i])),
+        "malformed-pubsub-rpc": ("raw-pubsub", lambda i: b"\x0a\xff\xff\xff\xff\x0f" + bytes([i])),
     }
     claim = ChainStatus(DEVNET.chain_id, 0, DEVNET.chain_id, 0)
     banned: dict[str, bool] = {}
@@ -78,12 +96,14 @@ def test_evil_peers_are_banned_and_honest_peers_served(daemons, tmp_path):
         async with trio.open_nursery() as nursery:
             await nursery.start(evil.run)
             peer = await _dial(evil, target.p2p_addr)
-            if topic is not None:
+            if topic not in (None, "raw-pubsub"):
                 await evil.wait_subscribed(peer, topic, timeout=30)
             for attempt in range(6):  # a bad request costs 25 points, a bad message 60
                 try:
                     if topic is None:
                         await evil.raw_request(peer, payload(attempt))
+                    elif topic == "raw-pubsub":
+                        await _raw_pubsub_rpc(evil, peer, payload(attempt))
                     else:
                         await evil.publish(topic, payload(attempt))
                 except Exception:
