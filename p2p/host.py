@@ -230,7 +230,7 @@ class Host:
             peer = str(stream.muxed_conn.peer_id)
             try:
                 await inner(stream)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever a peer sends must not stop the swarm
                 log.info("bad pubsub stream from %s: %s", peer, type(exc).__name__)
                 with trio.CancelScope(shield=True):
                     await _reset(stream)

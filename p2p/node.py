@@ -186,6 +186,10 @@ class P2P:
     # -- connection policy ---------------------------------------------------------------------
 
     def _allow(self, peer: str, kind: str) -> bool:
+        """A banned peer gets nothing served or relayed, even in the moment before its
+        connection is closed; everyone else is rate-limited."""
+        if self.is_banned(peer):
+            return False
         return self.limits.allow(peer, kind, trio.current_time())
 
     async def _changed(self) -> None:

@@ -22,5 +22,5 @@ def daemons(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
     for daemon in started:
         try:
             daemon.stop()
-        except Exception:
+        except Exception:  # noqa: BLE001 - always reap what we started
             daemon.kill()

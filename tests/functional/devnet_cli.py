@@ -8,7 +8,7 @@ import sys
 
 
 def neuro(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=180)
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=180, check=False)
 
 
 def test_devnet_up_status_down(tmp_path):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from chain.devnet_keys import devnet_address
 from tests.support.daemons import wait_converged, wait_until
 from tests.support.txs import transfer_hex
-from chain.devnet_keys import devnet_address
 
 
 def test_nodes_converge_and_relay_a_transfer(daemons):

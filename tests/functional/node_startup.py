@@ -10,7 +10,7 @@ import sys
 def neurod(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "neurod", "--network", "devnet", "--listen", "/ip4/127.0.0.1/tcp/0", *args],
-        capture_output=True, text=True, timeout=timeout,
+        capture_output=True, text=True, timeout=timeout, check=False,
     )
 
 
