@@ -276,7 +276,7 @@ class ChainState:
             try:
                 supply = self._connect(overlay, candidate, supply)
             except ChainError as exc:
-                self._mark_invalid(branch[index:], keep=overlay, failed=candidate)
+                self._mark_invalid(branch[index:], keep=overlay)
                 if candidate is block:
                     raise
                 raise InvalidBlock("bad-prevblk", f"ancestor {candidate.hash.hex()[:16]} failed: {exc.reason}") from None
@@ -357,18 +357,16 @@ class ChainState:
         db.put(schema.SUPPLY, undo.supply.to_bytes(16, "big"))
         return block
 
-    def _mark_invalid(self, blocks: list[Block], keep: Overlay | None = None, failed: Block | None = None) -> None:
+    def _mark_invalid(self, blocks: list[Block], keep: Overlay | None = None) -> None:
         """Persist INVALID for ``blocks``; of ``keep`` only the new block's storage survives."""
         writes = Overlay(self.kv)
         if keep is not None:
             for key, value in keep.writes.items():
                 if key[:1] in (schema.HEADER, schema.BLOCK, schema.CHILDREN) and value is not None:
                     writes.put(key, value)
-        for block in blocks:
-            height = block.header.height
-            work = 0
+        for block in blocks:  # an invalid block's work never counts: record none
             writes.put(schema.HEADER + block.hash, block.header.encode())
-            writes.put(schema.META + block.hash, BlockMeta(height, work, BlockStatus.INVALID).encode())
+            writes.put(schema.META + block.hash, BlockMeta(block.header.height, 0, BlockStatus.INVALID).encode())
         writes.commit(sync=False)
 
     def _write_genesis(self) -> None:

@@ -55,7 +55,6 @@ def _children(node: bytes) -> list[bytes]:
     return [node[part] for part in _CHILD_SLICES]
 
 
-_Summary = "_Leaf | bytes | None"  # a leaf, a branch's hash, or an empty subtree
 
 
 class _Update:

@@ -11,6 +11,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from chain.errors import ChainError, InvalidTransaction, RejectKind
+from chain.hashing import hash256
 from chain.types import Block, Header, Transaction, txid_of
 from chain.validation import check_header
 from p2p.backend import ChainStatus, HeaderPlan, Outcome, Verdict
@@ -35,6 +36,8 @@ class NodeBackend:
         # tx batches decoded by the gossip validator, kept (by identity) for the delivery that
         # follows, so that each transaction is decoded once per node
         self._decoded: OrderedDict[int, tuple[list[bytes], list[Transaction]]] = OrderedDict()
+        # blocks the gossip validator decoded, by payload hash, for the import that follows
+        self._blocks: OrderedDict[bytes, Block] = OrderedDict()
 
     @property
     def chain_id(self) -> str:
@@ -84,6 +87,9 @@ class NodeBackend:
         except ChainError as exc:
             self.node.metrics.blocks_rejected.labels(exc.reason).inc()
             return verdict_of(exc)
+        self._blocks[hash256(data)] = block
+        while len(self._blocks) > DECODED_BATCHES_KEPT:
+            self._blocks.popitem(last=False)
         return Verdict.accept()
 
     def check_tx_batch(self, txs: list[bytes]) -> Verdict:
@@ -116,7 +122,7 @@ class NodeBackend:
 
     async def import_block(self, data: bytes, origin: str | None) -> Verdict:
         try:
-            block = Block.decode(data)
+            block = self._blocks.pop(hash256(data), None) or Block.decode(data)
             await self.node.import_block(block, encoded_size=len(data))
         except ChainError as exc:
             return verdict_of(exc)

@@ -88,7 +88,6 @@ class Node:
         self._import_lock = trio.Lock()
         self._tip_changed = trio.Event()
         self.rpc_url = ""
-        self.metrics.height.set(self.chain.height)
 
     # ---- chain events --------------------------------------------------------------------
 
@@ -117,8 +116,6 @@ class Node:
                 self.metrics.reorgs.inc()
                 self.mempool.revalidate()
                 log.info("reorg: -%d +%d blocks, tip %d", len(result.disconnected), len(result.connected), self.chain.height)
-            self.metrics.height.set(self.chain.height)
-            self.metrics.mempool.set(len(self.mempool))
             log.info("new tip %d %s txs=%d", self.chain.height, self.chain.tip_hash.hex()[:16], len(block.txs))
             self._tip_changed.set()
             self._tip_changed = trio.Event()
@@ -137,7 +134,6 @@ class Node:
             self.metrics.txs_rejected.labels(exc.reason).inc()
             raise
         self.metrics.txs_accepted.inc()
-        self.metrics.mempool.set(len(self.mempool))
         return txid
 
     async def submit_transaction(self, tx: Transaction, encoded: bytes) -> bytes:
@@ -151,7 +147,7 @@ class Node:
     async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         cookie = write_cookie(self.datadir)
         methods = RpcMethods(self).table()
-        app = RpcApp(methods, cookie, self.metrics.render)
+        app = RpcApp(methods, cookie, self._render_metrics)
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.p2p.run)
@@ -168,12 +164,17 @@ class Node:
         finally:
             self._remove_node_info()
 
+    def _render_metrics(self) -> bytes:
+        """Gauges are read from their source at scrape time, so they are never stale."""
+        self.metrics.height.set(self.chain.height)
+        self.metrics.peers.set(len(self.p2p.peers()))
+        self.metrics.mempool.set(len(self.mempool))
+        return self.metrics.render()
+
     async def _maintenance(self) -> None:
         while True:
-            self.metrics.peers.set(len(self.p2p.peers()))
-            self.metrics.mempool.set(len(self.mempool))
+            await trio.sleep(MAINTENANCE_INTERVAL)
             self.mempool.expire(time.time())
-            await trio.sleep(MAINTENANCE_INTERVAL if self.config.status_interval > 5 else 1.0)
 
     def _write_node_info(self) -> None:
         info = {

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from chain.amounts import format_ntk
 from chain.crypto import AddressError, decode_address, encode_address
-from chain.errors import ChainError, DecodeError, InvalidTransaction
+from chain.errors import ChainError, InvalidTransaction
 from chain.types import Block, Header, Transaction, Transfer
 from neurod.rpc import INVALID_PARAMS, Method, RpcError
 from p2p.errors import P2PError
@@ -181,9 +181,7 @@ class RpcMethods:
         try:
             decoded = Transaction.decode(raw)
             txid = await self.node.submit_transaction(decoded, raw)
-        except DecodeError as exc:
-            raise RpcError(TX_REJECTED, f"transaction rejected: {exc}", {"reason": exc.reason}) from None
-        except ChainError as exc:
+        except ChainError as exc:  # DecodeError included
             raise RpcError(TX_REJECTED, f"transaction rejected: {exc}", {"reason": exc.reason}) from None
         return {"txid": txid.hex()}
 
