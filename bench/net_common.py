@@ -11,12 +11,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chain.chainstate import ChainState  # noqa: E402
-from chain.genesis import Genesis, parse_genesis  # noqa: E402
-from chain.store import LevelKV  # noqa: E402
-from chain.types import Block, Transaction  # noqa: E402
-from tests.support.chain_builders import (  # noqa: E402
-    account_of, genesis_doc, make_block, numbered_seed, signed_transfer,
+from chain.chainstate import ChainState
+from chain.genesis import Genesis, parse_genesis
+from chain.store import LevelKV
+from chain.types import Block, Transaction
+from tests.support.chain_builders import (
+    account_of,
+    genesis_doc,
+    make_block,
+    numbered_seed,
+    signed_transfer,
 )
 
 FEE = 10_000
@@ -64,4 +68,4 @@ def import_rate(genesis: Genesis, txs: list[Transaction], per_block: int = 1000)
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Container, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 from chain import encoding as enc
@@ -22,12 +22,21 @@ from chain.genesis import Genesis
 from chain.params import ChainParams
 from chain.pow import work_of
 from chain.state import Account, BlockEffects, apply_block, state_root_after
-from chain.store import KV, Overlay
+from chain.store import KV, Overlay, StateCache
 from chain.trie import root_of
 from chain.types import Block, Header, Transaction, Transfer
-from chain.validation import check_block, check_header, check_header_context
+from chain.validation import (
+    SignatureChecks,
+    check_block,
+    check_block_contents,
+    check_header,
+    check_header_context,
+    start_signature_checks,
+)
 
 WORK_BYTES = 48
+# accounts and trie nodes kept in memory, ~200 bytes each: a few hundred thousand accounts' state
+DEFAULT_STATE_CACHE_ENTRIES = 400_000
 
 
 class BlockStatus(enum.IntEnum):
@@ -98,15 +107,22 @@ def _parties(tx: Transaction) -> set[bytes]:
 class ChainState:
     """The node's view of the chain, backed by a KV store. Not thread-safe: one owner task."""
 
-    def __init__(self, kv: KV, genesis: Genesis, *, verify_pool: ThreadPoolExecutor | None = None):
-        self.kv = kv
+    def __init__(
+        self,
+        kv: KV,
+        genesis: Genesis,
+        *,
+        verify_pool: Executor | None = None,
+        state_cache_entries: int = DEFAULT_STATE_CACHE_ENTRIES,
+    ):
+        self.kv = StateCache(kv, (schema.ACCOUNT, schema.TRIE), max_entries=state_cache_entries)
         self.genesis = genesis
         self.params: ChainParams = genesis.params
         self.chain_id = genesis.chain_id
         self.pool = verify_pool
         # ids of transactions whose signatures the owner already checked (its mempool)
         self.verified_txids: Container[bytes] = ()
-        stored = kv.get(schema.GENESIS)
+        stored = self.kv.get(schema.GENESIS)
         if stored is None:
             self._write_genesis()
         elif stored != self.chain_id:
@@ -234,7 +250,12 @@ class ChainState:
         )
 
     def process_block(self, block: Block, now: int, *, encoded_size: int | None = None) -> ImportResult:
-        """Validate and store ``block``; move the tip if its branch is now the heaviest."""
+        """Validate and store ``block``; move the tip if its branch is now the heaviest.
+
+        The signature checks (stage 2) run on the verify pool while this thread does stages 3-4
+        (Bitcoin Core's script check queue): nothing is committed before they pass, and if they
+        fail their reason is the one raised, as if the stages had run one after another.
+        """
         block_hash = block.hash
         known = self.kv.get(schema.META + block_hash)
         if known is not None:
@@ -242,12 +263,23 @@ class ChainState:
             if meta.status == BlockStatus.INVALID:
                 raise InvalidBlock("duplicate-invalid", "block was rejected before")
             raise ChainError("duplicate", "block already known", kind=RejectKind.STALE)
-        self.check_block_alone(block, encoded_size)
+        check_header(block.header, self.params)
+        check_block_contents(block, self.params, self.chain_id, encoded_size=encoded_size)
+        signatures = start_signature_checks(block, pool=self.pool, verified=self.verified_txids)
+        try:
+            return self._store(block, now, signatures)
+        except ChainError:
+            signatures.require()
+            raise
+
+    def _store(self, block: Block, now: int, signatures: SignatureChecks) -> ImportResult:
+        block_hash = block.hash
         parent_meta_bytes = self.kv.get(schema.META + block.header.parent)
         if parent_meta_bytes is None:
             raise InvalidBlock("prev-blk-not-found", block.header.parent.hex(), kind=RejectKind.MISSING)
         parent_meta = BlockMeta.decode(parent_meta_bytes)
         if parent_meta.status == BlockStatus.INVALID:
+            signatures.require()
             self._mark_invalid([block])
             raise InvalidBlock("bad-prevblk", "parent is invalid")
         parent = self.header(block.header.parent)
@@ -260,11 +292,14 @@ class ChainState:
         overlay.put(schema.META + block_hash, meta.encode())
         overlay.put(schema.CHILDREN + block.header.parent + block_hash, b"")
         if meta.work <= self.tip_meta.work:
+            signatures.require()
             overlay.commit(sync=False)
             return ImportResult(block_hash, meta.height, tip_changed=False)
-        return self._activate(overlay, block, meta)
+        return self._activate(overlay, block, meta, signatures)
 
-    def _activate(self, overlay: Overlay, block: Block, meta: BlockMeta) -> ImportResult:
+    def _activate(
+        self, overlay: Overlay, block: Block, meta: BlockMeta, signatures: SignatureChecks
+    ) -> ImportResult:
         branch = self._branch_to_main(overlay, block)
         fork_height = branch[0].header.height - 1
         disconnected = []
@@ -276,11 +311,13 @@ class ChainState:
             try:
                 supply = self._connect(overlay, candidate, supply)
             except ChainError as exc:
+                signatures.require()
                 self._mark_invalid(branch[index:], keep=overlay)
                 if candidate is block:
                     raise
                 raise InvalidBlock("bad-prevblk", f"ancestor {candidate.hash.hex()[:16]} failed: {exc.reason}") from None
             connected.append(candidate)
+        signatures.require()
         overlay.commit(sync=True)
         self._load_tip()
         return ImportResult(block.hash, meta.height, True, tuple(connected), tuple(disconnected))

@@ -12,7 +12,7 @@ human-readable prefix from genesis: a mistyped character is caught by the checks
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 
 import nacl.bindings
 import nacl.exceptions
@@ -42,23 +42,48 @@ def verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
     return True
 
 
-def verify_many(
-    items: Sequence[tuple[bytes, bytes, bytes]], pool: ThreadPoolExecutor | None = None
-) -> list[bool]:
-    """Verify (public key, message, signature) triples, on ``pool``'s threads when given.
+def _verify_chunk(chunk: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
+    """One pool task (module-level so that a process pool can pickle it)."""
+    return [verify(pk, msg, sig) for pk, msg, sig in chunk]
 
-    libsodium releases the GIL, so chunks on separate threads use separate cores. Chunks rather
-    than one task per signature keep the executor's own overhead out of the hot path.
+
+class PendingVerification:
+    """Signature checks running on an executor (or already done); `result` waits for them."""
+
+    def __init__(self, futures: list[Future[list[bool]]], done: list[bool] | None = None) -> None:
+        self._futures = futures
+        self._results = done
+
+    def result(self) -> list[bool]:
+        if self._results is None:
+            self._results = [ok for future in self._futures for ok in future.result()]
+        return self._results
+
+
+def start_verify_many(
+    items: Sequence[tuple[bytes, bytes, bytes]], pool: Executor | None = None
+) -> PendingVerification:
+    """Start verifying (public key, message, signature) triples on ``pool``; returns at once.
+
+    The caller keeps working while the pool checks: block import applies the state transition
+    meanwhile and joins before it commits. With a process pool the checks share no GIL with the
+    caller's Python; with a thread pool libsodium still releases the GIL during each check. Chunks,
+    one per worker, keep the executor's own overhead out of the hot path; small batches run inline.
     """
     if pool is None or len(items) < 64:
-        return [verify(pk, msg, sig) for pk, msg, sig in items]
+        return PendingVerification([], _verify_chunk(items))
     workers = max(1, getattr(pool, "_max_workers", 2))
     size = -(-len(items) // workers)
-    chunks = [items[i : i + size] for i in range(0, len(items), size)]
-    results: list[bool] = []
-    for part in pool.map(lambda chunk: [verify(pk, m, s) for pk, m, s in chunk], chunks):
-        results.extend(part)
-    return results
+    return PendingVerification(
+        [pool.submit(_verify_chunk, items[i : i + size]) for i in range(0, len(items), size)]
+    )
+
+
+def verify_many(
+    items: Sequence[tuple[bytes, bytes, bytes]], pool: Executor | None = None
+) -> list[bool]:
+    """Verify (public key, message, signature) triples, on ``pool``'s workers when given."""
+    return start_verify_many(items, pool).result()
 
 
 def sign(seed: bytes, message: bytes) -> bytes:
@@ -98,7 +123,9 @@ def decode_address(text: str, hrp: str) -> bytes:
     if spec != _bech32.Encoding.BECH32M:
         raise AddressError("bad-address", f"{text!r}: bech32m checksum required")
     if got_hrp != hrp:
-        raise AddressError("bad-address", f"{text!r}: prefix {got_hrp!r} is not this network's {hrp!r}")
+        raise AddressError(
+            "bad-address", f"{text!r}: prefix {got_hrp!r} is not this network's {hrp!r}"
+        )
     raw = _bech32.convertbits(data, 5, 8, False)
     if raw is None or len(raw) != ADDRESS_HASH_SIZE:
         raise AddressError("bad-address", f"{text!r}: wrong payload length")

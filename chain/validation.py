@@ -2,6 +2,9 @@
 
 1. `check_header`          header alone: version, compact target, proof of work
 2. `check_block`           block alone: size, tx count, tx root, duplicates, chain id, signatures
+                           (`check_block_contents` + `start_signature_checks`: block import lets
+                           the signatures run on a pool during stages 3-4 and joins them before it
+                           commits or reports anything, so a bad signature is still the reason)
 3. `check_header_context`  header against its parent: height, ASERT target, timestamps
 4. `chain.state.apply_block` then the state root must match (done by the chain state)
 
@@ -11,10 +14,10 @@ Stages 1-2 need nothing but the bytes, so the gossip layer runs them before rela
 from __future__ import annotations
 
 from collections.abc import Container, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from statistics import median_low
 
-from chain.crypto import verify, verify_many
+from chain.crypto import PendingVerification, start_verify_many, verify
 from chain.errors import InvalidBlock, InvalidTransaction, RejectKind
 from chain.merkle import merkle_root
 from chain.params import BLOCK_VERSION, ChainParams
@@ -45,21 +48,10 @@ def check_transaction(tx: Transaction, chain_id: bytes) -> None:
         raise InvalidTransaction("bad-tx-signature")
 
 
-def check_block(
-    block: Block,
-    params: ChainParams,
-    chain_id: bytes,
-    *,
-    encoded_size: int | None = None,
-    pool: ThreadPoolExecutor | None = None,
-    verified: Container[bytes] = (),
+def check_block_contents(
+    block: Block, params: ChainParams, chain_id: bytes, *, encoded_size: int | None = None
 ) -> None:
-    """Context-free block checks; signature checks run on ``pool``'s threads when given.
-
-    ``verified`` holds ids of transactions whose signatures were already checked (a node's
-    mempool): a txid commits to the signature bytes, so those need no second check (the
-    signature cache of Bitcoin Core).
-    """
+    """Stage 2 without signatures: size, tx count, tx root, duplicates, chain ids."""
     size = encoded_size if encoded_size is not None else len(block.encode())
     if size > params.max_block_bytes:
         raise InvalidBlock("block-too-large", expected=f"<= {params.max_block_bytes}", got=size)
@@ -73,11 +65,49 @@ def check_block(
     for index, tx in enumerate(block.txs):
         if tx.chain_id != chain_id:
             raise InvalidBlock("bad-tx-chain-id", f"tx {index}", expected=chain_id.hex(), got=tx.chain_id.hex())
-    unchecked = [i for i, txid in enumerate(txids) if txid not in verified]
+
+
+class SignatureChecks:
+    """A block's signature checks, possibly still running on a pool; `require` joins them."""
+
+    def __init__(self, indices: list[int], pending: PendingVerification) -> None:
+        self._indices = indices
+        self._pending = pending
+
+    def require(self) -> None:
+        """Wait for the checks; raise ``bad-tx-signature`` naming the first failing tx."""
+        checks = self._pending.result()
+        if not all(checks):
+            raise InvalidBlock("bad-tx-signature", f"tx {self._indices[checks.index(False)]}")
+
+
+def start_signature_checks(
+    block: Block, *, pool: Executor | None = None, verified: Container[bytes] = ()
+) -> SignatureChecks:
+    """Start checking the signatures of ``block``'s transactions on ``pool``.
+
+    ``verified`` holds ids of transactions whose signatures were already checked (a node's
+    mempool): a txid commits to the signature bytes, so those need no second check (the
+    signature cache of Bitcoin Core).
+    """
     txs = block.txs
-    checks = verify_many([(txs[i].sender, txs[i].signing_message(), txs[i].signature) for i in unchecked], pool)
-    if not all(checks):
-        raise InvalidBlock("bad-tx-signature", f"tx {unchecked[checks.index(False)]}")
+    unchecked = [i for i, tx in enumerate(txs) if tx.txid not in verified]
+    items = [(txs[i].sender, txs[i].signing_message(), txs[i].signature) for i in unchecked]
+    return SignatureChecks(unchecked, start_verify_many(items, pool))
+
+
+def check_block(
+    block: Block,
+    params: ChainParams,
+    chain_id: bytes,
+    *,
+    encoded_size: int | None = None,
+    pool: Executor | None = None,
+    verified: Container[bytes] = (),
+) -> None:
+    """All of stage 2: `check_block_contents`, then every signature not in ``verified``."""
+    check_block_contents(block, params, chain_id, encoded_size=encoded_size)
+    start_signature_checks(block, pool=pool, verified=verified).require()
 
 
 def expected_bits(params: ChainParams, parent: Header) -> int:

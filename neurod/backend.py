@@ -94,7 +94,7 @@ class NodeBackend:
 
     def check_tx_batch(self, txs: list[bytes]) -> Verdict:
         """Decode every tx and check the chain id and the signatures of the unknown ones (on the
-        verify threads); one bad tx rejects the batch: an honest relay never forwards one."""
+        verify workers); one bad tx rejects the batch: an honest relay never forwards one."""
         chain_id = self.node.chain.chain_id
         mempool = self.node.mempool
         fresh: list[Transaction] = []

@@ -35,7 +35,7 @@ class NodeConfig:
     miner_address: str | None = None  # default: the node key's address
     mining_processes: int = 1
     block_interval: float = 0.0  # minimum seconds between our blocks (devnet pacing); 0 = none
-    verify_threads: int = 2
+    verify_workers: int = 2  # processes checking block and tx-batch signatures
     log_level: str = "info"
     log_format: str = "text"  # text | json
     status_interval: float = 15.0
@@ -67,7 +67,7 @@ def default_datadir(network: str) -> Path:
 _TYPES: dict[str, type | tuple[type, ...]] = {
     "network": str, "genesis": str, "listen": list, "bootstrap": list, "rpc_host": str,
     "rpc_port": int, "mine": bool, "miner_address": str, "mining_processes": int,
-    "block_interval": (int, float), "verify_threads": int, "log_level": str, "log_format": str,
+    "block_interval": (int, float), "verify_workers": int, "log_level": str, "log_format": str,
     "status_interval": (int, float), "redial_interval": (int, float), "mempool_max_txs": int,
     "min_fee": int,
 }

@@ -9,7 +9,6 @@ on a hash.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import random
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -21,6 +20,7 @@ from chain.assembly import assemble_block
 from chain.errors import ChainError
 from chain.pow import NONCE_SIZE, mine
 from chain.types import Block
+from neurod.procpool import process_pool
 
 if TYPE_CHECKING:
     from neurod.node import Node
@@ -41,8 +41,7 @@ class Miner:
         self._random = random.Random()
 
     async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        context = multiprocessing.get_context("spawn")  # no fork of a threaded trio process
-        with ProcessPoolExecutor(self.processes, mp_context=context) as pool:
+        with process_pool(self.processes) as pool:
             task_status.started()
             try:
                 while True:

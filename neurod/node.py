@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from neurod.config import NodeConfig
 from neurod.mempool import Mempool, MempoolLimits
 from neurod.metrics import NodeMetrics
 from neurod.miner import Miner
+from neurod.procpool import process_pool
 from neurod.rpc import RpcApp, serve_rpc, write_cookie
 from neurod.rpc_methods import RpcMethods
 from p2p.config import P2PConfig
@@ -60,7 +60,10 @@ class Node:
         self.datadir = config.datadir
         self.genesis = genesis or load_genesis(config.genesis_source)
         self.metrics = NodeMetrics()
-        self._verify_pool = ThreadPoolExecutor(config.verify_threads, thread_name_prefix="verify")
+        # Signature checks run in worker processes, which share no GIL with the import thread:
+        # a block's checks overlap its state transition. Started on the first batch big enough
+        # to need them (64 signatures), so an idle node runs no extra processes.
+        self._verify_pool = process_pool(config.verify_workers)
         self.kv = LevelKV(self.datadir / "chain")
         self.chain = ChainState(self.kv, self.genesis, verify_pool=self._verify_pool)
         self.mempool = Mempool(
@@ -124,7 +127,7 @@ class Node:
         return result
 
     def signatures_valid(self, txs: list[Transaction]) -> list[bool]:
-        """Batch signature check on the verify threads (libsodium releases the GIL)."""
+        """Batch signature check on the verify worker processes."""
         return verify_many([(tx.sender, tx.signing_message(), tx.signature) for tx in txs], self._verify_pool)
 
     def add_transaction(self, tx: Transaction, *, encoded: bytes | None = None, checked: bool = False) -> bytes:
@@ -195,4 +198,4 @@ class Node:
 
     def close(self) -> None:
         self.kv.close()
-        self._verify_pool.shutdown(wait=False)
+        self._verify_pool.shutdown(wait=False, cancel_futures=True)

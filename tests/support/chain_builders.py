@@ -13,7 +13,7 @@ semantically wrong block (bad state root, bad nonce, wrong height, ...).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -89,7 +89,7 @@ def devnet() -> Genesis:
 def new_chain(
     genesis: Genesis | None = None,
     kv: KV | None = None,
-    pool: ThreadPoolExecutor | None = None,
+    pool: Executor | None = None,
 ) -> ChainState:
     """A chain state at genesis (devnet unless given) over ``kv`` (a fresh MemoryKV if not)."""
     return ChainState(kv if kv is not None else MemoryKV(), genesis or devnet(), verify_pool=pool)

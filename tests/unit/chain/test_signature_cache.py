@@ -8,7 +8,13 @@ import pytest
 
 from chain.errors import InvalidBlock
 from chain.validation import check_block
-from tests.support.chain_builders import funded_genesis, make_block, new_chain, signed_transfer, account_of
+from tests.support.chain_builders import (
+    account_of,
+    funded_genesis,
+    make_block,
+    new_chain,
+    signed_transfer,
+)
 
 
 def test_unverified_bad_signature_rejected_and_cached_ids_skipped():

@@ -5,9 +5,13 @@ from __future__ import annotations
 import pytest
 
 from chain.errors import ChainError, RejectKind
-from neurod.mempool import Mempool, MempoolLimits, MempoolReject
+from neurod.mempool import Mempool, MempoolLimits
 from tests.support.chain_builders import (
-    account_of, funded_genesis, mine_blocks, new_chain, signed_transfer,
+    account_of,
+    funded_genesis,
+    mine_blocks,
+    new_chain,
+    signed_transfer,
 )
 
 FEE = 2_000
