@@ -14,12 +14,11 @@ decode, state transition, trie and store work of the importing thread itself.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import pstats
 import sys
 import tempfile
 import time
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from cProfile import Profile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from chain.chainstate import ChainState
 from chain.crypto import verify_many
 from chain.genesis import Genesis, parse_genesis
+from chain.sigpool import SignaturePool
 from chain.store import LevelKV, MemoryKV
 from chain.types import Block
 from tests.support.chain_builders import (
@@ -72,7 +72,7 @@ class Timings:
 
 
 def measure(
-    chain: ChainState, encoded: list[bytes], pool: Executor, profiler: Profile | None
+    chain: ChainState, encoded: list[bytes], pool: ThreadPoolExecutor, profiler: Profile | None
 ) -> Timings:
     """Import each block as a node receiving it from a peer would, then verify its signatures
     alone; interleaved block by block, so that load drift on a shared machine hits both alike."""
@@ -115,8 +115,8 @@ def main() -> None:
         f" in {time.perf_counter() - built:.1f} s (untimed)"
     )
     txs = count * TXS_PER_BLOCK
-    workers = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("forkserver"))
-    with workers, ThreadPoolExecutor(2) as pool, tempfile.TemporaryDirectory() as tmp:
+    workers = SignaturePool(2)
+    with ThreadPoolExecutor(2) as pool, tempfile.TemporaryDirectory() as tmp:
         verify_many([(bytes(32), b"", bytes(64))] * 128, workers)  # start the worker processes
         kv = LevelKV(Path(tmp) / "chain")
         chain = ChainState(kv, genesis, verify_pool=workers)
@@ -134,6 +134,7 @@ def main() -> None:
             assert cached.process_block(block, block.header.timestamp, encoded_size=len(data)).tip_changed
         cached_s = time.perf_counter() - start
         cached_kv.close()
+        workers.close()
     import_s, verify_s = timings.import_s, timings.verify_s
     import_rate, verify_rate = txs / import_s, txs / verify_s
     print(f"import into LevelDB, 2 verify workers: {import_rate:9,.0f} tx/s  ({import_s:.2f} s)")

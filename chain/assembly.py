@@ -36,7 +36,7 @@ def assemble_block(
     parent = chain.tip_header
     params = chain.params
     limit = min(max_txs or params.max_block_txs, params.max_block_txs)
-    view = _StateView(Overlay(chain.kv))
+    view = _StateView(Overlay(chain.kv), chain.decoded_accounts)
     ledger = _Ledger(view)
     chosen: list[Transaction] = []
     skipped: list[tuple[Transaction, ChainError]] = []

@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 
 from chain import encoding as enc
 from chain import schema
+from chain.crypto import Verifier
 from chain.errors import ChainError, InvalidBlock, RejectKind, StoreError
 from chain.genesis import Genesis
 from chain.params import ChainParams
 from chain.pow import work_of
-from chain.state import Account, BlockEffects, apply_block, state_root_after
+from chain.state import Account, BlockEffects, account_value_hash, apply_block, state_root_after
 from chain.store import KV, Overlay, StateCache
-from chain.trie import root_of
+from chain.trie import root_of, update_trie
 from chain.types import Block, Header, Transaction, Transfer
 from chain.validation import (
     SignatureChecks,
@@ -83,15 +84,38 @@ class _Undo:
         return cls(supply, [(k, Account.decode(v) if v else None) for k, v in accounts])
 
 
+class AccountMemo:
+    """Decoded accounts by their stored encoding: a pure memo (an encoding always decodes to the
+    same immutable Account), primed with the accounts a block writes, so the next block that
+    reads them skips the strict decode. Emptied when it outgrows ``limit``."""
+
+    def __init__(self, limit: int = DEFAULT_STATE_CACHE_ENTRIES) -> None:
+        self._decoded: dict[bytes, Account] = {}
+        self._limit = limit
+
+    def decode(self, data: bytes) -> Account:
+        account = self._decoded.get(data)
+        if account is None:
+            account = Account.decode(data)
+            self.remember(data, account)
+        return account
+
+    def remember(self, data: bytes, account: Account) -> None:
+        if len(self._decoded) >= self._limit:
+            self._decoded.clear()
+        self._decoded[data] = account
+
+
 class _StateView:
     """Accounts and trie nodes as seen through an overlay (a `StateReader` for apply_block)."""
 
-    def __init__(self, db: Overlay | KV) -> None:
+    def __init__(self, db: Overlay | KV, memo: AccountMemo | None = None) -> None:
         self.db = db
+        self.memo = memo if memo is not None else AccountMemo()
 
     def account(self, account_id: bytes) -> Account | None:
         data = self.db.get(schema.ACCOUNT + account_id)
-        return Account.decode(data) if data is not None else None
+        return self.memo.decode(data) if data is not None else None
 
     def node(self, path: bytes) -> bytes | None:
         return self.db.get(schema.TRIE + path)
@@ -112,10 +136,11 @@ class ChainState:
         kv: KV,
         genesis: Genesis,
         *,
-        verify_pool: Executor | None = None,
+        verify_pool: Executor | Verifier | None = None,
         state_cache_entries: int = DEFAULT_STATE_CACHE_ENTRIES,
     ):
         self.kv = StateCache(kv, (schema.ACCOUNT, schema.TRIE), max_entries=state_cache_entries)
+        self.decoded_accounts = AccountMemo(state_cache_entries)
         self.genesis = genesis
         self.params: ChainParams = genesis.params
         self.chain_id = genesis.chain_id
@@ -172,7 +197,7 @@ class ChainState:
         return self.kv.get(schema.height_key(height)) if height >= 0 else None
 
     def account(self, account_id: bytes) -> Account | None:
-        return _StateView(self.kv).account(account_id)
+        return _StateView(self.kv, self.decoded_accounts).account(account_id)
 
     def accounts(self) -> Iterator[tuple[bytes, Account]]:
         for key, value in self.kv.iterate(schema.ACCOUNT):
@@ -271,6 +296,8 @@ class ChainState:
         except ChainError:
             signatures.require()
             raise
+        finally:
+            signatures.settle()  # whatever happened, a pool gets its workers back
 
     def _store(self, block: Block, now: int, signatures: SignatureChecks) -> ImportResult:
         block_hash = block.hash
@@ -338,15 +365,18 @@ class ChainState:
         return branch[::-1]
 
     def _connect(self, db: Overlay, block: Block, supply: int) -> int:
-        view = _StateView(db)
+        view = _StateView(db, self.decoded_accounts)
         effects: BlockEffects = apply_block(self.params, view, block, supply)
-        root, nodes = state_root_after(view.node, effects.changes)
+        encoded = {account_id: after.encode() for account_id, (_, after) in effects.changes.items()}
+        root, nodes = update_trie(view.node, {k: account_value_hash(v) for k, v in encoded.items()})
         if root != block.header.state_root:
             raise InvalidBlock("bad-state-root", expected=root.hex(), got=block.header.state_root.hex())
         block_hash = block.hash
         undo = _Undo(supply, [(k, before) for k, (before, _) in effects.changes.items()])
         for account_id, (_, after) in effects.changes.items():
-            db.put(schema.ACCOUNT + account_id, after.encode())
+            data = encoded[account_id]
+            db.put(schema.ACCOUNT + account_id, data)
+            self.decoded_accounts.remember(data, after)
         for path, node in nodes.items():
             if node is None:
                 db.delete(schema.TRIE + path)

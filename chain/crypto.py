@@ -11,8 +11,9 @@ human-readable prefix from genesis: a mistyped character is caught by the checks
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from concurrent.futures import Executor, Future
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from typing import Protocol
 
 import nacl.bindings
 import nacl.exceptions
@@ -42,45 +43,59 @@ def verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
     return True
 
 
-def _verify_chunk(chunk: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
+MIN_POOL_BATCH = 64  # smaller batches are checked inline: a round trip would cost more
+
+
+def verify_chunk(chunk: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
     """One pool task (module-level so that a process pool can pickle it)."""
     return [verify(pk, msg, sig) for pk, msg, sig in chunk]
 
 
 class PendingVerification:
-    """Signature checks running on an executor (or already done); `result` waits for them."""
+    """Signature checks running elsewhere (or already done); `result` waits for them, once."""
 
-    def __init__(self, futures: list[Future[list[bool]]], done: list[bool] | None = None) -> None:
-        self._futures = futures
-        self._results = done
+    def __init__(self, collect: Callable[[], list[bool]]) -> None:
+        self._collect: Callable[[], list[bool]] | None = collect
+        self._results: list[bool] = []
+
+    @classmethod
+    def done(cls, results: list[bool]) -> PendingVerification:
+        return cls(lambda: results)
 
     def result(self) -> list[bool]:
-        if self._results is None:
-            self._results = [ok for future in self._futures for ok in future.result()]
+        if self._collect is not None:
+            self._results, self._collect = self._collect(), None
         return self._results
 
 
+class Verifier(Protocol):
+    """A pool that checks signatures on other cores (`chain.sigpool.SignaturePool`)."""
+
+    def start(self, items: Sequence[tuple[bytes, bytes, bytes]]) -> PendingVerification: ...
+
+
 def start_verify_many(
-    items: Sequence[tuple[bytes, bytes, bytes]], pool: Executor | None = None
+    items: Sequence[tuple[bytes, bytes, bytes]], pool: Executor | Verifier | None = None
 ) -> PendingVerification:
     """Start verifying (public key, message, signature) triples on ``pool``; returns at once.
 
     The caller keeps working while the pool checks: block import applies the state transition
-    meanwhile and joins before it commits. With a process pool the checks share no GIL with the
-    caller's Python; with a thread pool libsodium still releases the GIL during each check. Chunks,
-    one per worker, keep the executor's own overhead out of the hot path; small batches run inline.
+    meanwhile and joins before it commits. A thread pool works too (libsodium releases the GIL
+    during each check), but its threads need the GIL back between checks. Chunks, one per worker,
+    keep the pool's own overhead out of the hot path; small batches run inline.
     """
-    if pool is None or len(items) < 64:
-        return PendingVerification([], _verify_chunk(items))
+    if pool is None or len(items) < MIN_POOL_BATCH:
+        return PendingVerification.done(verify_chunk(items))
+    if not isinstance(pool, Executor):
+        return pool.start(items)
     workers = max(1, getattr(pool, "_max_workers", 2))
     size = -(-len(items) // workers)
-    return PendingVerification(
-        [pool.submit(_verify_chunk, items[i : i + size]) for i in range(0, len(items), size)]
-    )
+    futures = [pool.submit(verify_chunk, items[i : i + size]) for i in range(0, len(items), size)]
+    return PendingVerification(lambda: [ok for future in futures for ok in future.result()])
 
 
 def verify_many(
-    items: Sequence[tuple[bytes, bytes, bytes]], pool: Executor | None = None
+    items: Sequence[tuple[bytes, bytes, bytes]], pool: Executor | Verifier | None = None
 ) -> list[bool]:
     """Verify (public key, message, signature) triples, on ``pool``'s workers when given."""
     return start_verify_many(items, pool).result()

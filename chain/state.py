@@ -36,7 +36,12 @@ class Account:
 
     @property
     def value_hash(self) -> bytes:
-        return hash256(self.encode(), person=ACCOUNT_PERSON)
+        return account_value_hash(self.encode())
+
+
+def account_value_hash(encoded: bytes) -> bytes:
+    """What the state trie commits to for an account, from its encoding."""
+    return hash256(encoded, person=ACCOUNT_PERSON)
 
 
 EMPTY_ACCOUNT = Account()

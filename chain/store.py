@@ -83,11 +83,12 @@ class LevelKV:
 
     def commit(self, writes: Mapping[bytes, bytes | None], *, sync: bool) -> None:
         with self._db.write_batch(transaction=True, sync=sync) as batch:
+            put, delete = batch.put, batch.delete  # ~10,000 calls for a block of 1,000 transfers
             for key, value in writes.items():
                 if value is None:
-                    batch.delete(key)
+                    delete(key)
                 else:
-                    batch.put(key, value)
+                    put(key, value)
 
     def close(self) -> None:
         if not self._db.closed:

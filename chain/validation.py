@@ -17,7 +17,7 @@ from collections.abc import Container, Sequence
 from concurrent.futures import Executor
 from statistics import median_low
 
-from chain.crypto import PendingVerification, start_verify_many, verify
+from chain.crypto import PendingVerification, Verifier, start_verify_many, verify
 from chain.errors import InvalidBlock, InvalidTransaction, RejectKind
 from chain.merkle import merkle_root
 from chain.params import BLOCK_VERSION, ChainParams
@@ -74,6 +74,10 @@ class SignatureChecks:
         self._indices = indices
         self._pending = pending
 
+    def settle(self) -> None:
+        """Wait for the checks without judging them."""
+        self._pending.result()
+
     def require(self) -> None:
         """Wait for the checks; raise ``bad-tx-signature`` naming the first failing tx."""
         checks = self._pending.result()
@@ -82,7 +86,7 @@ class SignatureChecks:
 
 
 def start_signature_checks(
-    block: Block, *, pool: Executor | None = None, verified: Container[bytes] = ()
+    block: Block, *, pool: Executor | Verifier | None = None, verified: Container[bytes] = ()
 ) -> SignatureChecks:
     """Start checking the signatures of ``block``'s transactions on ``pool``.
 
@@ -102,7 +106,7 @@ def check_block(
     chain_id: bytes,
     *,
     encoded_size: int | None = None,
-    pool: Executor | None = None,
+    pool: Executor | Verifier | None = None,
     verified: Container[bytes] = (),
 ) -> None:
     """All of stage 2: `check_block_contents`, then every signature not in ``verified``."""

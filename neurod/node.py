@@ -21,6 +21,7 @@ from chain.chainstate import ChainState, ImportResult
 from chain.crypto import decode_address, verify_many
 from chain.errors import ChainError
 from chain.genesis import Genesis, load_genesis
+from chain.sigpool import SignaturePool
 from chain.store import LevelKV
 from chain.types import Block, Transaction
 from neurod.backend import NodeBackend
@@ -28,7 +29,6 @@ from neurod.config import NodeConfig
 from neurod.mempool import Mempool, MempoolLimits
 from neurod.metrics import NodeMetrics
 from neurod.miner import Miner
-from neurod.procpool import process_pool
 from neurod.rpc import RpcApp, serve_rpc, write_cookie
 from neurod.rpc_methods import RpcMethods
 from p2p.config import P2PConfig
@@ -63,7 +63,7 @@ class Node:
         # Signature checks run in worker processes, which share no GIL with the import thread:
         # a block's checks overlap its state transition. Started on the first batch big enough
         # to need them (64 signatures), so an idle node runs no extra processes.
-        self._verify_pool = process_pool(config.verify_workers)
+        self._verify_pool = SignaturePool(config.verify_workers)
         self.kv = LevelKV(self.datadir / "chain")
         self.chain = ChainState(self.kv, self.genesis, verify_pool=self._verify_pool)
         self.mempool = Mempool(
@@ -198,4 +198,4 @@ class Node:
 
     def close(self) -> None:
         self.kv.close()
-        self._verify_pool.shutdown(wait=False, cancel_futures=True)
+        self._verify_pool.close()

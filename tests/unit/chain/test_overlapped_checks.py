@@ -15,6 +15,7 @@ import pytest
 
 from chain.chainstate import ChainState
 from chain.errors import InvalidBlock
+from chain.sigpool import SignaturePool
 from chain.types import Transaction
 from tests.support.chain_builders import (
     account_of,
@@ -29,10 +30,16 @@ from tests.support.chain_builders import (
 SENDERS = 80  # over the 64 signatures below which checks run inline
 
 
-@pytest.fixture(scope="module")
-def pool() -> Iterator[ProcessPoolExecutor]:
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as executor:
-        yield executor
+@pytest.fixture(scope="module", params=["signature-pool", "process-executor"])
+def pool(request: pytest.FixtureRequest) -> Iterator[SignaturePool | ProcessPoolExecutor]:
+    """The daemon's own pool, and a plain executor (the interface `ChainState` also takes)."""
+    if request.param == "signature-pool":
+        workers = SignaturePool(2)
+        yield workers
+        workers.close()
+    else:
+        with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as executor:
+            yield executor
 
 
 @pytest.fixture

@@ -1,0 +1,76 @@
+"""The signature worker pool: same answers as inline checks, survives dead workers, shared safely."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from chain.crypto import public_key_of, sign, verify, verify_many
+from chain.sigpool import SignaturePool
+from tests.support.chain_builders import numbered_seed
+
+
+def _items(count: int, bad_every: int = 7) -> list[tuple[bytes, bytes, bytes]]:
+    items = []
+    for index in range(count):
+        seed = numbered_seed(index % 50)
+        message = b"message %d" % index
+        signed = b"something else" if index % bad_every == 0 else message
+        items.append((public_key_of(seed), message, sign(seed, signed)))
+    return items
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[SignaturePool]:
+    workers = SignaturePool(2)
+    yield workers
+    workers.close()
+
+
+def test_answers_equal_inline_checks(pool: SignaturePool) -> None:
+    items = _items(300)
+    expected = [verify(*item) for item in items]
+    assert expected.count(False) == 43
+    assert verify_many(items, pool) == expected
+    assert verify_many(items[:10], pool) == expected[:10]  # small batches run inline
+
+
+def test_a_dead_worker_is_replaced_and_its_chunk_checked_anyway(pool: SignaturePool) -> None:
+    items = _items(200)
+    expected = [verify(*item) for item in items]
+    assert verify_many(items, pool) == expected  # both workers started
+    for worker in list(pool._idle):
+        os.kill(worker.process.pid, signal.SIGKILL)
+        worker.process.join(timeout=10)
+    assert verify_many(items, pool) == expected  # chunks sent to the dead: checked inline
+    assert verify_many(items, pool) == expected  # and fresh workers took their place
+    assert all(worker.process.is_alive() for worker in pool._idle)
+
+
+def test_concurrent_batches_from_several_threads(pool: SignaturePool) -> None:
+    items = _items(256)
+    expected = [verify(*item) for item in items]
+    results: list[list[bool]] = []
+
+    def check() -> None:
+        results.append(verify_many(items, pool))
+
+    threads = [threading.Thread(target=check) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert results == [expected] * 4
+
+
+def test_a_closed_pool_checks_inline() -> None:
+    workers = SignaturePool(1)
+    items = _items(100)
+    assert verify_many(items, workers) == [verify(*item) for item in items]
+    workers.close()
+    assert verify_many(items, workers) == [verify(*item) for item in items]
+    assert workers._idle == []
