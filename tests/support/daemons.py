@@ -82,10 +82,9 @@ class Daemon:
         self.datadir.mkdir(parents=True, exist_ok=True)
         info_path = self.datadir / "node.json"
         info_path.unlink(missing_ok=True)
-        log = open(self.datadir / "stdout.log", "ab")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env)
-        log.close()
+        with open(self.datadir / "stdout.log", "ab") as log:  # the child keeps its own copy
+            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env)
 
         def ready() -> bool:
             if self.proc is not None and self.proc.poll() is not None:

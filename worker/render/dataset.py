@@ -17,7 +17,14 @@ from pydantic import BaseModel
 from chain.merkle import MerkleProof, merkle_proof, merkle_root, verify_proof
 from worker.errors import SpecError
 from worker.render.digits import DigitsSpec, render_digit
-from worker.render.item import ItemKey, digit_item_bytes, item_hash, shelf_item_bytes
+from worker.render.item import (
+    ItemKey,
+    Part,
+    digit_item_parts,
+    item_hash,
+    parts_hash,
+    shelf_item_parts,
+)
 from worker.render.ops import Backend
 from worker.render.shelf import ShelfItem, render_shelf, shelf_plan
 from worker.render.shelf_spec import ShelfSpec
@@ -29,17 +36,25 @@ SPEC_KINDS: dict[str, type[ShelfSpec | DigitsSpec]] = {"shelf": ShelfSpec, "digi
 
 @dataclass(frozen=True, slots=True)
 class RenderedItem:
-    """An item's pixels and labels, and its canonical bytes."""
+    """An item's pixels and labels, and its canonical bytes.
+
+    The bytes are kept in pieces that reference the pixel and id-map buffers (`item.py`), so the
+    hash a shard needs is taken without copying them; those arrays are never written to again.
+    """
 
     index: int
     image: np.ndarray  # (H, W, 3) for shelves, (H, W) for digits
-    item_bytes: bytes
+    parts: tuple[Part, ...]  # joined, the item's canonical bytes
     shelf: ShelfItem | None = None  # the instances and id map of a shelf item
     label: int | None = None  # the class of a digit
 
     @property
+    def item_bytes(self) -> bytes:
+        return b"".join(self.parts)
+
+    @property
     def item_hash(self) -> bytes:
-        return item_hash(self.item_bytes)
+        return parts_hash(self.parts)
 
 
 def load_render_spec(source: str | Path | Mapping[str, Any] | BaseModel) -> RenderSpec:
@@ -79,10 +94,10 @@ def render_item(
     key = item_key(spec, seed, index)
     if isinstance(spec, ShelfSpec):
         shelf = render_shelf(spec, seed, index, backend=backend, device=device)
-        data = shelf_item_bytes(key, shelf.image, shelf.idmap, shelf.instances)
-        return RenderedItem(index, shelf.image, data, shelf=shelf)
+        parts = shelf_item_parts(key, shelf.image, shelf.idmap, shelf.instances)
+        return RenderedItem(index, shelf.image, parts, shelf=shelf)
     image, label = render_digit(spec, seed, index)
-    return RenderedItem(index, image, digit_item_bytes(key, image, label), label=label)
+    return RenderedItem(index, image, digit_item_parts(key, image, label), label=label)
 
 
 def reproduce_item(spec: RenderSpec | Mapping[str, Any], seed: int, index: int) -> bytes:

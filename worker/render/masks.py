@@ -9,6 +9,7 @@ dropped and the rest renumbered 1..n in paste order.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -32,39 +33,48 @@ class Labels:
 
 
 def measure(idmap: np.ndarray, categories: list[int]) -> Labels:
-    """Labels of a map whose id ``k`` (1-based) belongs to a product of ``categories[k - 1]``."""
+    """Labels of a map whose id ``k`` (1-based) belongs to a product of ``categories[k - 1]``.
+
+    When every product is visible the ids are already 1..n and ``idmap`` itself is returned.
+    """
     height, width = idmap.shape
     total = width * height
-    columns = idmap.T
-    change = np.empty((width, height), dtype=bool)
-    change[:, 0] = True
-    np.not_equal(columns[:, 1:], columns[:, :-1], out=change[:, 1:])
-    starts = np.flatnonzero(change)  # column-major positions, as COCO counts
+    # run starts found in the map's own (row-major) memory order, then sorted column-major:
+    # reading the map or the change flags column by column is twice as slow
+    change = np.empty((height, width), dtype=bool)
+    change[0] = True
+    np.not_equal(idmap[1:], idmap[:-1], out=change[1:])
+    row, column = np.divmod(np.flatnonzero(change), width)
+    starts = np.sort(column * height + row)  # column-major positions, as COCO counts
     ends = np.append(starts[1:], total)
-    values = idmap[starts % height, starts // height].astype(np.intp)
+    column, row = np.divmod(starts, height)
+    values = idmap[row, column]
     keep = np.flatnonzero(values)
-    order = keep[np.argsort(values[keep], kind="stable")]  # product runs by id, then position
-    if len(order) == 0:
+    if len(keep) == 0:
         return Labels(np.zeros_like(idmap), (), ())
+    order = keep[np.argsort(values[keep], kind="stable")]  # product runs by id, then position
     ids, first, last = values[order], starts[order], ends[order]
     group = np.flatnonzero(np.append(True, ids[1:] != ids[:-1]))  # each instance's first run
-    visible = ids[group]
-    area = np.add.reduceat(last - first, group)
-    x0, x1 = (
-        np.minimum.reduceat(first // height, group),
-        np.maximum.reduceat(first // height, group),
-    )
-    y0, y1 = (
-        np.minimum.reduceat(first % height, group),
-        np.maximum.reduceat((last - 1) % height, group),
-    )
+    group_last = np.append(group[1:], len(order)) - 1
+    length = last - first
+    top = row[order]
+    bottom = top + length - 1  # a run never crosses a column end
+    x0, x1 = column[order[group]], column[order[group_last]]  # runs are in position order
+    y0, y1 = np.minimum.reduceat(top, group), np.maximum.reduceat(bottom, group)
+    area = np.add.reduceat(length, group)
+    visible = ids[group].tolist()
     instances = tuple(
-        Instance(categories[k - 1], (int(a), int(b), int(c - a + 1), int(d - b + 1)), int(e))
-        for k, a, b, c, d, e in zip(visible, x0, y0, x1, y1, area, strict=True)
+        Instance(categories[k - 1], (a, b, c - a + 1, d - b + 1), e)
+        for k, a, b, c, d, e in zip(
+            visible, x0.tolist(), y0.tolist(), x1.tolist(), y1.tolist(), area.tolist(), strict=True
+        )
     )
+    rle_counts = _rle(first, last, group, total)
+    if len(visible) == len(categories):
+        return Labels(idmap, instances, rle_counts)
     renumber = np.zeros(len(categories) + 1, dtype=np.uint16)
     renumber[visible] = np.arange(1, len(visible) + 1)
-    return Labels(renumber[idmap], instances, _rle(first, last, group, total))
+    return Labels(renumber[idmap], instances, rle_counts)
 
 
 def _rle(
@@ -73,7 +83,8 @@ def _rle(
     """COCO counts (background, mask, background, ...) per instance, runs joined across columns.
 
     ``first``/``last`` are the runs of all instances, grouped by instance (``group`` holds each
-    group's first run) and sorted by position within a group.
+    group's first run) and sorted by position within a group. Each instance's counts are the
+    differences of its boundary list ``0, start, end, start, end, ..., total``.
     """
     new_group = np.zeros(len(first), dtype=bool)
     new_group[group] = True
@@ -82,14 +93,16 @@ def _rle(
     owner = np.cumsum(new_group)[opens] - 1  # instance of each joined run
     run_starts = first[opens]
     run_ends = last[np.append(opens[1:], True)]
-    gaps = run_starts - np.where(new_group[opens], 0, np.append(0, run_ends[:-1]))
     runs_per = np.bincount(owner, minlength=len(group))
     ends_at = np.cumsum(2 * runs_per + 1)  # each instance: 2 entries per run, then the tail
-    flat = np.empty(ends_at[-1], dtype=np.int64)
-    local = np.arange(len(owner)) - np.repeat(np.cumsum(runs_per) - runs_per, runs_per)
-    base = ends_at[owner] - (2 * runs_per[owner] + 1) + 2 * local
-    flat[base] = gaps
-    flat[base + 1] = run_ends - run_starts
-    last_run = np.cumsum(runs_per) - 1
-    flat[ends_at - 1] = total - run_ends[last_run]
-    return tuple(part.tolist() for part in np.split(flat, ends_at[:-1]))
+    points = np.full(ends_at[-1], total, dtype=np.int64)
+    base = 2 * np.arange(len(owner)) + owner  # each earlier instance adds one tail entry
+    points[base] = run_starts
+    points[base + 1] = run_ends
+    previous = np.empty_like(points)
+    previous[0] = 0
+    previous[1:] = points[:-1]
+    previous[ends_at[:-1]] = 0  # an instance's first count starts from position 0
+    counts = (points - previous).tolist()
+    bounds = [0, *ends_at.tolist()]
+    return tuple(counts[a:b] for a, b in pairwise(bounds))

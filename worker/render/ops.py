@@ -16,6 +16,7 @@ from worker.errors import WorkerError
 
 Backend = Literal["numpy", "torch"]
 ROUND_Q8 = 128  # half of the Q8 unit: gains are in 1/256ths and rounded to nearest
+PIXEL = np.dtype("V3")  # one RGB pixel as an opaque 3-byte item
 
 
 class Compositor(Protocol):
@@ -79,12 +80,14 @@ class NumpyCompositor:
             return
         y0, y1, x0, x1, sy, sx = box
         part = mask[sy : sy + y1 - y0, sx : sx + x1 - x0]
+        # whole pixels as 3-byte void items: one masked copy per pixel instead of a broadcast
+        # mask over the channel axis, which numpy runs about 4x slower
         np.copyto(
-            image[y0:y1, x0:x1],
-            sprite[sy : sy + y1 - y0, sx : sx + x1 - x0],
-            where=part[:, :, None],
+            image[y0:y1, x0:x1].view(PIXEL)[..., 0],
+            sprite[sy : sy + y1 - y0, sx : sx + x1 - x0].view(PIXEL)[..., 0],
+            where=part,
         )
-        np.copyto(idmap[y0:y1, x0:x1], np.uint16(instance), where=part)
+        np.copyto(idmap[y0:y1, x0:x1], instance, where=part)
 
     def light(self, image: np.ndarray, gain_q8: np.ndarray, offset: int) -> np.ndarray:
         """``pixel * gain / 256 + offset`` with a per-column gain (a lighting gradient).

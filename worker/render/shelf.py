@@ -57,7 +57,8 @@ def plan_scene(plan: ShelfPlan, rng: ItemRng) -> tuple[np.ndarray, list[Paste]]:
     layout, place = spec.shelf, spec.placement
     rows = rng.pick(layout.rows)
     board_px = rng.pick(layout.board_px)
-    board_color = draw_color(rng, layout.board)
+    # a whole row of board pixels: a bare colour would be broadcast into the image pixel by pixel
+    board_row = np.tile(np.asarray(draw_color(rng, layout.board), dtype=np.uint8), (width, 1))
     scale = rng.pick(place.scale_pct)
     facing_pct = rng.pick(place.facing_pct)
     occlusion_pct = rng.pick(place.occlusion_pct)
@@ -68,7 +69,7 @@ def plan_scene(plan: ShelfPlan, rng: ItemRng) -> tuple[np.ndarray, list[Paste]]:
     for row in range(rows):
         bottom = (row + 1) * height // rows + shift_y
         board_top = bottom - board_px
-        background[max(board_top, 0) : max(min(bottom, height), 0)] = board_color
+        background[max(board_top, 0) : max(min(bottom, height), 0)] = board_row
         room = board_top - (row * height // rows + shift_y) - 2
         back = _fill_row(
             plan, rng, board_top, room, scale, facing_pct, shift_x, budget - len(pastes)
