@@ -267,7 +267,7 @@ class ChainState:
     # ---- import --------------------------------------------------------------------------
 
     def check_block_alone(self, block: Block, encoded_size: int | None = None) -> None:
-        """Stages 1-2: everything that needs no other block (gossip runs this before relay)."""
+        """Stages 1-2 at once, signatures joined: everything that needs no other block."""
         check_header(block.header, self.params)
         check_block(
             block, self.params, self.chain_id, encoded_size=encoded_size, pool=self.pool,
