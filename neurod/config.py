@@ -73,9 +73,13 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
 }
 
 
+_RENAMED = {"verify_threads": "verify_workers"}  # old name -> new: say so rather than just "unknown"
+
+
 def _check(key: str, value: Any, where: str) -> Any:
     if key not in _TYPES:
-        raise ConfigError(f"{where}: unknown setting {key!r}")
+        hint = f" (renamed to {_RENAMED[key]!r})" if key in _RENAMED else ""
+        raise ConfigError(f"{where}: unknown setting {key!r}{hint}")
     kind = _TYPES[key]
     if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
         raise ConfigError(f"{where}: {key!r} has the wrong type ({type(value).__name__})")

@@ -41,6 +41,10 @@ def test_bad_config_and_genesis(tmp_path):
     (tmp_path / "cfg").mkdir()
     (tmp_path / "cfg" / "config.toml").write_text("rpc_prot = 5\n")
     assert_one_line_error(neurod("--datadir", str(tmp_path / "cfg")), "unknown setting 'rpc_prot'")
+    (tmp_path / "cfg" / "config.toml").write_text("verify_threads = 2\n")
+    assert_one_line_error(
+        neurod("--datadir", str(tmp_path / "cfg")), "unknown setting 'verify_threads' (renamed to 'verify_workers')"
+    )
     broken = tmp_path / "genesis.json"
     broken.write_text('{"network": "x"')
     assert_one_line_error(neurod("--datadir", str(tmp_path / "g"), "--genesis", str(broken)), "not JSON")
