@@ -11,7 +11,8 @@ descendants are marked invalid and the old tip stays.
 from __future__ import annotations
 
 import enum
-from collections.abc import Container, Iterator
+from collections import deque
+from collections.abc import Container, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ from chain import schema
 from chain.crypto import Verifier
 from chain.errors import ChainError, InvalidBlock, RejectKind, StoreError
 from chain.genesis import Genesis
+from chain.hashing import HASH_SIZE
 from chain.params import ChainParams
 from chain.pow import work_of
 from chain.state import Account, BlockEffects, account_value_hash, apply_block, state_root_after
@@ -38,6 +40,8 @@ from chain.validation import (
 WORK_BYTES = 48
 # accounts and trie nodes kept in memory, ~200 bytes each: a few hundred thousand accounts' state
 DEFAULT_STATE_CACHE_ENTRIES = 400_000
+# blocks of a batch whose signature checks are queued ahead of the one being connected
+DEFAULT_LOOKAHEAD = 3
 
 
 class BlockStatus(enum.IntEnum):
@@ -72,11 +76,15 @@ class ImportResult:
 
 @dataclass
 class _Undo:
+    """A connected block's undo data: the supply and each touched account before it."""
+
     supply: int
     accounts: list[tuple[bytes, Account | None]] = field(default_factory=list)
 
-    def encode(self) -> bytes:
-        return enc.pack([self.supply, [[k, v.encode() if v else b""] for k, v in self.accounts]])
+    @staticmethod
+    def encode_stored(supply: int, accounts: list[tuple[bytes, bytes | None]]) -> bytes:
+        """From each account's stored bytes (None: absent), which need no re-encoding."""
+        return enc.pack([supply, [[k, v or b""] for k, v in accounts]])
 
     @classmethod
     def decode(cls, data: bytes) -> _Undo:
@@ -112,9 +120,11 @@ class _StateView:
     def __init__(self, db: Overlay | KV, memo: AccountMemo | None = None) -> None:
         self.db = db
         self.memo = memo if memo is not None else AccountMemo()
+        self.read: dict[bytes, bytes | None] = {}  # stored bytes of each account read: undo data
 
     def account(self, account_id: bytes) -> Account | None:
         data = self.db.get(schema.ACCOUNT + account_id)
+        self.read[account_id] = data
         return self.memo.decode(data) if data is not None else None
 
     def node(self, path: bytes) -> bytes | None:
@@ -126,6 +136,29 @@ def _parties(tx: Transaction) -> set[bytes]:
     if isinstance(tx.payload, Transfer):
         parties.add(tx.payload.to)
     return parties
+
+
+def _index_rows(block: Block, block_hash: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """The tx index and account history rows of a main-chain block.
+
+    One history row per account and block (an account paid and paying in one block, or an
+    exchange's, costs one row, not one per transaction), holding (position, txid) entries.
+    """
+    height = schema.height_bytes(block.header.height)
+    history: dict[bytes, list[bytes]] = {}
+    for index, tx in enumerate(block.txs):
+        txid = tx.txid
+        position = index.to_bytes(schema.POSITION_SIZE, "big")
+        yield schema.TX_INDEX + txid, block_hash + position
+        entry = position + txid
+        for account_id in _parties(tx):
+            entries = history.get(account_id)
+            if entries is None:
+                history[account_id] = [entry]
+            else:
+                entries.append(entry)
+    for account_id, entries in history.items():
+        yield schema.HISTORY + account_id + height, b"".join(entries)
 
 
 class ChainState:
@@ -152,6 +185,14 @@ class ChainState:
             self._write_genesis()
         elif stored != self.chain_id:
             raise StoreError("wrong-network", f"database holds chain {stored.hex()[:16]}, expected {self.chain_id.hex()[:16]}")
+        else:
+            version = int.from_bytes(self.kv.get(schema.FORMAT) or b"\x01", "big")
+            if version != schema.FORMAT_VERSION:
+                raise StoreError(
+                    "store-format",
+                    f"database layout version {version}, this neurod reads version {schema.FORMAT_VERSION}:"
+                    " move the chain directory aside and let the node sync again",
+                )
         self._load_tip()
 
     # ---- reads ---------------------------------------------------------------------------
@@ -207,18 +248,21 @@ class ChainState:
         return root_of(_StateView(self.kv).node)
 
     def tx_location(self, txid: bytes) -> tuple[bytes, int] | None:
+        """(block hash, position) of a main-chain transaction."""
         data = self.kv.get(schema.TX_INDEX + txid)
         if data is None:
             return None
-        block_hash, index = enc.unpack(data, what="tx-location", max_size=64)
-        return block_hash, index
+        return data[:HASH_SIZE], int.from_bytes(data[HASH_SIZE:], "big")
 
     def history(self, account_id: bytes, limit: int = 100) -> list[tuple[int, int, bytes]]:
         """(height, position, txid) of main-chain transactions touching an account, newest first."""
-        rows = [
-            (int.from_bytes(key[21:29], "big"), int.from_bytes(key[29:33], "big"), txid)
-            for key, txid in self.kv.iterate(schema.HISTORY + account_id)
-        ]
+        rows = []
+        entry = schema.POSITION_SIZE + HASH_SIZE
+        for key, value in self.kv.iterate(schema.HISTORY + account_id):
+            height = int.from_bytes(key[-8:], "big")
+            for at in range(0, len(value), entry):
+                position = int.from_bytes(value[at : at + schema.POSITION_SIZE], "big")
+                rows.append((height, position, value[at + schema.POSITION_SIZE : at + entry]))
         return rows[::-1][:limit]
 
     def locator(self) -> list[bytes]:
@@ -281,23 +325,77 @@ class ChainState:
         (Bitcoin Core's script check queue): nothing is committed before they pass, and if they
         fail their reason is the one raised, as if the stages had run one after another.
         """
-        block_hash = block.hash
-        known = self.kv.get(schema.META + block_hash)
-        if known is not None:
-            meta = BlockMeta.decode(known)
-            if meta.status == BlockStatus.INVALID:
-                raise InvalidBlock("duplicate-invalid", "block was rejected before")
-            raise ChainError("duplicate", "block already known", kind=RejectKind.STALE)
+        return self._finish(block, now, self._start_checks(block, encoded_size))
+
+    def process_blocks(
+        self, blocks: Sequence[Block], now: int, *, encoded_sizes: Sequence[int | None] | None = None,
+        lookahead: int = DEFAULT_LOOKAHEAD,
+    ) -> list[ImportResult | ChainError]:
+        """`process_block` each of ``blocks`` in order (a batch from sync), one outcome each.
+
+        While one block's state transition runs, the signature checks of the next ``lookahead``
+        blocks are already queued on the verify pool (go-ethereum's sender cacher does the same
+        for a batch), so the pool never idles between blocks, not even while a block commits.
+        Stops after the first block rejected as malformed or invalid: the rest of a batch builds
+        on it, and its sender is at fault. Outcomes keep each block's own rejection reason.
+        """
+        sizes = list(encoded_sizes) if encoded_sizes is not None else [None] * len(blocks)
+        queued: deque[SignatureChecks | ChainError] = deque()
+        outcomes: list[ImportResult | ChainError] = []
+        started = iter(range(len(blocks)))
+
+        def queue_next() -> None:
+            index = next(started, None)
+            if index is not None:
+                try:
+                    queued.append(self._start_checks(blocks[index], sizes[index]))
+                except ChainError as exc:
+                    queued.append(exc)
+
+        try:
+            for _ in range(max(1, lookahead + 1)):  # the first block's, and its lookahead's
+                queue_next()
+            for block in blocks:
+                checks = queued.popleft()
+                queue_next()
+                try:
+                    if isinstance(checks, ChainError):
+                        raise checks
+                    outcomes.append(self._finish(block, now, checks))
+                except ChainError as exc:
+                    outcomes.append(exc)
+                    if exc.kind in (RejectKind.MALFORMED, RejectKind.INVALID):
+                        break
+        finally:
+            for checks in queued:
+                if isinstance(checks, SignatureChecks):
+                    checks.settle()
+        return outcomes
+
+    def _start_checks(self, block: Block, encoded_size: int | None) -> SignatureChecks:
+        """Stages 1-2 of a new block, its signature checks started on the pool, not joined."""
+        self._refuse_known(block)
         check_header(block.header, self.params)
         check_block_contents(block, self.params, self.chain_id, encoded_size=encoded_size)
-        signatures = start_signature_checks(block, pool=self.pool, verified=self.verified_txids)
+        return start_signature_checks(block, pool=self.pool, verified=self.verified_txids)
+
+    def _finish(self, block: Block, now: int, signatures: SignatureChecks) -> ImportResult:
+        """Stages 3-4 and the commit, joining ``signatures`` before anything is stored."""
         try:
+            self._refuse_known(block)  # again: a batch may hold a block twice
             return self._store(block, now, signatures)
         except ChainError:
             signatures.require()
             raise
         finally:
             signatures.settle()  # whatever happened, a pool gets its workers back
+
+    def _refuse_known(self, block: Block) -> None:
+        known = self.kv.get(schema.META + block.hash)
+        if known is not None:
+            if BlockMeta.decode(known).status == BlockStatus.INVALID:
+                raise InvalidBlock("duplicate-invalid", "block was rejected before")
+            raise ChainError("duplicate", "block already known", kind=RejectKind.STALE)
 
     def _store(self, block: Block, now: int, signatures: SignatureChecks) -> ImportResult:
         block_hash = block.hash
@@ -367,32 +465,32 @@ class ChainState:
     def _connect(self, db: Overlay, block: Block, supply: int) -> int:
         view = _StateView(db, self.decoded_accounts)
         effects: BlockEffects = apply_block(self.params, view, block, supply)
-        encoded = {account_id: after.encode() for account_id, (_, after) in effects.changes.items()}
+        changes = effects.changes
+        encoded = {account_id: after.encode() for account_id, (_, after) in changes.items()}
         root, nodes = update_trie(view.node, {k: account_value_hash(v) for k, v in encoded.items()})
         if root != block.header.state_root:
             raise InvalidBlock("bad-state-root", expected=root.hex(), got=block.header.state_root.hex())
         block_hash = block.hash
-        undo = _Undo(supply, [(k, before) for k, (before, _) in effects.changes.items()])
-        for account_id, (_, after) in effects.changes.items():
+        put, remember = db.put, self.decoded_accounts.remember
+        # undo data: each touched account's stored bytes before the block, as read (b"": absent)
+        put(schema.UNDO + block_hash, _Undo.encode_stored(supply, [(k, view.read[k]) for k in changes]))
+        for account_id, (_, after) in changes.items():
             data = encoded[account_id]
-            db.put(schema.ACCOUNT + account_id, data)
-            self.decoded_accounts.remember(data, after)
+            put(schema.ACCOUNT + account_id, data)
+            remember(data, after)
         for path, node in nodes.items():
             if node is None:
                 db.delete(schema.TRIE + path)
             else:
-                db.put(schema.TRIE + path, node)
-        for index, tx in enumerate(block.txs):
-            txid = tx.txid
-            db.put(schema.TX_INDEX + txid, enc.pack([block_hash, index]))
-            for account_id in _parties(tx):
-                db.put(schema.history_key(account_id, block.header.height, index), txid)
-        db.put(schema.UNDO + block_hash, undo.encode())
-        db.put(schema.height_key(block.header.height), block_hash)
+                put(schema.TRIE + path, node)
+        height = block.header.height
+        for key, value in _index_rows(block, block_hash):
+            put(key, value)
+        put(schema.height_key(height), block_hash)
         meta = BlockMeta.decode(db.get(schema.META + block_hash) or b"")
-        db.put(schema.META + block_hash, BlockMeta(meta.height, meta.work, BlockStatus.CONNECTED).encode())
-        db.put(schema.TIP, block_hash)
-        db.put(schema.SUPPLY, effects.supply.to_bytes(16, "big"))
+        put(schema.META + block_hash, BlockMeta(meta.height, meta.work, BlockStatus.CONNECTED).encode())
+        put(schema.TIP, block_hash)
+        put(schema.SUPPLY, effects.supply.to_bytes(16, "big"))
         return effects.supply
 
     def _disconnect_tip(self, db: Overlay) -> Block:
@@ -414,10 +512,8 @@ class ChainState:
                 db.delete(schema.TRIE + path)
             else:
                 db.put(schema.TRIE + path, node)
-        for index, tx in enumerate(block.txs):
-            db.delete(schema.TX_INDEX + tx.txid)
-            for account_id in _parties(tx):
-                db.delete(schema.history_key(account_id, block.header.height, index))
+        for key, _ in _index_rows(block, tip):
+            db.delete(key)
         db.delete(schema.UNDO + tip)
         db.delete(schema.height_key(block.header.height))
         db.put(schema.TIP, block.header.parent)
@@ -458,5 +554,6 @@ class ChainState:
         overlay.put(schema.TIP, block_hash)
         overlay.put(schema.SUPPLY, self.genesis.supply.to_bytes(16, "big"))
         overlay.put(schema.GENESIS, self.chain_id)
+        overlay.put(schema.FORMAT, schema.FORMAT_VERSION.to_bytes(1, "big"))
         overlay.commit(sync=True)
 

@@ -12,17 +12,26 @@ MAIN_CHAIN = b"n"  # + height (8 BE) -> block hash on the main chain
 UNDO = b"u"  # + block hash -> undo data of a connected block
 ACCOUNT = b"a"  # + 20-byte account id -> Account
 TRIE = b"s"  # + nibble path -> trie node
-TX_INDEX = b"t"  # + txid -> (block hash, position) on the main chain
+TX_INDEX = b"t"  # + txid -> block hash + position (4 BE) on the main chain
 TIP = b"T"  # -> hash of the main chain's tip
 SUPPLY = b"S"  # -> total issued at the tip
 GENESIS = b"G"  # -> chain id this database belongs to
-HISTORY = b"x"  # + account id + height (8 BE) + position (4 BE) -> txid touching the account
+FORMAT = b"F"  # -> layout version of this database (absent: version 1)
+HISTORY = b"x"  # + account id + height (8 BE) -> (position (4 BE) + txid) of each tx touching it
 CHILDREN = b"c"  # + parent hash + child hash -> b"" (side branches, for reorgs)
 
 
+# 2: the state trie stores branches only, each with its leaf children's keys; one history row
+#    per account and block
+FORMAT_VERSION = 2
+
+
+POSITION_SIZE = 4
+
+
+def height_bytes(height: int) -> bytes:
+    return height.to_bytes(8, "big")
+
+
 def height_key(height: int) -> bytes:
-    return MAIN_CHAIN + height.to_bytes(8, "big")
-
-
-def history_key(account_id: bytes, height: int, position: int) -> bytes:
-    return HISTORY + account_id + height.to_bytes(8, "big") + position.to_bytes(4, "big")
+    return MAIN_CHAIN + height_bytes(height)

@@ -27,6 +27,9 @@ class KV(Protocol):
     def close(self) -> None: ...
 
 
+_MISSING: bytes = b"\x00missing"  # a sentinel no dict here holds (compared by identity)
+
+
 class MemoryKV:
     """A dict with the KV interface, for unit tests and throwaway chains."""
 
@@ -103,9 +106,10 @@ class Overlay:
         self.writes: dict[bytes, bytes | None] = {}
 
     def get(self, key: bytes) -> bytes | None:
-        if key in self.writes:
-            return self.writes[key]
-        return self.base.get(key)
+        value = self.writes.get(key, _MISSING)
+        if value is _MISSING:
+            return self.base.get(key)
+        return value
 
     def put(self, key: bytes, value: bytes) -> None:
         self.writes[key] = value
@@ -142,12 +146,11 @@ class StateCache:
         self._lock = threading.Lock()
 
     def get(self, key: bytes) -> bytes | None:
+        value = self._cache.get(key, _MISSING)  # only hot keys are ever cached
+        if value is not _MISSING:
+            return value
         if key[:1] not in self._prefixes:
             return self.base.get(key)
-        try:
-            return self._cache[key]
-        except KeyError:
-            pass
         generation = self._generation
         value = self.base.get(key)
         with self._lock:

@@ -20,6 +20,8 @@ from chain.pow import NONCE_SIZE
 
 TX_SIGN_DOMAIN = b"neuro-tx-v1"
 TX_ID_PERSON = b"neuro-txid"
+_SIGN_PREFIX = TX_SIGN_DOMAIN + enc.array_header(6)
+_SIGNATURE_TAIL = -(2 + SIGNATURE_SIZE)
 MAX_AMOUNT = 2**63 - 1
 
 
@@ -36,6 +38,10 @@ class Transfer:
 
     @classmethod
     def from_list(cls, value: Any) -> Transfer:
+        if type(value) is list and len(value) == 2:  # fast path: one test for a valid transfer
+            to, amount = value
+            if type(to) is bytes and len(to) == ADDRESS_HASH_SIZE and type(amount) is int and 1 <= amount <= MAX_AMOUNT:
+                return cls(to, amount)
         to, amount = enc.fields(value, "transfer", 2)
         return cls(
             to=enc.as_bytes(to, "transfer.to", size=ADDRESS_HASH_SIZE),
@@ -67,6 +73,7 @@ class Transaction:
     # functools.cached_property; the values depend only on the immutable fields above.
     _txid: bytes | None = field(default=None, init=False, repr=False, compare=False)
     _sender_account: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    _encoded: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def kind(self) -> int:
@@ -76,13 +83,22 @@ class Transaction:
         return [self.chain_id, self.kind, self.sender, self.nonce, self.fee, self.payload.to_list()]
 
     def signing_message(self) -> bytes:
+        encoded = self._encoded
+        if encoded is not None and len(self.signature) == SIGNATURE_SIZE:
+            # A signed tx's encoding is canonical: a 7-item array whose last item is the
+            # 64-byte signature (2 bytes of header), so the 6 unsigned items lie between.
+            return _SIGN_PREFIX + encoded[1:_SIGNATURE_TAIL]
         return TX_SIGN_DOMAIN + enc.pack(self._unsigned())
 
     def to_list(self) -> list[Any]:
         return [*self._unsigned(), self.signature]
 
     def encode(self) -> bytes:
-        return enc.pack(self.to_list())
+        encoded = self._encoded
+        if encoded is None:
+            encoded = enc.pack(self.to_list())
+            object.__setattr__(self, "_encoded", encoded)
+        return encoded
 
     @property
     def txid(self) -> bytes:
@@ -110,6 +126,20 @@ class Transaction:
 
     @classmethod
     def from_list(cls, value: Any) -> Transaction:
+        if type(value) is list and len(value) == 7:
+            # Fast path: the envelope of a valid transaction passes one test; anything else
+            # takes the field-by-field path below, which names what is wrong.
+            chain_id, kind, sender, nonce, fee, payload, signature = value
+            payload_type = PAYLOAD_TYPES.get(kind) if type(kind) is int else None
+            if (
+                payload_type is not None
+                and type(chain_id) is bytes and len(chain_id) == HASH_SIZE
+                and type(sender) is bytes and len(sender) == PUBLIC_KEY_SIZE
+                and type(nonce) is int and 0 <= nonce <= enc.MAX_INT
+                and type(fee) is int and 0 <= fee <= MAX_AMOUNT
+                and type(signature) is bytes and len(signature) == SIGNATURE_SIZE
+            ):
+                return cls(chain_id, sender, nonce, fee, payload_type.from_list(payload), signature)
         chain_id, kind, sender, nonce, fee, payload, signature = enc.fields(value, "tx", 7)
         kind = enc.as_int(kind, "tx.kind", 0, 255)
         payload_type = PAYLOAD_TYPES.get(kind)
@@ -126,7 +156,9 @@ class Transaction:
 
     @classmethod
     def decode(cls, data: bytes) -> Transaction:
-        return cls.from_list(enc.unpack(data, what="tx", max_size=MAX_TX_BYTES))
+        tx = cls.from_list(enc.unpack(data, what="tx", max_size=MAX_TX_BYTES))
+        object.__setattr__(tx, "_encoded", bytes(data))
+        return tx
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +217,9 @@ class Header:
         return cls.from_list(enc.unpack(data, what="header", max_size=MAX_HEADER_BYTES))
 
 
+_BLOCK_PREFIX = enc.array_header(2)
+
+
 @dataclass(frozen=True, slots=True)
 class Block:
     header: Header
@@ -209,8 +244,20 @@ class Block:
 
     @classmethod
     def decode(cls, data: bytes, *, max_size: int = MAX_BLOCK_BYTES) -> Block:
-        header, txs = enc.fields(enc.unpack(data, what="block", max_size=max_size), "block", 2)
+        """Strict decode; each transaction keeps its own canonical encoding (its id, its signing
+        message and its store row are slices or hashes of it, never re-encoded)."""
+        header, txs = enc.fields(enc.load(data, what="block", max_size=max_size), "block", 2)
         tx_list = enc.as_list(txs, "block.txs", max_len=MAX_BLOCK_TXS)
-        block = cls(Header.from_list(header), tuple(Transaction.from_list(tx) for tx in tx_list))
-        object.__setattr__(block, "_encoded", bytes(data))
+        pack = enc.pack
+        encodings = [pack(tx) for tx in tx_list]
+        canonical = _BLOCK_PREFIX + pack(header) + enc.array_header(len(encodings)) + b"".join(encodings)
+        if canonical != data:
+            raise DecodeError("non-canonical", "block does not re-encode to the same bytes")
+        decoded = []
+        for value, encoded in zip(tx_list, encodings):
+            tx = Transaction.from_list(value)
+            object.__setattr__(tx, "_encoded", encoded)
+            decoded.append(tx)
+        block = cls(Header.from_list(header), tuple(decoded))
+        object.__setattr__(block, "_encoded", canonical)
         return block

@@ -107,4 +107,9 @@ class ChainBackend(Protocol):
 
     async def import_block(self, data: bytes, origin: str | None) -> Verdict: ...
 
+    async def import_blocks(self, blocks: list[bytes], origin: str | None) -> list[Verdict]:
+        """Import a sync batch in order, one verdict per block tried; stops after the first
+        rejection (the rest build on it), so fewer verdicts than blocks means it stopped."""
+        ...
+
     async def accept_tx_batch(self, txs: list[bytes], origin: str | None) -> Verdict: ...

@@ -229,8 +229,8 @@ class SyncDriver:
         """Import one fetched batch in order; False stops the round."""
         if not blocks:
             return False
-        for block in blocks:
-            verdict = await self._backend.import_block(block, source)
+        # one call: the backend checks the next blocks' signatures while it connects this one
+        for verdict in await self._backend.import_blocks(blocks, source):
             if verdict.outcome is Outcome.REJECT:
                 self._penalise(source, verdict.kind, f"block: {verdict.reason}")
                 return False

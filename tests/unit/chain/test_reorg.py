@@ -186,3 +186,12 @@ def test_a_database_of_another_network_is_refused() -> None:
     new_chain(kv=kv)
     with pytest.raises(StoreError, match="wrong-network"):
         new_chain(funded_genesis(1)[0], kv=kv)
+
+
+def test_a_database_of_an_older_layout_is_refused_with_advice() -> None:
+    kv = MemoryKV()
+    new_chain(kv=kv)
+    kv.commit({schema.FORMAT: None}, sync=True)  # as written before layout versions existed
+    with pytest.raises(StoreError, match="store-format") as refused:
+        new_chain(kv=kv)
+    assert "sync again" in str(refused.value)

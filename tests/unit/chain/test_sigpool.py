@@ -43,12 +43,12 @@ def test_a_dead_worker_is_replaced_and_its_chunk_checked_anyway(pool: SignatureP
     items = _items(200)
     expected = [verify(*item) for item in items]
     assert verify_many(items, pool) == expected  # both workers started
-    for worker in list(pool._idle):
+    for worker in list(pool._workers):
         os.kill(worker.process.pid, signal.SIGKILL)
         worker.process.join(timeout=10)
     assert verify_many(items, pool) == expected  # chunks sent to the dead: checked inline
     assert verify_many(items, pool) == expected  # and fresh workers took their place
-    assert all(worker.process.is_alive() for worker in pool._idle)
+    assert all(worker.process.is_alive() for worker in pool._workers)
 
 
 def test_concurrent_batches_from_several_threads(pool: SignaturePool) -> None:
@@ -73,4 +73,18 @@ def test_a_closed_pool_checks_inline() -> None:
     assert verify_many(items, workers) == [verify(*item) for item in items]
     workers.close()
     assert verify_many(items, workers) == [verify(*item) for item in items]
-    assert workers._idle == []
+    assert workers._workers == []
+
+
+def test_one_thread_queues_batches_and_collects_them_in_any_order(pool: SignaturePool) -> None:
+    batches = [_items(150, bad_every=5 + i) for i in range(4)]
+    pending = [pool.start(items) for items in batches]  # all on the workers' pipes at once
+    assert pool._outstanding == 4
+    others: list[list[bool]] = []
+    thread = threading.Thread(target=lambda: others.append(verify_many(batches[0], pool)))
+    thread.start()  # another thread finds the workers queued up: it checks inline, no waiting
+    thread.join(timeout=60)
+    for index in (2, 0, 3, 1):
+        assert pending[index].result() == [verify(*item) for item in batches[index]]
+    assert others == [[verify(*item) for item in batches[0]]]
+    assert pool._outstanding == 0 and pool._owner is None

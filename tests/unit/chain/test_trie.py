@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -118,7 +119,24 @@ def test_a_leaf_created_and_collapsed_in_one_batch_leaves_no_stray_delete() -> N
     first = {bytes([0x39]) + bytes(19): hash256(b"a"), bytes([0x43]) + bytes(19): hash256(b"b")}
     _, writes = update_trie(store.get, first)
     store.update({path: node for path, node in writes.items() if node is not None})
-    second = {key: None for key in first} | {bytes([0x59]) + bytes(19): hash256(b"c")}
-    _, writes = update_trie(store.get, second)
-    assert all(path in store for path, node in writes.items() if node is None)
-    assert set(writes) >= {b"\x03", b"\x04", b""} and b"\x05" not in writes
+    third = {bytes([0x59]) + bytes(19): hash256(b"c")}
+    root, writes = update_trie(store.get, {key: None for key in first} | third)
+    assert root == compute_root(third)
+    assert list(writes) == [b""] and writes[b""] is not None and writes[b""][:1] == b"L"
+
+
+def test_only_branches_are_stored_and_leaves_live_in_them() -> None:
+    # 64 spread keys: a root branch and one branch per crowded slot, no row per leaf
+    nodes: dict[bytes, bytes] = {}
+    apply(nodes, {key: hash256(key) for key in SPREAD})
+    assert all(node[:1] == b"B" for node in nodes.values())
+    assert len(nodes) < len(SPREAD) // 2
+    # changing one account rewrites the branches on its path, nothing else
+    _, writes = update_trie(nodes.get, {SPREAD[5]: hash256(b"new")})
+    assert set(writes) == {b""} | {path for path in nodes if SPREAD[5].hex().startswith(
+        "".join(f"{nibble:x}" for nibble in path))}
+
+
+def test_keys_of_another_size_are_refused() -> None:
+    with pytest.raises(ValueError, match="20 bytes"):
+        compute_root({b"short": hash256(b"v")})

@@ -21,7 +21,7 @@ miners = process_pool(2)
 pids = {miners.submit(os.getpid).result() for _ in range(8)}
 checkers = SignaturePool(2)
 verify_many([(bytes(32), b"", bytes(64))] * 128, checkers)
-pids |= {worker.process.pid for worker in checkers._idle}
+pids |= {worker.process.pid for worker in checkers._workers}
 print(" ".join(str(pid) for pid in pids), flush=True)
 sys.stdin.read()
 """

@@ -16,7 +16,7 @@ import msgpack
 import trio
 
 from chain.errors import RejectKind
-from p2p.backend import ChainStatus, HeaderPlan, Verdict
+from p2p.backend import ChainStatus, HeaderPlan, Outcome, Verdict
 
 
 def h(data: bytes) -> bytes:
@@ -173,6 +173,14 @@ class ToyChain:
         self.attempts += 1
         self._wake()  # waiters watch every import attempt, whatever its verdict
         return verdict
+
+    async def import_blocks(self, blocks: list[bytes], origin: str | None) -> list[Verdict]:
+        verdicts = []
+        for data in blocks:
+            verdicts.append(await self.import_block(data, origin))
+            if verdicts[-1].outcome is Outcome.REJECT:
+                break
+        return verdicts
 
     def _import(self, data: bytes, origin: str | None) -> Verdict:
         verdict = self.check_block(data)
