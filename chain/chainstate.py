@@ -131,11 +131,13 @@ class _StateView:
         return self.db.get(schema.TRIE + path)
 
 
-def _parties(tx: Transaction) -> set[bytes]:
-    parties = {tx.sender_account}
-    if isinstance(tx.payload, Transfer):
-        parties.add(tx.payload.to)
-    return parties
+def _parties(tx: Transaction) -> tuple[bytes, ...]:
+    """The accounts a transaction touches, each once."""
+    sender = tx.sender_account
+    payload = tx.payload
+    if type(payload) is Transfer and payload.to != sender:
+        return sender, payload.to
+    return (sender,)
 
 
 def _index_rows(block: Block, block_hash: bytes) -> Iterator[tuple[bytes, bytes]]:
@@ -152,11 +154,10 @@ def _index_rows(block: Block, block_hash: bytes) -> Iterator[tuple[bytes, bytes]
         yield schema.TX_INDEX + txid, block_hash + position
         entry = position + txid
         for account_id in _parties(tx):
-            entries = history.get(account_id)
-            if entries is None:
-                history[account_id] = [entry]
+            if account_id in history:
+                history[account_id].append(entry)
             else:
-                entries.append(entry)
+                history[account_id] = [entry]
     for account_id, entries in history.items():
         yield schema.HISTORY + account_id + height, b"".join(entries)
 

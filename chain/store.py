@@ -167,12 +167,10 @@ class StateCache:
         self.base.commit(writes, sync=sync)
         with self._lock:
             self._generation += 1
-            cache, hot = self._cache, self._prefixes
-            for key, value in writes.items():
-                if key[:1] in hot:
-                    cache[key] = value
-            if len(cache) > self._max_entries:
-                cache.clear()
+            hot = self._prefixes
+            self._cache.update({key: value for key, value in writes.items() if key[:1] in hot})
+            if len(self._cache) > self._max_entries:
+                self._cache.clear()
 
     def close(self) -> None:
         self.base.close()
