@@ -1,12 +1,14 @@
 """Block import throughput against the raw signature-check rate, in one run.
 
 Pre-builds (untimed) a chain of blocks of 1,000 transfers each from 2,000 funded test accounts,
-then times decoding and importing them into a fresh LevelDB store with signature checks on a pool
-of 2 worker processes (as neurod runs it: the checks overlap the importing thread's state work and
-share no GIL with it), and times the reference: raw libsodium `chain.crypto.verify_many` over the
-same signatures on 2 threads. Signature checks are the largest single cost of an import, so their
-rate bounds it: goal ratio >= 0.75. ``--profile`` profiles the main thread's CPU time (cProfile with `time.thread_time`): the
-decode, state transition, trie and store work of the importing thread itself.
+then times decoding and importing them into a fresh LevelDB store as a syncing node does: in
+batches through `ChainState.process_blocks`, with signature checks on a pool of 2 worker processes
+(the checks of the next blocks are queued while each block connects and commits, and they share
+no GIL with the importing thread). The reference is raw libsodium `chain.crypto.verify_many` over
+the same signatures on 2 threads, timed batch by batch between the imports. Signature checks are
+the largest single cost of an import, so their rate bounds it: goal ratio >= 0.75. ``--profile``
+profiles the main thread's CPU time (cProfile with `time.thread_time`): the decode, state
+transition, trie and store work of the importing thread itself.
 
     .venv/bin/python bench/block_import.py [--quick] [--blocks N] [--profile]
 """

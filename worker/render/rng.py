@@ -54,7 +54,14 @@ class ItemRng:
         """One integer in [low, high] (both ends included)."""
         if high <= low:
             return low
-        return low + self.word() % (high - low + 1)
+        # `word` inlined: a scene plans from a few hundred draws, and the call was a tenth of it
+        position = self._next
+        if position == len(self._block):
+            self._block = self._bits.random_raw(BLOCK_WORDS).tolist()
+            position = 0
+        self._next = position + 1
+        value: int = self._block[position]
+        return low + value % (high - low + 1)
 
     def pick(self, pair: Sequence[int]) -> int:
         """One integer from a spec range ``(min, max)``."""
@@ -62,7 +69,13 @@ class ItemRng:
 
     def chance(self, percent: int) -> bool:
         """True with probability ``percent``/100."""
-        return self.draw(0, 99) < percent
+        position = self._next
+        if position == len(self._block):
+            self._block = self._bits.random_raw(BLOCK_WORDS).tolist()
+            position = 0
+        self._next = position + 1
+        value: int = self._block[position]
+        return value % 100 < percent
 
     def choice(self, count: int) -> int:
         """An index in [0, count)."""
