@@ -329,46 +329,51 @@ class ChainState:
         return self._finish(block, now, self._start_checks(block, encoded_size))
 
     def process_blocks(
-        self, blocks: Sequence[Block], now: int, *, encoded_sizes: Sequence[int | None] | None = None,
-        lookahead: int = DEFAULT_LOOKAHEAD,
+        self, blocks: Sequence[Block | bytes], now: int, *, lookahead: int = DEFAULT_LOOKAHEAD
     ) -> list[ImportResult | ChainError]:
         """`process_block` each of ``blocks`` in order (a batch from sync), one outcome each.
 
         While one block's state transition runs, the signature checks of the next ``lookahead``
         blocks are already queued on the verify pool (go-ethereum's sender cacher does the same
         for a batch), so the pool never idles between blocks, not even while a block commits.
-        Stops after the first block rejected as malformed or invalid: the rest of a batch builds
-        on it, and its sender is at fault. Outcomes keep each block's own rejection reason.
+        Blocks given encoded are decoded as they are queued, so the pool starts after one decode
+        rather than a whole batch's. Stops after the first block rejected as malformed or
+        invalid: the rest of a batch builds on it, and its sender is at fault. Outcomes keep
+        each block's own rejection reason.
         """
-        sizes = list(encoded_sizes) if encoded_sizes is not None else [None] * len(blocks)
-        queued: deque[SignatureChecks | ChainError] = deque()
+        queued: deque[tuple[Block | None, SignatureChecks | ChainError]] = deque()
         outcomes: list[ImportResult | ChainError] = []
-        started = iter(range(len(blocks)))
+        started = iter(blocks)
 
         def queue_next() -> None:
-            index = next(started, None)
-            if index is not None:
-                try:
-                    queued.append(self._start_checks(blocks[index], sizes[index]))
-                except ChainError as exc:
-                    queued.append(exc)
+            item = next(started, None)
+            if item is None:
+                return
+            block = None
+            try:
+                block = item if isinstance(item, Block) else Block.decode(item)
+                size = None if isinstance(item, Block) else len(item)
+                queued.append((block, self._start_checks(block, size)))
+            except ChainError as exc:
+                queued.append((block, exc))
 
         try:
             for _ in range(max(1, lookahead + 1)):  # the first block's, and its lookahead's
                 queue_next()
-            for block in blocks:
-                checks = queued.popleft()
+            while queued:
+                block, checks = queued.popleft()
                 queue_next()
                 try:
                     if isinstance(checks, ChainError):
                         raise checks
+                    assert block is not None
                     outcomes.append(self._finish(block, now, checks))
                 except ChainError as exc:
                     outcomes.append(exc)
                     if exc.kind in (RejectKind.MALFORMED, RejectKind.INVALID):
                         break
         finally:
-            for checks in queued:
+            for _, checks in queued:
                 if isinstance(checks, SignatureChecks):
                     checks.settle()
         return outcomes

@@ -67,7 +67,7 @@ class LevelKV:
                 create_if_missing=True,
                 lru_cache_size=cache_mb << 20,
                 write_buffer_size=16 << 20,
-                compression="snappy",
+                compression=None,  # hashes, keys and signatures do not compress (Bitcoin Core turns it off too)
             )
         except plyvel.IOError as exc:
             if "lock" in str(exc).lower():

@@ -129,19 +129,8 @@ class NodeBackend:
         return Verdict.accept()
 
     async def import_blocks(self, blocks: list[bytes], origin: str | None) -> list[Verdict]:
-        decoded: list[Block] = []
-        undecodable: Verdict | None = None
-        for data in blocks:
-            try:
-                decoded.append(Block.decode(data))
-            except ChainError as exc:
-                undecodable = verdict_of(exc)  # the blocks before it are still imported
-                break
-        outcomes = await self.node.import_blocks(decoded, [len(data) for data in blocks[: len(decoded)]])
-        verdicts = [verdict_of(o) if isinstance(o, ChainError) else Verdict.accept() for o in outcomes]
-        if undecodable is not None and len(outcomes) == len(decoded):
-            verdicts.append(undecodable)
-        return verdicts
+        outcomes = await self.node.import_blocks(blocks)
+        return [verdict_of(o) if isinstance(o, ChainError) else Verdict.accept() for o in outcomes]
 
     async def accept_tx_batch(self, txs: list[bytes], origin: str | None) -> Verdict:
         """Admit a batch the validator checked (signatures included) to the mempool."""

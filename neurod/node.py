@@ -108,28 +108,24 @@ class Node:
             except ChainError as exc:
                 self.metrics.blocks_rejected.labels(exc.reason).inc()
                 raise
-        self._imported(block, result)
+        self._imported(result)
         if publish:
             await self.p2p.publish_block(block.encode())
         return result
 
-    async def import_blocks(
-        self, blocks: list[Block], encoded_sizes: list[int | None]
-    ) -> list[ImportResult | ChainError]:
-        """A sync batch: `ChainState.process_blocks` off the event loop (the next blocks'
-        signatures are checked while each one connects), then the same bookkeeping per block."""
+    async def import_blocks(self, blocks: list[bytes]) -> list[ImportResult | ChainError]:
+        """A sync batch, encoded: `ChainState.process_blocks` off the event loop (the next
+        blocks' signatures are checked while each one connects), then the same bookkeeping."""
         async with self._import_lock:
-            outcomes = await trio.to_thread.run_sync(
-                lambda: self.chain.process_blocks(blocks, int(time.time()), encoded_sizes=encoded_sizes)
-            )
-        for block, outcome in zip(blocks, outcomes):
+            outcomes = await trio.to_thread.run_sync(lambda: self.chain.process_blocks(blocks, int(time.time())))
+        for outcome in outcomes:
             if isinstance(outcome, ChainError):
                 self.metrics.blocks_rejected.labels(outcome.reason).inc()
             else:
-                self._imported(block, outcome)
+                self._imported(outcome)
         return outcomes
 
-    def _imported(self, block: Block, result: ImportResult) -> None:
+    def _imported(self, result: ImportResult) -> None:
         self.metrics.blocks_imported.inc()
         if not result.tip_changed:
             return
@@ -142,7 +138,7 @@ class Node:
             self.metrics.reorgs.inc()
             self.mempool.revalidate()
             log.info("reorg: -%d +%d blocks, tip %d", len(result.disconnected), len(result.connected), self.chain.height)
-        log.info("new tip %d %s txs=%d", self.chain.height, self.chain.tip_hash.hex()[:16], len(block.txs))
+        log.info("new tip %d %s txs=%d", self.chain.height, self.chain.tip_hash.hex()[:16], len(result.connected[-1].txs))
         self._tip_changed.set()
         self._tip_changed = trio.Event()
 

@@ -24,3 +24,5 @@ def daemons(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
             daemon.stop()
         except Exception:  # noqa: BLE001 - always reap what we started
             daemon.kill()
+        # captured: pytest shows it with a failing test's report, and only then
+        print(f"---- {daemon.datadir.name}: last lines of its log ----\n{daemon.log_tail(80)}")

@@ -105,3 +105,13 @@ def test_known_and_repeated_blocks_are_stale_not_fatal(built, pool) -> None:
     kinds = [outcome.kind if isinstance(outcome, ChainError) else "ok" for outcome in outcomes]
     assert kinds == [RejectKind.STALE, "ok", RejectKind.STALE, "ok"]
     assert chain.tip_hash == blocks[2].hash and chain.state_root() == blocks[2].header.state_root
+
+
+def test_encoded_blocks_are_decoded_in_the_pipeline_and_junk_ends_the_batch(built, pool) -> None:
+    builder, blocks, _ = built
+    chain = new_chain(builder.genesis, pool=pool)
+    batch = [blocks[0].encode(), b"\xc1 not a block", blocks[1].encode()]
+    outcomes = chain.process_blocks(batch, blocks[-1].header.timestamp)
+    assert len(outcomes) == 2 and isinstance(outcomes[0], ImportResult)
+    assert isinstance(outcomes[1], ChainError) and outcomes[1].kind is RejectKind.MALFORMED
+    assert chain.tip_hash == blocks[0].hash and pool._outstanding == 0
