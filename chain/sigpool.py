@@ -9,8 +9,8 @@ pipe before it goes on with its own work, and reads the answers when it joins.
 
 One thread may queue several batches before it collects any (a batch import starts the checks of
 the next blocks while it connects this one, as go-ethereum's sender cacher does): each worker
-answers its chunks in order, and its pipes are enlarged so that queued chunks never block the
-sender. Another thread that finds the workers queued up checks its batch inline instead, so
+answers its chunks in order, and its pipe is enlarged (1 MiB) so that the chunks of a few
+blocks of transfers fit in it without the sender waiting for the worker to read them. Another thread that finds the workers queued up checks its batch inline instead, so
 callers never wait on each other.
 
 A worker holds only its ends of its pipes, so when the daemon dies (even by SIGKILL) its next read

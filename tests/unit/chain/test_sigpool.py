@@ -88,3 +88,17 @@ def test_one_thread_queues_batches_and_collects_them_in_any_order(pool: Signatur
         assert pending[index].result() == [verify(*item) for item in batches[index]]
     assert others == [[verify(*item) for item in batches[0]]]
     assert pool._outstanding == 0 and pool._owner is None
+
+
+def test_a_worker_dying_with_batches_queued_costs_only_time(pool: SignaturePool) -> None:
+    batches = [_items(200, bad_every=3 + i) for i in range(3)]
+    assert verify_many(batches[0], pool) == [verify(*item) for item in batches[0]]  # workers up
+    pending = [pool.start(items) for items in batches]
+    victim = pool._workers[0].process
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.join(timeout=10)
+    for items, checks in zip(batches, pending):
+        assert checks.result() == [verify(*item) for item in items]  # its chunks checked inline
+    assert verify_many(batches[1], pool) == [verify(*item) for item in batches[1]]
+    assert len(pool._workers) == 2 and all(w.process.is_alive() for w in pool._workers)
+    assert victim not in [w.process for w in pool._workers]  # replaced once the queue drained
