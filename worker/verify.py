@@ -147,8 +147,15 @@ def verify_render_dir(out: Path, beacon: bytes, samples: int = DEFAULT_SAMPLES) 
     """
     from worker.render.dataset import item_proof, load_render_spec, reproduce_item
     from worker.render.item import item_hash
+    from worker.render.shard import DATASET_FORMAT
 
     manifest = _read_json(out / "manifest.json")
+    if isinstance(manifest, dict) and manifest.get("format") != DATASET_FORMAT:
+        # item ids of another format are computed another way: say so, not "hash mismatch"
+        raise VerificationFailed(
+            f"{out}: render output format {manifest.get('format')!r}, this worker checks {DATASET_FORMAT!r}",
+            reason="unsupported-format",
+        )
     try:
         spec = load_render_spec(out / "spec.json")
         hashes = [bytes.fromhex(h) for s in manifest["shards"]

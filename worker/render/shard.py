@@ -40,8 +40,10 @@ from worker.render.png import write_png
 from worker.render.shelf import shelf_plan
 from worker.render.shelf_spec import MAX_INSTANCES, ShelfSpec
 
-SHARD_FORMAT = "neuro-render-shard/1"
-DATASET_FORMAT = "neuro-render-dataset/1"
+# /2: item ids are BLAKE3 (`item.item_hash`); /1 had blake2b ids. Pixels and labels are the
+# renderer_version's business and did not change.
+SHARD_FORMAT = "neuro-render-shard/2"
+DATASET_FORMAT = "neuro-render-dataset/2"
 MAX_SHARDS = 4096
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from chain.hashing import hash256
 from worker.render.dataset import render_item, reproduce_item
 from worker.render.digit_glyphs import cos_q14, sin_q14
 from worker.render.digits import DigitsSpec
@@ -120,22 +121,28 @@ def test_integer_sine_table_is_exact_to_the_rounding() -> None:
     assert sin_q14(45) == 11585  # round(2**14 / sqrt 2)
 
 
-# What renderer_version 1 renders is consensus: these hashes may only change together with a
-# new renderer_version (validators on every machine must reproduce them bit for bit).
+# What renderer_version 1 renders is consensus, and so is how an item's id is computed: these
+# may only change together with a new renderer_version (the pixels and labels) or a new artifact
+# format (the ids), since validators on every machine must reproduce them bit for bit.
 PINNED = {
     "shelf": (
         "837ee0626d9826e96adc7ba1f01d2b2ba162e739646884b94431465b4d2adda6",
+        # the item's bytes under blake2b-256 (format /1's id): its pixels and labels unchanged
         "4bf8ad113860d873cec17a3f73e7edd622f961b15adac549198d699d0d0bd3bb",
+        "ff26a4e44a016591257950ca65bca5986cd2494ae7535803927c5727fa9b8b92",  # format /2: BLAKE3
     ),
     "digits": (
         "7ef0a9c9446ea36e719888e8549ae14de7057ee796385ee092fe58e58ed37c5f",
         "ddbbc64922c4b1f27dca72c5c9a41714dcbf23a49a69dba324fa89535e5fd1df",
+        "3d15f812efef94518850b7c37fcd8806bac085c6c9ea08dc7ad9fa6f2414f92d",
     ),
 }
 
 
 @pytest.mark.parametrize("spec", [ShelfSpec(), DigitsSpec()], ids=["shelf", "digits"])
 def test_renderer_version_1_output_is_pinned(spec: ShelfSpec | DigitsSpec) -> None:
-    spec_hash, first_item = PINNED[spec.kind]
+    spec_hash, item_bytes_hash, item_id = PINNED[spec.kind]
+    item = reproduce_item(spec, 0, 0)
     assert spec.spec_hash().hex() == spec_hash
-    assert item_hash(reproduce_item(spec, 0, 0)).hex() == first_item
+    assert hash256(item, person=b"neuro-item").hex() == item_bytes_hash
+    assert item_hash(item).hex() == item_id

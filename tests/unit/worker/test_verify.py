@@ -93,6 +93,16 @@ def test_claims_that_do_not_reach_the_root_are_rejected(rendered: Path, tmp_path
     assert info.value.reason == "bad-merkle-proof"
 
 
+def test_output_of_another_format_is_refused_by_name(rendered: Path, tmp_path: Path) -> None:
+    older = tmp_path / "older"
+    shutil.copytree(rendered, older)
+    manifest = json.loads((older / "manifest.json").read_text())
+    (older / "manifest.json").write_text(json.dumps({**manifest, "format": "neuro-render-dataset/1"}))
+    with pytest.raises(VerificationFailed) as info:
+        verify_render_dir(older, b"beacon", samples=COUNT)
+    assert info.value.reason == "unsupported-format" and "neuro-render-dataset/1" in str(info.value)
+
+
 def test_training_replay_passes_and_a_forged_record_fails(tmp_path: Path) -> None:
     out = tmp_path / "cnn"
     run_task("train", TRAIN, out, timeout_s=240)
