@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from statistics import median
 from pathlib import Path
 from typing import Any
 
@@ -174,55 +175,40 @@ def main() -> None:
     # each SKU's sprites were drawn once, thousands of items ago.
     render_shard(spec, SEED, 0, count, Path(tempfile.mkdtemp()) / "warm")
     work = scenes(spec, count)
-    per_round: list[tuple[float, float, float]] = []  # CPU seconds: ours, minimal, same pixels
+    chunks: list[tuple[float, float, float]] = []  # CPU seconds per chunk: ours, minimal, same
     root = Path(tempfile.mkdtemp(prefix="bench-render-"))
     try:
         # chunks of the three variants interleaved, timed in CPU seconds of this process: a busy
         # shared machine slows all three alike instead of whichever ran during a burst
         for _ in range(rounds):
-            ours = minimal = same = 0.0
             for start in range(0, count, CHUNK):
                 stop = min(count, start + CHUNK)
                 shutil.rmtree(root / "ours", ignore_errors=True)
-                ours += renderer(spec, start, stop, root / "ours")
-                minimal += reference(work, root / "minimal", False, start, stop)
-                same += reference(work, root / "same", True, start, stop)
-            per_round.append((ours, minimal, same))
+                ours = renderer(spec, start, stop, root / "ours")
+                minimal = reference(work, root / "minimal", False, start, stop)
+                same = reference(work, root / "same", True, start, stop)
+                chunks.append((ours / (stop - start), minimal / (stop - start), same / (stop - start)))
         identical = same_pixels(root / "ours", root / "same", range(stop - CHUNK, stop))
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    # The headline is the median round (robust to a burst of load on a shared machine, as
-    # pyperf and Google Benchmark report); the totals over all rounds are shown beside it.
-    middle = sorted(per_round, key=lambda r: r[0] / r[2])[len(per_round) // 2]
-    rate, rate_min, rate_same = (count / t for t in middle)
-    total_ours, _, total_same = (sum(r[i] for r in per_round) for i in range(3))
-    print(f"shelf 256x256, {count} images x {rounds} rounds, 1 process, CPU time, median round")
+    # Headline: medians over the chunks, each ratio from a renderer chunk and the reference
+    # chunks timed right after it on the same items (robust to bursts of load on a shared
+    # machine, as pyperf and Google Benchmark report medians); totals are shown beside them.
+    rate, rate_min, rate_same = (1 / median(chunk[i] for chunk in chunks) for i in range(3))
+    ratio, ratio_min = (median(chunk[i] / chunk[0] for chunk in chunks) for i in (2, 1))
+    total_ours, total_same = (sum(chunk[i] for chunk in chunks) for i in (0, 2))
+    print(f"shelf 256x256, {count} images x {rounds} rounds, 1 process, CPU time, median of {len(chunks)} chunks")
     print(f"  renderer (labels+COCO+hash+PNG):   {rate:7.1f} img/s/core   (goal >= 300)")
     print(
         f"  reference same pixels (+effects):  {rate_same:7.1f} img/s/core   ratio "
-        f"{rate / rate_same:.2f}   (goal >= 0.9)   identical PNG pixels: {identical}"
+        f"{ratio:.2f}   (goal >= 0.9)   identical PNG pixels: {identical}"
     )
     print(
         f"  reference minimal (no effects):    {rate_min:7.1f} img/s/core   ratio "
-        f"{rate / rate_min:.2f}   (information: not the same scene)"
+        f"{ratio_min:.2f}   (information: not the same scene)"
     )
-    ratios = sorted(r[2] / r[0] for r in per_round)
-    print(
-        f"  all rounds: ratio {ratios[0]:.2f}..{ratios[-1]:.2f}; totals {count * rounds / total_ours:.1f}"
-        f" img/s/core, ratio {total_same / total_ours:.2f}"
-    )
-    mean_png = _mean_png_kib(spec)
-    print(f"shelf 256x256, {count} images x {rounds} rounds, 1 process, CPU time")
-    print(f"  renderer (labels+COCO+hash+PNG):   {rate:7.1f} img/s/core   (goal >= 300)")
-    print(
-        f"  reference same pixels (+effects):  {rate_same:7.1f} img/s/core   ratio "
-        f"{rate / rate_same:.2f}   (goal >= 0.9)   identical PNG pixels: {identical}"
-    )
-    print(
-        f"  reference minimal (no effects):    {rate_min:7.1f} img/s/core   ratio "
-        f"{rate / rate_min:.2f}   (information: not the same scene)"
-    )
-    print(f"  mean PNG size: {mean_png:.1f} KiB")
+    print(f"  totals over all chunks: {len(chunks) / total_ours:.1f} img/s/core, ratio {total_same / total_ours:.2f}")
+    print(f"  mean PNG size: {_mean_png_kib(spec):.1f} KiB")
     digits = DigitsSpec(count=100_000)
     render_digits(digits, 0, 0, 50)
     began = time.process_time()
