@@ -31,8 +31,8 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from statistics import median
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import numpy as np
