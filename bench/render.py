@@ -15,9 +15,11 @@ noise draw and with the same `ItemRng.byte_noise`: any compositor that adds nois
 and drawing it the same way keeps the pixels identical (checked below). Its paste is the plain
 boolean-indexing one; the renderer's (`NumpyCompositor.paste`, masked copies of whole 3-byte
 pixels) is about 4x faster and pays for part of the labels. Times are CPU seconds of this one
-process (the machine is shared). The renderer's figure includes planning the scene from the RNG,
-the id map, masks as COCO RLE, item hashing, the Merkle root and all files. Also reports digits/s
-(28x28, in memory).
+process (the machine is shared), in chunks of 50 items: each renderer chunk (a whole shard with
+its files) is followed by the reference chunks on the same items, and the figures are medians
+over the chunks, the totals printed beside them. The renderer's figure includes planning the scene
+from the RNG, the id map, masks as COCO RLE, item hashing, the Merkle root and all files. Also
+reports digits/s (28x28, in memory).
 
     .venv/bin/python bench/render.py [--quick]
 """
