@@ -41,20 +41,12 @@ class ItemRng:
         fresh = np.asarray(self._bits.random_raw(count - len(buffered)), dtype=np.uint64)
         return np.concatenate([buffered, fresh])
 
-    def word(self) -> int:
-        """The next raw word as a Python int."""
-        if self._next == len(self._block):
-            self._block = self._bits.random_raw(BLOCK_WORDS).tolist()
-            self._next = 0
-        value: int = self._block[self._next]
-        self._next += 1
-        return value
-
     def draw(self, low: int, high: int) -> int:
         """One integer in [low, high] (both ends included)."""
         if high <= low:
             return low
-        # `word` inlined: a scene plans from a few hundred draws, and the call was a tenth of it
+        # the next raw word, fetched inline: a scene plans from a few hundred draws, and a
+        # helper call per word was a tenth of the planning
         position = self._next
         if position == len(self._block):
             self._block = self._bits.random_raw(BLOCK_WORDS).tolist()
@@ -69,13 +61,7 @@ class ItemRng:
 
     def chance(self, percent: int) -> bool:
         """True with probability ``percent``/100."""
-        position = self._next
-        if position == len(self._block):
-            self._block = self._bits.random_raw(BLOCK_WORDS).tolist()
-            position = 0
-        self._next = position + 1
-        value: int = self._block[position]
-        return value % 100 < percent
+        return self.draw(0, 99) < percent
 
     def choice(self, count: int) -> int:
         """An index in [0, count)."""
