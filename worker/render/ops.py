@@ -3,7 +3,8 @@
 Rendered pixels are part of consensus (a re-render that differs is a fraud proof), so every op is
 exact integer arithmetic: sums of small integers are exact in any order, so a box blur gives the
 same result on any device whatever order a kernel adds in, and no float ever reaches a pixel.
-The torch ops mirror the numpy ones line for line; tests compare their bytes.
+The torch ops compute the same integers (the blur by padding first, which suits a GPU better);
+tests compare their bytes.
 """
 
 from __future__ import annotations
@@ -103,20 +104,32 @@ class NumpyCompositor:
         return lit.astype(np.uint8)
 
     def blur(self, image: np.ndarray, radius: int) -> np.ndarray:
-        """Box blur of side ``2*radius+1`` with edge replication, rounded to nearest."""
+        """Box blur of side ``2*radius+1`` with edge replication, rounded to nearest.
+
+        Separable window sums, each shift added in place with the replicated edge added to the
+        columns (rows) it overhangs: no padded copy (np.pad) and no uint8 operand cast on every
+        add, which made the padded form 10x slower (1.09 against 0.11 ms at radius 1, 256x256).
+        The sums stay in uint16 while the largest window sum fits (radius <= 7).
+        """
         side = 2 * radius + 1
-        padded = np.pad(image, ((radius, radius), (radius, radius), (0, 0)), mode="edge")
-        height, width = image.shape[:2]
-        # row sums fit uint16 (17 * 255); the full window sum needs uint32
-        rows = padded[:, 0:width].astype(np.uint16)
-        for dx in range(1, side):
-            rows += padded[:, dx : dx + width]
-        both = rows[0:height].astype(np.uint32)
-        for dy in range(1, side):
-            both += rows[dy : dy + height]
         area = side * side
-        blurred: np.ndarray = ((both + area // 2) // area).astype(np.uint8)
-        return blurred
+        wide = np.uint16 if area * 255 + area // 2 < 1 << 16 else np.uint32
+        source = image.astype(wide)
+        rows = source.copy()
+        for d in range(1, radius + 1):
+            rows[:, d:] += source[:, :-d]  # the pixel d to the left ...
+            rows[:, :d] += source[:, :1]  # ... which is the first column near the left edge
+            rows[:, :-d] += source[:, d:]  # the pixel d to the right ...
+            rows[:, -d:] += source[:, -1:]  # ... or the last column
+        both = rows.copy()
+        for d in range(1, radius + 1):
+            both[d:] += rows[:-d]
+            both[:d] += rows[:1]
+            both[:-d] += rows[d:]
+            both[-d:] += rows[-1:]
+        both += area // 2
+        both //= area
+        return both.astype(np.uint8)
 
     def add_noise(self, image: np.ndarray, noise: np.ndarray) -> np.ndarray:
         noisy: np.ndarray = np.clip(image.astype(np.int16) + noise, 0, 255).astype(np.uint8)

@@ -95,14 +95,26 @@ def test_torch_ops_match_numpy_ops(device: str, radius: int) -> None:
     )
 
 
-def test_blur_is_the_rounded_mean_of_the_edge_padded_window() -> None:
-    image = np.random.default_rng(1).integers(0, 256, (9, 11, 3), dtype=np.uint8)
-    padded = np.pad(image.astype(np.int64), ((2, 2), (2, 2), (0, 0)), mode="edge")
+@pytest.mark.parametrize(
+    ("radius", "shape", "fill"),
+    [(1, (9, 11, 3), None), (2, (9, 11, 3), None), (7, (20, 5, 3), 255), (8, (3, 40, 3), 255),
+     (8, (12, 13, 3), None)],
+)
+def test_blur_is_the_rounded_mean_of_the_edge_padded_window(
+    radius: int, shape: tuple[int, int, int], fill: int | None
+) -> None:
+    """Against the definition, down to windows wider than the image and all-255 (largest) sums."""
+    image = np.random.default_rng(radius).integers(0, 256, shape, dtype=np.uint8)
+    if fill is not None:
+        image[:] = fill
+    r, side = radius, 2 * radius + 1
+    padded = np.pad(image.astype(np.int64), ((r, r), (r, r), (0, 0)), mode="edge")
     expected = np.zeros(image.shape, dtype=np.int64)
-    for dy in range(5):
-        for dx in range(5):
-            expected += padded[dy : dy + 9, dx : dx + 11]
-    assert np.array_equal(NumpyCompositor().blur(image, 2), (expected + 12) // 25)
+    for dy in range(side):
+        for dx in range(side):
+            expected += padded[dy : dy + shape[0], dx : dx + shape[1]]
+    area = side * side
+    assert np.array_equal(NumpyCompositor().blur(image, radius), (expected + area // 2) // area)
 
 
 def test_rng_stream_does_not_depend_on_how_it_is_read() -> None:
