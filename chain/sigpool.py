@@ -13,13 +13,6 @@ answers its chunks in order, and its pipe is enlarged (1 MiB) so that the chunks
 blocks of transfers fit in it without the sender waiting for the worker to read them. Another thread that finds the workers queued up checks its batch inline instead, so
 callers never wait on each other.
 
-Workers run at a lower CPU priority (nice +5) than the daemon. Both cores are busy during a
-sync, and the importing thread is the pipeline's critical path: at equal priority the scheduler
-gave it two thirds of a core, so it fell behind and the workers ran out of queued checks (measured
-on a 2-core machine: the importing thread waited 10-13 ms per block of 1,000 transfers on the run
-queue, and 10% of the CPU time went idle). At +5 its share triples and the wait falls to ~5 ms,
-yet the workers keep a real share against any other busy process on the box.
-
 A worker holds only its ends of its pipes, so when the daemon dies (even by SIGKILL) its next read
 sees end-of-file and it exits: no orphans. A worker that dies is replaced, and the chunks it had
 are checked in the collecting thread; callers never see the difference but in time.
@@ -29,7 +22,6 @@ from __future__ import annotations
 
 import fcntl
 import multiprocessing
-import os
 import threading
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
@@ -40,15 +32,10 @@ from chain.crypto import MIN_POOL_BATCH, PendingVerification, verify_chunk
 
 Items = Sequence[tuple[bytes, bytes, bytes]]
 PIPE_BYTES = 1 << 20  # Linux's default cap for an unprivileged F_SETPIPE_SZ; ~8 blocks of chunks
-WORKER_NICE = 5  # added to the daemon's niceness in each worker; see the module docstring
 
 
 def _serve(inbox: Connection, outbox: Connection) -> None:
     """A worker's loop: a chunk of (public key, message, signature) in, a list of bools out."""
-    try:
-        os.nice(WORKER_NICE)
-    except OSError:
-        pass  # a sandbox that forbids it: the checks still run, at the daemon's priority
     while True:
         try:
             chunk = inbox.recv()

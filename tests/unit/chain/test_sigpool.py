@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from chain.crypto import public_key_of, sign, verify, verify_many
-from chain.sigpool import WORKER_NICE, SignaturePool
+from chain.sigpool import SignaturePool
 from tests.support.chain_builders import numbered_seed
 
 
@@ -37,13 +37,6 @@ def test_answers_equal_inline_checks(pool: SignaturePool) -> None:
     assert expected.count(False) == 43
     assert verify_many(items, pool) == expected
     assert verify_many(items[:10], pool) == expected[:10]  # small batches run inline
-
-
-def test_workers_yield_the_cpu_to_the_importing_thread(pool: SignaturePool) -> None:
-    verify_many(_items(100), pool)  # a worker sets its priority before it reads its first chunk
-    ours = os.getpriority(os.PRIO_PROCESS, 0)
-    for worker in pool._workers:
-        assert os.getpriority(os.PRIO_PROCESS, worker.process.pid) == min(19, ours + WORKER_NICE)
 
 
 def test_a_dead_worker_is_replaced_and_its_chunk_checked_anyway(pool: SignaturePool) -> None:
