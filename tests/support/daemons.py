@@ -126,6 +126,14 @@ class Daemon:
         except OSError:
             return ""
 
+    def log_lines(self, needle: str, limit: int = 40) -> str:
+        """The last `limit` lines of the daemon's log that mention `needle` (a peer id, say)."""
+        try:
+            lines = (self.datadir / "stdout.log").read_text().splitlines()
+        except OSError:
+            return ""
+        return "\n".join([line for line in lines if needle in line][-limit:])
+
     # ---- access --------------------------------------------------------------------------
 
     @property

@@ -135,13 +135,17 @@ class EvilPeer:
         prefix = (len(body) if declared is None else declared).to_bytes(4, "big")
         return await self.host.request(peer, self.protocol, prefix + body, 1 << 20)
 
-    async def banned_by(self, addr: str, timeout: float = 10.0) -> bool:
-        """True when the target dropped us and refuses a re-dial; False if it keeps us."""
-        peer = addr.rsplit("/p2p/", 1)[-1]
+    async def dropped_by(self, peer: str, timeout: float = 10.0) -> bool:
+        """Wait up to `timeout` for `peer` to close our connection; True once it has."""
         with trio.move_on_after(timeout):
             while self.host.is_connected(peer):
                 await self._event("disconnect", peer).wait()
-        if self.host.is_connected(peer):
+        return not self.host.is_connected(peer)
+
+    async def banned_by(self, addr: str, timeout: float = 10.0) -> bool:
+        """True when the target dropped us and refuses a re-dial; False if it keeps us."""
+        peer = addr.rsplit("/p2p/", 1)[-1]
+        if not await self.dropped_by(peer, timeout):
             return False
         dropped = self._event("disconnect", peer)
         handshake = self._event("status", peer)
@@ -154,6 +158,20 @@ class EvilPeer:
                 nursery.start_soon(_set_when, dropped, nursery.cancel_scope)
                 nursery.start_soon(_set_when, handshake, nursery.cancel_scope)
         return dropped.is_set() and not handshake.is_set()
+
+
+    def link_state(self, peer: str, topic: str | None = None) -> dict[str, bool]:
+        """Our side of the link to `peer`, for failure reports: connected, whether pubsub has an
+        outbound stream to it, and whether it is in our mesh for `topic`."""
+        from libp2p.peer.id import ID
+
+        state = {
+            "connected": self.host.is_connected(peer),
+            "pubsub-stream": ID.from_base58(peer) in self.host.pubsub.peers,
+        }
+        if topic in ("blocks", "txs", "bids"):
+            state["in-mesh"] = peer in self.host.mesh_peers(topic_name(self.chain_id, topic))
+        return state
 
 
 async def _set_when(event: trio.Event, scope: trio.CancelScope) -> None:
