@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import weakref
 from collections.abc import Awaitable, Callable
 from hashlib import blake2b
 from pathlib import Path
@@ -132,7 +133,7 @@ class Host:
             spam_protection_enabled=False,
             eclipse_protection_enabled=False,
         )
-        self.pubsub = Pubsub(self.libp2p, self.router, msg_id_constructor=message_id)
+        self.pubsub = SerialPubsub(self.libp2p, self.router, msg_id_constructor=message_id)
         self._guard_pubsub_streams()
         self.peer_id = str(self.libp2p.get_id())
 
@@ -301,6 +302,30 @@ class Host:
         peer = str(conn.muxed_conn.peer_id)
         if not self.is_connected(peer):
             self._on_disconnect(peer, "")
+
+
+class SerialPubsub(Pubsub):
+    """Pubsub whose writes to one peer stream never interleave.
+
+    py-libp2p writes to a peer's pubsub stream from more than one task: the per-peer sending
+    loop, and, when a stream is (re)opened, the flush of pending messages and the replay of
+    recent ones. Yamux sends a write over 64 KiB as several frames and yields between them, so
+    two large RPCs written at once interleave, and the receiver gets one undecodable RPC, resets
+    the stream and blames the sender: an honest peer gossiping a large block loses it and earns
+    a penalty (measured: tests/unit/p2p/test_p2p_host.py, two 300 KB writes). A lock per stream
+    makes each RPC one contiguous write.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._write_locks: weakref.WeakKeyDictionary[INetStream, trio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def write_msg(self, stream: INetStream, rpc_msg: rpc_pb2.RPC) -> bool:
+        lock = self._write_locks.setdefault(stream, trio.Lock())
+        async with lock:
+            return await super().write_msg(stream, rpc_msg)
 
 
 async def _reset(stream: INetStream) -> None:

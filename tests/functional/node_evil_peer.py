@@ -123,9 +123,9 @@ def test_evil_peers_are_banned_and_honest_peers_served(daemons, tmp_path):
                 await evil.wait_subscribed(peer, topic, timeout=30)
             sent = 0
             # Two bad messages (60 points each) or four bad requests (25) cross the ban
-            # threshold. A round sends six, then waits for the target to hang up; a payload
-            # lost on the way (libp2p drops a gossip message whose stream is being replaced)
-            # is not what this test is about, so up to three rounds are sent.
+            # threshold. A round sends six, then waits for the target to hang up. A payload the
+            # link loses (a pubsub stream re-opened mid-attack drops what was queued on the old
+            # one) is not what this test is about, so up to three rounds are sent.
             for _ in range(3):
                 sent += await _send_round(evil, peer, topic, payload, sent)
                 if await evil.dropped_by(peer, timeout=10):

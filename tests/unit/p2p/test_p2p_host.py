@@ -5,14 +5,16 @@ from __future__ import annotations
 import socket
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
+from libp2p.peer.id import ID
 
 from p2p.config import KEY_FILE
 from p2p.errors import ConfigError, P2PError
 from p2p.node import P2P
-from tests.unit.p2p.nodes import fast_config, run, start_node
+from tests.unit.p2p.nodes import fast_config, run, start_node, wait_gossip_mesh
 from tests.unit.p2p.toychain import ToyChain
 
 
@@ -94,3 +96,50 @@ def test_bad_listen_settings_are_clear_errors(tmp_path: Path) -> None:
                 assert err.value.reason == "listen-failed"
 
     run(body)
+
+
+def test_concurrent_writes_on_one_pubsub_stream_stay_whole(tmp_path: Path) -> None:
+    """py-libp2p writes to a peer's pubsub stream from more than one task (its sending loop, and
+    the replay of recent messages when a stream is re-opened), and yamux sends a write over 64 KiB
+    as several frames, yielding between them. Two large RPCs written at once must still arrive
+    whole: interleaved frames reach the receiver as one undecodable RPC, and it penalises the
+    honest sender for it."""
+
+    async def body() -> None:
+        async with trio.open_nursery() as nursery:
+            a, _ = await start_node(nursery, tmp_path / "a")
+            b, chain_b = await start_node(nursery, tmp_path / "b")
+            await a.connect(b.listen_addrs()[0])
+            await wait_gossip_mesh([a, b], "bids")
+            pubsub = a._host.pubsub
+            stream = pubsub.peers[ID.from_base58(b.peer_id)]
+            bids = [bytes([k]) * 300_000 for k in (1, 2)]
+            async with trio.open_nursery() as writers:
+                for data in bids:
+                    writers.start_soon(pubsub.write_msg, stream, _signed_rpc(pubsub, a, data))
+            def blamed() -> float:
+                return b.scores.points(a.peer_id, trio.current_time())
+
+            while len(chain_b.bids) < len(bids) and not blamed():  # run() bounds the wait
+                await trio.sleep(0.01)
+            assert blamed() == 0
+            assert sorted(chain_b.bids) == bids
+            nursery.cancel_scope.cancel()
+
+    run(body)
+
+
+def _signed_rpc(pubsub: Any, node: P2P, data: bytes) -> Any:
+    """A publish RPC for the bids topic, signed as `Pubsub.publish` signs one."""
+    from libp2p.pubsub.pb import rpc_pb2
+    from libp2p.pubsub.pubsub import PUBSUB_SIGNING_PREFIX
+
+    msg = rpc_pb2.Message(
+        data=data,
+        topicIDs=[node.gossip.topics["bids"]],
+        from_id=pubsub.my_id.to_bytes(),
+        seqno=pubsub._next_seqno(),
+    )
+    msg.signature = pubsub.sign_key.sign(PUBSUB_SIGNING_PREFIX.encode() + msg.SerializeToString())
+    msg.key = pubsub.host.get_public_key().serialize()
+    return rpc_pb2.RPC(publish=[msg])
