@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -60,8 +60,15 @@ class PolLog:
     directory: Path
 
     def to_json(self) -> str:
-        body = {"header": self.header, "records": [asdict(r) for r in self.records]}
-        return json.dumps(body, sort_keys=True, separators=(",", ":"))
+        # field by field, not `dataclasses.asdict`: that deep-copies every batch list first,
+        # 16 ms of a 1.5 s benchmark run
+        records = [
+            {"step": r.step, "weights_hash": r.weights_hash, "state_hash": r.state_hash,
+             "batches": r.batches}
+            for r in self.records
+        ]
+        return json.dumps({"header": self.header, "records": records}, sort_keys=True,
+                          separators=(",", ":"))
 
     def digest(self) -> bytes:
         return hashlib.blake2b(self.to_json().encode(), digest_size=32, person=LOG_PERSON).digest()
