@@ -121,18 +121,17 @@ class Daemon:
             self.proc = None
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join((self.datadir / "stdout.log").read_text().splitlines()[-lines:])
-        except OSError:
-            return ""
+        return "\n".join(self._log()[-lines:])
 
     def log_lines(self, needle: str, limit: int = 40) -> str:
         """The last `limit` lines of the daemon's log that mention `needle` (a peer id, say)."""
+        return "\n".join([line for line in self._log() if needle in line][-limit:])
+
+    def _log(self) -> list[str]:
         try:
-            lines = (self.datadir / "stdout.log").read_text().splitlines()
+            return (self.datadir / "stdout.log").read_text().splitlines()
         except OSError:
-            return ""
-        return "\n".join([line for line in lines if needle in line][-limit:])
+            return []
 
     # ---- access --------------------------------------------------------------------------
 
