@@ -17,15 +17,15 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 from chain import encoding as enc
-from chain import schema
+from chain import failpoints, schema
 from chain.crypto import Verifier
-from chain.errors import ChainError, InvalidBlock, RejectKind, StoreError
+from chain.errors import ChainError, DecodeError, InvalidBlock, RejectKind, StoreError
 from chain.genesis import Genesis
 from chain.hashing import HASH_SIZE
 from chain.params import ChainParams
 from chain.pow import work_of
 from chain.state import Account, BlockEffects, account_value_hash, apply_block, state_root_after
-from chain.store import KV, Overlay, StateCache
+from chain.store import KV, FaultListener, Overlay, StateCache
 from chain.trie import root_of, update_trie
 from chain.types import Block, Header, Transaction, Transfer
 from chain.validation import (
@@ -35,6 +35,7 @@ from chain.validation import (
     check_header,
     check_header_context,
     start_signature_checks,
+    tx_root,
 )
 
 WORK_BYTES = 48
@@ -140,7 +141,7 @@ def _parties(tx: Transaction) -> tuple[bytes, ...]:
     return (sender,)
 
 
-def _index_rows(block: Block, block_hash: bytes) -> Iterator[tuple[bytes, bytes]]:
+def index_rows(block: Block, block_hash: bytes) -> Iterator[tuple[bytes, bytes]]:
     """The tx index and account history rows of a main-chain block.
 
     One history row per account and block (an account paid and paying in one block, or an
@@ -162,6 +163,25 @@ def _index_rows(block: Block, block_hash: bytes) -> Iterator[tuple[bytes, bytes]
         yield schema.HISTORY + account_id + height, b"".join(entries)
 
 
+def verified_block(data: bytes, block_hash: bytes) -> Block:
+    """A block read back from the store, checked against the hash it is stored under.
+
+    LevelDB's checksums catch a flipped bit on disk, but not a value written wrong or a table
+    rebuilt by a repair; the block hash and the tx root catch both, so a block is never served
+    to a peer or an RPC client, nor undone or reconnected in a reorg, unless it is the block the
+    hash names. Costs one decode and one Merkle root: a fraction of what validating it cost.
+    """
+    try:
+        block = Block.decode(data, max_size=1 << 30)
+    except DecodeError as exc:
+        raise StoreError("store-block-undecodable", f"block {block_hash.hex()}: {exc.reason}") from None
+    if block.hash != block_hash:
+        raise StoreError("store-block-mismatch", f"block stored as {block_hash.hex()} hashes to {block.hash.hex()}")
+    if tx_root(block.txs) != block.header.tx_root:
+        raise StoreError("store-block-mismatch", f"block {block_hash.hex()}: transactions do not match its tx root")
+    return block
+
+
 class ChainState:
     """The node's view of the chain, backed by a KV store. Not thread-safe: one owner task."""
 
@@ -172,7 +192,10 @@ class ChainState:
         *,
         verify_pool: Executor | Verifier | None = None,
         state_cache_entries: int = DEFAULT_STATE_CACHE_ENTRIES,
+        on_fault: FaultListener | None = None,
     ):
+        # told of every stored value found damaged (the daemon counts and logs them)
+        self.on_fault = on_fault
         self.kv = StateCache(kv, (schema.ACCOUNT, schema.TRIE), max_entries=state_cache_entries)
         self.decoded_accounts = AccountMemo(state_cache_entries)
         self.genesis = genesis
@@ -215,7 +238,28 @@ class ChainState:
         data = self.kv.get(schema.HEADER + block_hash)
         if data is None:
             raise ChainError("unknown-block", block_hash.hex(), kind=RejectKind.MISSING)
-        return Header.decode(data)
+        try:
+            header = Header.decode(data)
+        except DecodeError as exc:
+            raise self._damaged(StoreError("store-header-undecodable", f"header {block_hash.hex()}: {exc.reason}")) from None
+        if header.hash != block_hash:
+            raise self._damaged(StoreError("store-header-mismatch", f"header stored as {block_hash.hex()} hashes to {header.hash.hex()}"))
+        return header
+
+    def _damaged(self, error: StoreError) -> StoreError:
+        if self.on_fault is not None:
+            self.on_fault(error)
+        return error
+
+    def read_stored_block(self, db: KV | Overlay, block_hash: bytes, data: bytes | None = None) -> Block:
+        """A stored block, verified (`verified_block`); a known block that is absent is damage."""
+        data = data if data is not None else db.get(schema.BLOCK + block_hash)
+        if data is None:
+            raise self._damaged(StoreError("store-block-missing", f"block {block_hash.hex()} is not stored"))
+        try:
+            return verified_block(data, block_hash)
+        except StoreError as exc:
+            raise self._damaged(exc) from None
 
     def has_block(self, block_hash: bytes) -> bool:
         return self.kv.get(schema.META + block_hash) is not None
@@ -227,13 +271,18 @@ class ChainState:
         return BlockMeta.decode(data)
 
     def block_bytes(self, block_hash: bytes) -> bytes | None:
-        return self.kv.get(schema.BLOCK + block_hash)
+        """A stored block's bytes, verified against its hash before anyone is given them."""
+        data = self.kv.get(schema.BLOCK + block_hash)
+        if data is None:
+            return None
+        self.read_stored_block(self.kv, block_hash, data)
+        return data
 
     def block(self, block_hash: bytes) -> Block:
-        data = self.block_bytes(block_hash)
+        data = self.kv.get(schema.BLOCK + block_hash)
         if data is None:
             raise ChainError("unknown-block", block_hash.hex(), kind=RejectKind.MISSING)
-        return Block.decode(data, max_size=1 << 30)
+        return self.read_stored_block(self.kv, block_hash, data)
 
     def hash_at(self, height: int) -> bytes | None:
         return self.kv.get(schema.height_key(height)) if height >= 0 else None
@@ -245,8 +294,9 @@ class ChainState:
         for key, value in self.kv.iterate(schema.ACCOUNT):
             yield key[1:], Account.decode(value)
 
-    def state_root(self) -> bytes:
-        return root_of(_StateView(self.kv).node)
+    def state_root(self, db: KV | Overlay | None = None) -> bytes:
+        """The root of the stored trie (as seen through ``db``, an overlay over the store)."""
+        return root_of(_StateView(db or self.kv).node)
 
     def tx_location(self, txid: bytes) -> tuple[bytes, int] | None:
         """(block hash, position) of a main-chain transaction."""
@@ -435,12 +485,16 @@ class ChainState:
         fork_height = branch[0].header.height - 1
         disconnected = []
         while self._tip_height(overlay) > fork_height:
-            disconnected.append(self._disconnect_tip(overlay))
+            disconnected.append(self.disconnect_tip(overlay))
+        if disconnected:
+            failpoints.hit("reorg-after-undo")
         supply = int.from_bytes(overlay.get(schema.SUPPLY) or b"", "big")
         connected = []
         for index, candidate in enumerate(branch):
             try:
                 supply = self._connect(overlay, candidate, supply)
+            except StoreError:
+                raise  # our disk failed us, not the block: nothing is marked invalid
             except ChainError as exc:
                 signatures.require()
                 self._mark_invalid(branch[index:], keep=overlay)
@@ -449,7 +503,9 @@ class ChainState:
                 raise InvalidBlock("bad-prevblk", f"ancestor {candidate.hash.hex()[:16]} failed: {exc.reason}") from None
             connected.append(candidate)
         signatures.require()
+        failpoints.hit("reorg-before-commit" if disconnected else "block-before-commit")
         overlay.commit(sync=True)
+        failpoints.hit("block-after-commit")
         self._load_tip()
         return ImportResult(block.hash, meta.height, True, tuple(connected), tuple(disconnected))
 
@@ -463,7 +519,7 @@ class ChainState:
         branch = [block]
         parent = block.header.parent
         while self.hash_at(BlockMeta.decode(db.get(schema.META + parent) or b"").height) != parent:
-            ancestor = Block.decode(db.get(schema.BLOCK + parent) or b"", max_size=1 << 30)
+            ancestor = self.read_stored_block(db, parent)
             branch.append(ancestor)
             parent = ancestor.header.parent
         return branch[::-1]
@@ -490,7 +546,7 @@ class ChainState:
             else:
                 put(schema.TRIE + path, node)
         height = block.header.height
-        for key, value in _index_rows(block, block_hash):
+        for key, value in index_rows(block, block_hash):
             put(key, value)
         put(schema.height_key(height), block_hash)
         meta = BlockMeta.decode(db.get(schema.META + block_hash) or b"")
@@ -499,11 +555,16 @@ class ChainState:
         put(schema.SUPPLY, effects.supply.to_bytes(16, "big"))
         return effects.supply
 
-    def _disconnect_tip(self, db: Overlay) -> Block:
+    def disconnect_tip(self, db: Overlay) -> Block:
+        """Undo the tip block of ``db`` into ``db`` with its undo data (nothing is committed)."""
         tip = db.get(schema.TIP)
         assert tip is not None
-        block = Block.decode(db.get(schema.BLOCK + tip) or b"", max_size=1 << 30)
-        undo = _Undo.decode(db.get(schema.UNDO + tip) or b"")
+        block = self.read_stored_block(db, tip)
+        undo_bytes = db.get(schema.UNDO + tip)
+        try:
+            undo = _Undo.decode(undo_bytes or b"")
+        except ChainError as exc:
+            raise self._damaged(StoreError("store-undo-damaged", f"undo data of {tip.hex()}: {exc.reason}")) from None
         view = _StateView(db)
         changes: dict[bytes, tuple[None, Account | None]] = {}
         for account_id, before in undo.accounts:
@@ -518,7 +579,7 @@ class ChainState:
                 db.delete(schema.TRIE + path)
             else:
                 db.put(schema.TRIE + path, node)
-        for key, _ in _index_rows(block, tip):
+        for key, _ in index_rows(block, tip):
             db.delete(key)
         db.delete(schema.UNDO + tip)
         db.delete(schema.height_key(block.header.height))

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Protocol
 
 from chain.errors import StoreError
+from chain.leveldb_manifest import ManifestError, live_tables
 
 
 class KV(Protocol):
@@ -54,17 +55,97 @@ class MemoryKV:
         pass
 
 
-class LevelKV:
-    """LevelDB via plyvel. One process at a time: LevelDB's own LOCK file enforces it."""
+# the magic number at the end of every LevelDB table file (table/format.h), little-endian
+TABLE_MAGIC = (0xDB4775248B80FB57).to_bytes(8, "little")
+TABLE_SUFFIXES = (".ldb", ".sst")
+# files whose presence means a database was here (the LOG and LOCK files alone do not)
+_DATA_PATTERNS = ("*.ldb", "*.sst", "*.log", "MANIFEST-*")
 
-    def __init__(self, path: str | os.PathLike[str], *, cache_mb: int = 64) -> None:
+FaultListener = Callable[[StoreError], None]
+
+
+def inspect_store_dir(path: Path) -> bool:
+    """Refuse a damaged LevelDB directory before LevelDB sees it; True if a store must be created.
+
+    LevelDB's `create_if_missing` treats a directory without a CURRENT file as empty: it writes a
+    new database there and its first compaction deletes the old table files, a whole chain wiped
+    without a word. So a new database is created only where none was: no directory, or one that
+    holds no table, log or manifest file. Every live table the manifest lists must be there at
+    the size it was written with LevelDB's footer magic at its end (a read of 8 bytes each), so
+    a truncated or deleted table is named at start instead of failing reads later; files a crash
+    left behind in a compaction are not in the manifest and are not judged.
+    """
+    if not path.exists():
+        return True
+    if not path.is_dir():
+        raise StoreError("store-not-a-directory", f"{path} is not a directory")
+    has_data = any(next(path.glob(pattern), None) is not None for pattern in _DATA_PATTERNS)
+    if not (path / "CURRENT").is_file():
+        if has_data:
+            raise StoreError("store-damaged", f"{path} holds LevelDB files but no CURRENT file")
+        return True
+    try:
+        tables = live_tables(path)
+    except (ManifestError, OSError) as exc:
+        raise StoreError("store-damaged", f"{path}: manifest unreadable: {exc}") from None
+    for number, size in sorted(tables.items()):
+        problem = _table_problem(path, number, size)
+        if problem:
+            raise StoreError("store-damaged", f"table {number:06d}.ldb in {path} {problem}")
+    return False
+
+
+def _table_problem(path: Path, number: int, size: int) -> str:
+    """What is wrong with a live table file, or "" (LevelDB names them .ldb, formerly .sst)."""
+    for suffix in TABLE_SUFFIXES:
+        table = path / f"{number:06d}{suffix}"
+        try:
+            with table.open("rb") as f:
+                actual = f.seek(0, os.SEEK_END)
+                if actual != size:
+                    return f"is {actual} bytes, the manifest recorded {size}"
+                f.seek(size - len(TABLE_MAGIC))
+                return "" if f.read(len(TABLE_MAGIC)) == TABLE_MAGIC else "has no table footer"
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            return f"cannot be read: {exc.strerror or exc}"
+    return "is missing"
+
+
+class LevelKV:
+    """LevelDB via plyvel. One process at a time: LevelDB's own LOCK file enforces it.
+
+    Opened with paranoid checks and, by default, every read verifies the block checksums LevelDB
+    keeps (``verify_checksums``), so a flipped byte on disk is a read error, never a wrong value.
+    A failed read or write raises `StoreError` and is passed to ``on_fault`` first, so the
+    daemon counts and logs it wherever it happened.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        cache_mb: int = 64,
+        verify_checksums: bool = True,
+        on_fault: FaultListener | None = None,
+        create: bool = True,
+    ) -> None:
         import plyvel  # the only plyvel import in the project
 
-        Path(path).mkdir(parents=True, exist_ok=True)
+        self._plyvel_errors = (plyvel.Error, OSError)
+        self.path = Path(path)
+        self.verify_checksums = verify_checksums
+        self.on_fault = on_fault
+        needs_creating = inspect_store_dir(self.path)
+        if needs_creating and not create:
+            raise StoreError("store-missing", f"no chain store at {path}")
         try:
+            self.path.mkdir(parents=True, exist_ok=True)
             self._db = plyvel.DB(
                 str(path),
-                create_if_missing=True,
+                create_if_missing=needs_creating,
+                paranoid_checks=True,
                 lru_cache_size=cache_mb << 20,
                 write_buffer_size=16 << 20,
                 compression=None,  # hashes, keys and signatures do not compress (Bitcoin Core turns it off too)
@@ -72,30 +153,63 @@ class LevelKV:
         except plyvel.IOError as exc:
             if "lock" in str(exc).lower():
                 raise StoreError("datadir-locked", f"{path} is in use by another process") from None
-            raise StoreError("store-open-failed", f"{path}: {exc}") from None
+            raise StoreError("store-open-failed", f"{path}: {_one_line(exc)}") from None
         except plyvel.CorruptionError as exc:
-            raise StoreError("store-corrupt", f"{path}: {exc}") from None
+            raise StoreError("store-damaged", f"{path}: {_one_line(exc)}") from None
+        except (plyvel.Error, OSError) as exc:
+            raise StoreError("store-open-failed", f"{path}: {_one_line(exc)}") from None
+
+    def _fault(self, reason: str, key: bytes, exc: BaseException) -> StoreError:
+        error = StoreError(reason, f"key {key[:1]!r}+{key[1:9].hex()}: {_one_line(exc)}")
+        if self.on_fault is not None:
+            self.on_fault(error)
+        return error
 
     def get(self, key: bytes) -> bytes | None:
-        value: bytes | None = self._db.get(key)
+        try:
+            value: bytes | None = self._db.get(key, verify_checksums=self.verify_checksums)
+        except self._plyvel_errors as exc:
+            raise self._fault("store-read-failed", key, exc) from None
         return value
 
     def iterate(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        with self._db.iterator(prefix=prefix) as it:
-            yield from it
+        try:
+            with self._db.iterator(prefix=prefix, verify_checksums=self.verify_checksums) as it:
+                yield from it
+        except self._plyvel_errors as exc:
+            raise self._fault("store-read-failed", prefix, exc) from None
 
     def commit(self, writes: Mapping[bytes, bytes | None], *, sync: bool) -> None:
-        with self._db.write_batch(transaction=True, sync=sync) as batch:
-            put, delete = batch.put, batch.delete  # ~10,000 calls for a block of 1,000 transfers
-            for key, value in writes.items():
-                if value is None:
-                    delete(key)
-                else:
-                    put(key, value)
+        try:
+            with self._db.write_batch(transaction=True, sync=sync) as batch:
+                put, delete = batch.put, batch.delete  # ~10,000 calls for a block of 1,000 transfers
+                for key, value in writes.items():
+                    if value is None:
+                        delete(key)
+                    else:
+                        put(key, value)
+        except self._plyvel_errors as exc:
+            raise self._fault("store-write-failed", b"", exc) from None
 
     def close(self) -> None:
         if not self._db.closed:
             self._db.close()
+
+
+def repair_store(path: str | os.PathLike[str]) -> None:
+    """LevelDB's RepairDB: rebuild the manifest (and CURRENT) from the table and log files that
+    remain, keeping every record whose checksum holds. What it drops is gone; the caller keeps a
+    copy of the directory first."""
+    import plyvel
+
+    try:
+        plyvel.repair_db(str(path), paranoid_checks=True, compression=None)
+    except (plyvel.Error, OSError) as exc:
+        raise StoreError("store-repair-failed", f"{path}: {_one_line(exc)}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 class Overlay:

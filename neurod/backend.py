@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
-from chain.errors import ChainError, InvalidTransaction, RejectKind
+from chain.errors import ChainError, InvalidTransaction, RejectKind, StoreError
 from chain.hashing import hash256
 from chain.types import Block, Header, Transaction, txid_of
 from chain.validation import check_header
@@ -51,11 +51,23 @@ class NodeBackend:
         return self.node.chain.locator()
 
     def headers_after(self, locator: list[bytes], limit: int) -> list[bytes]:
-        return [h.encode() for h in self.node.chain.headers_after(locator, limit)]
+        try:
+            return [h.encode() for h in self.node.chain.headers_after(locator, limit)]
+        except StoreError:  # damage was reported where it was read: serve nothing wrong
+            return []
 
     def blocks_by_hash(self, hashes: list[bytes]) -> list[bytes]:
-        found = (self.node.chain.block_bytes(h) for h in hashes)
-        return [data for data in found if data is not None]
+        """The blocks we hold of ``hashes``, each verified against its hash: a damaged one is
+        left out (the node's fault listener has counted and logged it)."""
+        found = []
+        for block_hash in hashes:
+            try:
+                data = self.node.chain.block_bytes(block_hash)
+            except StoreError:
+                continue
+            if data is not None:
+                found.append(data)
+        return found
 
     def plan_headers(self, headers: list[bytes]) -> HeaderPlan:
         """Check a peer's header batch links up and carries valid PoW; list the blocks to fetch."""

@@ -42,6 +42,8 @@ class NodeConfig:
     redial_interval: float = 10.0
     mempool_max_txs: int = 50_000
     min_fee: int = 1_000
+    check_blocks: int = 6  # main-chain blocks read back and undone in a scratch overlay at start
+    verify_checksums: bool = True  # LevelDB verifies its block checksums on every read
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -69,7 +71,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "rpc_port": int, "mine": bool, "miner_address": str, "mining_processes": int,
     "block_interval": (int, float), "verify_workers": int, "log_level": str, "log_format": str,
     "status_interval": (int, float), "redial_interval": (int, float), "mempool_max_txs": int,
-    "min_fee": int,
+    "min_fee": int, "check_blocks": int, "verify_checksums": bool,
 }
 
 

@@ -42,6 +42,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--redial-interval", type=float)
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-format", choices=["text", "json"])
+    p.add_argument("--check-blocks", type=int, metavar="N", help="main-chain blocks verified at start (default 6)")
+    p.add_argument("--reindex", action="store_true", help="rebuild the chain store from its intact blocks, then start")
+    p.add_argument("--check-db", action="store_true", help="walk the whole chain store, report, and exit (0: ok)")
     return p.parse_args(argv)
 
 
@@ -70,10 +73,52 @@ async def _serve(node: Any) -> None:
                 break
 
 
+# store faults that a reindex cannot mend: a lock, another network's store, another layout
+NOT_REPAIRABLE = frozenset({"datadir-locked", "wrong-network", "store-format", "store-missing"})
+
+
+def with_repair_hint(exc: Exception, args: argparse.Namespace) -> str:
+    """A store fault in one line, with the command that repairs it where one does."""
+    reason = getattr(exc, "reason", "")
+    if reason in NOT_REPAIRABLE:
+        return str(exc)
+    command = ["neurod"] + (["--network", args.network] if args.network else [])
+    command += (["--genesis", args.genesis] if args.genesis else []) + (["--datadir", str(args.datadir)] if args.datadir else [])
+    return f"{exc}; the chain store is damaged: repair it with `{' '.join(command)} --reindex`"
+
+
+def maintain_store(args: argparse.Namespace, config: Any) -> None:
+    """`--reindex` then/or `--check-db`, with the data dir locked and before the node starts."""
+    from chain.errors import StoreError
+    from chain.genesis import load_genesis
+    from neurod.repair import check_db, describe_check, reindex
+
+    def say(line: str) -> None:
+        print(f"neurod: {line}", file=sys.stderr, flush=True)
+
+    genesis = load_genesis(config.genesis_source)
+    try:
+        if args.reindex:
+            done = reindex(config.datadir, genesis, verify_workers=config.verify_workers, say=say)
+            kept = f"; the damaged store is kept at {done.kept}" if done.kept else ""
+            say(
+                f"reindexed: {done.imported} blocks imported, tip {done.height} {done.tip[:16]}; dropped"
+                f" {done.damaged} damaged, {done.orphaned} orphaned, {done.rejected} invalid{kept}"
+            )
+        if args.check_db:
+            report = check_db(config.datadir, genesis, say)
+            for line in describe_check(report):
+                print(line, flush=True)
+            if not report.ok:
+                raise StartupError(f"check-db found {len(report.problems)} problem(s); repair with --reindex")
+    except StoreError as exc:
+        raise StartupError(str(exc)) from None
+
+
 def run(args: argparse.Namespace) -> None:
     import trio
 
-    from chain.errors import ChainError
+    from chain.errors import ChainError, StoreError
     from neurod.config import ConfigError, default_datadir, load_config
     from neurod.logs import setup_logging
 
@@ -86,6 +131,7 @@ def run(args: argparse.Namespace) -> None:
         "miner_address": args.miner_address, "mining_processes": args.mining_processes,
         "block_interval": args.block_interval, "status_interval": args.status_interval,
         "redial_interval": args.redial_interval, "log_level": args.log_level, "log_format": args.log_format,
+        "check_blocks": args.check_blocks,
     }
     try:
         config = load_config(datadir, overrides)
@@ -93,10 +139,16 @@ def run(args: argparse.Namespace) -> None:
         raise StartupError(str(exc)) from None
     setup_logging(config.log_level, config.log_format, datadir / "neurod.log")
     lock_datadir(datadir)
+    if args.reindex or args.check_db:
+        maintain_store(args, config)
+        if args.check_db:
+            return
     from neurod.node import Node
 
     try:
         node = Node(config)
+    except StoreError as exc:
+        raise StartupError(with_repair_hint(exc, args)) from None
     except ChainError as exc:
         raise StartupError(str(exc)) from None
     try:

@@ -22,6 +22,20 @@ class NodeMetrics:
         self.txs_rejected = Counter(
             "neuro_txs_rejected", "Transactions refused by the mempool, by reason", ["reason"], registry=r
         )
+        self.rpc_auth_failures = Counter(
+            "neuro_rpc_auth_failures", "Failed RPC authentications, by outcome (refused: 401, throttled: 429)",
+            ["outcome"], registry=r,
+        )
+        self.store_faults = Counter(
+            "neuro_store_read_errors", "Stored values unreadable or not matching their hash, by reason",
+            ["reason"], registry=r,
+        )
+        self.store_check_blocks = Gauge(
+            "neuro_store_check_blocks", "Main-chain blocks verified by the start-up store check", registry=r
+        )
+        self.store_check_seconds = Gauge(
+            "neuro_store_check_seconds", "Duration of the start-up store check", registry=r
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

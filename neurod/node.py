@@ -23,6 +23,7 @@ from chain.errors import ChainError
 from chain.genesis import Genesis, load_genesis
 from chain.sigpool import SignaturePool
 from chain.store import LevelKV
+from chain.storecheck import check_recent
 from chain.types import Block, Transaction
 from neurod.backend import NodeBackend
 from neurod.config import NodeConfig
@@ -64,8 +65,18 @@ class Node:
         # a block's checks overlap its state transition. Started on the first batch big enough
         # to need them (64 signatures), so an idle node runs no extra processes.
         self._verify_pool = SignaturePool(config.verify_workers)
-        self.kv = LevelKV(self.datadir / "chain")
-        self.chain = ChainState(self.kv, self.genesis, verify_pool=self._verify_pool)
+        self.kv = LevelKV(self.datadir / "chain", verify_checksums=config.verify_checksums, on_fault=self._store_fault)
+        try:
+            self.chain = ChainState(self.kv, self.genesis, verify_pool=self._verify_pool, on_fault=self._store_fault)
+            checked = check_recent(self.chain, config.check_blocks)
+        except BaseException:
+            self.kv.close()
+            self._verify_pool.close()
+            raise
+        self.metrics.store_check_blocks.set(checked.blocks)
+        self.metrics.store_check_seconds.set(checked.seconds)
+        log.info("store check: tip %d, last %d blocks and their undo data verified in %.3f s",
+                 self.chain.height, checked.blocks, checked.seconds)
         self.mempool = Mempool(
             self.chain, self.chain.chain_id,
             MempoolLimits(max_txs=config.mempool_max_txs, min_fee=config.min_fee),
@@ -91,6 +102,13 @@ class Node:
         self._import_lock = trio.Lock()
         self._tip_changed = trio.Event()
         self.rpc_url = ""
+
+    def _store_fault(self, error: ChainError) -> None:
+        """A stored value read back damaged or unreadable. The read that found it fails, so the
+        value is neither served nor built on; the node keeps serving what is intact and the
+        operator is told, once per read, how to repair the store."""
+        self.metrics.store_faults.labels(error.reason).inc()
+        log.error("chain store damaged: %s; stop the node and run `neurod --reindex`", error)
 
     # ---- chain events --------------------------------------------------------------------
 
@@ -146,7 +164,9 @@ class Node:
         """Batch signature check on the verify worker processes."""
         return verify_many([(tx.sender, tx.signing_message(), tx.signature) for tx in txs], self._verify_pool)
 
-    def add_transaction(self, tx: Transaction, *, encoded: bytes | None = None, checked: bool = False) -> bytes:
+    def add_transaction(
+        self, tx: Transaction, *, encoded: bytes | None = None, checked: bool = False, local: bool = False
+    ) -> bytes:
         try:
             txid = self.mempool.add(tx, time.time(), encoded=encoded, checked=checked)
         except ChainError as exc:
@@ -166,7 +186,10 @@ class Node:
     async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         cookie = write_cookie(self.datadir)
         methods = RpcMethods(self).table()
-        app = RpcApp(methods, cookie, self._render_metrics)
+        app = RpcApp(
+            methods, cookie, self._render_metrics,
+            on_auth_failure=lambda outcome: self.metrics.rpc_auth_failures.labels(outcome).inc(),
+        )
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.p2p.run)
