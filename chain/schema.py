@@ -20,6 +20,13 @@ FORMAT = b"F"  # -> layout version of this database (absent: version 1)
 HISTORY = b"x"  # + account id + height (8 BE) -> (position (4 BE) + txid) of each tx touching it
 CHILDREN = b"c"  # + parent hash + child hash -> b"" (side branches, for reorgs)
 
+# every prefix by name: a whole-store check reads each range
+PREFIXES = {
+    "header": HEADER, "block": BLOCK, "meta": META, "main chain": MAIN_CHAIN, "undo": UNDO,
+    "account": ACCOUNT, "trie": TRIE, "tx index": TX_INDEX, "tip": TIP, "supply": SUPPLY,
+    "genesis": GENESIS, "format": FORMAT, "history": HISTORY, "children": CHILDREN,
+}
+
 
 # 2: the state trie stores branches only, each with its leaf children's keys; one history row
 #    per account and block

@@ -180,7 +180,7 @@ def run_importer(datadir: Path, blocks_file: Path, failpoint: str | None = None)
     env = {**os.environ, failpoints.ENV: failpoint or ""}
     return subprocess.run(
         [sys.executable, str(IMPORTER), str(datadir), str(blocks_file)],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env, check=False, capture_output=True, text=True, timeout=120,
     )
 
 
