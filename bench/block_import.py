@@ -9,7 +9,9 @@ the same signatures on 2 threads, timed batch by batch between the imports. Sign
 the largest single cost of an import, so their rate bounds it: goal ratio >= 0.75. It also
 prints the CPU time per block of the importing process (all its threads) and of the workers, and
 the ratio that this CPU use allows on 2 cores with both always busy: the import's ceiling here,
-whatever the scheduling. ``--profile``
+whatever the scheduling. Then the cost of the store's integrity checks: the same import into a
+store that verifies LevelDB's checksums on every read against one that does not (interleaved),
+and reading a block back raw against reading it as the node serves it (verified). ``--profile``
 profiles the main thread's CPU time (cProfile with `time.thread_time`): the decode, state
 transition, trie and store work of the importing thread itself.
 
@@ -117,6 +119,41 @@ def measure(
     return timings
 
 
+def checksum_cost(genesis: Genesis, encoded: list[bytes], workers: SignaturePool, tmp: Path) -> dict[bool, float]:
+    """Import seconds into a store that verifies LevelDB's checksums on every read and into
+    one that does not, batch by batch in alternating order (drift hits both alike)."""
+    stores = {flag: LevelKV(tmp / f"checksums-{flag}", verify_checksums=flag) for flag in (True, False)}
+    chains = {flag: ChainState(kv, genesis, verify_pool=workers) for flag, kv in stores.items()}
+    spent = {True: 0.0, False: 0.0}
+    for index, first in enumerate(range(0, len(encoded), BATCH)):
+        batch = encoded[first : first + BATCH]
+        now = Block.decode(batch[-1]).header.timestamp
+        for flag in (True, False) if index % 2 == 0 else (False, True):
+            start = time.perf_counter()
+            chains[flag].process_blocks(batch, now)
+            spent[flag] += time.perf_counter() - start
+    for kv in stores.values():
+        kv.close()
+    return spent
+
+
+def serving_cost(encoded: list[bytes], genesis: Genesis, tmp: Path) -> tuple[float, float]:
+    """Seconds to read every block back from a freshly opened store raw, and as the node serves
+    it (checksums verified, then checked against its hash and tx root)."""
+    chain = ChainState(LevelKV(tmp / "checksums-True"), genesis)
+    hashes = [Block.decode(data).hash for data in encoded]
+    start = time.perf_counter()
+    for block_hash in hashes:
+        chain.kv.get(b"b" + block_hash)
+    raw_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for block_hash in hashes:
+        chain.block_bytes(block_hash)
+    checked_s = time.perf_counter() - start
+    chain.kv.close()
+    return raw_s, checked_s
+
+
 def _workers_cpu() -> float:
     """CPU seconds used so far by this process's children (the verify workers), from /proc."""
     total = 0.0
@@ -164,6 +201,8 @@ def main() -> None:
             assert cached.process_block(block, block.header.timestamp, encoded_size=len(data)).tip_changed
         cached_s = time.perf_counter() - start
         cached_kv.close()
+        checksums = checksum_cost(genesis, encoded, workers, Path(tmp))
+        raw_s, served_s = serving_cost(encoded, genesis, Path(tmp))
         workers.close()
     import_s, verify_s = timings.import_s, timings.verify_s
     import_rate, verify_rate = txs / import_s, txs / verify_s
@@ -175,6 +214,14 @@ def main() -> None:
     print(
         f"import with a warm signature cache (txs already in the mempool, as on a live node):"
         f" {txs / cached_s:,.0f} tx/s, ratio to verify {txs / cached_s / verify_rate:.2f}"
+    )
+    print(
+        f"import with LevelDB checksums verified on every read: {txs / checksums[True]:,.0f} tx/s, without:"
+        f" {txs / checksums[False]:,.0f} tx/s, ratio {checksums[False] / checksums[True]:.3f}"
+    )
+    print(
+        f"serving a block: raw read {raw_s / count * 1e3:.2f} ms, verified (checksums, hash, tx root)"
+        f" {served_s / count * 1e3:.2f} ms per {TXS_PER_BLOCK}-tx block, ratio {raw_s / served_s:.3f}"
     )
     per_block = timings.main_cpu_s / count * 1000
     print(f"importing thread's own CPU: {per_block:.1f} ms per block (decode, state, trie, store)")

@@ -93,7 +93,10 @@ class SyncServer:
             self.penalise(peer, offence, str(exc))
             await write(frame(encode_response(ErrorResponse(exc.reason))))
             return
-        await write(frame(encode_response(self.answer(request))))
+        # off the event loop: reading blocks back and checking each against its hash costs
+        # milliseconds per large block, a whole batch's worth would stall gossip and RPC
+        response = await trio.to_thread.run_sync(self.answer, request)
+        await write(frame(encode_response(response)))
 
     def answer(self, request: Request) -> Response:
         """The response to one well-formed request; never larger than the response cap."""
