@@ -99,10 +99,14 @@ def load_config(datadir: Path, overrides: dict[str, Any]) -> NodeConfig:
     if path.exists():
         try:
             doc = tomllib.loads(path.read_text())
-        except (tomllib.TOMLDecodeError, OSError) as exc:
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot be read ({(exc.strerror or str(exc)).lower()})") from None
+        except ValueError as exc:  # TOML syntax, or bytes that are not UTF-8
             raise ConfigError(f"{path}: {exc}") from None
         settings.update({k: _check(k, v, str(path)) for k, v in doc.items()})
     settings.update({k: _check(k, v, "command line") for k, v in overrides.items() if v is not None})
+    if settings.get("check_blocks", 0) < 0:
+        raise ConfigError(f"check_blocks must be 0 or more, got {settings['check_blocks']}")
     if settings.get("log_format", "text") not in ("text", "json"):
         raise ConfigError("log_format must be 'text' or 'json'")
     names = {f.name for f in fields(NodeConfig)}

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from neurod.datadir import make_private_dir
+
 CLUSTER_FILE = "devnet.json"
 START_TIMEOUT = 60.0
 
@@ -75,7 +77,7 @@ def up(root: Path, nodes: int, miners: int, block_interval: float, *, fresh: boo
     """Start ``nodes`` daemons (the first ``miners`` mine) and wait until each has a peer."""
     if nodes < 1 or not 0 <= miners <= nodes:
         raise DevnetError("need nodes >= 1 and 0 <= miners <= nodes")
-    root.mkdir(parents=True, exist_ok=True)
+    make_private_dir(root)  # 0700, as neurod makes its own: it holds every node's keys and cookie
     if (root / CLUSTER_FILE).exists() and any(n.alive() for n in load_cluster(root)):
         raise DevnetError(f"a devnet is already running in {root}: `neuro devnet down` first")
     entries: list[NodeEntry] = []
@@ -86,7 +88,7 @@ def up(root: Path, nodes: int, miners: int, block_interval: float, *, fresh: boo
             datadir = root / name
             if fresh and datadir.exists():
                 shutil.rmtree(datadir)
-            datadir.mkdir(parents=True, exist_ok=True)
+            make_private_dir(datadir)
             cmd = [
                 sys.executable, "-m", "neurod", "--network", "devnet", "--datadir", str(datadir),
                 "--listen", "/ip4/127.0.0.1/tcp/0", "--rpc-port", "0",

@@ -2,28 +2,31 @@
 
     neurod --network devnet --datadir /tmp/n1 --mine
 
-One `trio.run`; SIGINT/SIGTERM cancel the node's nursery and the store is closed cleanly. Start-up
-problems (port taken, data dir in use, bad config or genesis) are one line on stderr and exit 1.
+One `trio.run`; SIGINT/SIGTERM cancel the node's nursery and the store is closed cleanly.
+
+Faults an operator can fix (a port taken, the data dir in use, a bad config, genesis or file in
+the data dir, a damaged store) are raised as the typed errors of the layer that finds them and
+turned into one line on stderr and exit status 1 here, at the boundary (`operator_fault`),
+wherever they surface: before `trio.run` or from inside the node's nurseries. Anything else is a
+bug: its traceback goes to the log file and stderr gets one line saying where.
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
-import fcntl
 import logging
-import os
 import signal
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
-LOCK_FILE = ".lock"
 log = logging.getLogger("neuro.main")
 
 
 class StartupError(Exception):
-    pass
+    """A fault `main` finds itself (e.g. `--check-db` found damage), already one line."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -46,19 +49,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--reindex", action="store_true", help="rebuild the chain store from its intact blocks, then start")
     p.add_argument("--check-db", action="store_true", help="walk the whole chain store, report, and exit (0: ok)")
     return p.parse_args(argv)
-
-
-def lock_datadir(datadir: Path) -> int:
-    """An exclusive lock on the data dir for the life of the process (released by the kernel)."""
-    fd = os.open(datadir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        other = os.read(fd, 32).decode(errors="replace").strip() or "?"
-        raise StartupError(f"data dir {datadir} is in use by another neurod (pid {other})") from None
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
-    return fd
 
 
 async def _serve(node: Any) -> None:
@@ -119,12 +109,13 @@ def run(args: argparse.Namespace) -> None:
     import trio
 
     from chain.errors import ChainError, StoreError
-    from neurod.config import ConfigError, default_datadir, load_config
+    from neurod.config import default_datadir, load_config
+    from neurod.datadir import LOG_FILE, check_keys, lock_datadir, prepare_datadir
     from neurod.logs import setup_logging
 
     network = args.network or "main"
     datadir = (args.datadir or default_datadir(network)).expanduser().resolve()
-    datadir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    prepare_datadir(datadir)
     overrides = {
         "network": args.network, "genesis": args.genesis, "listen": args.listen,
         "bootstrap": args.bootstrap, "rpc_port": args.rpc_port, "mine": args.mine,
@@ -133,16 +124,14 @@ def run(args: argparse.Namespace) -> None:
         "redial_interval": args.redial_interval, "log_level": args.log_level, "log_format": args.log_format,
         "check_blocks": args.check_blocks,
     }
-    try:
-        config = load_config(datadir, overrides)
-    except ConfigError as exc:
-        raise StartupError(str(exc)) from None
-    setup_logging(config.log_level, config.log_format, datadir / "neurod.log")
+    config = load_config(datadir, overrides)
+    setup_logging(config.log_level, config.log_format, datadir / LOG_FILE)
     lock_datadir(datadir)
     if args.reindex or args.check_db:
         maintain_store(args, config)
         if args.check_db:
             return
+    check_keys(datadir)
     from neurod.node import Node
 
     try:
@@ -153,29 +142,63 @@ def run(args: argparse.Namespace) -> None:
         raise StartupError(str(exc)) from None
     try:
         trio.run(_serve, node)
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise StartupError(f"port already in use: {exc.strerror} ({exc})") from None
-        raise
-    except BaseExceptionGroup as group:
-        taken = group.subgroup(lambda e: isinstance(e, OSError) and e.errno == errno.EADDRINUSE)
-        if taken is not None:
-            raise StartupError(f"port already in use ({taken.exceptions[0]})") from None
-        raise
     finally:
         node.close()
     log.info("neurod stopped")
+
+
+def operator_fault(exc: BaseException) -> str | None:
+    """The one line for a fault the operator can fix, found however deep the node's nurseries
+    wrapped it in exception groups; None for anything else (a bug)."""
+    from chain.errors import ChainError
+    from neurod.config import ConfigError
+    from neurod.datadir import DataDirError
+    from p2p.errors import P2PError
+
+    if isinstance(exc, BaseExceptionGroup):
+        return next((line for inner in exc.exceptions if (line := operator_fault(inner)) is not None), None)
+    if isinstance(exc, StartupError | ConfigError | DataDirError | ChainError | P2PError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        return f"port already in use ({exc})"
+    if isinstance(exc, OSError) and exc.filename is not None:  # a file the checks could not foresee
+        return str(DataDirError.from_os_error(Path(exc.filename), exc))
+    return None
+
+
+def crash_line(exc: BaseException) -> str:
+    """A bug: its traceback goes to the log file, where an operator can send it to us, and the
+    user gets one line pointing there. Before the log is open there is nowhere else to keep the
+    traceback, so it is printed."""
+    from neurod.datadir import LOG_FILE
+
+    files = [
+        h for h in logging.getLogger().handlers
+        if isinstance(h, logging.FileHandler) and Path(h.baseFilename).name == LOG_FILE
+    ]
+    if not files:
+        traceback.print_exception(exc)
+        return f"unexpected {type(exc).__name__}: {exc}"
+    record = log.makeRecord(
+        log.name, logging.CRITICAL, __file__, 0, "neurod stopped by an unexpected error", (),
+        (type(exc), exc, exc.__traceback__),
+    )
+    for handler in files:
+        handler.handle(record)
+    return f"unexpected {type(exc).__name__}: {exc} (the traceback is in {files[0].baseFilename})"
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
         run(args)
-    except StartupError as exc:
-        print(f"neurod: {exc}", file=sys.stderr)
-        sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the boundary: every fault ends as one line
+        line = operator_fault(exc)
+        line = crash_line(exc) if line is None else line
+        print("neurod: " + " ".join(line.splitlines()), file=sys.stderr)  # one line, whatever the message
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -164,9 +164,14 @@ def check_db(datadir: Path, genesis: Genesis, say: Say) -> CheckReport:
     """`check_store` over `<datadir>/chain`, opened without creating anything."""
     kv = LevelKV(datadir / CHAIN_DIR, create=False)
     try:
-        if kv.get(schema.GENESIS) is None:  # ChainState would write a genesis: this only reads
-            raise StoreError("store-damaged", "the store records no genesis")
-        chain = ChainState(kv, genesis)
+        try:
+            if kv.get(schema.GENESIS) is None:  # ChainState would write a genesis: this only reads
+                raise StoreError("store-damaged", "the store records no genesis")
+            chain = ChainState(kv, genesis)
+        except StoreError as exc:  # not even the tip reads back: that is the report
+            report = CheckReport()
+            report.add(exc.reason, f"opening the chain: {exc.detail}")
+            return report
         return check_store(chain, progress=lambda phase: say(f"checking {phase}"))
     finally:
         kv.close()

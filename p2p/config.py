@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from p2p.scoring import DEFAULT_HALF_LIFE, DEFAULT_THRESHOLD, Rate
+from p2p.scoring import DEFAULT_HALF_LIFE, DEFAULT_THRESHOLD, PolicyObserver, Rate, Unobserved
 from p2p.wire import DEFAULT_MAX_RESPONSE_BYTES
 
 KEY_FILE = "p2p_key"  # libp2p protobuf-serialized Ed25519 private key, mode 0600
@@ -46,3 +46,4 @@ class P2PConfig:
     request_pace: Rate = field(default_factory=lambda: Rate(per_second=50.0, burst=200.0))
     blocks_per_request: int = 64  # get_blocks batch size during sync (<= wire.MAX_BLOCKS)
     headers_per_request: int = 2000
+    observer: PolicyObserver = field(default_factory=Unobserved)  # told of every penalty and ban

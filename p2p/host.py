@@ -9,7 +9,6 @@ addresses and plain callbacks, so nothing outside this package touches a libp2p 
 from __future__ import annotations
 
 import logging
-import os
 import weakref
 from collections.abc import Awaitable, Callable
 from hashlib import blake2b
@@ -22,9 +21,9 @@ from libp2p import new_host
 from libp2p.abc import INetConn, INetStream, INetwork, INotifee
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.crypto.keys import KeyPair
+from libp2p.crypto.serialization import deserialize_private_key
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519
 from libp2p.custom_types import TProtocol
-from libp2p.identity_utils import load_identity, save_identity
 from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
@@ -39,6 +38,7 @@ from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.tools.anyio_service import background_trio_service
 
 from p2p.errors import ConfigError, P2PError, RequestFailed, WireError
+from p2p.files import describe, write_atomic
 from p2p.wire import read_frame
 
 log = logging.getLogger("neuro.p2p")
@@ -49,18 +49,30 @@ StreamHandler = Callable[[str, ReadFn, Callable[[bytes], Awaitable[None]]], Awai
 PeerEvent = Callable[[str, str], None]  # (peer id, "inbound" | "outbound")
 
 
+KEY_REMEDY = "restore it from a backup, or delete it to start under a new peer id"
+
+
 def load_or_create_key(path: Path) -> KeyPair:
-    """The node's Ed25519 key: read from `path`, or generated and saved there with mode 0600."""
-    if path.exists():
-        try:
-            return load_identity(path)
-        except (OSError, ValueError) as exc:
-            raise ConfigError("bad-node-key", f"{path}: {exc}") from exc
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key_pair = create_new_key_pair()
-    save_identity(key_pair, path)
-    os.chmod(path, 0o600)
-    return key_pair
+    """The node's libp2p identity: read from `path`, or generated and saved there (mode 0600,
+    atomically, so a crash never leaves the empty file that would stop the next start). A file
+    that is not a key is `ConfigError("bad-p2p-key")` naming it, never silently replaced: the
+    peer id is how other nodes' bootstrap addresses find this one."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        key_pair = create_new_key_pair()
+        write_atomic(path, key_pair.private_key.serialize(), overwrite=False)
+        return key_pair
+    except OSError as exc:
+        raise ConfigError("bad-p2p-key", f"{path}: cannot be read ({describe(exc)})") from None
+    if not data:
+        raise ConfigError("bad-p2p-key", f"{path}: is empty; {KEY_REMEDY}")
+    try:
+        private_key = deserialize_private_key(data)
+        return KeyPair(private_key, private_key.get_public_key())
+    except Exception as exc:  # noqa: BLE001 - protobuf and each key type raise their own kinds
+        why = " ".join(str(exc).split()) or type(exc).__name__
+        raise ConfigError("bad-p2p-key", f"{path}: not a libp2p private key ({why}); {KEY_REMEDY}") from None
 
 
 def message_id(msg: rpc_pb2.Message) -> bytes:

@@ -20,7 +20,7 @@ from p2p.config import BAN_FILE, KEY_FILE, P2PConfig
 from p2p.errors import P2PError, RequestFailed
 from p2p.gossip import BidHandler, Gossip
 from p2p.host import Host, load_or_create_key
-from p2p.scoring import BanList, Offence, PeerScores, RateLimiter, penalty
+from p2p.scoring import MANUAL_BAN, BanList, Offence, PeerScores, RateLimiter, penalty
 from p2p.sync import PeerFault, SyncClient, SyncServer, sync_protocol
 from p2p.syncdriver import SyncDriver
 
@@ -147,12 +147,13 @@ class P2P:
 
     async def ban(self, peer: str, seconds: float) -> None:
         """Ban `peer` for `seconds` (persisted) and drop its connection."""
-        self._record_ban(peer, seconds)
+        self._record_ban(peer, seconds, MANUAL_BAN)
         await self._host.disconnect(peer)
 
-    def _record_ban(self, peer: str, seconds: float) -> None:
+    def _record_ban(self, peer: str, seconds: float, reason: str) -> None:
         self.bans.ban(peer, time.time() + seconds)
         self.scores.forget(peer)
+        self.config.observer.peer_banned(reason)
 
     def is_banned(self, peer: str) -> bool:
         return self.bans.is_banned(peer, time.time())
@@ -163,9 +164,10 @@ class P2P:
         if amount <= 0 or peer == self.peer_id:
             return
         log.info("penalise %s +%.0f (%s: %s)", peer, amount, cause.value, reason)
+        self.config.observer.peer_penalised(cause.value)
         if self.scores.add(peer, amount, trio.current_time()):
             log.warning("banning %s for %.0f s: %s", peer, self.config.ban_seconds, reason)
-            self._record_ban(peer, self.config.ban_seconds)
+            self._record_ban(peer, self.config.ban_seconds, cause.value)
             self._host.spawn(self._host.disconnect, peer)
 
     async def publish_block(self, data: bytes) -> bool:

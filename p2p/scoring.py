@@ -3,7 +3,8 @@
 A peer collects misbehaviour points for what it sends (bitcoind's "ban score"). Points decay
 exponentially, so an honest peer that once relayed a bad block recovers; a peer that crosses
 `threshold` is disconnected and banned for `ban_seconds`. Bans live in a JSON file in the data
-dir, written atomically, so a restart does not forgive a hostile peer.
+dir, written atomically, so a restart does not forgive a hostile peer. Each penalty and ban is
+also told to a `PolicyObserver` (neurod counts them in its metrics: p2p never imports neurod).
 
 GossipSub's own peer scoring is left off (its thresholds default to -infinity and its invalid-
 message penalty grows without bound); everything about blame is decided here.
@@ -13,14 +14,18 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from chain.errors import RejectKind
 from p2p.errors import ConfigError
+from p2p.files import describe, write_atomic
+
+log = logging.getLogger("neuro.p2p")
 
 
 class Offence(enum.Enum):
@@ -54,6 +59,30 @@ OFFENCE_PENALTY: dict[Offence, float] = {
 }
 DEFAULT_THRESHOLD = 100.0
 DEFAULT_HALF_LIFE = 600.0  # seconds for misbehaviour points to halve
+MANUAL_BAN = "manual"  # the reason of a ban asked for through `P2P.ban`, not earned by points
+BAD_FILE_SUFFIX = ".bad"  # a ban file that is not a ban list is set aside under this suffix
+
+
+class PolicyObserver(Protocol):
+    """Told of each penalty and ban as the peer policy decides it.
+
+    `reason` is a kebab-case offence: a `RejectKind` or `Offence` value for a penalty and for the
+    ban it triggered, `MANUAL_BAN` for a ban asked for. It is a small fixed set, so it can label
+    a metric. Called on the event loop: it must return at once and must not raise."""
+
+    def peer_penalised(self, reason: str) -> None: ...
+
+    def peer_banned(self, reason: str) -> None: ...
+
+
+class Unobserved:
+    """The observer of a peer policy that nobody watches (tests, tools)."""
+
+    def peer_penalised(self, reason: str) -> None:
+        pass
+
+    def peer_banned(self, reason: str) -> None:
+        pass
 
 
 def penalty(cause: RejectKind | Offence) -> float:
@@ -114,32 +143,45 @@ class BanList:
         self._until: dict[str, float] = {}
 
     def load(self, now: float) -> None:
-        """Read the ban file if present; expired bans are dropped. A corrupt file is an error."""
-        if self._path is None or not self._path.exists():
-            return
-        try:
-            raw = json.loads(self._path.read_text())
-            entries = {str(k): float(v) for k, v in dict(raw["bans"]).items()}
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError("bad-ban-file", f"{self._path}: {exc}") from exc
-        self._until = {peer: until for peer, until in entries.items() if until > now}
+        """Read the ban file if present; expired bans are dropped.
 
-    def save(self) -> None:
-        """Write atomically (temp file, fsync, rename): a crash leaves the old or the new list."""
+        A file that is not a ban list (garbage, the wrong shape) is set aside as `<name>.bad`
+        with a one-line warning, and the node starts with no bans, as bitcoind does with a bad
+        banlist.json: bans are a cache of past verdicts, not worth refusing to start over, and
+        the set-aside file keeps them for a look. A file that cannot be read at all (permissions,
+        a directory) is `ConfigError("bad-ban-file")`: that is the operator's to fix."""
         if self._path is None:
             return
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        body = json.dumps({"bans": self._until}, indent=1, sort_keys=True)
-        fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=".bans.", suffix=".tmp")
         try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(body)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self._path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            raw = self._path.read_bytes()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise ConfigError("bad-ban-file", f"{self._path}: cannot be read ({describe(exc)})") from None
+        try:
+            entries = _decode_bans(raw)
+        except (ValueError, TypeError, RecursionError) as exc:
+            self._set_aside(self._path, " ".join(str(exc).split()) or type(exc).__name__)
+            return
+        self._until = {peer: until for peer, until in entries.items() if until > now}
+
+    def _set_aside(self, path: Path, why: str) -> None:
+        bad = path.with_name(path.name + BAD_FILE_SUFFIX)
+        try:
+            os.replace(path, bad)
+        except OSError as exc:
+            raise ConfigError(
+                "bad-ban-file", f"{path}: not a ban list ({why}), and cannot be set aside ({describe(exc)})"
+            ) from None
+        log.warning("%s is not a ban list (%s): set aside as %s; starting with no bans", path, why, bad.name)
+        self.save()
+
+    def save(self) -> None:
+        """Write atomically: a crash leaves the old or the new list."""
+        if self._path is None:
+            return
+        body = json.dumps({"bans": self._until}, indent=1, sort_keys=True)
+        write_atomic(self._path, body.encode(), overwrite=True)
 
     def ban(self, peer: str, until: float) -> None:
         """Ban `peer` until `until` (a later expiry wins) and persist."""
@@ -157,6 +199,18 @@ class BanList:
     def banned(self, now: float) -> dict[str, float]:
         """Peers banned at `now` with their expiry."""
         return {peer: until for peer, until in self._until.items() if until > now}
+
+
+def _decode_bans(raw: bytes) -> dict[str, float]:
+    """`{"bans": {peer id: expiry as a Unix time}}`; ValueError or TypeError saying what is not."""
+    doc = json.loads(raw)
+    bans = doc.get("bans") if isinstance(doc, dict) else None
+    if not isinstance(bans, dict):
+        raise TypeError('not a JSON object with a "bans" object')
+    for peer, until in bans.items():
+        if isinstance(until, bool) or not isinstance(until, int | float):
+            raise TypeError(f"the expiry of {peer[:64]!r} is not a number")
+    return {peer: float(until) for peer, until in bans.items()}
 
 
 @dataclass(slots=True)

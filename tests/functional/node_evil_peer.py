@@ -152,3 +152,19 @@ def test_evil_peers_are_banned_and_honest_peers_served(daemons, tmp_path):
         metrics = response.read().decode()
     assert 'neuro_blocks_rejected_total{reason="bad-version"}' in metrics
     assert 'neuro_txs_rejected_total{reason="bad-tx-signature"}' in metrics
+    # and counted each penalty and ban by offence (a message in flight when its sender was banned
+    # may add a second ban, so the counts are lower bounds)
+    penalties = _by_reason(metrics, "neuro_peer_penalties_total")
+    bans = _by_reason(metrics, "neuro_peer_bans_total")
+    assert sum(bans.values()) >= len(attacks), metrics
+    assert {"malformed", "invalid", "oversize"} <= set(bans), bans
+    assert all(penalties.get(reason, 0) >= count for reason, count in bans.items()), (penalties, bans)
+
+
+def _by_reason(metrics: str, name: str) -> dict[str, float]:
+    """`name{reason="x"} 3.0` lines of a Prometheus text page, as {"x": 3.0}."""
+    prefix = name + '{reason="'
+    return {
+        line[len(prefix):].split('"', 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines() if line.startswith(prefix)
+    }

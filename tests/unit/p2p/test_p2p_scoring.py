@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -58,12 +60,41 @@ def test_bans_survive_a_reload_and_expire(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["bans.json"]  # no temp files left
 
 
-def test_corrupt_ban_file_is_a_clear_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "content",
+    [b"{not json", b"\xff\xfe", b"[1, 2]", b'"bans"', b'{"bans": [1]}', b'{"bans": {"p": "soon"}}',
+     b'{"bans": {"p": true}}', b"{}", b"[" * 100_000],
+)
+def test_a_ban_file_that_is_not_a_ban_list_is_set_aside(
+    tmp_path: Path, content: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "bans.json"
-    path.write_text("{not json")
+    path.write_bytes(content)
+    bans = BanList(path)
+    with caplog.at_level(logging.WARNING, logger="neuro.p2p"):
+        bans.load(now=0)
+    assert bans.banned(now=0) == {}
+    assert (tmp_path / "bans.json.bad").read_bytes() == content
+    assert json.loads(path.read_text()) == {"bans": {}}  # replaced by an empty list
+    [warning] = caplog.records
+    assert "set aside as bans.json.bad" in warning.getMessage() and "\n" not in warning.getMessage()
+    bans.ban("evil", until=100)  # and the node goes on banning
+    assert BanList(path).banned(now=0) == {} and _reloaded(path).banned(now=0) == {"evil": 100}
+
+
+def _reloaded(path: Path) -> BanList:
+    bans = BanList(path)
+    bans.load(now=0)
+    return bans
+
+
+def test_an_unreadable_ban_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "bans.json"
+    path.mkdir()
     with pytest.raises(ConfigError) as err:
         BanList(path).load(now=0)
-    assert err.value.reason == "bad-ban-file"
+    assert err.value.reason == "bad-ban-file" and "cannot be read" in str(err.value)
+    assert path.is_dir()
 
 
 def test_token_bucket_allows_bursts_then_the_sustained_rate() -> None:
