@@ -26,7 +26,7 @@ POINTS: dict[str, str] = {
     "reorg-before-commit": "a reorg's whole batch built in memory, not yet written",
     "mempool-save-partial": "half of mempool.dat's temporary file written, not yet renamed",
     "mempool-save-before-rename": "mempool.dat's temporary file written and synced, not yet renamed",
-    "mempool-journal-partial": "half of a journal record appended, not yet synced",
+    "mempool-journal-partial": "half of one journal write (an RPC call's records) appended, the rest not",
     "keystore-write-partial": "half of a keystore file's temporary copy written, not yet renamed",
     "keystore-write-before-rename": "a keystore file's temporary copy synced, not yet renamed",
 }

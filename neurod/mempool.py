@@ -69,6 +69,11 @@ class Mempool:
     def txids(self) -> list[bytes]:
         return list(self._by_id)
 
+    def entries(self) -> list[tuple[bytes, float]]:
+        """(encoding, admission time) of every pending transaction in admission order: what a
+        snapshot saves, a copy so that it can be written while the mempool changes."""
+        return [(entry.encoded, entry.added) for entry in self._by_id.values()]
+
     def pending_nonce(self, account_id: bytes) -> int:
         """The nonce the sender's next transaction should use, counting pending ones."""
         account = self.state.account(account_id) or EMPTY_ACCOUNT

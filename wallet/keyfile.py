@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from chain import failpoints
 from wallet.keys import Key, WalletError
 
 FORMAT_VERSION = 1
@@ -280,9 +281,14 @@ def write_atomic(path: Path, data: bytes, *, overwrite: bool) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            half = len(data) // 2
+            handle.write(data[:half])
+            handle.flush()  # the half reaches the file before a crash test dies here
+            failpoints.hit("keystore-write-partial")
+            handle.write(data[half:])
             handle.flush()
             os.fsync(handle.fileno())
+        failpoints.hit("keystore-write-before-rename")
         if overwrite:
             os.replace(tmp, path)
         else:
