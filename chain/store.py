@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from chain.errors import StoreError
 from chain.leveldb_manifest import ManifestError, live_tables
@@ -166,15 +166,22 @@ class LevelKV:
         return error
 
     def get(self, key: bytes) -> bytes | None:
+        return self.read(self._db, key)
+
+    def iterate(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        return self.scan(self._db, prefix)
+
+    def read(self, source: Any, key: bytes) -> bytes | None:
+        """``key`` from the database or one of its snapshots, a failure reported as a fault."""
         try:
-            value: bytes | None = self._db.get(key, verify_checksums=self.verify_checksums)
+            value: bytes | None = source.get(key, verify_checksums=self.verify_checksums)
         except self._plyvel_errors as exc:
             raise self._fault("store-read-failed", key, exc) from None
         return value
 
-    def iterate(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+    def scan(self, source: Any, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         try:
-            with self._db.iterator(prefix=prefix, verify_checksums=self.verify_checksums) as it:
+            with source.iterator(prefix=prefix, verify_checksums=self.verify_checksums) as it:
                 yield from it
         except self._plyvel_errors as exc:
             raise self._fault("store-read-failed", prefix, exc) from None
@@ -194,6 +201,31 @@ class LevelKV:
     def close(self) -> None:
         if not self._db.closed:
             self._db.close()
+
+    def snapshot(self) -> SnapshotKV:
+        """A read-only view of the store as it is now, for a long check while blocks import."""
+        return SnapshotKV(self, self._db.snapshot())
+
+
+class SnapshotKV:
+    """A LevelDB snapshot with the KV interface: reads see one instant of the store, checksums
+    verified and failures reported as the store's own reads are; writes are refused."""
+
+    def __init__(self, store: LevelKV, snapshot: Any) -> None:
+        self._store = store
+        self._snapshot = snapshot
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._store.read(self._snapshot, key)
+
+    def iterate(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        return self._store.scan(self._snapshot, prefix)
+
+    def commit(self, writes: Mapping[bytes, bytes | None], *, sync: bool) -> None:
+        raise StoreError("store-read-only", "a snapshot is read-only")
+
+    def close(self) -> None:
+        self._snapshot.close()
 
 
 def repair_store(path: str | os.PathLike[str]) -> None:

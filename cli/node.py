@@ -1,4 +1,4 @@
-"""`neuro node status|peers`: the state of the local daemon."""
+"""`neuro node status|peers|verify-db`: the state of the local daemon."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from cli.config import DatadirOpt, JsonOpt, NetworkOpt, RpcOpt, Where
 from cli.output import fields, guarded, note, print_json, table
 from cli.tx import client
 
-node_app = typer.Typer(help="The local daemon: status and peers.", no_args_is_help=True)
+VERIFY_TIMEOUT_S = 3600.0  # a whole-store walk reads every block: minutes on a long chain
+
+node_app = typer.Typer(help="The local daemon: status, peers and its store.", no_args_is_help=True)
 
 
 @node_app.command("status")
@@ -63,3 +65,34 @@ def peers(
         (p["peer_id"], p["direction"], p["score"], ", ".join(p.get("addrs", []))) for p in found
     ]
     table(f"{len(rows)} peers", ("peer id", "direction", "score", "addresses"), rows)
+
+
+@node_app.command("verify-db")
+@guarded
+def verify_db(
+    network: NetworkOpt = "main",
+    datadir: DatadirOpt = None,
+    rpc: RpcOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Walk the daemon's whole chain store (a snapshot: it keeps running): every block against its
+    hash, the index rows, the state root from all accounts, the supply. Exit 1 on any problem."""
+    rpc_client = client(Where(network, datadir, None, rpc))
+    rpc_client.timeout = VERIFY_TIMEOUT_S
+    found = rpc_client.call("node_verify_db")
+    if json_out:
+        print_json(found)
+    else:
+        verdict = "ok" if found["ok"] else f"{len(found['problems'])} problem(s)"
+        fields(
+            f"chain store: {verdict}",
+            [
+                ("blocks", found["blocks"]), ("transactions", found["txs"]), ("accounts", found["accounts"]),
+                ("balances", found["supply"]), ("state root", found["state_root"]),
+                ("took", f"{found['seconds']:.2f} s"),
+            ],
+        )
+        for problem in found["problems"]:
+            note(f"{problem['reason']}: {problem['detail']}")
+    if not found["ok"]:
+        raise typer.Exit(1)

@@ -22,6 +22,13 @@ class NodeMetrics:
         self.txs_rejected = Counter(
             "neuro_txs_rejected", "Transactions refused by the mempool, by reason", ["reason"], registry=r
         )
+        self.peer_penalties = Counter(
+            "neuro_peer_penalties", "Misbehaviour penalties given to peers, by offence", ["reason"], registry=r
+        )
+        self.peer_bans = Counter(
+            "neuro_peer_bans", "Peers banned, by the offence that crossed the threshold (or manual)", ["reason"],
+            registry=r,
+        )
         self.rpc_auth_failures = Counter(
             "neuro_rpc_auth_failures", "Failed RPC authentications, by outcome (refused: 401, throttled: 429)",
             ["outcome"], registry=r,
@@ -36,6 +43,13 @@ class NodeMetrics:
         self.store_check_seconds = Gauge(
             "neuro_store_check_seconds", "Duration of the start-up store check", registry=r
         )
+
+    # the p2p layer's PolicyObserver: p2p reports its verdicts here without importing neurod
+    def peer_penalised(self, reason: str) -> None:
+        self.peer_penalties.labels(reason).inc()
+
+    def peer_banned(self, reason: str) -> None:
+        self.peer_bans.labels(reason).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -8,11 +8,12 @@ large block validates. Readers on the event loop see the previous tip until the 
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
 import time
-from pathlib import Path
+from contextlib import AbstractContextManager
 from typing import Any
 
 import trio
@@ -23,36 +24,24 @@ from chain.errors import ChainError
 from chain.genesis import Genesis, load_genesis
 from chain.sigpool import SignaturePool
 from chain.store import LevelKV
-from chain.storecheck import check_recent
+from chain.storecheck import CheckReport, check_recent, check_store
 from chain.types import Block, Transaction
 from neurod.backend import NodeBackend
 from neurod.config import NodeConfig
+from neurod.datadir import NODE_INFO_FILE, NODE_KEY_FILE, load_or_create_node_key
 from neurod.mempool import Mempool, MempoolLimits
+from neurod.mempool_store import MempoolStore, restore
 from neurod.metrics import NodeMetrics
 from neurod.miner import Miner
 from neurod.rpc import RpcApp, serve_rpc, write_cookie
 from neurod.rpc_methods import RpcMethods
 from p2p.config import P2PConfig
 from p2p.node import P2P
-from wallet.keys import Key
 
 log = logging.getLogger("neuro.node")
 
-NODE_KEY_FILE = "node_key"  # 32-byte Ed25519 seed: default mining reward account
-NODE_INFO_FILE = "node.json"
 MAINTENANCE_INTERVAL = 30.0
-
-
-def load_or_create_node_key(path: Path) -> Key:
-    if path.exists():
-        return Key(path.read_bytes())
-    key = Key.generate()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key.seed)
-        f.flush()
-        os.fsync(f.fileno())
-    return key
+MEMPOOL_SAVE_INTERVAL = 600.0  # mempool.dat rewritten, journal emptied (sooner if the journal fills)
 
 
 class Node:
@@ -65,6 +54,7 @@ class Node:
         # a block's checks overlap its state transition. Started on the first batch big enough
         # to need them (64 signatures), so an idle node runs no extra processes.
         self._verify_pool = SignaturePool(config.verify_workers)
+        self.store_read_errors = 0  # stored values found damaged since start (node_status says)
         self.kv = LevelKV(self.datadir / "chain", verify_checksums=config.verify_checksums, on_fault=self._store_fault)
         try:
             self.chain = ChainState(self.kv, self.genesis, verify_pool=self._verify_pool, on_fault=self._store_fault)
@@ -83,12 +73,18 @@ class Node:
         )
         # every mempool tx had its signature checked on admission: blocks skip re-checking them
         self.chain.verified_txids = self.mempool
+        self._mempool_save_due = trio.Event()
+        self.mempool_store = MempoolStore(
+            self.datadir, self.chain.chain_id, on_journal_full=lambda: self._mempool_save_due.set()
+        )
+        self._restore_mempool()
         self.node_key = load_or_create_node_key(self.datadir / NODE_KEY_FILE)
         self.backend = NodeBackend(self)
         self.p2p = P2P(
             P2PConfig(
                 data_dir=self.datadir, listen=config.resolved_listen(), bootstrap=list(config.bootstrap),
                 status_interval=config.status_interval, redial_interval=config.redial_interval,
+                observer=self.metrics,
             ),
             self.backend,
         )
@@ -107,8 +103,18 @@ class Node:
         """A stored value read back damaged or unreadable. The read that found it fails, so the
         value is neither served nor built on; the node keeps serving what is intact and the
         operator is told, once per read, how to repair the store."""
+        self.store_read_errors += 1
         self.metrics.store_faults.labels(error.reason).inc()
         log.error("chain store damaged: %s; stop the node and run `neurod --reindex`", error)
+
+    def verify_db(self) -> CheckReport:
+        """`check_store` over a LevelDB snapshot of the running node's store (blocks go on
+        importing meanwhile); slow on a long chain, so callers run it in a thread."""
+        snapshot = self.kv.snapshot()
+        try:
+            return check_store(ChainState(snapshot, self.genesis, on_fault=self._store_fault))
+        finally:
+            snapshot.close()
 
     # ---- chain events --------------------------------------------------------------------
 
@@ -167,17 +173,28 @@ class Node:
     def add_transaction(
         self, tx: Transaction, *, encoded: bytes | None = None, checked: bool = False, local: bool = False
     ) -> bytes:
+        """Admit ``tx`` to the mempool; ``local`` (submitted through this node's RPC) also
+        journals it, so that a kill before the next mempool snapshot does not lose it."""
+        now = time.time()
+        encoded = encoded if encoded is not None else tx.encode()
         try:
-            txid = self.mempool.add(tx, time.time(), encoded=encoded, checked=checked)
+            txid = self.mempool.add(tx, now, encoded=encoded, checked=checked)
         except ChainError as exc:
             self.metrics.txs_rejected.labels(exc.reason).inc()
             raise
         self.metrics.txs_accepted.inc()
+        if local:
+            self.mempool_store.record(encoded, now)
         return txid
+
+    def journal_batch(self) -> AbstractContextManager[None]:
+        """Journal the local transactions admitted inside in one write, when the block exits
+        (tx_submit_many: 5,000 transactions, one write), and always before the caller replies."""
+        return self.mempool_store.batch()
 
     async def submit_transaction(self, tx: Transaction, encoded: bytes) -> bytes:
         """A transaction from a local client: admit it, then gossip it (batched)."""
-        txid = self.add_transaction(tx, encoded=encoded)
+        txid = self.add_transaction(tx, encoded=encoded, local=True)
         await self.p2p.publish_txs([encoded])
         return txid
 
@@ -197,7 +214,12 @@ class Node:
                 if self.miner is not None:
                     await nursery.start(self.miner.run)
                 nursery.start_soon(self._maintenance)
+                nursery.start_soon(self._save_mempool_periodically)
                 self._write_node_info()
+                # What start-up built (modules, libp2p, hypercorn: ~100k objects) lives as long as
+                # the node: leave it out of the cyclic GC, whose full passes over it stalled the
+                # event loop 50-140 ms under an RPC flood (bench/rpc_flood.py).
+                gc.freeze()
                 log.info(
                     "neurod up: network=%s height=%d rpc=%s p2p=%s", self.chain.params.network,
                     self.chain.height, self.rpc_url, ",".join(self.p2p.listen_addrs()),
@@ -218,6 +240,30 @@ class Node:
             await trio.sleep(MAINTENANCE_INTERVAL)
             self.mempool.expire(time.time())
 
+    # ---- mempool persistence (neurod/mempool_store.py) -----------------------------------
+
+    def _restore_mempool(self) -> None:
+        """Re-admit what the last run saved and journaled, then snapshot the result at once: the
+        journal is emptied, and what failed re-validation is not read again at the next start."""
+        report = restore(self.mempool, self.mempool_store.load(), self.signatures_valid, time.time())
+        self.mempool_store.save(self.mempool.entries())
+        log.info("mempool: %s", report)
+
+    async def _save_mempool_periodically(self) -> None:
+        """Rewrite mempool.dat every MEMPOOL_SAVE_INTERVAL, or as soon as the journal passes its
+        bound, so the journal stays small. The write runs in a thread while RPC calls go on
+        journaling into a fresh journal (`MempoolStore.rotate_journal`)."""
+        while True:
+            with trio.move_on_after(MEMPOOL_SAVE_INTERVAL):
+                await self._mempool_save_due.wait()
+            self._mempool_save_due = trio.Event()
+            await self.save_mempool()
+
+    async def save_mempool(self) -> None:
+        """Snapshot the mempool as it is now, written in a thread while journaling goes on."""
+        self.mempool_store.rotate_journal()
+        await trio.to_thread.run_sync(self.mempool_store.write_snapshot, self.mempool.entries())
+
     def _write_node_info(self) -> None:
         info = {
             "rpc_url": self.rpc_url, "pid": os.getpid(), "p2p_addrs": self.p2p.listen_addrs(),
@@ -236,5 +282,8 @@ class Node:
             pass
 
     def close(self) -> None:
+        if self.mempool_store.save(self.mempool.entries()):
+            log.info("mempool: %d transactions saved to %s", len(self.mempool), self.mempool_store.snapshot_path.name)
+        self.mempool_store.close()
         self.kv.close()
         self._verify_pool.close()

@@ -1,14 +1,20 @@
-"""The JSON-RPC methods of docs/rpc.md, over a running `Node`."""
+"""The JSON-RPC methods of docs/rpc.md, over a running `Node`.
+
+Every integer param is checked against a range before use: JSON integers are unbounded, and a
+height of 2^64 used to reach the store's 8-byte key encoding and fail there with OverflowError.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import trio
+
 from chain.amounts import format_ntk
 from chain.crypto import AddressError, decode_address, encode_address
 from chain.errors import ChainError, InvalidTransaction
 from chain.types import Block, Header, Transaction, Transfer
-from neurod.rpc import INVALID_PARAMS, Method, RpcError
+from neurod.rpc import INVALID_PARAMS, Method, RpcError, in_slices
 from p2p.errors import P2PError
 
 if TYPE_CHECKING:
@@ -17,6 +23,9 @@ if TYPE_CHECKING:
 TX_REJECTED, NOT_FOUND, BAD_ADDRESS, CONNECT_FAILED = -32010, -32011, -32012, -32013
 VERSION = "neurod/0.1.0"
 MAX_SUBMIT_MANY = 5_000
+MAX_HEIGHT = (1 << 64) - 1  # heights are stored as 8-byte keys (chain/schema.py)
+MAX_HISTORY = 1_000  # account_history rows in one reply
+MAX_MEMPOOL_LIST = 10_000  # mempool_list txids in one reply (`count` always tells the total)
 
 
 def _hex(value: Any, name: str, size: int | None = None) -> bytes:
@@ -31,6 +40,13 @@ def _hex(value: Any, name: str, size: int | None = None) -> bytes:
     return raw
 
 
+def _int_param(value: Any, name: str, low: int, high: int) -> int:
+    """``value`` if it is an integer in [low, high], else -32602 naming the param."""
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise RpcError(INVALID_PARAMS, f"{name} must be an integer in [{low}, {high}]", {"param": name})
+    return value
+
+
 class RpcMethods:
     def __init__(self, node: Node) -> None:
         self.node = node
@@ -43,6 +59,7 @@ class RpcMethods:
             "chain_supply": self.chain_supply, "account_get": self.account_get,
             "account_history": self.account_history, "tx_submit": self.tx_submit,
             "mempool_list": self.mempool_list, "tx_submit_many": self.tx_submit_many, "node_connect": self.node_connect,
+            "node_verify_db": self.node_verify_db,
         }
 
     # ---- rendering -------------------------------------------------------------------------
@@ -88,6 +105,17 @@ class RpcMethods:
             "height": chain.height, "tip": chain.tip_hash.hex(), "peers": len(node.p2p.peers()),
             "mempool": len(node.mempool), "mining": node.miner is not None, "hrp": self.hrp,
             "peer_id": node.p2p.peer_id, "p2p_addrs": node.p2p.listen_addrs(),
+            "store_read_errors": node.store_read_errors,
+        }
+
+    async def node_verify_db(self) -> dict[str, Any]:
+        """The whole-store check (`neurod --check-db`) on a snapshot of the running node's store,
+        in a worker thread: blocks go on importing, and other calls are answered meanwhile."""
+        report = await trio.to_thread.run_sync(self.node.verify_db)
+        return {
+            "ok": report.ok, "blocks": report.blocks, "txs": report.txs, "accounts": report.accounts,
+            "supply": report.supply, "state_root": report.state_root, "seconds": report.seconds,
+            "problems": [{"reason": p.reason, "detail": p.detail} for p in report.problems],
         }
 
     async def node_peers(self) -> list[dict[str, Any]]:
@@ -111,7 +139,7 @@ class RpcMethods:
     async def chain_block(self, id: Any) -> dict[str, Any]:
         chain = self.node.chain
         if isinstance(id, int) and not isinstance(id, bool):
-            block_hash = chain.hash_at(id)
+            block_hash = chain.hash_at(_int_param(id, "id", 0, MAX_HEIGHT))
             if block_hash is None:
                 raise RpcError(NOT_FOUND, f"no block at height {id}", {"reason": "unknown-block"})
         else:
@@ -160,8 +188,7 @@ class RpcMethods:
 
     async def account_history(self, address: Any, limit: Any = 50) -> list[dict[str, Any]]:
         account_id = self._account_param(address)
-        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
-            raise RpcError(INVALID_PARAMS, "limit must be an integer in [1, 1000]")
+        limit = _int_param(limit, "limit", 1, MAX_HISTORY)
         chain = self.node.chain
         rows = []
         for height, index, txid in chain.history(account_id, limit):
@@ -187,12 +214,32 @@ class RpcMethods:
 
     async def tx_submit_many(self, txs: Any) -> list[dict[str, Any]]:
         """Many transactions in one call (bulk senders); one result or error object per tx,
-        and one gossip batch for all the admitted ones."""
+        and one gossip batch for all the admitted ones.
+
+        5,000 transactions are a lot of work for the one event loop: decoding and admission run
+        in slices (`in_slices`) and the signatures are checked on the verify workers from a
+        thread, so other requests are answered meanwhile. Admission stays on the event loop
+        thread: the mempool is not thread-safe.
+        """
         if not isinstance(txs, list) or not 1 <= len(txs) <= MAX_SUBMIT_MANY:
             raise RpcError(INVALID_PARAMS, f"txs must be a list of 1 to {MAX_SUBMIT_MANY} hex strings")
-        results: list[dict[str, Any] | None] = [None] * len(txs)
+        results: list[dict[str, Any]] = [{} for _ in txs]
+        decoded = await self._decode_many(txs, results)
+        signed: list[bool] = []
+        if decoded:  # junk only: no thread to start
+            signed = await trio.to_thread.run_sync(self.node.signatures_valid, [tx for _, _, tx in decoded])
+        admitted = await self._admit_many(decoded, signed, results)
+        if admitted:
+            await self.node.p2p.publish_txs(admitted)
+        return results
+
+    async def _decode_many(
+        self, txs: list[Any], results: list[dict[str, Any]]
+    ) -> list[tuple[int, bytes, Transaction]]:
+        """(index, encoding, transaction) of each item that decodes; the others' errors go to
+        ``results``."""
         decoded: list[tuple[int, bytes, Transaction]] = []
-        for index, item in enumerate(txs):
+        async for index, item in in_slices(enumerate(txs)):
             try:
                 raw = _hex(item, "tx")
                 decoded.append((index, raw, Transaction.decode(raw)))
@@ -200,24 +247,28 @@ class RpcMethods:
                 results[index] = {"error": exc.message, "reason": "invalid-params"}
             except ChainError as exc:
                 results[index] = {"error": str(exc), "reason": exc.reason}
-        valid = self.node.signatures_valid([tx for _, _, tx in decoded])
+        return decoded
+
+    async def _admit_many(
+        self, decoded: list[tuple[int, bytes, Transaction]], signed: list[bool], results: list[dict[str, Any]]
+    ) -> list[bytes]:
+        """Admit the signed ones to the mempool as local transactions, journaled in one write
+        before the call replies; returns their encodings."""
         admitted: list[bytes] = []
-        for (index, raw, tx), signed in zip(decoded, valid):
-            try:
-                if not signed:
-                    raise InvalidTransaction("bad-tx-signature")
-                txid = self.node.add_transaction(tx, encoded=raw, checked=True)
-            except ChainError as exc:
-                results[index] = {"error": str(exc), "reason": exc.reason}
-            else:
-                admitted.append(raw)
-                results[index] = {"txid": txid.hex()}
-        if admitted:
-            await self.node.p2p.publish_txs(admitted)
-        return [r for r in results if r is not None]
+        with self.node.journal_batch():
+            async for (index, raw, tx), valid in in_slices(zip(decoded, signed)):
+                try:
+                    if not valid:
+                        raise InvalidTransaction("bad-tx-signature")
+                    txid = self.node.add_transaction(tx, encoded=raw, checked=True, local=True)
+                except ChainError as exc:
+                    results[index] = {"error": str(exc), "reason": exc.reason}
+                else:
+                    admitted.append(raw)
+                    results[index] = {"txid": txid.hex()}
+        return admitted
 
     async def mempool_list(self, limit: Any = 100) -> dict[str, Any]:
-        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-            raise RpcError(INVALID_PARAMS, "limit must be a positive integer")
+        limit = _int_param(limit, "limit", 1, MAX_MEMPOOL_LIST)
         txids = self.node.mempool.txids()
         return {"count": len(txids), "txs": [t.hex() for t in txids[:limit]]}

@@ -4,7 +4,10 @@ and `--check-db` confirms it, and nothing that was stored is deleted on the way.
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 from tests.support.daemons import Daemon, RpcCallError, wait_converged, wait_until
@@ -101,9 +104,12 @@ def test_node_store_with_flipped_bytes_never_serves_a_wrong_block(daemons) -> No
             try:
                 if node.rpc("chain_block", id=height)["hash"] != block_hash:
                     wrong.append(height)
-            except RpcCallError:
+            except RpcCallError as exc:
+                assert exc.code == -32020 and exc.reason.startswith("store-"), exc
                 refused += 1
         assert not wrong, f"blocks other than the stored ones were served at heights {wrong}"
+        assert node.rpc("node_status")["store_read_errors"] >= refused
+        assert not node.rpc("node_verify_db")["ok"]
         fresh = daemons("fresh", bootstrap=[node.p2p_addr])
         wait_until(lambda: fresh.height() >= 1 or refused, 60, "the fresh node to sync")
         assert "bad-txnmrklroot" not in fresh.log_tail(400) and "banned" not in fresh.log_lines(node.peer_id)
@@ -114,3 +120,19 @@ def test_node_store_with_flipped_bytes_never_serves_a_wrong_block(daemons) -> No
         assert node.rpc("chain_block", id=height)["hash"] == hashes[height]
     fresh = daemons("fresh2", bootstrap=[node.p2p_addr])
     wait_converged([node, fresh], min_height=node.height())
+
+
+def neuro(node: Daemon, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": os.environ["PATH"], "HOME": str(node.datadir), "NEURO_DATADIR": str(node.datadir), "NEURO_NETWORK": "devnet"}
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], check=False, capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_node_verify_db_checks_a_running_node(daemons) -> None:  # type: ignore[no-untyped-def]
+    """`neuro node verify-db` walks a snapshot of the store of a node that goes on mining."""
+    node = daemons("node", mine=True, block_interval=0.05)
+    wait_until(lambda: node.height() >= 20, 60, "20 blocks")
+    done = neuro(node, "node", "verify-db", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["ok"] and report["blocks"] >= 21 and report["problems"] == []
+    assert neuro(node, "node", "verify-db").stdout.startswith("chain store: ok")
