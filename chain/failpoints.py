@@ -66,6 +66,12 @@ def hit(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def armed(name: str) -> bool:
+    """Whether ``name`` may fire: code that must split one write in two to give a point a
+    place to land asks this, so that an unarmed process keeps its single write."""
+    return name in _armed
+
+
 def arm(spec: str) -> None:
     """Re-read a ``NEURO_FAILPOINT``-style spec (tests that arm a point inside one process)."""
     global _armed

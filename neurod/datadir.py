@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chain.crypto import SEED_SIZE
+from chain.files import write_atomic
 from neurod.config import CONFIG_FILE
 from neurod.rpc import COOKIE_FILE
 from p2p.config import BAN_FILE, KEY_FILE
-from wallet.keyfile import write_atomic
 from wallet.keys import Key
 
 PRIVATE_DIR_MODE = 0o700  # keys and the RPC cookie live here: no one else may list or read it

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING
 
 from chain import failpoints
 from chain.errors import ChainError, DecodeError
+from chain.files import write_all, write_atomic
 from chain.types import Transaction, txid_of
 from neurod.mempool_format import (
     JOURNAL_MAGIC,
@@ -74,40 +75,9 @@ _batching: ContextVar[bool] = ContextVar("mempool_journal_batching", default=Fal
 # ---- files -------------------------------------------------------------------------------
 
 
-def write_atomic(path: Path, data: bytes, *, partial_point: str | None = None, before_rename_point: str | None = None) -> None:
-    """Replace ``path`` by ``data`` so that a crash leaves the old or the new file whole.
-
-    The fail points (chain/failpoints.py) let crash tests die half-way through the temp file or
-    just before the rename."""
-    tmp = path.with_name(path.name + TEMP_SUFFIX)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        half = len(data) // 2
-        _write_all(fd, data[:half])
-        if partial_point:
-            failpoints.hit(partial_point)
-        _write_all(fd, data[half:])
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    if before_rename_point:
-        failpoints.hit(before_rename_point)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _publish(path: Path, data: bytes, **points: str) -> None:
+    """Write a mempool file whole, through a temp file of a fixed name that start-up sweeps."""
+    write_atomic(path, data, temp=path.with_name(path.name + TEMP_SUFFIX), **points)
 
 
 class MempoolStore:
@@ -125,7 +95,7 @@ class MempoolStore:
         self.journal_bytes = 0
         # Only a crash test arms fail points; then a journal write is split in two so that
         # "mempool-journal-partial" has a place to land. Otherwise each flush is one write().
-        self._split_writes = bool(os.environ.get(failpoints.ENV))
+        self._split_writes = failpoints.armed("mempool-journal-partial")
 
     # ---- loading -----------------------------------------------------------------------
 
@@ -202,11 +172,11 @@ class MempoolStore:
         try:
             fd = self._journal_fd()
             if self._split_writes:
-                _write_all(fd, data[:len(data) // 2])
+                write_all(fd, data[:len(data) // 2])
                 failpoints.hit("mempool-journal-partial")
-                _write_all(fd, data[len(data) // 2:])
+                write_all(fd, data[len(data) // 2:])
             else:
-                _write_all(fd, data)
+                write_all(fd, data)
         except OSError as exc:
             log.warning("mempool: journal write failed (%s); %d transactions wait for the next snapshot", exc, count)
             self._close_journal()
@@ -218,7 +188,7 @@ class MempoolStore:
     def _journal_fd(self) -> int:
         if self._fd is None:
             if not self.journal_path.exists():
-                write_atomic(self.journal_path, journal_header(self.chain_id))
+                _publish(self.journal_path, journal_header(self.chain_id))
             self._fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND)
             self.journal_bytes = os.fstat(self._fd).st_size
         return self._fd
@@ -231,7 +201,7 @@ class MempoolStore:
     def _start_journal(self) -> None:
         """An empty journal in place of the current one (whose entries a snapshot now holds)."""
         self._close_journal()
-        write_atomic(self.journal_path, journal_header(self.chain_id))
+        _publish(self.journal_path, journal_header(self.chain_id))
         self.journal_bytes = 0
 
     # ---- saving ------------------------------------------------------------------------
@@ -269,7 +239,7 @@ class MempoolStore:
         """Write mempool.dat from ``entries``, then drop the journal it covers. Never raises."""
         saved = [SavedTx(encoded, added) for encoded, added in entries]
         try:
-            write_atomic(
+            _publish(
                 self.snapshot_path, encode_snapshot(self.chain_id, saved),
                 partial_point="mempool-save-partial", before_rename_point="mempool-save-before-rename",
             )

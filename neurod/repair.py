@@ -23,6 +23,7 @@ from pathlib import Path
 from chain import schema
 from chain.chainstate import ChainState, ImportResult, verified_block
 from chain.errors import ChainError, RejectKind, StoreError
+from chain.files import fsync_dir
 from chain.genesis import Genesis
 from chain.sigpool import SignaturePool
 from chain.store import LevelKV, repair_store
@@ -48,14 +49,6 @@ class ReindexReport:
 
 def _stamp() -> str:
     return time.strftime("%Y%m%d-%H%M%S")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _salvage(chain_dir: Path) -> tuple[list[tuple[int, bytes]], int]:
@@ -153,7 +146,7 @@ def _swap_in(datadir: Path, work: Path, report: ReindexReport) -> None:
     old = datadir / f"chain.pre-reindex-{_stamp()}"
     os.replace(chain_dir, old)
     os.replace(work, chain_dir)
-    _fsync_dir(datadir)
+    fsync_dir(datadir)
     if report.damaged and report.kept is None:
         report.kept = old  # it held damaged blocks: keep it for a look
     else:

@@ -37,8 +37,9 @@ from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX
 from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.tools.anyio_service import background_trio_service
 
+from chain.files import write_atomic
 from p2p.errors import ConfigError, P2PError, RequestFailed, WireError
-from p2p.files import describe, write_atomic
+from p2p.files import describe
 from p2p.wire import read_frame
 
 log = logging.getLogger("neuro.p2p")

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Protocol
 
 from chain.errors import RejectKind
+from chain.files import write_atomic
 from p2p.errors import ConfigError
-from p2p.files import describe, write_atomic
+from p2p.files import describe
 
 log = logging.getLogger("neuro.p2p")
 

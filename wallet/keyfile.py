@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import unicodedata
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from chain import failpoints
+from chain import files
 from wallet.keys import Key, WalletError
 
 FORMAT_VERSION = 1
@@ -40,7 +39,6 @@ NONCE_SIZE = 12
 TAG_SIZE = 16
 KEY_SIZE = 32
 AD_DOMAIN = b"neuro-keystore-v1\x00"
-FILE_MODE = 0o600
 # A crafted file must not make us allocate gigabytes or spin for minutes: bound what we accept.
 MAX_LOG2_N = 20
 MIN_LOG2_N = 10
@@ -272,45 +270,15 @@ def reseal(
 
 
 def write_atomic(path: Path, data: bytes, *, overwrite: bool) -> None:
-    """Write ``data`` to ``path`` so that readers (and crashes) see the old or the new whole file.
-
-    ``overwrite=False`` publishes with a hard link, which fails if ``path`` exists: creating a key
-    can never replace another one, even in a race.
-    """
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    """`chain.files.write_atomic` with the keystore's fail points; ``overwrite=False`` refuses
+    to replace an existing key file (`key-exists`), even in a race."""
     try:
-        with os.fdopen(fd, "wb") as handle:
-            half = len(data) // 2
-            handle.write(data[:half])
-            handle.flush()  # the half reaches the file before a crash test dies here
-            failpoints.hit("keystore-write-partial")
-            handle.write(data[half:])
-            handle.flush()
-            os.fsync(handle.fileno())
-        failpoints.hit("keystore-write-before-rename")
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise WalletError(f"{path} already exists", reason="key-exists") from None
-            finally:
-                os.unlink(tmp)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a rename or unlink in ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        files.write_atomic(
+            path, data, overwrite=overwrite,
+            partial_point="keystore-write-partial", before_rename_point="keystore-write-before-rename",
+        )
+    except FileExistsError:
+        raise WalletError(f"{path} already exists", reason="key-exists") from None
 
 
 def _hex(value: Any, where: str) -> bytes:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chain.crypto import AddressError, decode_address
-from wallet.keyfile import KdfParams, KeyFile, fsync_dir, reseal, seal, unseal, write_atomic
+from chain.files import fsync_dir
+from wallet.keyfile import KdfParams, KeyFile, reseal, seal, unseal, write_atomic
 from wallet.keys import Key, WalletError
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")

@@ -155,8 +155,8 @@ def test_journaled_entries_survive_an_unclosed_store_and_a_save_empties_the_jour
 
 def test_a_batch_is_one_write_when_it_exits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     writes: list[int] = []
-    real_write_all = store_module._write_all
-    monkeypatch.setattr(store_module, "_write_all", lambda fd, data: (writes.append(len(data)), real_write_all(fd, data)))
+    real_write_all = store_module.write_all
+    monkeypatch.setattr(store_module, "write_all", lambda fd, data: (writes.append(len(data)), real_write_all(fd, data)))
     store = MempoolStore(tmp_path, CHAIN_ID)
     store.save([])
     writes.clear()
