@@ -233,6 +233,9 @@ class Gossip:
                 await trio.sleep(0.02)
 
     async def publish(self, name: str, data: bytes) -> None:
+        # libp2p's publish reads the listeners' addresses before its first checkpoint: during a
+        # shutdown they may be closed already (EBADF), so a cancelled caller stops here instead
+        await trio.lowlevel.checkpoint_if_cancelled()
         self._seen.put(payload_id(data), True)
         await self._wait_for_room(name)
         await self._host.pubsub.publish(self.topics[name], data)
