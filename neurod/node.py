@@ -55,14 +55,16 @@ class Node:
         # to need them (64 signatures), so an idle node runs no extra processes.
         self._verify_pool = SignaturePool(config.verify_workers)
         self.store_read_errors = 0  # stored values found damaged since start (node_status says)
-        self.kv = LevelKV(self.datadir / "chain", verify_checksums=config.verify_checksums, on_fault=self._store_fault)
+        self.kv = LevelKV(self.datadir / "chain", verify_checksums=config.verify_checksums)
         try:
-            self.chain = ChainState(self.kv, self.genesis, verify_pool=self._verify_pool, on_fault=self._store_fault)
+            self.chain = ChainState(self.kv, self.genesis, verify_pool=self._verify_pool)
             checked = check_recent(self.chain, config.check_blocks)
-        except BaseException:
+        except BaseException:  # the refusal is the operator's one line: nothing logged before it
             self.kv.close()
             self._verify_pool.close()
             raise
+        # from here on a damaged read is logged and counted where it happens
+        self.kv.on_fault = self.chain.on_fault = self._store_fault
         self.metrics.store_check_blocks.set(checked.blocks)
         self.metrics.store_check_seconds.set(checked.seconds)
         log.info("store check: tip %d, last %d blocks and their undo data verified in %.3f s",

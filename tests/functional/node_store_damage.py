@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from chain import schema
+from chain.store import LevelKV
 from tests.support.daemons import Daemon, RpcCallError, wait_converged, wait_until
 
 
@@ -141,3 +143,19 @@ def test_node_verify_db_checks_a_running_node(daemons) -> None:  # type: ignore[
     report = json.loads(done.stdout)
     assert report["ok"] and report["blocks"] >= 21 and report["problems"] == []
     assert neuro(node, "node", "verify-db").stdout.startswith("chain store: ok")
+
+
+def test_node_refuses_damage_its_start_up_check_reads_in_one_line(daemons) -> None:  # type: ignore[no-untyped-def]
+    """The undo data of a recent block rewritten behind the node's back: the start-up check
+    undoes the last blocks in a scratch overlay, finds it, and the start is refused in one line
+    (nothing logged before it); `--reindex` rebuilds the undo data from the blocks."""
+    node, hashes = mined_store(daemons, "node", 30)
+    tip = max(hashes)
+    kv = LevelKV(node.datadir / "chain")
+    kv.commit({schema.UNDO + bytes.fromhex(hashes[tip - 2]): b"\x92\x00\x90"}, sync=True)
+    kv.close()
+    line = start_fails(node)
+    assert "store-undo-mismatch" in line and "--reindex" in line, line
+    reindex_and_check(node)
+    node.start()
+    assert node.tip() == hashes[tip]
