@@ -31,11 +31,14 @@ class LabelError(WorkerError):
 
 def image_files(folder: Path) -> list[Path]:
     """Images directly in `folder`, sorted by name (the order of ids in the output)."""
+    expected = f"expected a folder of {'/'.join(sorted(IMAGE_SUFFIXES))} images"
+    if not folder.exists():
+        raise LabelError(f"images: {folder} does not exist, {expected}")
     if not folder.is_dir():
-        raise LabelError(f"{folder} is not a folder")
+        raise LabelError(f"images: {folder} is a file, {expected}")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise LabelError(f"no images in {folder}")
+        raise LabelError(f"images: no images in {folder}, {expected}")
     if len(files) > MAX_LABEL_IMAGES:
         raise LabelError(f"{len(files)} images in {folder}, the limit is {MAX_LABEL_IMAGES}")
     return files

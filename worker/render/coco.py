@@ -1,4 +1,4 @@
-"""COCO instance annotations of a shelf item, and back.
+"""COCO instance annotations of a shelf item.
 
 Masks go out as COCO compressed RLE: `worker.render.masks` reads the run lengths straight off the
 id map and pycocotools compresses them, so no per-instance full-size mask is ever built.
@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from pycocotools import mask as mask_utils
 
 from worker.render.catalog import Sku
-from worker.render.masks import Instance
 from worker.render.shelf import ShelfItem
 
 
@@ -45,20 +43,3 @@ def image_annotations(image_id: int, first_id: int, item: ShelfItem) -> list[dic
             }
         )
     return records
-
-
-def idmap_from_annotations(
-    records: list[dict[str, Any]], height: int, width: int
-) -> tuple[np.ndarray, tuple[Instance, ...]]:
-    """Rebuild the id map and instance list of an image from its COCO records (sorted by id)."""
-    idmap = np.zeros((height, width), dtype=np.uint16)
-    instances = []
-    for k, record in enumerate(sorted(records, key=lambda r: r["id"]), start=1):
-        rle = {
-            "size": record["segmentation"]["size"],
-            "counts": record["segmentation"]["counts"].encode("ascii"),
-        }
-        idmap[mask_utils.decode(rle).astype(bool)] = k
-        x, y, w, h = (int(v) for v in record["bbox"])
-        instances.append(Instance(int(record["category_id"]), (x, y, w, h), int(record["area"])))
-    return idmap, tuple(instances)

@@ -1,12 +1,13 @@
 """One entry point for every render kind: parse a spec, render item i, give its canonical bytes.
 
 `reproduce_item(spec, seed, index)` is what a validator runs to judge a render fraud proof: it
-returns the exact bytes whose `item_hash` is leaf ``index`` of the worker's Merkle root.
+returns the exact bytes whose `item_hash` is the ``check`` of item ``index``'s artifact leaf
+(`worker.artifact`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,14 +15,12 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from chain.merkle import MerkleProof, merkle_proof, merkle_root, verify_proof
 from worker.errors import SpecError
 from worker.render.digits import DigitsSpec, render_digit
 from worker.render.item import (
     ItemKey,
     Part,
     digit_item_parts,
-    item_hash,
     parts_hash,
     shelf_item_parts,
 )
@@ -103,18 +102,3 @@ def render_item(
 def reproduce_item(spec: RenderSpec | Mapping[str, Any], seed: int, index: int) -> bytes:
     """The canonical bytes of item ``index``, rendered on the numpy reference path."""
     return render_item(load_render_spec(spec), seed, index).item_bytes
-
-
-def dataset_root(item_hashes: Sequence[bytes]) -> bytes:
-    """The artifact id: the Merkle root over item hashes in index order."""
-    return merkle_root(item_hashes)
-
-
-def item_proof(item_hashes: Sequence[bytes], index: int) -> MerkleProof:
-    """Inclusion proof of item ``index`` (its position among ``item_hashes``) under the root."""
-    return merkle_proof(item_hashes, index)
-
-
-def check_item(root: bytes, item_bytes: bytes, proof: MerkleProof) -> bool:
-    """True when ``item_bytes`` is leaf ``proof.index`` of the tree with this root."""
-    return verify_proof(root, item_hash(item_bytes), proof)

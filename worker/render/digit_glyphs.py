@@ -118,5 +118,21 @@ GLYPHS: dict[str, tuple[Glyph, ...]] = {
         (arc(300, 280, 260, 270, 0, 360), ((560, 250), (560, 1000))),
     ),
 }
+# Renderer version 2 adds one more way to write each digit (drawn with the spec's
+# ``extra_glyph_pct``): a round-topped Z-like 2, a one-stroke 3, a 4 with a curved left arm, a
+# big-bellied 5, a 6 with a small loop, a 7 with a curved stem, an 8 as two stacked loops and a 9
+# with a small loop over a straight stem; 0 and 1 with an overlap and a flag.
+EXTRA_GLYPHS: tuple[Glyph, ...] = (
+    (arc(300, 500, 280, 490, -110, 280),),
+    (((220, 120), (330, 0), (300, 500), (270, 1000)),),
+    (_join(arc(300, 300, 250, 280, 200, 360), ((520, 420), (300, 700), (40, 1000), (600, 980))),),
+    (_join(arc(280, 250, 250, 240, 200, 450), arc(280, 740, 290, 260, -90, 150)),),
+    (((120, 0), (60, 480), (180, 600), (600, 580)), ((460, 150), (460, 1000))),
+    (_join(((90, 20), (60, 450)), arc(300, 690, 270, 290, 230, 510)), ((90, 20), (560, 0))),
+    (_join(((500, 0), (300, 150), (130, 450)), arc(300, 770, 220, 230, 170, 530)),),
+    (((20, 40), (580, 0), (420, 400), (300, 1000)),),
+    (arc(300, 260, 220, 240, 90, 450), arc(300, 740, 270, 260, -90, 270)),
+    (arc(290, 230, 240, 220, 0, 360), ((530, 230), (480, 1000))),
+)
 # fmt: on
 STYLES = tuple(GLYPHS)

@@ -11,16 +11,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import (
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from worker.errors import SpecError
-from worker.render.digit_glyphs import GLYPHS, Q14, SINE_TABLE, Glyph, cos_q14, sin_q14
+from worker.render.digit_glyphs import (
+    EXTRA_GLYPHS,
+    GLYPHS,
+    Q14,
+    SINE_TABLE,
+    Glyph,
+    cos_q14,
+    sin_q14,
+)
 from worker.render.ops import NumpyCompositor
 from worker.render.rng import ItemRng
-from worker.spec import IntRange, TaskSpec, between
+from worker.spec import EXACT_INT, LIST_AS_TUPLE, IntRange, TaskSpec, between
 
 SUPERSAMPLE = 4
 SUBPIXEL = 16  # subpixel steps per supersampled pixel: line ends are placed to 1/64 px
@@ -31,19 +45,22 @@ MAX_COUNT = 5_000_000
 MAX_RENDER_BATCH = 100_000
 
 Style = Literal["round", "angular", "variant"]
+# fields that renderer_version 1 does not know: left out of a version 1 spec's canonical JSON
+# (its hash, so its items, stay what they were) and refused away from their defaults there
+V2_FIELDS = ("smooth_passes", "extra_glyph_pct")
 
 
 class DigitsSpec(TaskSpec):
     """A digits classification set: ``count`` grayscale images, labels 0-9."""
 
     kind: Literal["digits"] = "digits"
-    renderer_version: Literal[1] = 1
+    renderer_version: Annotated[Literal[1, 2], EXACT_INT] = 2
     size: int = Field(default=28, ge=16, le=64, description="image side in pixels")
     count: int = Field(default=10_000, ge=1, le=MAX_COUNT)
-    styles: tuple[Style, ...] = Field(
+    styles: Annotated[tuple[Style, ...], LIST_AS_TUPLE] = Field(
         default=("round", "angular", "variant"), min_length=1, max_length=3
     )
-    class_weights: tuple[int, ...] = Field(
+    class_weights: Annotated[tuple[int, ...], LIST_AS_TUPLE] = Field(
         default=(1,) * 10,
         min_length=10,
         max_length=10,
@@ -78,6 +95,13 @@ class DigitsSpec(TaskSpec):
     noise_pct: int = Field(default=10, ge=0, le=100)
     noise_amplitude: Annotated[IntRange, between(1, 127)] = (2, 10)
     invert_pct: int = Field(default=0, ge=0, le=100)
+    # renderer_version 2 only (see V2_FIELDS)
+    smooth_passes: Annotated[IntRange, between(0, 3)] = Field(
+        default=(2, 2), description="Chaikin corner-cutting passes over each stroke"
+    )
+    extra_glyph_pct: int = Field(
+        default=25, ge=0, le=100, description="chance of the extra glyph set over the style's"
+    )
 
     @field_validator("class_weights")
     @classmethod
@@ -85,6 +109,23 @@ class DigitsSpec(TaskSpec):
         if any(w < 0 or w > 1000 for w in weights) or not any(weights):
             raise ValueError("weights must lie in [0, 1000] and not all be 0")
         return weights
+
+    @model_validator(mode="after")
+    def _fields_of_its_version(self) -> DigitsSpec:
+        if self.renderer_version == 1:
+            for name in V2_FIELDS:
+                if getattr(self, name) != type(self).model_fields[name].default:
+                    raise ValueError(f"{name} needs renderer_version 2")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump_fields_of_its_version(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # a version 1 spec hashes as it did before version 2 existed, so its items re-render
+        data = handler(self)
+        if self.renderer_version == 1:
+            for name in V2_FIELDS:
+                data.pop(name, None)
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,10 +147,22 @@ def _digest(spec: DigitsSpec) -> bytes:
 
 def render_digit(spec: DigitsSpec, seed: int, index: int) -> tuple[np.ndarray, int]:
     """Item ``index`` of the digits set ``(spec, seed)``: ``(size x size uint8 image, label)``."""
+    if spec.renderer_version == 2:
+        return _render_v2(spec, seed, index)
     rng = ItemRng.for_item(_digest(spec), seed, index)
     label = rng.weighted(spec.class_weights)
     style = spec.styles[rng.choice(len(spec.styles))]
-    pose = DigitPose(
+    pose = _draw_pose(spec, rng)
+    strokes = _jitter(GLYPHS[style][label], rng, rng.pick(spec.point_jitter))
+    strokes = _place(_warp(strokes, rng, spec.warp), pose, spec.size)
+    ink = _downsample(_rasterize(strokes, pose.radius_sub, spec.size), rng.pick(spec.intensity))
+    image = _center_by_mass(ink, rng.pick(spec.translate_px), rng)
+    image = np.maximum(image, _clutter(spec, rng))
+    return _finish(spec, rng, image), label
+
+
+def _draw_pose(spec: DigitsSpec, rng: ItemRng) -> DigitPose:
+    return DigitPose(
         rotation=rng.pick(spec.rotation_deg),
         shear_pct=rng.pick(spec.shear_pct),
         aspect_pct=rng.pick(spec.aspect_pct),
@@ -117,12 +170,6 @@ def render_digit(spec: DigitsSpec, seed: int, index: int) -> tuple[np.ndarray, i
         radius_sub=max(1, rng.pick(spec.thickness_dpx) * UNIT // 20),
         phase=(rng.draw(0, UNIT - 1), rng.draw(0, UNIT - 1)),
     )
-    strokes = _jitter(GLYPHS[style][label], rng, rng.pick(spec.point_jitter))
-    strokes = _place(_warp(strokes, rng, spec.warp), pose, spec.size)
-    ink = _downsample(_rasterize(strokes, pose.radius_sub, spec.size), rng.pick(spec.intensity))
-    image = _center_by_mass(ink, rng.pick(spec.translate_px), rng)
-    image = np.maximum(image, _clutter(spec, rng))
-    return _finish(spec, rng, image), label
 
 
 def render_digits(
@@ -319,3 +366,47 @@ def _finish(spec: DigitsSpec, rng: ItemRng, image: np.ndarray) -> np.ndarray:
     if rng.chance(spec.invert_pct):
         image = 255 - image
     return image
+
+
+
+def _render_v2(spec: DigitsSpec, seed: int, index: int) -> tuple[np.ndarray, int]:
+    """Version 2: version 1's draws, then an extra glyph set, closed loops and smoothed strokes."""
+    rng = ItemRng.for_item(_digest(spec), seed, index)
+    label = rng.weighted(spec.class_weights)
+    style = spec.styles[rng.choice(len(spec.styles))]
+    pose = _draw_pose(spec, rng)
+    glyph = EXTRA_GLYPHS[label] if rng.chance(spec.extra_glyph_pct) else GLYPHS[style][label]
+    closed = [stroke[0] == stroke[-1] for stroke in glyph]
+    strokes = _jitter(glyph, rng, rng.pick(spec.point_jitter))
+    strokes = [_close(s) if loop else s for s, loop in zip(strokes, closed)]
+    strokes = _warp(strokes, rng, spec.warp)
+    passes = rng.pick(spec.smooth_passes)
+    strokes = [_smooth(s, passes, loop) for s, loop in zip(strokes, closed)]
+    strokes = _place(strokes, pose, spec.size)
+    ink = _downsample(_rasterize(strokes, pose.radius_sub, spec.size), rng.pick(spec.intensity))
+    image = _center_by_mass(ink, rng.pick(spec.translate_px), rng)
+    image = np.maximum(image, _clutter(spec, rng))
+    return _finish(spec, rng, image), label
+
+
+def _close(stroke: np.ndarray) -> np.ndarray:
+    """A loop whose ends jitter moved apart, joined again (a 0 or an 8 is written closed)."""
+    joined = stroke.copy()
+    joined[-1] = joined[0]
+    return joined
+
+
+def _smooth(stroke: np.ndarray, passes: int, closed: bool) -> np.ndarray:
+    """Chaikin corner cutting in integers: each pass puts two points at 1/4 and 3/4 of every
+    segment, so jittered polylines become the smooth curves a pen draws. An open stroke keeps its
+    ends; a closed one is cut all round, its joint included."""
+    for _ in range(passes):
+        if len(stroke) < 3:
+            return stroke
+        a, b = stroke[:-1], stroke[1:]
+        cut = np.stack([(3 * a + b) // 4, (a + 3 * b) // 4], axis=1).reshape(-1, 2)
+        if closed:
+            stroke = np.concatenate([cut, cut[:1]])
+        else:
+            stroke = np.concatenate([stroke[:1], cut[1:-1], stroke[-1:]])
+    return stroke

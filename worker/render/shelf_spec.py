@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from worker.spec import IntRange, TaskSpec, between
+from worker.spec import EXACT_INT, LIST_AS_TUPLE, STRICT_SPEC, IntRange, TaskSpec, between
 
 MAX_SIDE = 2048
 MAX_COUNT = 1_000_000
@@ -26,7 +26,7 @@ Channel = Annotated[IntRange, between(0, 255)]
 class Part(BaseModel):
     """A nested section of a spec: same strictness as the spec itself."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT_SPEC
 
 
 class ColorRange(Part):
@@ -43,7 +43,7 @@ class CatalogSpec(Part):
     skus: int = Field(
         default=20, ge=1, le=MAX_SKUS, description="number of products, one COCO category each"
     )
-    shapes: tuple[Shape, ...] = Field(
+    shapes: Annotated[tuple[Shape, ...], LIST_AS_TUPLE] = Field(
         default=("box", "can", "bottle", "bag"), min_length=1, max_length=4
     )
     width_px: Annotated[IntRange, between(4, 512)] = Field(
@@ -109,7 +109,7 @@ class PhotometricSpec(Part):
 
 
 class BackgroundSpec(Part):
-    styles: tuple[BackgroundStyle, ...] = Field(
+    styles: Annotated[tuple[BackgroundStyle, ...], LIST_AS_TUPLE] = Field(
         default=("solid", "vertical", "stripes", "checker"), min_length=1, max_length=4
     )
     color: ColorRange = ColorRange()
@@ -120,7 +120,7 @@ class ShelfSpec(TaskSpec):
     """A labeled retail-shelf dataset: COCO instances (one category per SKU) with exact masks."""
 
     kind: Literal["shelf"] = "shelf"
-    renderer_version: Literal[1] = 1
+    renderer_version: Annotated[Literal[1], EXACT_INT] = 1
     width: int = Field(default=256, ge=32, le=MAX_SIDE)
     height: int = Field(default=256, ge=32, le=MAX_SIDE)
     count: int = Field(default=1000, ge=1, le=MAX_COUNT, description="images in the dataset")

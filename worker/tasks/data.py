@@ -69,7 +69,7 @@ def load_rendered(path: Path) -> Any:
         raise SpecError(f"{path} is not a render output (no manifest.json)", reason="bad-data")
     manifest = json.loads(manifest_path.read_text())
     shards = [(path / s["path"], json.loads((path / s["path"] / "annotations.json").read_text()))
-              for s in manifest["shards"]]
+              for s in manifest["meta"]["shards"]]
     if manifest["kind"] == "digits":
         records = [(folder, r) for folder, labels in shards for r in labels["labels"]]
         images = np.stack([read_image(folder / r["file_name"], channels=1) for folder, r in records])

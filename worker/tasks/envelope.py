@@ -3,7 +3,10 @@
 A task file is ``{"task": "<name>", ...}``; ``task`` selects one entry of a fixed registry and
 the rest is validated by that entry's model (unknown fields are errors). The generator and
 training specs inside are the render and train packages' own models, so a spec hash names the
-same thing everywhere. Paths in a spec are resolved against the current directory.
+same thing everywhere; they are kept as written (the task loads them) but validated here, in
+place, so an error names its full path (``spec.background.colour: unknown field``). Unions are
+picked by their tag field (`worker.spec.tagged`), which keeps the tag value out of error paths.
+Paths in a spec are resolved against the current directory.
 
 Data sources (``data`` of train / evaluate / label):
 - ``{"source": "digits", "spec": {DigitsSpec}, "seed": S}``: generated in the task process;
@@ -17,17 +20,31 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
-from worker.spec import TaskSpec
+from worker.spec import TaskSpec, checked_as, pick_tagged, tagged
+from worker.train.spec import TrainSpec
 
 MAX_SEED = 2**63 - 1
 MAX_PATH = 4096
 
 
+def _digits_spec(value: Any) -> BaseModel:
+    from worker.render.digits import DigitsSpec  # numpy and the glyph tables: only when parsed
+
+    return DigitsSpec.model_validate(value)
+
+
+def _render_spec(value: Any) -> BaseModel:
+    from worker.render.dataset import SPEC_KINDS
+
+    return pick_tagged("kind", SPEC_KINDS, value)
+
+
 class DigitsSource(TaskSpec):
     source: Literal["digits"]
-    spec: dict[str, Any] = Field(default_factory=dict, description="a DigitsSpec")
+    spec: Annotated[dict[str, Any], checked_as(_digits_spec)] = Field(
+        default_factory=dict, description="a DigitsSpec")
     seed: int = Field(0, ge=0, le=MAX_SEED)
 
 
@@ -49,7 +66,9 @@ class FileSource(TaskSpec):
 
 DataSource = Annotated[
     DigitsSource | RenderedSource | RealMnistSource | FileSource,
-    Field(discriminator="source"),
+    tagged("source", {"digits": DigitsSource, "rendered": RenderedSource,
+                      "mnist-real": RealMnistSource, "folder": FileSource, "csv": FileSource,
+                      "coco": FileSource}),
 ]
 
 
@@ -57,7 +76,8 @@ class RenderTask(TaskSpec):
     """Render items [start, stop) of a generator spec (all of them when stop is omitted)."""
 
     task: Literal["render"]
-    spec: dict[str, Any] = Field(description="a generator spec: DigitsSpec or ShelfSpec by 'kind'")
+    spec: Annotated[dict[str, Any], checked_as(_render_spec)] = Field(
+        description="a generator spec: DigitsSpec or ShelfSpec by 'kind'")
     seed: int = Field(0, ge=0, le=MAX_SEED)
     start: int = Field(0, ge=0)
     stop: int | None = Field(None, ge=1)
@@ -67,7 +87,8 @@ class TrainTask(TaskSpec):
     """Train a zoo model; writes weights, the proof-of-learning log and metrics."""
 
     task: Literal["train"]
-    train: dict[str, Any] = Field(description="a TrainSpec")
+    train: Annotated[dict[str, Any], checked_as(TrainSpec.model_validate)] = Field(
+        description="a TrainSpec")
     data: DataSource
     validation: DataSource | None = None
 
@@ -90,5 +111,7 @@ class LabelTask(TaskSpec):
 
 
 TaskEnvelope = Annotated[
-    RenderTask | TrainTask | EvaluateTask | LabelTask, Field(discriminator="task")
+    RenderTask | TrainTask | EvaluateTask | LabelTask,
+    tagged("task", {"render": RenderTask, "train": TrainTask, "evaluate": EvaluateTask,
+                    "label": LabelTask}),
 ]

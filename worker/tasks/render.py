@@ -1,18 +1,17 @@
 """The `render` task: items [start, stop) of a digits or shelf spec, in shards, with progress.
 
-Layout (the render package's dataset layout, plus the item range)::
+The output is one render artifact (`worker.render.shard`, format in `worker.artifact`)::
 
-    manifest.json   format, kind, spec hash, seed, start, stop, count, shards, Merkle root
+    manifest.json   every file (size, BLAKE3), every item's leaf, items root, root (the id)
     spec.json       the canonical spec
-    shard-NNNN/     one `render_shard` output each (PNGs, labels, item hashes, shard root)
+    shard-NNNN/     images/NNNNNNNN.png and annotations.json of items [start, stop) of the shard
 
 Shards are what progress is reported on, and what a pool of workers would split a job into;
-the root is over every item hash in index order, so it does not depend on the shard size.
+the items root is over the items' leaves in index order, so it does not depend on the shard size.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,6 @@ from worker.errors import SpecError
 from worker.tasks.envelope import RenderTask
 from worker.tasks.progress import Emit, stage_progress
 
-MANIFEST_FILE = "manifest.json"
-SPEC_FILE = "spec.json"
 TARGET_SHARDS = 20  # progress granularity
 MIN_SHARD_ITEMS = 64
 MAX_SHARD_ITEMS = 5_000
@@ -43,31 +40,18 @@ def shard_bounds(start: int, stop: int) -> list[tuple[int, int]]:
 
 def run_render(task: RenderTask, out: Path, emit: Emit, device: str) -> dict[str, Any]:
     """Render into ``out`` (the runner's partial dir) and return the summary."""
-    from worker.render.dataset import dataset_root, load_render_spec
-    from worker.render.shard import DATASET_FORMAT, render_shard
+    from worker.render.dataset import load_render_spec
+    from worker.render.shard import shard_folder, write_render_artifact
 
     del device  # rendering is the numpy reference path: its pixels are what consensus checks
     spec = load_render_spec(task.spec)
     start, stop = item_range(task, spec.count)
     report = stage_progress(emit, "render")
-    hashes: list[bytes] = []
-    shards: list[dict[str, Any]] = []
-    for number, (low, high) in enumerate(shard_bounds(start, stop)):
-        name = f"shard-{number:04d}"
-        shard = render_shard(spec, task.seed, low, high, out / name)
-        hashes += [bytes.fromhex(h) for h in shard.item_hashes]
-        shards.append({"path": name, "start": low, "stop": high, "root": shard.root})
-        report(high - start, stop - start)
-    root = dataset_root(hashes).hex()
-    manifest = {
-        "format": DATASET_FORMAT, "kind": spec.kind, "renderer_version": spec.renderer_version,
-        "spec_hash": spec.spec_hash().hex(), "seed": task.seed, "count": spec.count,
-        "start": start, "stop": stop, "shards": shards, "root": root,
-    }
-    (out / MANIFEST_FILE).write_text(json.dumps(manifest, separators=(",", ":")))
-    (out / SPEC_FILE).write_bytes(spec.canonical_json())
+    shards = [(shard_folder(n), low, high) for n, (low, high) in enumerate(shard_bounds(start, stop))]
+    manifest = write_render_artifact(spec, task.seed, shards, out,
+                                     on_shard=lambda done: report(done - start, stop - start))
     return {
-        "artifact_root": root,
+        "artifact_root": manifest.root.hex(),
         "kind": spec.kind,
         "items": stop - start,
         "shards": len(shards),

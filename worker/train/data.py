@@ -60,11 +60,12 @@ class ClassificationData:
     def from_folder(cls, root: Path, *, channels: int = 1, size: int | None = None
                     ) -> tuple[ClassificationData, list[str]]:
         """Class-per-subfolder images; classes are the sorted subfolder names (returned too)."""
+        expected = "expected a folder with one subfolder of images per class"
         if not root.is_dir():
-            raise DataError(f"{root} is not a folder")
+            raise DataError(f"{root} {'is a file' if root.exists() else 'does not exist'}, {expected}")
         class_names = sorted(p.name for p in root.iterdir() if p.is_dir())
         if not class_names:
-            raise DataError(f"{root} has no class subfolders")
+            raise DataError(f"{root} has no class subfolders, {expected}")
         images, labels = [], []
         for label, name in enumerate(class_names):
             for path in sorted((root / name).iterdir()):
@@ -81,11 +82,16 @@ class ClassificationData:
     @classmethod
     def from_csv(cls, path: Path, *, side: int | None = None) -> ClassificationData:
         """Rows of `label,pixel,...` (a header row is skipped); square gray images."""
+        expected = "expected a CSV file of label,pixel,... rows"
+        if not path.is_file():
+            raise DataError(f"{path} {'is a directory' if path.is_dir() else 'does not exist'}, {expected}")
         try:
             with open(path, newline="") as handle:
                 rows = [row for row in csv.reader(handle) if row]
         except OSError as err:
-            raise DataError(f"cannot read {path}: {err.strerror}") from None
+            raise DataError(f"cannot read {path} ({err.strerror}), {expected}") from None
+        except UnicodeDecodeError:
+            raise DataError(f"{path} is not text, {expected}") from None
         if rows and not rows[0][0].strip().lstrip("-").isdigit():
             rows = rows[1:]
         if not rows or len(rows) > MAX_CSV_ROWS:
@@ -176,7 +182,7 @@ def find_coco_json(path: Path) -> Path:
     if path.is_file():
         return path
     if not path.is_dir():
-        raise DataError(f"{path} does not exist")
+        raise DataError(f"{path} does not exist, expected a COCO JSON file or a folder holding one")
     for name in COCO_NAMES:
         if (path / name).is_file():
             return path / name
@@ -187,7 +193,7 @@ def find_coco_json(path: Path) -> Path:
                 return candidate
         except (OSError, ValueError):
             continue
-    raise DataError(f"no COCO JSON in {path}")
+    raise DataError(f"no COCO JSON in {path}, expected a file with an 'images' list")
 
 
 def load_detection_image(data: DetectionData, i: int, size: int) -> tuple[np.ndarray, np.ndarray]:

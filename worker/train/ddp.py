@@ -88,7 +88,7 @@ def _rank_main(rank: int, world: int, port: int, backend: str, spec_json: dict[s
             if recorder is not None:
                 recorder.finish()
             save_file(model_tensors(trainer.model), os.path.join(out_dir, FINAL_WEIGHTS))
-            events.put(("losses", monitor.losses, device.describe()))
+            events.put(("losses", monitor.losses, device.describe(), monitor.final.mean()))
         dist.barrier()
     finally:
         dist.destroy_process_group()
@@ -113,6 +113,7 @@ def train_distributed(spec: TrainSpec, data: TrainData, *, world: int | None = N
     events: mp.Queue[Any] = ctx.Queue()
     losses: list[tuple[int, float]] = []
     described: dict[str, Any] = {}
+    final_loss: float | None = None
     began = time.perf_counter()
     with tempfile.TemporaryDirectory() as out_dir:
         args = (world, free_port(), backend, spec.model_dump(mode="json"), data,
@@ -133,7 +134,7 @@ def train_distributed(spec: TrainSpec, data: TrainData, *, world: int | None = N
                 if isinstance(event, Progress) and on_progress is not None:
                     on_progress(event)
                 elif isinstance(event, tuple) and event[0] == "losses":
-                    losses, described = event[1], event[2]
+                    losses, described, final_loss = event[1], event[2], event[3]
         model = build_model(spec.model)
         model.load_state_dict(load_file(os.path.join(out_dir, FINAL_WEIGHTS)), strict=True)
     seconds = time.perf_counter() - began
@@ -143,5 +144,5 @@ def train_distributed(spec: TrainSpec, data: TrainData, *, world: int | None = N
                         precision=described.get("precision", "fp32"),
                         deterministic=bool(described.get("deterministic", False)))
     return TrainResult(model=model, device=device, steps=spec.total_steps(len(data)),
-                       seconds=seconds, losses=losses,
+                       seconds=seconds, losses=losses, final_loss=final_loss,
                        pol=read_log(pol_dir) if pol_dir is not None else None)

@@ -29,7 +29,7 @@ from worker.device import (
 from worker.train.batches import SINGLE, Shard, make_batches
 from worker.train.centernet import centernet_loss
 from worker.train.data import ClassificationData, DetectionData
-from worker.train.pol import PolLog, PolRecorder
+from worker.train.pol import PolLog, PolRecorder, final_segment_start
 from worker.train.schedule import derive_seed
 from worker.train.spec import CnnSpec, TrainSpec
 from worker.train.state import checkpoint_tensors, load_optimizer_tensors, split_checkpoint
@@ -147,6 +147,28 @@ class Trainer:
             self.scaler.load_state_dict(saved)
 
 
+class LossMeter:
+    """Mean training loss of the steps after step `after`: the final proof-of-learning segment.
+
+    The worker claims this mean (`final_loss`) and a verifier recomputes it while it replays
+    that segment, with this same class over the same `Trainer.run`: the losses are added on the
+    device in the same order, so a replay with the logged thread count gives the same float.
+    """
+
+    def __init__(self, after: int) -> None:
+        self.after = after
+        self.total: torch.Tensor | None = None
+        self.count = 0
+
+    def __call__(self, completed: int, loss: torch.Tensor) -> None:
+        if completed > self.after:
+            self.total = loss if self.total is None else self.total + loss
+            self.count += 1
+
+    def mean(self) -> float | None:
+        return None if self.total is None else float(self.total.item()) / self.count
+
+
 @dataclass
 class TrainResult:
     model: nn.Module
@@ -155,6 +177,7 @@ class TrainResult:
     seconds: float
     losses: list[tuple[int, float]] = field(default_factory=list)
     pol: PolLog | None = None
+    final_loss: float | None = None  # mean loss of the final PoL segment (`LossMeter`)
 
 
 class Monitor:
@@ -168,9 +191,11 @@ class Monitor:
         self.count = 0
         self.mark = time.perf_counter()
         self.mark_step = 0
+        self.final = LossMeter(final_segment_start(trainer.total, trainer.spec.pol_interval))
 
     def __call__(self, completed: int, loss: torch.Tensor) -> None:
         t = self.trainer
+        self.final(completed, loss)
         self.running = loss if self.running is None else self.running + loss
         self.count += 1
         if completed % t.spec.log_every == 0 or completed == t.total:
@@ -214,4 +239,4 @@ def train(spec: TrainSpec, data: TrainData, *, device: DeviceInfo | None = None,
     seconds = time.perf_counter() - began
     log = recorder.finish() if recorder is not None else None
     return TrainResult(model=trainer.model, device=device, steps=trainer.total, seconds=seconds,
-                       losses=monitor.losses, pol=log)
+                       losses=monitor.losses, pol=log, final_loss=monitor.final.mean())

@@ -1,10 +1,13 @@
 """Proof-of-learning records: what a worker commits to while it trains.
 
-Every `spec.pol_interval` steps (and at step 0 and the last step) the worker writes a checkpoint (weights, BatchNorm statistics and optimizer state, in
-safetensors) and appends a record: the step, the digest of the weights, the digest of the whole
-state, and the batch indices of the steps since the previous record. The log's header binds it
-to the spec, the data and the thread count, and its digest goes into the weights metadata. A
-verifier later replays sampled segments (`worker.train.replay`).
+At step 0, every `spec.pol_interval` steps and at the last step (`record_steps`) the worker
+writes a checkpoint (weights, BatchNorm statistics and optimizer state, in safetensors) and
+appends a record: the step, the digest of the weights, the digest of the whole state, and the
+batch indices of the steps since the previous record. The log's header binds it to the spec,
+the data and the thread count, and its digest goes into the weights metadata; the delivered
+weights are the last checkpoint's (their digest is the last record's `weights_hash`). A verifier
+later replays the final segment and beacon-sampled others (`worker.train.replay`) after checking
+that the log, the weights and the claimed metrics belong together (`worker.train.binding`).
 """
 
 from __future__ import annotations
@@ -87,6 +90,16 @@ class PolLog:
                 return rec
         raise VerificationFailed(f"no proof-of-learning record at step {step}",
                                  reason="pol-missing-record")
+
+
+def record_steps(total: int, interval: int) -> list[int]:
+    """The steps a complete log has records at: 0, every `interval` steps, and `total`."""
+    return sorted({*range(0, total, interval), total})
+
+
+def final_segment_start(total: int, interval: int) -> int:
+    """First step of the final segment (the record before `total`), which every verifier replays."""
+    return record_steps(total, interval)[-2] if total > 0 else 0
 
 
 def checkpoint_path(directory: Path, step: int) -> Path:

@@ -1,9 +1,15 @@
 """Proof-of-learning verification: replay sampled segments and compare with the claimed weights.
 
-Checks run cheapest first (as block validation does): the log matches the spec and the data;
-the start checkpoint matches its recorded digest; the recorded batches are the ones the seed
-schedules; only then the segment is re-trained from the start checkpoint and the result compared
-with the end checkpoint by relative L2 distance of all float tensors.
+Checks run cheapest first (as block validation does): the log matches the spec and the data and
+covers the whole run (`worker.train.binding`); the start checkpoint matches its recorded digest;
+the recorded batches are the ones the seed schedules; only then the segment is re-trained from
+the start checkpoint and the result compared with the end checkpoint by relative L2 distance of
+all float tensors.
+
+Which segments: the final one always (it ties the last checkpoint, hence the delivered weights,
+to training, and its replay recomputes the claimed final loss), plus `count` others picked by a
+beacon the worker could not know. A worker who forged one of n segments other than the final
+escapes with probability 1 - count/(n-1).
 
 The threshold `DEFAULT_TOLERANCE` is calibrated on this code (`python -m worker.train.calibrate`:
 20-step segments of the zoo's CNN and CenterNet, AdamW and SGD). An honest replay with the
@@ -26,9 +32,10 @@ from dataclasses import dataclass
 
 from worker.device import DeviceInfo, select_device
 from worker.errors import VerificationFailed, WorkerError
-from worker.train.loop import TrainData, Trainer
-from worker.train.pol import PolLog, data_digest, read_checkpoint
-from worker.train.spec import load_train_spec
+from worker.train.binding import check_log_binding, check_log_coverage
+from worker.train.loop import LossMeter, TrainData, Trainer
+from worker.train.pol import PolLog, read_checkpoint
+from worker.train.spec import TrainSpec, load_train_spec
 from worker.train.state import model_tensors, relative_distance, split_checkpoint, weights_digest
 
 DEFAULT_TOLERANCE = 1.7e-3
@@ -44,16 +51,44 @@ class SegmentCheck:
     accepted: bool
 
 
+@dataclass(frozen=True, slots=True)
+class PolReplay:
+    """The replayed segments (sampled and final, by start step) and the final segment's mean
+    training loss, which the verifier holds against the claimed ``final_loss``."""
+
+    checks: tuple[SegmentCheck, ...]
+    final_loss: float | None
+
+
+class SegmentRejected(VerificationFailed):
+    """A segment that does not replay to its end checkpoint, or whose inputs are forged.
+
+    Carries the segment and the checks that passed before it, for a verdict to show.
+    """
+
+    def __init__(self, message: str, *, reason: str, segment: tuple[int, int],
+                 passed: tuple[SegmentCheck, ...], distance: float | None = None) -> None:
+        super().__init__(message, reason=reason)
+        self.segment, self.passed, self.distance = segment, passed, distance
+
+
 def sample_segments(log: PolLog, beacon: bytes, count: int = DEFAULT_SAMPLED_SEGMENTS
                     ) -> list[tuple[int, int]]:
-    """`count` distinct segments picked by a beacon the worker could not know (a later block hash)."""
-    segments = log.segments()
+    """`count` distinct segments other than the final one, picked by a beacon the worker could
+    not know (a later block hash)."""
+    segments = log.segments()[:-1]
 
     def rank(seg: tuple[int, int]) -> bytes:
         key = beacon + seg[0].to_bytes(8, "little")
         return hashlib.blake2b(key, digest_size=16, person=SAMPLE_PERSON).digest()
 
     return sorted(sorted(segments, key=rank)[:count])
+
+
+def segments_to_replay(log: PolLog, beacon: bytes, count: int = DEFAULT_SAMPLED_SEGMENTS
+                       ) -> list[tuple[int, int]]:
+    """The beacon-sampled segments and the final one, by start step."""
+    return sample_segments(log, beacon, count) + log.segments()[-1:]
 
 
 def replay_device(log: PolLog) -> DeviceInfo:
@@ -71,22 +106,14 @@ def replay_device(log: PolLog) -> DeviceInfo:
     return device
 
 
-def check_log_binding(log: PolLog, data: TrainData) -> None:
-    spec = load_train_spec(log.header["spec"])
-    if spec.spec_hash().hex() != log.header["spec_hash"]:
-        raise VerificationFailed("log spec does not match its spec hash", reason="pol-spec-mismatch")
-    if data_digest(data) != log.header["data_digest"]:
-        raise VerificationFailed("training data differs from the data the log names",
-                                 reason="pol-data-mismatch")
-
-
 def replay_segment(log: PolLog, data: TrainData, start: int, end: int, *,
                    tolerance: float = DEFAULT_TOLERANCE, device: DeviceInfo | None = None,
-                   check_binding: bool = True) -> SegmentCheck:
+                   check_binding: bool = True, meter: LossMeter | None = None) -> SegmentCheck:
     """Re-train steps start..end-1 from checkpoint `start`; compare with checkpoint `end`.
 
     Raises `VerificationFailed` for a tampered log or checkpoint (a proof, not a judgement);
-    returns the distance with `accepted` set by `tolerance` otherwise.
+    returns the distance with `accepted` set by `tolerance` otherwise. `meter` sees each
+    replayed step's loss.
     """
     if check_binding:
         check_log_binding(log, data)
@@ -108,26 +135,36 @@ def replay_segment(log: PolLog, data: TrainData, start: int, end: int, *,
         raise VerificationFailed(f"recorded batches of steps {start}..{end} are not the seed's",
                                  reason="pol-batch-order")
     trainer.load_state(begin_state)
-    trainer.run(start, end)
+    trainer.run(start, end, on_step=meter)
     distance = relative_distance(model_tensors(trainer.model), claimed)
     return SegmentCheck(start=start, end=end, distance=distance, accepted=distance <= tolerance)
 
 
 def verify_pol(log: PolLog, data: TrainData, beacon: bytes, *,
                count: int = DEFAULT_SAMPLED_SEGMENTS, tolerance: float = DEFAULT_TOLERANCE,
-               device: DeviceInfo | None = None) -> list[SegmentCheck]:
-    """Replay `count` beacon-sampled segments; raise `VerificationFailed` on the first rejection."""
-    check_log_binding(log, data)
-    if log.records[-1].step != log.header["total_steps"] or log.records[0].step != 0:
-        raise VerificationFailed("log does not cover the whole run", reason="pol-incomplete")
-    checks = []
-    for start, end in sample_segments(log, beacon, count):
-        check = replay_segment(log, data, start, end, tolerance=tolerance, device=device,
-                               check_binding=False)
+               device: DeviceInfo | None = None, spec: TrainSpec | None = None,
+               check_binding: bool = True) -> PolReplay:
+    """Check the log's binding and coverage, then replay the final segment and `count`
+    beacon-sampled others; raise `VerificationFailed` on the first rejection (`SegmentRejected`
+    for a segment). ``spec`` is the job's spec, which the log must name; ``check_binding=False``
+    when the caller has run the `worker.train.binding` checks already."""
+    if check_binding:
+        check_log_coverage(log, check_log_binding(log, data, spec), len(data))
+    final_start, _ = log.segments()[-1]
+    meter = LossMeter(after=final_start)
+    checks: list[SegmentCheck] = []
+    for start, end in segments_to_replay(log, beacon, count):
+        try:
+            check = replay_segment(log, data, start, end, tolerance=tolerance, device=device,
+                                   check_binding=False,
+                                   meter=meter if start == final_start else None)
+        except VerificationFailed as err:
+            raise SegmentRejected(f"segment {start}..{end}: {err}", reason=err.reason,
+                                  segment=(start, end), passed=tuple(checks)) from None
         if not check.accepted:
-            raise VerificationFailed(
+            raise SegmentRejected(
                 f"segment {start}..{end} replays {check.distance:.3g} away (tolerance {tolerance:g})",
-                reason="pol-distance",
-            )
+                reason="pol-distance", segment=(start, end), passed=tuple(checks),
+                distance=check.distance)
         checks.append(check)
-    return checks
+    return PolReplay(checks=tuple(checks), final_loss=meter.mean())

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from worker.errors import SpecError
-from worker.spec import TaskSpec, describe_errors, load_spec
+from worker.spec import EXACT_INT, TaskSpec, describe_errors, load_spec, tagged
 
 MAX_STEPS = 1_000_000
 MAX_EPOCHS = 1_000
@@ -36,7 +36,7 @@ class CnnSpec(TaskSpec):
     """Small classifier: `depth` conv-bn-relu-pool blocks, channels doubling from `width`."""
 
     name: Literal["cnn"] = "cnn"
-    in_channels: Literal[1, 3] = 1
+    in_channels: Annotated[Literal[1, 3], EXACT_INT] = 1
     image_size: int = Field(28, ge=8, le=128)
     num_classes: int = Field(10, ge=2, le=1_000)
     width: int = Field(16, ge=4, le=256)
@@ -61,7 +61,8 @@ class CenterNetSpec(TaskSpec):
         return self
 
 
-ModelSpec = Annotated[CnnSpec | CenterNetSpec, Field(discriminator="name")]
+MODELS: dict[str, type[CnnSpec | CenterNetSpec]] = {"cnn": CnnSpec, "centernet": CenterNetSpec}
+ModelSpec = Annotated[CnnSpec | CenterNetSpec, tagged("name", MODELS)]
 
 
 class AugmentSpec(TaskSpec):
@@ -124,15 +125,14 @@ def load_model_spec(raw: dict[str, Any] | str) -> CnnSpec | CenterNetSpec:
     """A model spec alone (from weights metadata); same errors as `load_train_spec`."""
     try:
         data = json.loads(raw) if isinstance(raw, str) else raw
-        if not isinstance(data, dict):
-            raise SpecError("bad model spec: not an object")
-        name = data.get("name")
-        if name == "cnn":
-            return CnnSpec.model_validate(data)
-        if name == "centernet":
-            return CenterNetSpec.model_validate(data)
-        raise SpecError(f"bad model spec: unknown model name {name!r}", reason="unknown-model")
-    except ValidationError as err:
-        raise SpecError(f"bad model spec: {describe_errors(err)}") from None
     except json.JSONDecodeError as err:
         raise SpecError(f"bad model spec: not JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise SpecError("bad model spec: not an object")
+    name = data.get("name")
+    if name not in MODELS:
+        raise SpecError(f"bad model spec: unknown model name {name!r}", reason="unknown-model")
+    try:
+        return MODELS[name].model_validate(data)
+    except ValidationError as err:
+        raise SpecError(f"bad model spec: {describe_errors(err)}") from None

@@ -7,6 +7,8 @@ that architecture (built on the `meta` device, no memory) before reading any ten
 
 Metadata (safetensors allows string -> string only): ``format``, ``model`` (model spec JSON),
 ``train_spec`` (JSON or ""), ``spec_hash`` (hex), ``metrics`` (JSON object), ``pol_log_hash`` (hex).
+A trained model's ``metrics`` are its claims (`worker.train.claims`) and its tensors are the last
+proof-of-learning checkpoint's: a verifier recomputes both (`worker.train.binding`).
 """
 
 from __future__ import annotations
@@ -86,17 +88,37 @@ def expected_layout(model_spec: CnnSpec | CenterNetSpec) -> dict[str, tuple[str,
     return {k: (str(v.dtype), tuple(v.shape)) for k, v in model.state_dict().items()}
 
 
+def check_weights_path(path: Path) -> None:
+    """A weights path names a readable file; else say what was expected (safetensors itself
+    reports a folder as "No such device (os error 19)")."""
+    expected = "expected a .safetensors weights file"
+    if not path.exists():
+        raise WeightsError(f"weights: {path} does not exist, {expected}")
+    if path.is_dir():
+        raise WeightsError(f"weights: {path} is a directory, {expected}")
+    if not path.is_file():
+        raise WeightsError(f"weights: {path} is not a regular file, {expected}")
+
+
+def _unreadable(path: Path, err: Exception) -> WeightsError:
+    if isinstance(err, OSError):
+        return WeightsError(f"weights: cannot read {path} ({err.strerror or err})")
+    return WeightsError(f"weights: {path} is not a safetensors file ({err})")
+
+
 def read_meta(path: Path) -> WeightsMeta:
     """The metadata alone (cheap: reads only the header)."""
+    check_weights_path(path)
     try:
         with safe_open(str(path), framework="pt") as handle:
             return WeightsMeta.from_strings(handle.metadata())
     except (OSError, SafetensorError) as err:
-        raise WeightsError(f"unreadable weights file {path.name}: {err}") from None
+        raise _unreadable(path, err) from None
 
 
 def load_weights(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, WeightsMeta]:
     """Rebuild the zoo model the metadata names and load the tensors, after checking the layout."""
+    check_weights_path(path)
     try:
         with safe_open(str(path), framework="pt") as handle:
             meta = WeightsMeta.from_strings(handle.metadata())
@@ -115,7 +137,7 @@ def load_weights(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Mod
                                        reason="weights-mismatch")
             tensors = {name: handle.get_tensor(name) for name in names}
     except (OSError, SafetensorError) as err:
-        raise WeightsError(f"unreadable weights file {path.name}: {err}") from None
+        raise _unreadable(path, err) from None
     for name, tensor in tensors.items():
         if str(tensor.dtype) != expected[name][0]:
             raise WeightsError(f"{path.name}: {name} is {tensor.dtype}, wants {expected[name][0]}",

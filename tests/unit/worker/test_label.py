@@ -65,5 +65,5 @@ def test_an_empty_or_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
     save_weights(weights, train(spec, glyphs(64)).model, meta_for(spec))
     with pytest.raises(LabelError, match="no images"):
         label_folder(weights, tmp_path, tmp_path / "out.csv")
-    with pytest.raises(LabelError, match="not a folder"):
+    with pytest.raises(LabelError, match="does not exist, expected a folder of"):
         label_folder(weights, tmp_path / "nope", tmp_path / "out.csv")

@@ -1,20 +1,22 @@
-"""Shards on disk: COCO that pycocotools reads, manifests whose roots re-rendering reproduces."""
+"""Render artifacts on disk: COCO that pycocotools reads, leaves that re-rendering reproduces."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
+from worker.artifact import ArtifactMismatch, leaf_proof, read_manifest
 from worker.errors import SpecError, WorkerError
-from worker.render.dataset import check_item, dataset_root, item_proof, render_item, reproduce_item
+from worker.render.dataset import render_item, reproduce_item
+from worker.render.delivered import open_render_artifact
 from worker.render.digits import DigitsSpec
 from worker.render.item import item_hash
-from worker.render.shard import item_bytes_from_shard, read_manifest, render_dataset, render_shard
+from worker.render.shard import render_dataset, render_shard
 from worker.render.shelf_spec import ShelfSpec
 
 SHELF = ShelfSpec(width=96, height=72, count=12)
@@ -47,52 +49,51 @@ def test_coco_file_loads_and_masks_round_trip(shard: Path) -> None:
     assert checked > 0
 
 
-def test_published_files_rebuild_the_committed_items(shard: Path) -> None:
+def test_published_files_hold_the_committed_items(shard: Path) -> None:
+    artifact = open_render_artifact(shard)
+    assert [item.index for item in artifact.manifest.items] == list(range(3, 9))
+    for position, item in enumerate(artifact.manifest.items):
+        rendered = render_item(SHELF, 4, item.index)
+        artifact.check_delivered(position, rendered)
+        assert rendered.item_hash == item.check
+        assert item.files == (f"images/{item.index:08d}.png",)
+    with pytest.raises(ArtifactMismatch) as info:
+        artifact.check_delivered(0, render_item(SHELF, 4, 4))  # item 4's pixels in item 3's slot
+    assert (info.value.reason, info.value.item) == ("delivered-item", 3)
+
+
+def test_leaf_proofs_commit_to_the_rendered_items(shard: Path) -> None:
     manifest = read_manifest(shard)
-    for index in range(3, 9):
-        rebuilt = item_bytes_from_shard(shard, index)
-        assert rebuilt == reproduce_item(SHELF, 4, index)
-        assert item_hash(rebuilt).hex() == manifest.item_hashes[index - 3]
+    for position, item in enumerate(manifest.items):
+        proof = leaf_proof(manifest, position)
+        assert proof.reaches(manifest.root) and proof.check == item_hash(
+            reproduce_item(SHELF, 4, item.index))
+    tampered = bytearray(reproduce_item(SHELF, 4, 5))
+    tampered[-40] ^= 1  # one bit of one label
+    assert item_hash(bytes(tampered)) != manifest.items[2].check
 
 
-def test_root_proofs_and_tampering(shard: Path) -> None:
-    manifest = read_manifest(shard)
-    hashes = [item_hash(reproduce_item(SHELF, 4, i)) for i in range(3, 9)]
-    root = dataset_root(hashes)
-    assert root.hex() == manifest.root
-    for position in range(len(hashes)):
-        proof = item_proof(hashes, position)
-        assert check_item(root, reproduce_item(SHELF, 4, position + 3), proof)
-    item = bytearray(reproduce_item(SHELF, 4, 5))
-    item[-40] ^= 1  # one bit of one label
-    proof = item_proof(hashes, 2)
-    assert not check_item(root, bytes(item), proof)
-    assert not check_item(root, reproduce_item(SHELF, 4, 6), proof)  # right bytes, wrong slot
-    assert not check_item(root, reproduce_item(SHELF, 4, 5), replace(proof, index=3))
-
-
-def test_tampered_png_no_longer_rebuilds_the_item(shard: Path, tmp_path: Path) -> None:
+def test_a_tampered_png_names_its_item(shard: Path, tmp_path: Path) -> None:
     from PIL import Image
 
     copy = tmp_path / "copy"
-    copy.mkdir()
-    for name in ("spec.json", "manifest.json", "annotations.json"):
-        (copy / name).write_bytes((shard / name).read_bytes())
-    (copy / "images").mkdir()
+    shutil.copytree(shard, copy)
     pixels = np.asarray(Image.open(shard / "images" / "00000004.png")).copy()
     pixels[10, 10, 0] ^= 1
     Image.fromarray(pixels).save(copy / "images" / "00000004.png")
-    assert item_bytes_from_shard(copy, 4) != reproduce_item(SHELF, 4, 4)
+    with pytest.raises(ArtifactMismatch) as info:
+        open_render_artifact(copy)
+    assert (info.value.path, info.value.item) == ("images/00000004.png", 4)
 
 
-def test_dataset_root_does_not_depend_on_the_shard_count(tmp_path: Path) -> None:
+def test_items_root_does_not_depend_on_the_shard_count(tmp_path: Path) -> None:
     one = render_dataset(DIGITS, 1, tmp_path / "one", shards=1)
     three = render_dataset(DIGITS, 1, tmp_path / "three", shards=3)
-    assert one["root"] == three["root"]
-    assert [s["start"] for s in three["shards"]] == [0, 3, 6]
-    assert item_bytes_from_shard(tmp_path / "three" / "shard-0002", 7) == reproduce_item(
-        DIGITS, 1, 7
-    )
+    assert one.items_root == three.items_root and one.root != three.root  # paths differ
+    assert [s["start"] for s in three.meta["shards"]] == [0, 3, 6]
+    assert three.items[7].files == ("shard-0002/images/00000007.png",)
+    artifact = open_render_artifact(tmp_path / "three")
+    artifact.check_delivered(7, render_item(DIGITS, 1, 7))
     labels = json.loads((tmp_path / "one" / "shard-0000" / "annotations.json").read_text())
     assert [r["label"] for r in labels["labels"]] == [
         render_item(DIGITS, 1, i).label for i in range(9)

@@ -148,12 +148,23 @@ PINNED = {
         "ddbbc64922c4b1f27dca72c5c9a41714dcbf23a49a69dba324fa89535e5fd1df",
         "3d15f812efef94518850b7c37fcd8806bac085c6c9ea08dc7ad9fa6f2414f92d",
     ),
+    # digits renderer_version 2 (smoothed strokes, extra glyphs); version 1 above is unchanged
+    "digits-v2": (
+        "7b9d69a68845f47231ac1a73b727e22b42def97cfe61693cd2293c2686acef47",
+        "d1c673e6c75347e9495f5773a55a2a3671a728971861749f47b41a99402d6e22",
+        "ed68ec1d0aa22e2ba6b490cd08eb6ec64f5193d1352a2fa8d8b3347581203e84",
+    ),
 }
 
 
-@pytest.mark.parametrize("spec", [ShelfSpec(), DigitsSpec()], ids=["shelf", "digits"])
-def test_renderer_version_1_output_is_pinned(spec: ShelfSpec | DigitsSpec) -> None:
-    spec_hash, item_bytes_hash, item_id = PINNED[spec.kind]
+@pytest.mark.parametrize(
+    ("name", "spec"),
+    [("shelf", ShelfSpec()), ("digits", DigitsSpec(renderer_version=1)),
+     ("digits-v2", DigitsSpec())],
+    ids=["shelf", "digits", "digits-v2"],
+)
+def test_renderer_output_is_pinned(name: str, spec: ShelfSpec | DigitsSpec) -> None:
+    spec_hash, item_bytes_hash, item_id = PINNED[name]
     item = reproduce_item(spec, 0, 0)
     assert spec.spec_hash().hex() == spec_hash
     assert hash256(item, person=b"neuro-item").hex() == item_bytes_hash

@@ -147,3 +147,54 @@ def test_any_spec_in_range_renders_a_visible_digit(
     contrast = int(image.max()) - int(image.min())
     # the digit shows, whatever the pose; a sub-pixel pen under blur is faint but still there
     assert contrast >= (100 if thickness >= 15 else 10)
+
+
+# renderer_version 1 as it was before version 2 existed: its canonical JSON (its hash) and items
+V1_JSON = (
+    '{"aspect_pct":[55,130],"blur_pct":5,"box_px":[18,20],"class_weights":[1,1,1,1,1,1,1,1,1,1],'
+    '"clutter_intensity":[20,90],"clutter_strokes":[0,1],"count":10000,"intensity":[235,255],'
+    '"invert_pct":0,"kind":"digits","noise_amplitude":[2,10],"noise_pct":10,"point_jitter":[0,30],'
+    '"renderer_version":1,"rotation_deg":[-15,15],"shear_pct":[-40,20],"size":28,'
+    '"styles":["round","angular","variant"],"thickness_dpx":[16,36],"translate_px":[0,2],'
+    '"warp":[0,140]}'
+)
+
+
+def test_a_version_1_spec_keeps_its_hash_and_refuses_version_2_fields() -> None:
+    import json
+
+    from worker.spec import load_spec
+
+    old = load_spec(json.loads(V1_JSON), DigitsSpec)
+    assert old.renderer_version == 1 and old.canonical_json().decode() == V1_JSON
+    assert DigitsSpec(renderer_version=1).canonical_json() == old.canonical_json()
+    assert b"smooth_passes" in DigitsSpec().canonical_json()
+    for field, value in (("smooth_passes", [1, 1]), ("extra_glyph_pct", 5)):
+        with pytest.raises(SpecError, match=f"{field} needs renderer_version 2"):
+            load_spec({**json.loads(V1_JSON), field: value}, DigitsSpec)
+
+
+def test_version_2_extra_glyphs_are_digits_of_their_own_look() -> None:
+    """The extra set draws each digit another way: its class means differ from the styles'."""
+    plain = CLEAN.model_copy(update={"extra_glyph_pct": 0})
+    extra = CLEAN.model_copy(update={"extra_glyph_pct": 100})
+    means = []
+    for spec in (plain, extra):
+        images, labels = render_digits(spec, 6, 0, 300)
+        assert np.bincount(labels, minlength=10).min() >= 15
+        means.append(np.stack([images[labels == d].mean(axis=0) for d in range(10)]))
+    assert np.abs(means[0] - means[1]).sum(axis=(1, 2)).min() > 300
+    # every extra digit still looks most like its own class among the extra ones
+    own = np.abs(means[1][:, None] - means[1][None, :]).sum(axis=(2, 3)) + np.eye(10) * 1e9
+    assert own.min() > 300
+
+
+def test_chaikin_smoothing_keeps_open_ends_and_closes_loops() -> None:
+    from worker.render.digits import _smooth
+
+    square = np.asarray([[0, 0], [400, 0], [400, 400], [0, 400], [0, 0]], dtype=np.int64)
+    opened = _smooth(square, 2, closed=False)
+    assert (opened[0] == square[0]).all() and (opened[-1] == square[-1]).all()
+    looped = _smooth(square, 2, closed=True)
+    assert (looped[0] == looped[-1]).all() and not (looped == [0, 0]).all(axis=1).any()
+    assert len(looped) == 4 * 2 * 2 + 1

@@ -49,6 +49,12 @@ def test_spec_loads_from_file_and_dict_alike(tmp_path: Path) -> None:
         ),
         ({"catalog": {"shapes": ["box", "barrel"]}}, "catalog.shapes.1: must be"),
         ({"renderer_version": 2}, "renderer_version: must be 1"),
+        ({"renderer_version": True}, "renderer_version: must be an integer, got true"),
+        ({"count": "20"}, 'count: must be an integer, got "20"'),
+        ({"count": True}, "count: must be an integer, got true"),
+        ({"count": 20.0}, "count: must be an integer, got 20.0"),
+        ({"placement": {"gap_px": [0, "3"]}}, 'placement.gap_px.1: must be an integer, got "3"'),
+        ({"background": {"colour": 1}}, "background.colour: unknown field"),
     ],
 )
 def test_bad_shelf_spec_is_refused_with_the_field_named(
@@ -75,6 +81,16 @@ def test_bad_digits_and_kind_and_file_are_refused(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as info:
         load_render_spec(tmp_path / "missing.json")
     assert info.value.reason == "spec-unreadable"
+
+
+def test_digits_spec_takes_no_coerced_values() -> None:
+    for field, value in [("count", "20"), ("count", True), ("size", 28.0), ("blur_pct", False),
+                         ("styles", "round"), ("class_weights", [1] * 9 + [True])]:
+        with pytest.raises(SpecError) as info:
+            load_spec({field: value}, DigitsSpec)
+        assert str(info.value).startswith(field)
+    lists_are_tuples = load_spec({"rotation_deg": [-5, 5], "styles": ["round"]}, DigitsSpec)
+    assert lists_are_tuples.rotation_deg == (-5, 5) and lists_are_tuples.styles == ("round",)
 
 
 def test_many_errors_are_summarised_on_one_line() -> None:

@@ -14,9 +14,16 @@ from worker.device import select_device
 from worker.errors import VerificationFailed
 from worker.train.calibrate import DISHONEST, calibrate
 from worker.train.data import ClassificationData
-from worker.train.loop import Trainer, train
+from worker.train.loop import Trainer, TrainResult, train
 from worker.train.pol import LOG_NAME, PolLog, read_checkpoint, read_log
-from worker.train.replay import DEFAULT_TOLERANCE, replay_segment, sample_segments, verify_pol
+from worker.train.replay import (
+    DEFAULT_TOLERANCE,
+    SegmentRejected,
+    replay_segment,
+    sample_segments,
+    segments_to_replay,
+    verify_pol,
+)
 from worker.train.state import checkpoint_tensors, split_checkpoint, weights_digest
 from worker.train.toydata import glyphs, toy_spec
 
@@ -25,11 +32,14 @@ SPEC = toy_spec(steps=60, pol_interval=20, augment={"shift": 1}, seed=11)
 
 
 @pytest.fixture(scope="module")
-def log(tmp_path_factory: pytest.TempPathFactory) -> PolLog:
-    directory = tmp_path_factory.mktemp("pol")
-    result = train(SPEC, DATA, pol_dir=directory)
-    assert result.pol is not None
-    return result.pol
+def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
+    return train(SPEC, DATA, pol_dir=tmp_path_factory.mktemp("pol"))
+
+
+@pytest.fixture(scope="module")
+def log(trained: TrainResult) -> PolLog:
+    assert trained.pol is not None
+    return trained.pol
 
 
 def cheat(log: PolLog, start: int, stop: int, data: ClassificationData = DATA) -> None:
@@ -57,22 +67,24 @@ def test_log_covers_the_run_with_checkpoints(log: PolLog) -> None:
     assert set(read_checkpoint(log.checkpoint_path(20))) >= {"optim.0.exp_avg", "optim.0.step"}
 
 
-def test_honest_segments_replay_exactly_and_verify(log: PolLog) -> None:
+def test_honest_segments_replay_exactly_and_verify(log: PolLog, trained: TrainResult) -> None:
     for start, end in log.segments():
         check = replay_segment(log, DATA, start, end)
         assert check.accepted and check.distance == 0.0
     other_threads = replay_segment(log, DATA, 20, 40, device=select_device(threads=2, prefer_cuda=False))
     assert other_threads.distance < DEFAULT_TOLERANCE
     torch.set_num_threads(1)
-    checks = verify_pol(log, DATA, beacon=b"block-hash", count=2)
-    assert [(c.start, c.end) for c in checks] == sample_segments(log, b"block-hash", 2)
+    replay = verify_pol(log, DATA, beacon=b"block-hash", count=1)
+    assert [(c.start, c.end) for c in replay.checks] == segments_to_replay(log, b"block-hash", 1)
+    assert replay.checks[-1].start == 40  # the final segment, always
+    assert replay.final_loss is not None and replay.final_loss == trained.final_loss
 
 
 def test_beacon_picks_distinct_segments_deterministically(log: PolLog) -> None:
-    picks = {tuple(sample_segments(log, bytes([i]), 2)) for i in range(20)}
-    assert len(picks) > 1
-    assert all(len(set(p)) == 2 for p in picks)
-    assert sample_segments(log, b"x", 2) == sample_segments(log, b"x", 2)
+    picks = {tuple(sample_segments(log, bytes([i]), 1)) for i in range(20)}
+    assert picks == {((0, 20),), ((20, 40),)}  # never the final one: that is always replayed
+    assert sample_segments(log, b"x", 2) == [(0, 20), (20, 40)]
+    assert segments_to_replay(log, b"x", 1) in ([(0, 20), (40, 60)], [(20, 40), (40, 60)])
 
 
 def copy_log(log: PolLog, tmp_path: Path) -> PolLog:
@@ -88,9 +100,9 @@ def test_skipped_steps_are_rejected(log: PolLog, tmp_path: Path) -> None:
     check = replay_segment(forged, DATA, 20, 40)
     assert not check.accepted and check.distance > 10 * DEFAULT_TOLERANCE
     assert replay_segment(forged, DATA, 0, 20).accepted  # other segments stay honest
-    with pytest.raises(VerificationFailed) as caught:
+    with pytest.raises(SegmentRejected) as caught:
         verify_pol(forged, DATA, beacon=b"", count=3)
-    assert caught.value.reason == "pol-distance"
+    assert caught.value.reason == "pol-distance" and caught.value.segment == (20, 40)
 
 
 def test_training_on_swapped_data_is_rejected(log: PolLog, tmp_path: Path) -> None:
