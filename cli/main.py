@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from cli.artifact import artifact_app
 from cli.chain_cmds import chain_app
 from cli.devnet import devnet_app
 from cli.node import node_app
@@ -28,6 +29,7 @@ app.add_typer(node_app, name="node")
 app.add_typer(tx_app, name="tx")
 app.add_typer(task_app, name="task")
 app.add_typer(devnet_app, name="devnet")
+app.add_typer(artifact_app, name="artifact")
 
 
 def main() -> None:

@@ -44,6 +44,8 @@ class NodeConfig:
     min_fee: int = 1_000
     check_blocks: int = 6  # main-chain blocks read back and undone in a scratch overlay at start
     verify_checksums: bool = True  # LevelDB verifies its block checksums on every read
+    artifact_budget_mb: int = 20 << 10  # the artifact store's size; least recently used evicted
+    artifact_serve: bool = True  # serve stored artifacts to peers (neurod/artifact_backend.py)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -72,6 +74,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "block_interval": (int, float), "verify_workers": int, "log_level": str, "log_format": str,
     "status_interval": (int, float), "redial_interval": (int, float), "mempool_max_txs": int,
     "min_fee": int, "check_blocks": int, "verify_checksums": bool,
+    "artifact_budget_mb": int, "artifact_serve": bool,
 }
 
 
