@@ -26,6 +26,8 @@ from chain.sigpool import SignaturePool
 from chain.store import LevelKV
 from chain.storecheck import CheckReport, check_recent, check_store
 from chain.types import Block, Transaction
+from neurod.artifact_backend import StoreArtifacts
+from neurod.artifact_store import store_of
 from neurod.backend import NodeBackend
 from neurod.config import NodeConfig
 from neurod.datadir import NODE_INFO_FILE, NODE_KEY_FILE, load_or_create_node_key
@@ -82,6 +84,9 @@ class Node:
         self._restore_mempool()
         self.node_key = load_or_create_node_key(self.datadir / NODE_KEY_FILE)
         self.backend = NodeBackend(self)
+        self.artifacts = StoreArtifacts(
+            store_of(self.datadir, config.artifact_budget_mb << 20), serve=config.artifact_serve
+        )
         self.p2p = P2P(
             P2PConfig(
                 data_dir=self.datadir, listen=config.resolved_listen(), bootstrap=list(config.bootstrap),
@@ -89,6 +94,7 @@ class Node:
                 observer=self.metrics,
             ),
             self.backend,
+            artifacts=self.artifacts,
         )
         self.miner: Miner | None = None
         if config.mine:

@@ -26,6 +26,7 @@ MAX_SUBMIT_MANY = 5_000
 MAX_HEIGHT = (1 << 64) - 1  # heights are stored as 8-byte keys (chain/schema.py)
 MAX_HISTORY = 1_000  # account_history rows in one reply
 MAX_MEMPOOL_LIST = 10_000  # mempool_list txids in one reply (`count` always tells the total)
+MAX_FETCH_SOURCES = 32
 
 
 def _hex(value: Any, name: str, size: int | None = None) -> bytes:
@@ -60,6 +61,7 @@ class RpcMethods:
             "account_history": self.account_history, "tx_submit": self.tx_submit,
             "mempool_list": self.mempool_list, "tx_submit_many": self.tx_submit_many, "node_connect": self.node_connect,
             "node_verify_db": self.node_verify_db,
+            "artifact_fetch": self.artifact_fetch, "artifact_progress": self.artifact_progress,
         }
 
     # ---- rendering -------------------------------------------------------------------------
@@ -272,3 +274,34 @@ class RpcMethods:
         limit = _int_param(limit, "limit", 1, MAX_MEMPOOL_LIST)
         txids = self.node.mempool.txids()
         return {"count": len(txids), "txs": [t.hex() for t in txids[:limit]]}
+
+    # ---- artifacts (p2p/artifact_fetch.py) ---------------------------------------------------
+
+    def _progress_json(self, root: bytes) -> dict[str, Any]:
+        progress = self.node.p2p.artifact_progress(root)
+        if progress is not None:
+            return progress.to_json(trio.current_time())
+        if self.node.artifacts.has(root):
+            return {"root": root.hex(), "state": "done", "bytes_total": 0, "bytes_done": 0, "bytes_resumed": 0,
+                    "rate": 0.0, "seconds": 0.0, "reason": "", "error": "", "sources": [], "dropped": {}}
+        raise RpcError(NOT_FOUND, f"no fetch of {root.hex()}", {"reason": "unknown-fetch"})
+
+    async def artifact_fetch(self, root: Any, sources: Any = None, **named: Any) -> dict[str, Any]:
+        """Start fetching an artifact (returns at once); params `root` and `from` (multiaddrs
+        or connected peer ids; none: every peer)."""
+        if set(named) - {"from"}:
+            raise RpcError(INVALID_PARAMS, f"unknown params: {', '.join(sorted(set(named) - {'from'}))}")
+        sources = named.get("from", sources) or []
+        if not isinstance(sources, list) or len(sources) > MAX_FETCH_SOURCES or not all(
+            isinstance(s, str) and 0 < len(s) <= 512 for s in sources
+        ):
+            raise RpcError(INVALID_PARAMS, f"from must be a list of up to {MAX_FETCH_SOURCES} multiaddrs or peer ids")
+        raw = _hex(root, "root", 32)
+        try:
+            self.node.p2p.fetch_artifact(raw, sources)
+        except P2PError as exc:
+            raise RpcError(CONNECT_FAILED, str(exc), {"reason": exc.reason}) from None
+        return self._progress_json(raw)
+
+    async def artifact_progress(self, root: Any) -> dict[str, Any]:
+        return self._progress_json(_hex(root, "root", 32))

@@ -19,6 +19,7 @@ def default_rates() -> dict[str, Rate]:
         "txs": Rate(per_second=200.0, burst=2000.0),
         "bids": Rate(per_second=50.0, burst=500.0),
         "requests": Rate(per_second=100.0, burst=400.0),
+        "artifacts": Rate(per_second=50.0, burst=200.0),  # artifact requests (streams)
     }
 
 
@@ -46,4 +47,8 @@ class P2PConfig:
     request_pace: Rate = field(default_factory=lambda: Rate(per_second=50.0, burst=200.0))
     blocks_per_request: int = 64  # get_blocks batch size during sync (<= wire.MAX_BLOCKS)
     headers_per_request: int = 2000
+    artifact_streams: int = 8  # concurrent artifact streams we serve one peer
+    # artifact bytes we serve one peer per second, and the burst; our loopback copy runs ~200 MB/s
+    artifact_rate: Rate = field(default_factory=lambda: Rate(per_second=256.0 * 2**20, burst=64.0 * 2**20))
+    artifact_timeout: float = 30.0  # seconds for a manifest or piece-list answer; 3x for a read
     observer: PolicyObserver = field(default_factory=Unobserved)  # told of every penalty and ban

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from hashlib import blake2b
 from pathlib import Path
 from typing import Any
@@ -295,6 +296,43 @@ class Host:
             if "EOF" in type(exc).__name__:
                 raise WireError("truncated", "stream closed before a full response") from exc
             raise RequestFailed("stream-failed", repr(exc)) from exc
+
+    @asynccontextmanager
+    async def stream_request(self, peer: str, protocol: str, data: bytes) -> AsyncIterator[ReadFn]:
+        """Like `request` for an answer of several frames: writes `data`, half-closes and yields
+        the stream's read (a reset reads as RequestFailed, an early end as b""); the stream is
+        closed when the block exits, reset if it raised."""
+        if not self.is_connected(peer):
+            raise RequestFailed("not-connected", peer)
+        try:
+            stream = await self.libp2p.new_stream(ID.from_base58(peer), [TProtocol(protocol)])
+        except Exception as exc:
+            raise RequestFailed("no-stream", f"{protocol}: {exc}") from exc
+
+        async def read(n: int) -> bytes:
+            try:
+                return await stream.read(n)
+            except Exception as exc:
+                if "EOF" in type(exc).__name__:
+                    return b""
+                raise RequestFailed("stream-failed", repr(exc)) from exc
+
+        try:
+            try:
+                await stream.write(data)
+                await stream.close_write()  # type: ignore[attr-defined]  # NetStream has it
+            except Exception as exc:
+                raise RequestFailed("stream-failed", repr(exc)) from exc
+            yield read
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await _reset(stream)
+            raise
+        with trio.CancelScope(shield=True):
+            try:
+                await stream.close()
+            except Exception:  # the peer may have gone meanwhile
+                log.debug("stream close failed", exc_info=True)
 
     async def wait_subscribed(self, peer: str, topic: str, timeout: float) -> None:
         """Wait until `peer` subscribes to `topic` and sits in our mesh for it: a publish on a

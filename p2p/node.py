@@ -15,6 +15,8 @@ from typing import Any
 import trio
 
 from chain.errors import RejectKind
+from p2p.artifact_fetch import ArtifactTransfers, FetchProgress
+from p2p.artifacts import ArtifactBackend, ArtifactServer, artifact_protocol
 from p2p.backend import ChainBackend
 from p2p.config import BAN_FILE, KEY_FILE, P2PConfig
 from p2p.errors import P2PError, RequestFailed
@@ -45,7 +47,8 @@ class P2P:
     """The network side of a Neuro node. Start with `await nursery.start(p2p.run)`."""
 
     def __init__(
-        self, config: P2PConfig, backend: ChainBackend, *, on_bid: BidHandler | None = None
+        self, config: P2PConfig, backend: ChainBackend, *, on_bid: BidHandler | None = None,
+        artifacts: ArtifactBackend | None = None,
     ) -> None:
         self.config = config
         self.backend = backend
@@ -88,6 +91,16 @@ class P2P:
             on_missing_parent=self.driver.request_sync,
             on_bid=on_bid,
         )
+        self.artifacts: ArtifactTransfers | None = None
+        self._artifact_server: ArtifactServer | None = None
+        if artifacts is not None:
+            self._artifact_server = ArtifactServer(
+                artifacts, self.penalise, self._allow, config.artifact_streams, config.artifact_rate
+            )
+            self._host.set_handler(artifact_protocol(backend.chain_id), self._artifact_server.handle)
+            self.artifacts = ArtifactTransfers(
+                self._host, artifact_protocol(backend.chain_id), artifacts, self.penalise, config.artifact_timeout
+            )
         self._peers: dict[str, str] = {}  # handshaken peer -> direction
         self._wrong_chain: dict[str, float] = {}  # peer -> monotonic time until re-dial allowed
         self._peers_changed = trio.Event()
@@ -102,6 +115,8 @@ class P2P:
                 await nursery.start(self._host.run)
                 await nursery.start(self.gossip.run)
                 await nursery.start(self.driver.run)
+                if self.artifacts is not None:
+                    await nursery.start(self.artifacts.run)
                 nursery.start_soon(self._redial_loop)
                 nursery.start_soon(self._maintenance_loop)
                 task_status.started()
@@ -170,6 +185,35 @@ class P2P:
             self._record_ban(peer, self.config.ban_seconds, cause.value)
             self._host.spawn(self._host.disconnect, peer)
 
+    def fetch_artifact(self, root: bytes, sources: list[str]) -> FetchProgress:
+        """Start fetching artifact `root` (returns at once; see `artifact_progress`). `sources`
+        are multiaddrs (dialed) or ids of connected peers; none means every peer."""
+        if self.artifacts is None:
+            raise P2PError("no-artifact-store", "this node does not fetch artifacts")
+
+        async def resolve() -> list[str]:
+            peers, failed = [], []
+            for source in sources:
+                try:
+                    peers.append(await self.connect(source) if "/" in source else self._known(source))
+                except P2PError as exc:
+                    failed.append(f"{source[-16:]}: {exc}")
+            if not sources:
+                peers = list(self._peers)
+            if not peers:
+                raise P2PError("no-sources", "; ".join(failed) or "no connected peers to fetch from")
+            return peers
+
+        return self.artifacts.start(root, resolve)
+
+    def artifact_progress(self, root: bytes) -> FetchProgress | None:
+        return self.artifacts.progress(root) if self.artifacts else None
+
+    def _known(self, peer: str) -> str:
+        if peer not in self._peers:
+            raise P2PError("not-connected", f"{peer} is not a connected peer (give its multiaddr)")
+        return peer
+
     async def publish_block(self, data: bytes) -> bool:
         """Gossip a block we made or accepted; False when it is too large for gossip (peers
         then fetch it through sync after their next status poll)."""
@@ -213,6 +257,8 @@ class P2P:
         self.driver.forget(peer)
         self.limits.forget(peer)
         self._client.forget(peer)
+        if self._artifact_server is not None:
+            self._artifact_server.forget(peer)
         if peer not in self._bootstrap_peers():
             self._host.forget(peer)
         self._notify_peers_changed()

@@ -38,6 +38,7 @@ class Offence(enum.Enum):
     BAD_RESPONSE = "bad-response"  # a sync response that breaks the schema or our request
     TIMEOUT = "timeout"  # no answer to a sync request in time
     FALSE_WORK = "false-work"  # claimed more work than it could serve
+    BAD_ARTIFACT = "bad-artifact"  # artifact bytes that fail their hash (manifest, piece, file)
 
 
 # Points per offence. 100 crosses the default threshold: one provably invalid or undecodable
@@ -57,6 +58,7 @@ OFFENCE_PENALTY: dict[Offence, float] = {
     Offence.BAD_RESPONSE: 60.0,
     Offence.TIMEOUT: 10.0,
     Offence.FALSE_WORK: 25.0,
+    Offence.BAD_ARTIFACT: 60.0,
 }
 DEFAULT_THRESHOLD = 100.0
 DEFAULT_HALF_LIFE = 600.0  # seconds for misbehaviour points to halve

@@ -5,7 +5,8 @@ whatever `ChainStatus` it is told to claim, e.g. a huge amount of work) and then
 test asks:
 publishes arbitrary bytes on the gossip topics (malformed msgpack, oversized or invalid blocks
 and tx batches), sends raw bytes on the sync protocol, or serves bogus headers and blocks when
-the target syncs from it. `banned_by` reports whether the target banned it: the connection was
+the target syncs from it, or serves an artifact whose pieces are corrupted (`serve_bad_artifact`:
+the true manifest and piece lists, every piece with one byte flipped). `banned_by` reports whether the target banned it: the connection was
 closed and a re-dial is refused (closed again at once, before any request gets through).
 
 Usage (inside a trio nursery):
@@ -159,6 +160,51 @@ class EvilPeer:
                 nursery.start_soon(_set_when, handshake, nursery.cancel_scope)
         return dropped.is_set() and not handshake.is_set()
 
+
+    def serve_bad_artifact(self, folder: Path) -> None:
+        """Answer `/neuro/<chain16>/artifact/1` for the artifact in `folder` (its manifest.json
+        and files): the true manifest and true piece lists, but every piece served with its
+        first byte flipped, so each one fails the list it is checked against."""
+        from p2p.artifacts import (
+            ManifestRequest,
+            PiecesRequest,
+            artifact_protocol,
+            error_frame,
+            piece_hashes,
+            read_range,
+        )
+        from p2p.artifacts import decode_request as decode_artifact_request
+        from p2p.wire import _pack
+        from worker.artifact import MANIFEST_FILE, read_manifest
+
+        manifest = read_manifest(folder)
+        files = {f.hash: (folder / f.path, f.size) for f in manifest.files}
+        self.bad_pieces_served = 0
+
+        async def serve(peer: str, read: ReadFn, write: Any) -> None:
+            request = decode_artifact_request(await read_frame(read, MAX_REQUEST_BYTES))
+            if request.root != manifest.root:
+                await write(error_frame("unknown-artifact"))
+                return
+            if isinstance(request, ManifestRequest):
+                await write(frame(_pack(["manifest", (folder / MANIFEST_FILE).read_bytes()])))
+                return
+            if request.file_hash not in files:
+                await write(error_frame("unknown-file"))
+                return
+            path, size = files[request.file_hash]
+            if isinstance(request, PiecesRequest):
+                await write(frame(_pack(["pieces", piece_hashes(path, size)])))
+                return
+            pieces = await trio.to_thread.run_sync(read_range, path, request.first, request.count, size)
+            for index, piece in enumerate(pieces, request.first):
+                data = bytearray(piece)
+                if data:
+                    data[0] ^= 0xFF
+                self.bad_pieces_served += 1
+                await write(frame(_pack(["piece", index, bytes(data)])))
+
+        self.host.set_handler(artifact_protocol(self.chain_id), serve)
 
     def link_state(self, peer: str, topic: str | None = None) -> dict[str, bool]:
         """Our side of the link to `peer`, for failure reports: connected, whether pubsub has an

@@ -1,0 +1,180 @@
+"""Artifact transfer: a 200 MB artifact between two daemons on loopback.
+
+Prints the fetch throughput (bytes / seconds from `artifact_fetch` to the artifact being stored,
+every piece and every whole file verified), its ratio to a raw py-libp2p stream copy of the same
+number of bytes between two processes built the same way (noise + yamux, 1 MiB writes) measured
+in the same run (goal >= 0.8), and the verify cost: seconds of hashing per GB (each piece against
+its list, then each whole file against the manifest), and as a share of the transfer time.
+
+    .venv/bin/python bench/artifact_transfer.py [--mb 200] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import trio
+
+MB = 1 << 20
+RAW_PROTOCOL = "/neuro-bench/raw/1"
+
+
+# --------------------------------------------------------------------------- raw reference
+
+
+def raw_server(key_dir: Path, total: int) -> None:
+    """Serve `total` bytes in 1 MiB writes on every stream of RAW_PROTOCOL; prints its address."""
+    from p2p.host import Host, load_or_create_key
+
+    async def main() -> None:
+        host = Host(load_or_create_key(key_dir / "key"), ["/ip4/127.0.0.1/tcp/0"],
+                    on_connect=lambda *_: None, on_disconnect=lambda *_: None)
+        block = os.urandom(MB)
+
+        async def serve(peer: str, read: object, write: object) -> None:
+            sent = 0
+            while sent < total:
+                chunk = block[: min(MB, total - sent)]
+                await write(chunk)  # type: ignore[operator]
+                sent += len(chunk)
+
+        host.set_handler(RAW_PROTOCOL, serve)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(host.run)
+            print(host.listen_addrs()[0], flush=True)
+            await trio.sleep_forever()
+
+    trio.run(main)
+
+
+async def raw_copy(addr: str, key_dir: Path, total: int) -> float:
+    """Seconds to read `total` bytes from the raw server on one fresh stream."""
+    from p2p.host import Host, load_or_create_key
+
+    host = Host(load_or_create_key(key_dir / "client"), ["/ip4/127.0.0.1/tcp/0"],
+                on_connect=lambda *_: None, on_disconnect=lambda *_: None)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(host.run)
+        peer = await host.connect(addr, 30)
+        started = time.perf_counter()
+        async with host.stream_request(peer, RAW_PROTOCOL, b"go") as read:
+            got = 0
+            while got < total:
+                data = await read(1 << 20)
+                if not data:
+                    raise RuntimeError(f"raw stream ended at {got} of {total}")
+                got += len(data)
+        seconds = time.perf_counter() - started
+        nursery.cancel_scope.cancel()
+    return seconds
+
+
+# --------------------------------------------------------------------------- artifact
+
+
+def make_artifact(folder: Path, total: int) -> bytes:
+    from worker.artifact import ItemDraft, write_manifest
+
+    folder.mkdir(parents=True)
+    files = 4
+    drafts = []
+    for index in range(files):
+        path = f"part-{index}.bin"
+        with open(folder / path, "wb") as f:
+            left = total // files
+            while left:
+                chunk = min(left, 8 * MB)
+                f.write(os.urandom(chunk))
+                left -= chunk
+        drafts.append(ItemDraft(index, (path,), labels=b"{}"))
+    return write_manifest(folder, "bench", drafts, {"bench": "artifact_transfer"}).root
+
+
+def verify_seconds(folder: Path) -> tuple[float, int]:
+    """Hashing a fetch does per byte: every piece against its list, every file whole."""
+    from blake3 import blake3
+
+    from p2p.artifacts import PIECE_SIZE
+    from worker.artifact import file_hash
+
+    started, size = time.perf_counter(), 0
+    for path in sorted(folder.glob("*.bin")):
+        with open(path, "rb") as f:
+            while piece := f.read(PIECE_SIZE):
+                blake3(piece).digest()
+                size += len(piece)
+        file_hash(path)
+    return time.perf_counter() - started, size
+
+
+def fetch_seconds(workdir: Path, art: Path, root: bytes, run: int) -> float:
+    from neurod.artifact_store import store_of
+    from tests.support.daemons import Daemon, wait_until
+
+    server = Daemon(workdir / f"server{run}").start()
+    fetcher = Daemon(workdir / f"fetcher{run}", bootstrap=[server.p2p_addr]).start()
+    try:
+        store_of(server.datadir).put(art)
+        wait_until(lambda: fetcher.peers() >= 1, 60, "peering")
+        fetcher.rpc("artifact_fetch", root=root.hex(), **{"from": [server.peer_id]})
+        found = wait_until(
+            lambda: (p := fetcher.rpc("artifact_progress", root=root.hex()))["state"] in ("done", "failed") and p,
+            600, "the fetch", interval=0.05,
+        )
+        if found["state"] != "done":
+            raise RuntimeError(f"fetch failed: {found}")
+        return float(found["seconds"])
+    finally:
+        fetcher.stop()
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mb", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--raw-server", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--bytes", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.raw_server:
+        raw_server(args.raw_server, args.bytes)
+        return
+    total = args.mb * MB
+    with tempfile.TemporaryDirectory(prefix="bench-artifact-") as tmp:
+        workdir = Path(tmp)
+        root = make_artifact(workdir / "art", total)
+        server = subprocess.Popen(
+            [sys.executable, __file__, "--raw-server", str(workdir), "--bytes", str(total)],
+            stdout=subprocess.PIPE, text=True,
+        )
+        try:
+            assert server.stdout is not None
+            addr = server.stdout.readline().strip()
+            raw = [trio.run(raw_copy, addr, workdir, total) for _ in range(args.runs)]
+        finally:
+            server.terminate()
+            server.wait()
+        fetched = [fetch_seconds(workdir, workdir / "art", root, run) for run in range(args.runs)]
+        hashing, hashed = verify_seconds(workdir / "art")
+    raw_best, fetch_best = min(raw), min(fetched)
+    print(f"artifact: {total / 1e6:.0f} MB in 4 files, {args.runs} runs each (best of)")
+    print(f"raw py-libp2p stream copy: {total / raw_best / 1e6:7.1f} MB/s  (runs: "
+          + ", ".join(f"{total / s / 1e6:.0f}" for s in raw) + ")")
+    print(f"artifact fetch, verified:  {total / fetch_best / 1e6:7.1f} MB/s  (runs: "
+          + ", ".join(f"{total / s / 1e6:.0f}" for s in fetched) + ")")
+    print(f"ratio fetch / raw: {raw_best / fetch_best:.2f}  (goal >= 0.8)")
+    per_gb = hashing / (hashed / 1e9)
+    print(f"verify cost: {per_gb:.2f} s of hashing per GB (pieces + whole files), "
+          f"{hashing / fetch_best:.0%} of the fetch time")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,496 @@
+"""Fetching one artifact by its root from several peers at once (`/neuro/<chain16>/artifact/1`).
+
+Order of checks, cheapest first, each before anything is kept:
+1. the manifest, from the first source that has it: the backend decodes it and recomputes
+   every leaf, the items root and the root, which must equal the root asked for; a manifest
+   off its root costs its sender `Offence.BAD_ARTIFACT` and the fetch asks the next source;
+2. per file of more than one piece, each source's piece list: the first list heard is the
+   file's list; a source whose list differs is not used for that file (no blame yet: one of
+   the two lies, and step 4 tells which);
+3. every piece, against the file's list (a one-piece file: against the manifest's file hash),
+   before it is written into the partial file: a bad piece costs the source that sent it
+   `BAD_ARTIFACT` and it is dropped from the fetch (its list said otherwise);
+4. the whole file against the manifest hash, as the store adopts it: a mismatch means the list
+   itself lied, so every source that vouched for it is penalised and dropped, the file starts
+   over, and the sources set aside in step 2 take it.
+An honest source is never blamed: its list is the true one, and pieces matching the true list
+make the true file.
+
+Resume: pieces land in the backend's partial folder (`<hash>.part`, preallocated, written in
+place) next to the file's piece list (`<hash>.pieces`). A restarted fetch re-hashes the partial
+file against the saved list and keeps the pieces that match, once a source confirms the list;
+there is no separate record of done pieces to keep consistent with the file across a kill.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from p2p.artifacts import (
+    MAX_LIST_FRAME,
+    MAX_MANIFEST_FRAME,
+    MAX_PIECE_FRAME,
+    PIECE_SIZE,
+    ArtifactBackend,
+    ArtifactRejected,
+    FileSpec,
+    ManifestRequest,
+    Penalise,
+    PiecesRequest,
+    ReadRequest,
+    Refused,
+    decode_manifest_response,
+    decode_piece,
+    decode_pieces_response,
+    encode_request,
+    piece_count,
+    verified_pieces,
+    write_piece,
+)
+from p2p.errors import P2PError, RequestFailed, WireError
+from p2p.host import Host
+from p2p.scoring import Offence
+from p2p.wire import frame, read_frame
+
+log = logging.getLogger("neuro.p2p.artifacts")
+
+READ_PIECES = 16  # pieces per read request (<= MAX_READ_PIECES)
+STREAMS_PER_SOURCE = 2  # concurrent read streams to one source (servers allow 8)
+RETRIES = 3  # a source that goes away this many times in a row is dropped (no blame)
+RATE_WINDOW = 5.0  # seconds the reported rate averages over
+
+
+class _Fault(Exception):
+    """A source sent something provably wrong."""
+
+    def __init__(self, offence: Offence, detail: str) -> None:
+        super().__init__(detail)
+        self.offence = offence
+
+
+@dataclass(slots=True)
+class FetchProgress:
+    """What `artifact_progress` reports about one fetch."""
+
+    root: bytes
+    state: str = "manifest"  # manifest | fetching | done | failed
+    total: int = 0  # bytes of the files the store lacked
+    done: int = 0  # of those, bytes verified and written
+    resumed: int = 0  # bytes found verified in partial files when the fetch started
+    reason: str = ""  # kebab-case, when failed
+    error: str = ""
+    sources: list[str] = field(default_factory=list)
+    dropped: dict[str, str] = field(default_factory=dict)  # source -> why it was dropped
+    started: float = 0.0
+    finished: float = 0.0
+    samples: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=64))
+    changed: trio.Event = field(default_factory=trio.Event)
+
+    def rate(self, now: float) -> float:
+        """Bytes per second over the last RATE_WINDOW seconds."""
+        recent = [(t, d) for t, d in self.samples if t >= now - RATE_WINDOW]
+        if len(recent) < 2 or recent[-1][0] <= recent[0][0]:
+            return 0.0
+        return (recent[-1][1] - recent[0][1]) / (max(now, recent[-1][0]) - recent[0][0])
+
+    def note(self, now: float) -> None:
+        if not self.samples or now - self.samples[-1][0] >= 0.05:
+            self.samples.append((now, self.done))
+
+    def finish(self, state: str, now: float, reason: str = "", error: str = "") -> None:
+        self.state, self.reason, self.error, self.finished = state, reason, error, now
+        self.changed.set()
+
+    def to_json(self, now: float) -> dict[str, object]:
+        elapsed = (self.finished or now) - self.started
+        rate = self.rate(now) if self.state == "fetching" else (self.done - self.resumed) / max(elapsed, 1e-9)
+        return {
+            "root": self.root.hex(), "state": self.state, "bytes_total": self.total, "bytes_done": self.done,
+            "bytes_resumed": self.resumed, "rate": rate, "seconds": elapsed, "reason": self.reason,
+            "error": self.error, "sources": list(self.sources), "dropped": dict(self.dropped),
+        }
+
+
+@dataclass(slots=True)
+class _File:
+    spec: FileSpec
+    part: Path
+    count: int
+    hashes: list[bytes] | None = None  # the list pieces are checked against
+    backers: set[str] = field(default_factory=set)  # sources that sent that list
+    refused: set[str] = field(default_factory=set)  # sources whose list differs
+    have: set[int] = field(default_factory=set)
+    todo: set[int] = field(default_factory=set)  # neither done nor in flight
+    candidate: tuple[list[bytes], set[int]] | None = None  # a saved list and the pieces matching it
+    generation: int = 0  # bumped when the file starts over: in-flight pieces are then void
+    stored: bool = False
+    finishing: bool = False
+    fd: int = -1
+
+    def piece_len(self, index: int) -> int:
+        return min(PIECE_SIZE, self.spec.size - index * PIECE_SIZE)
+
+    def have_bytes(self) -> int:
+        return sum(self.piece_len(i) for i in self.have)
+
+
+class ArtifactFetch:
+    """One running fetch; `run` returns when it is done or failed (see `progress`)."""
+
+    def __init__(
+        self, host: Host, protocol: str, backend: ArtifactBackend, penalise: Penalise,
+        root: bytes, timeout: float,
+    ) -> None:
+        self.host, self.protocol, self.backend, self.penalise = host, protocol, backend, penalise
+        self.root = root
+        self.timeout = timeout
+        self.progress = FetchProgress(root, started=trio.current_time())
+        self._active: list[str] = []
+        self._strikes: dict[str, int] = {}
+        self._files: list[_File] = []
+        self._wake = trio.Event()
+        self._inflight = 0
+
+    # -- driver --------------------------------------------------------------------------------
+
+    async def run(self, sources: list[str]) -> FetchProgress:
+        progress = self.progress
+        self._active = list(dict.fromkeys(sources))
+        progress.sources = list(self._active)
+        try:
+            await self._run()
+        except (OSError, ArtifactRejected) as exc:  # our own disk or store, not a peer
+            log.warning("artifact fetch %s failed: %s", self.root.hex()[:16], exc)
+            progress.finish("failed", trio.current_time(), "local-error", str(exc))
+        finally:
+            for f in self._files:
+                if f.fd >= 0:
+                    os.close(f.fd)
+                    f.fd = -1
+        return progress
+
+    async def _run(self) -> None:
+        progress = self.progress
+        found = await self._manifest()
+        if found is None:
+            return
+        data, specs = found
+        folder = self.backend.partial_dir(self.root)
+        self._files = [await trio.to_thread.run_sync(_open_file, folder, spec) for spec in specs]
+        progress.total = sum(f.spec.size for f in self._files)
+        progress.done = progress.resumed = sum(f.have_bytes() for f in self._files)
+        progress.state = "fetching"
+        progress.note(trio.current_time())
+        for f in self._files:
+            if len(f.have) == f.count:  # complete before the kill: the whole-file check decides
+                await self._finish_file(f, blame=False)
+        log.info("fetching artifact %s: %d files, %d bytes (%d resumed) from %d sources",
+                 self.root.hex()[:16], len(specs), progress.total, progress.resumed, len(self._active))
+        async with trio.open_nursery() as nursery:
+            for source in list(self._active):
+                for _ in range(STREAMS_PER_SOURCE):
+                    nursery.start_soon(self._worker, source)
+        if any(not f.stored for f in self._files):
+            why = "; ".join(f"{p[:12]}..: {w}" for p, w in progress.dropped.items()) or "none given"
+            progress.finish("failed", trio.current_time(), "no-sources-left", f"every source dropped ({why})")
+            return
+        await trio.to_thread.run_sync(self.backend.complete, self.root, data)
+        progress.finish("done", trio.current_time())
+        log.info("artifact %s fetched: %d bytes", self.root.hex()[:16], progress.total)
+
+    async def _manifest(self) -> tuple[bytes, list[FileSpec]] | None:
+        """The manifest from the first source that has one matching the root."""
+        for source in list(self._active):
+            try:
+                with trio.fail_after(self.timeout):
+                    raw = await self.host.request(
+                        source, self.protocol, frame(encode_request(ManifestRequest(self.root))),
+                        MAX_MANIFEST_FRAME,
+                    )
+                data = decode_manifest_response(raw)
+                return data, await trio.to_thread.run_sync(self.backend.check_manifest, self.root, data)
+            except ArtifactRejected as exc:
+                self._fault(source, Offence.BAD_ARTIFACT, f"manifest: {exc}")
+            except Exception as exc:  # noqa: BLE001 - sorted by _failure
+                self._failure(source, exc)
+        why = "; ".join(f"{p[:12]}..: {w}" for p, w in self.progress.dropped.items()) or "no sources given"
+        self.progress.finish("failed", trio.current_time(), "no-manifest", f"no source served the manifest ({why})")
+        return None
+
+    # -- sources -------------------------------------------------------------------------------
+
+    async def _worker(self, source: str) -> None:
+        while source in self._active:
+            job = self._take(source)
+            if job is None:
+                if all(f.stored for f in self._files):
+                    return
+                if not self._inflight and not any(self._eligible(s) for s in self._active):
+                    self._wake_all()  # stuck: what is left, no source left will serve
+                    return
+                await self._wake.wait()
+                continue
+            f, indices, generation = job
+            self._inflight += 1
+            try:
+                await self._serve_job(source, f, indices, generation)
+                self._strikes.pop(source, None)
+            except _Fault as fault:
+                self._fault(source, fault.offence, str(fault))
+            except Exception as exc:  # noqa: BLE001 - sorted by _failure
+                if self._failure(source, exc):
+                    await trio.sleep(0.5 if isinstance(exc, Refused) else 1.0)
+            finally:
+                self._inflight -= 1
+                if f.generation == generation:
+                    f.todo |= set(indices) - f.have
+                self._wake_all()
+
+    def _eligible(self, source: str) -> bool:
+        return any(not f.stored and source not in f.refused and f.todo for f in self._files)
+
+    def _take(self, source: str) -> tuple[_File, list[int], int] | None:
+        for f in self._files:
+            if f.stored or not f.todo or source in f.refused:
+                continue
+            first = min(f.todo)
+            indices = [first]
+            while len(indices) < READ_PIECES and indices[-1] + 1 in f.todo:
+                indices.append(indices[-1] + 1)
+            f.todo -= set(indices)
+            return f, indices, f.generation
+        return None
+
+    def _wake_all(self) -> None:
+        self._wake.set()
+        self._wake = trio.Event()
+
+    async def _serve_job(self, source: str, f: _File, indices: list[int], generation: int) -> None:
+        if f.count > 1 and source not in f.backers:
+            theirs = await self._piece_list(source, f)
+            if f.generation != generation:
+                return
+            if f.hashes is None:
+                await self._adopt_list(f, theirs, source)
+                return  # the job's pieces may be done already: take a fresh job
+            if theirs != f.hashes:
+                log.info("%s: piece list of %s differs; not used for it", source, f.spec.hash.hex()[:16])
+                f.refused.add(source)
+                return
+            f.backers.add(source)
+        assert f.hashes is not None
+        request = ReadRequest(self.root, f.spec.hash, indices[0], len(indices))
+        with trio.fail_after(self.timeout * 3):
+            async with self.host.stream_request(source, self.protocol, frame(encode_request(request))) as read:
+                for index in indices:
+                    data = decode_piece(await read_frame(read, MAX_PIECE_FRAME), index, f.piece_len(index))
+                    if f.generation != generation:
+                        return
+                    ok = await trio.to_thread.run_sync(write_piece, f.fd, index, data, f.hashes[index])
+                    if not ok:
+                        raise _Fault(Offence.BAD_ARTIFACT, f"piece {index} of {f.spec.hash.hex()[:16]} fails its hash")
+                    if f.generation != generation:
+                        return
+                    f.have.add(index)
+                    self.progress.done += len(data)
+                    self.progress.note(trio.current_time())
+        if len(f.have) == f.count and not f.finishing:
+            await self._finish_file(f)
+
+    async def _piece_list(self, source: str, f: _File) -> list[bytes]:
+        with trio.fail_after(self.timeout):
+            raw = await self.host.request(
+                source, self.protocol, frame(encode_request(PiecesRequest(self.root, f.spec.hash))), MAX_LIST_FRAME
+            )
+        return decode_pieces_response(raw, f.count)
+
+    async def _adopt_list(self, f: _File, hashes: list[bytes], source: str) -> None:
+        """`hashes` becomes the file's list; pieces kept from a saved list stay only if equal."""
+        f.hashes, f.backers = hashes, {source}
+        kept = f.candidate[1] if f.candidate and f.candidate[0] == hashes else set()
+        f.candidate = None
+        if kept != f.have:
+            self.progress.done += sum(f.piece_len(i) for i in kept) - f.have_bytes()
+            f.have = set(kept)
+            f.todo = set(range(f.count)) - f.have
+        await trio.to_thread.run_sync(_save_list, f)
+        if len(f.have) == f.count and not f.finishing:
+            await self._finish_file(f)
+
+    async def _finish_file(self, f: _File, *, blame: bool = True) -> None:
+        f.finishing = True
+        try:
+            if await trio.to_thread.run_sync(_sync_and_adopt, self.backend, f):
+                f.stored = True
+                os.close(f.fd)
+                f.fd = -1
+                f.part.with_suffix(".pieces").unlink(missing_ok=True)
+                return
+            # every piece matched the list and the file does not: the list lied
+            for backer in sorted(f.backers) if blame else ():
+                self._fault(backer, Offence.BAD_ARTIFACT, f"piece list of {f.spec.hash.hex()[:16]} is not the file")
+            self._restart_file(f, keep_candidate=False)
+        finally:
+            f.finishing = False
+
+    def _restart_file(self, f: _File, *, keep_candidate: bool) -> None:
+        """Forget the file's list; its pieces are kept as a candidate when the list may be true."""
+        f.generation += 1
+        f.candidate = (f.hashes, set(f.have)) if keep_candidate and f.hashes else None
+        if not keep_candidate:
+            self.progress.done -= f.have_bytes()
+            f.have = set()
+        f.hashes, f.backers, f.refused = None, set(), set()
+        f.todo = set(range(f.count)) - f.have
+
+    def _fault(self, source: str, offence: Offence, detail: str) -> None:
+        log.info("artifact source %s dropped: %s", source, detail)
+        self.penalise(source, offence, detail)
+        self._drop(source, f"{offence.value}: {detail}", blamed=True)
+
+    def _failure(self, source: str, exc: Exception) -> bool:
+        """Sort a failed request: True when the source stays (try it again later)."""
+        if isinstance(exc, WireError):
+            offence = Offence.OVERSIZE if exc.reason == "oversize" else Offence.BAD_RESPONSE
+            self._fault(source, offence, str(exc))
+            return False
+        if isinstance(exc, trio.TooSlowError):
+            self._fault(source, Offence.TIMEOUT, "artifact request timed out")
+            return False
+        if isinstance(exc, Refused) and exc.reason == "busy":
+            return True
+        if isinstance(exc, Refused):
+            self._drop(source, f"refused: {exc.reason}", blamed=False)
+            return False
+        if isinstance(exc, RequestFailed):
+            self._strikes[source] = self._strikes.get(source, 0) + 1
+            if self._strikes[source] < RETRIES:
+                return True
+            self._drop(source, f"gone: {exc}", blamed=False)
+            return False
+        log.exception("artifact fetch from %s: unexpected failure", source)
+        self._drop(source, f"error: {exc!r}", blamed=False)
+        return False
+
+    def _drop(self, source: str, why: str, *, blamed: bool) -> None:
+        if source in self._active:
+            self._active.remove(source)
+            self.progress.dropped[source] = why
+        for f in self._files:
+            if f.stored or f.count == 1 or source not in f.backers:
+                continue
+            f.backers.discard(source)
+            if not f.backers:
+                # nobody left vouches for the list: hear it again; keep the pieces in case it
+                # was true, unless the one who sent it just lied
+                self._restart_file(f, keep_candidate=not blamed)
+        self._wake_all()
+
+
+def _open_file(folder: Path, spec: FileSpec) -> _File:
+    """The partial file of `spec`, created at its full size, with the pieces already verified
+    against its saved list (or, for a one-piece file, against the manifest hash)."""
+    count = piece_count(spec.size)
+    part = folder / f"{spec.hash.hex()}.part"
+    f = _File(spec, part, count)
+    f.fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o600)
+    if os.fstat(f.fd).st_size != spec.size:
+        os.ftruncate(f.fd, spec.size)
+    if count == 1:
+        f.hashes = [spec.hash]
+        f.have = verified_pieces(part, f.hashes, spec.size)
+    else:
+        saved = _load_list(part.with_suffix(".pieces"), count)
+        if saved is not None:
+            f.candidate = (saved, verified_pieces(part, saved, spec.size))
+            f.have = set(f.candidate[1])
+    f.todo = set(range(count)) - f.have
+    return f
+
+
+def _sync_and_adopt(backend: ArtifactBackend, f: _File) -> bool:
+    os.fsync(f.fd)
+    return backend.adopt_file(f.spec, f.part)
+
+
+def _load_list(path: Path, count: int) -> list[bytes] | None:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    if len(raw) != 32 * count:
+        return None
+    return [raw[i:i + 32] for i in range(0, len(raw), 32)]
+
+
+def _save_list(f: _File) -> None:
+    assert f.hashes is not None
+    path = f.part.with_suffix(".pieces")
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(b"".join(f.hashes))
+    os.replace(tmp, path)
+
+
+Resolve = Callable[[], Awaitable[list[str]]]
+KEPT_FINISHED = 64  # finished fetches remembered for `progress`
+
+
+class ArtifactTransfers:
+    """A node's fetches: at most one running per root; started with `await nursery.start(run)`."""
+
+    def __init__(
+        self, host: Host, protocol: str, backend: ArtifactBackend, penalise: Penalise, timeout: float
+    ) -> None:
+        self._host, self._protocol, self._backend = host, protocol, backend
+        self._penalise, self._timeout = penalise, timeout
+        self._fetches: dict[bytes, ArtifactFetch] = {}
+        self._nursery: trio.Nursery | None = None
+
+    async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await trio.sleep_forever()
+
+    def start(self, root: bytes, resolve: Resolve) -> FetchProgress:
+        """Start fetching `root` from the peers `resolve` returns (it may dial); returns at once.
+        A fetch of the same root already running is returned as it is."""
+        running = self._fetches.get(root)
+        if running is not None and running.progress.state in ("manifest", "fetching"):
+            return running.progress
+        if self._nursery is None:
+            raise P2PError("not-running", "the artifact service is not running")
+        fetch = ArtifactFetch(self._host, self._protocol, self._backend, self._penalise, root, self._timeout)
+        self._fetches.pop(root, None)
+        self._fetches[root] = fetch
+        while len(self._fetches) > KEPT_FINISHED:
+            oldest = next(iter(self._fetches))
+            if self._fetches[oldest].progress.state in ("manifest", "fetching"):
+                break
+            del self._fetches[oldest]
+        self._nursery.start_soon(self._run, fetch, resolve)
+        return fetch.progress
+
+    async def _run(self, fetch: ArtifactFetch, resolve: Resolve) -> None:
+        try:
+            if self._backend.has(fetch.root):
+                fetch.progress.finish("done", trio.current_time())
+                return
+            await fetch.run(await resolve())
+        except P2PError as exc:
+            fetch.progress.finish("failed", trio.current_time(), exc.reason, str(exc))
+        except Exception as exc:  # a fetch must never take the node down
+            log.exception("artifact fetch %s crashed", fetch.root.hex()[:16])
+            fetch.progress.finish("failed", trio.current_time(), "internal-error", repr(exc))
+
+    def progress(self, root: bytes) -> FetchProgress | None:
+        fetch = self._fetches.get(root)
+        return fetch.progress if fetch else None

@@ -1,0 +1,351 @@
+"""The artifact protocol `/neuro/<chain16>/artifact/1`: wire messages, the backend it serves
+from, and the server side (the fetching side is `p2p.artifact_fetch`).
+
+Why pieces: a file is committed by the BLAKE3 hash of its whole bytes, and the `blake3` package
+exposes no subtree chaining values, so a piece of a large file cannot be checked against the
+manifest on its own. Each server therefore answers a file's piece list (BLAKE3 of each
+`PIECE_SIZE` piece); the fetcher checks every piece against the list of the source that sent it
+before writing it, and the whole file against the manifest hash before it enters the store. A
+file of at most one piece needs no list: its one piece hash is the manifest's file hash.
+
+The server answers only what its backend holds and its policy allows (`may_fetch`), paces each
+peer's bytes with a token bucket, and caps each peer's concurrent artifact streams. p2p never
+decodes a manifest: the backend (neurod, over its artifact store) does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import trio
+from blake3 import blake3
+
+from p2p.errors import P2PError, WireError
+from p2p.host import ReadFn
+from p2p.scoring import Offence, Rate, TokenBucket
+from p2p.wire import HASH_LEN, MAX_REQUEST_BYTES, _pack, _unpack, frame, read_frame
+
+log = logging.getLogger("neuro.p2p.artifacts")
+
+PIECE_SIZE = 1 << 20  # bytes per piece; the last piece of a file may be shorter
+MAX_READ_PIECES = 16  # pieces one `read` request may ask for
+MAX_MANIFEST_FRAME = 64 << 20  # a manifest larger than this cannot travel in v1
+MAX_LIST_FRAME = 8 << 20  # 262,144 piece hashes: files up to 256 GiB
+MAX_PIECE_FRAME = PIECE_SIZE + 64
+MAX_REASON = 64
+
+Penalise = Callable[[str, Offence, str], None]
+Allow = Callable[[str, str], bool]
+Write = Callable[[bytes], Awaitable[None]]
+
+
+def artifact_protocol(chain_id: str) -> str:
+    return f"/neuro/{chain_id[:16]}/artifact/1"
+
+
+def piece_count(size: int) -> int:
+    """Pieces of a file of `size` bytes (an empty file has one empty piece)."""
+    return max(1, -(-size // PIECE_SIZE))
+
+
+def piece_hashes(path: Path, size: int) -> list[bytes]:
+    """BLAKE3 of each piece of the file at `path` (blocking: run it in a thread)."""
+    hashes = []
+    with open(path, "rb") as f:
+        for _ in range(piece_count(size)):
+            hashes.append(blake3(f.read(PIECE_SIZE)).digest())
+    return hashes
+
+
+class ArtifactRejected(P2PError):
+    """Bytes a peer sent that are not the artifact asked for (a manifest off its root)."""
+
+    reason = "bad-artifact"
+
+
+@dataclass(frozen=True, slots=True)
+class FileSpec:
+    """A file an artifact delivers, as the fetcher needs it: its content hash and size."""
+
+    hash: bytes
+    size: int
+
+
+class ArtifactBackend(Protocol):
+    """The artifact store as p2p sees it; neurod implements it. Blocking methods are called
+    from worker threads (marked); the others must be cheap: they run on the event loop."""
+
+    def may_fetch(self, peer: str, root: bytes) -> bool:
+        """Policy: may `peer` fetch artifact `root` from us?"""
+        ...
+
+    def manifest_bytes(self, root: bytes) -> bytes | None:
+        """The stored manifest of `root`, exactly as delivered; None if not stored. Thread."""
+        ...
+
+    def file_path(self, root: bytes, file_hash: bytes) -> tuple[Path, int] | None:
+        """(path, size) of a stored file `root`'s manifest lists; None otherwise. Thread."""
+        ...
+
+    def has(self, root: bytes) -> bool: ...
+
+    def check_manifest(self, root: bytes, data: bytes) -> list[FileSpec]:
+        """Decode a fetched manifest and check it commits to `root` (every leaf, the items
+        root, the root); the distinct files it delivers that the store lacks. Raises
+        `ArtifactRejected` naming the reason. Thread."""
+        ...
+
+    def partial_dir(self, root: bytes) -> Path:
+        """A folder that survives restarts, for the pieces of an unfinished fetch."""
+        ...
+
+    def adopt_file(self, spec: FileSpec, path: Path) -> bool:
+        """Hash the file at `path` whole; if it is `spec`, move it into the store and return
+        True; False (file left in place) if it is not. Thread."""
+        ...
+
+    def complete(self, root: bytes, data: bytes) -> None:
+        """Every file is stored: store the manifest (the artifact is now `has`), drop the
+        partial folder. Thread."""
+        ...
+
+
+# --------------------------------------------------------------------------- wire
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestRequest:
+    root: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PiecesRequest:
+    root: bytes
+    file_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRequest:
+    root: bytes
+    file_hash: bytes
+    first: int
+    count: int
+
+
+ArtifactRequest = ManifestRequest | PiecesRequest | ReadRequest
+
+
+def encode_request(req: ArtifactRequest) -> bytes:
+    if isinstance(req, ManifestRequest):
+        return _pack(["manifest", req.root])
+    if isinstance(req, PiecesRequest):
+        return _pack(["pieces", req.root, req.file_hash])
+    return _pack(["read", req.root, req.file_hash, req.first, req.count])
+
+
+def _hash(value: Any, what: str) -> bytes:
+    if not isinstance(value, bytes) or len(value) != HASH_LEN:
+        raise WireError("bad-hash", f"{what} is not a {HASH_LEN}-byte hash")
+    return value
+
+
+def _uint(value: Any, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise WireError("bad-shape", f"{what} must be a non-negative integer")
+    return value
+
+
+def _fields(obj: list[Any], n: int) -> None:
+    if len(obj) != n:
+        raise WireError("bad-shape", f"{obj[0]} has {len(obj)} fields, expected {n}")
+
+
+def decode_request(data: bytes) -> ArtifactRequest:
+    obj = _unpack(data, MAX_REQUEST_BYTES)
+    tag = obj[0]
+    if tag == "manifest":
+        _fields(obj, 2)
+        return ManifestRequest(_hash(obj[1], "root"))
+    if tag == "pieces":
+        _fields(obj, 3)
+        return PiecesRequest(_hash(obj[1], "root"), _hash(obj[2], "file"))
+    if tag == "read":
+        _fields(obj, 5)
+        first, count = _uint(obj[3], "first"), _uint(obj[4], "count")
+        if not 1 <= count <= MAX_READ_PIECES:
+            raise WireError("bad-count", f"count {count} outside 1..{MAX_READ_PIECES}")
+        return ReadRequest(_hash(obj[1], "root"), _hash(obj[2], "file"), first, count)
+    raise WireError("unknown-request", f"tag {tag!r}")
+
+
+def error_frame(reason: str) -> bytes:
+    return frame(_pack(["error", reason[:MAX_REASON]]))
+
+
+class Refused(P2PError):
+    """The peer answered `["error", reason]`: it will not serve this (not a fault)."""
+
+    reason = "refused"
+
+
+def _expect(obj: list[Any], tag: str, n: int) -> None:
+    if obj[0] == "error" and len(obj) == 2 and isinstance(obj[1], str) and len(obj[1]) <= MAX_REASON:
+        raise Refused(obj[1] or "refused", "peer refused")
+    if obj[0] != tag:
+        raise WireError("unexpected-response", f"{obj[0]!r} to a {tag} request")
+    _fields(obj, n)
+
+
+def decode_manifest_response(data: bytes) -> bytes:
+    obj = _unpack(data, MAX_MANIFEST_FRAME)
+    _expect(obj, "manifest", 2)
+    if not isinstance(obj[1], bytes):
+        raise WireError("bad-shape", "manifest must be bytes")
+    return obj[1]
+
+
+def decode_pieces_response(data: bytes, count: int) -> list[bytes]:
+    """A piece list, which must have exactly `count` hashes (the manifest fixes the size)."""
+    obj = _unpack(data, MAX_LIST_FRAME)
+    _expect(obj, "pieces", 2)
+    if not isinstance(obj[1], list) or len(obj[1]) != count:
+        raise WireError("bad-piece-list", f"expected a list of {count} piece hashes")
+    return [_hash(h, "piece hash") for h in obj[1]]
+
+
+def decode_piece(data: bytes, index: int, length: int) -> bytes:
+    """One `["piece", index, bytes]` frame of a read answer, which must be piece `index` of
+    exactly `length` bytes."""
+    obj = _unpack(data, MAX_PIECE_FRAME)
+    _expect(obj, "piece", 3)
+    if obj[1] != index or not isinstance(obj[2], bytes) or len(obj[2]) != length:
+        raise WireError("bad-piece", f"expected piece {index} of {length} bytes")
+    return bytes(obj[2])
+
+
+# --------------------------------------------------------------------------- server
+
+
+def read_range(path: Path, first: int, count: int, size: int) -> list[bytes]:
+    with open(path, "rb") as f:
+        f.seek(first * PIECE_SIZE)
+        return [f.read(min(PIECE_SIZE, size - i * PIECE_SIZE)) for i in range(first, first + count)]
+
+
+@dataclass(slots=True)
+class ArtifactServer:
+    """Answers artifact requests from the backend, within per-peer limits."""
+
+    backend: ArtifactBackend
+    penalise: Penalise
+    allow: Allow
+    max_streams: int  # concurrent artifact streams per peer
+    byte_rate: Rate  # bytes a peer may fetch per second (bursts up to `burst`)
+    _streams: dict[str, int] = field(default_factory=dict)
+    _buckets: dict[str, TokenBucket] = field(default_factory=dict)
+    _lists: dict[bytes, list[bytes]] = field(default_factory=dict)  # piece lists, by file hash
+
+    def forget(self, peer: str) -> None:
+        self._buckets.pop(peer, None)
+
+    async def handle(self, peer: str, read: ReadFn, write: Write) -> None:
+        if not self.allow(peer, "artifacts"):
+            self.penalise(peer, Offence.RATE_LIMIT, "artifact requests over rate")
+            await write(error_frame("rate-limited"))
+            return
+        if self._streams.get(peer, 0) >= self.max_streams:
+            await write(error_frame("busy"))  # no penalty: a restarted client's old streams linger
+            return
+        self._streams[peer] = self._streams.get(peer, 0) + 1
+        try:
+            await self._serve(peer, read, write)
+        finally:
+            self._streams[peer] -= 1
+            if not self._streams[peer]:
+                del self._streams[peer]
+
+    async def _serve(self, peer: str, read: ReadFn, write: Write) -> None:
+        try:
+            request = decode_request(await read_frame(read, MAX_REQUEST_BYTES))
+        except WireError as exc:
+            offence = Offence.OVERSIZE if exc.reason == "oversize" else Offence.BAD_REQUEST
+            self.penalise(peer, offence, str(exc))
+            await write(error_frame(exc.reason))
+            return
+        if not self.backend.may_fetch(peer, request.root):
+            await write(error_frame("not-allowed"))
+            return
+        if isinstance(request, ManifestRequest):
+            data = await trio.to_thread.run_sync(self.backend.manifest_bytes, request.root)
+            if data is None or len(data) + 64 > MAX_MANIFEST_FRAME:
+                await write(error_frame("unknown-artifact" if data is None else "manifest-too-large"))
+                return
+            await write(frame(_pack(["manifest", data])))
+            return
+        found = await trio.to_thread.run_sync(self.backend.file_path, request.root, request.file_hash)
+        if found is None:
+            await write(error_frame("unknown-file"))
+            return
+        path, size = found
+        if isinstance(request, PiecesRequest):
+            hashes = await self._piece_list(request.file_hash, path, size)
+            await write(frame(_pack(["pieces", hashes])))
+            return
+        if request.first + request.count > piece_count(size):
+            self.penalise(peer, Offence.BAD_REQUEST, "read past the end of a file")
+            await write(error_frame("bad-range"))
+            return
+        await self._send_pieces(peer, write, path, size, request)
+
+    async def _piece_list(self, file_hash: bytes, path: Path, size: int) -> list[bytes]:
+        hashes = self._lists.get(file_hash)
+        if hashes is None:
+            hashes = await trio.to_thread.run_sync(piece_hashes, path, size)
+            if len(self._lists) >= 256:
+                self._lists.pop(next(iter(self._lists)))
+            self._lists[file_hash] = hashes
+        return hashes
+
+    async def _send_pieces(self, peer: str, write: Write, path: Path, size: int, req: ReadRequest) -> None:
+        """Read a few pieces at a time in a thread; pace each by the peer's byte bucket."""
+        bucket = self._buckets.get(peer)
+        if bucket is None:
+            bucket = self._buckets[peer] = TokenBucket(self.byte_rate.per_second, self.byte_rate.burst)
+        index = req.first
+        end = req.first + req.count
+        while index < end:
+            batch = min(4, end - index)
+            pieces = await trio.to_thread.run_sync(read_range, path, index, batch, size)
+            for data in pieces:
+                while not bucket.take(trio.current_time(), len(data)):
+                    await trio.sleep(max(0.001, (len(data) - bucket.tokens) / bucket.rate))
+                await write(frame(_pack(["piece", index, data])))
+                index += 1
+
+
+def write_piece(fd: int, index: int, data: bytes, expected: bytes) -> bool:
+    """Check one piece against its expected hash and write it in place if it matches (thread)."""
+    if blake3(data).digest() != expected:
+        return False
+    os.pwrite(fd, data, index * PIECE_SIZE)
+    return True
+
+
+def verified_pieces(path: Path, hashes: list[bytes], size: int) -> set[int]:
+    """Indices of the pieces of a partial file that already match `hashes` (thread): how a
+    fetch resumes, with no record to keep consistent with the file across a kill."""
+    done: set[int] = set()
+    try:
+        with open(path, "rb") as f:
+            for index, expected in enumerate(hashes):
+                data = f.read(PIECE_SIZE)
+                if len(data) == min(PIECE_SIZE, size - index * PIECE_SIZE) and blake3(data).digest() == expected:
+                    done.add(index)
+    except FileNotFoundError:
+        pass
+    return done

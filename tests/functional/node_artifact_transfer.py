@@ -1,0 +1,125 @@
+"""Artifact transfer between real daemons: a fetch from an honest daemon and a lying peer (the
+liar is penalised and dropped, the fetch completes and verifies), and a 200 MB fetch whose
+fetching daemon is SIGKILLed midway and resumes from its verified pieces after a restart."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+import trio
+
+from neurod.artifact_store import store_of
+from tests.support.daemons import Daemon, wait_until
+from tests.support.evil_peer import EvilPeer
+from worker.artifact import ItemDraft, write_manifest
+
+MB = 1 << 20
+
+
+def make_artifact(folder: Path, sizes: list[int]) -> bytes:
+    """An artifact of one item per file, each file random bytes of the given size."""
+    folder.mkdir(parents=True)
+    drafts = []
+    for index, size in enumerate(sizes):
+        path = f"part-{index:02d}.bin"
+        with open(folder / path, "wb") as f:
+            left = size
+            while left:
+                chunk = min(left, 8 * MB)
+                f.write(os.urandom(chunk))
+                left -= chunk
+        drafts.append(ItemDraft(index, (path,), labels=b"{}"))
+    return write_manifest(folder, "test", drafts, {"test": "transfer"}).root
+
+
+def _progress(daemon: Daemon, root: str) -> dict:  # type: ignore[type-arg]
+    return daemon.rpc("artifact_progress", root=root)  # type: ignore[no-any-return]
+
+
+def _finished(daemon: Daemon, root: str) -> dict | None:  # type: ignore[type-arg]
+    found = _progress(daemon, root)
+    return found if found["state"] in ("done", "failed") else None
+
+
+def test_fetch_with_a_lying_source_penalises_it_and_completes(daemons, tmp_path):
+    root = make_artifact(tmp_path / "art", [12 * MB + 777, 3 * MB, 1000])
+    honest = daemons("honest")
+    fetcher = daemons("fetcher", bootstrap=[honest.p2p_addr])
+    store_of(honest.datadir).put(tmp_path / "art")
+    wait_until(lambda: fetcher.peers() >= 1, 60, "the fetcher to peer with the honest daemon")
+    chain_id = fetcher.rpc("node_status")["chain_id"]
+
+    async def body() -> dict:  # type: ignore[type-arg]
+        async with trio.open_nursery() as nursery:
+            evil = EvilPeer(tmp_path / "evil", chain_id=chain_id)
+            evil.serve_bad_artifact(tmp_path / "art")
+            await nursery.start(evil.run)
+            await evil.connect(fetcher.p2p_addr, timeout=30)
+            # the liar first: it is asked for the manifest first and serves pieces at once
+            await trio.to_thread.run_sync(
+                lambda: fetcher.rpc("artifact_fetch", root=root.hex(), **{"from": [evil.peer_id, honest.peer_id]})
+            )
+            found = await trio.to_thread.run_sync(
+                lambda: wait_until(lambda: _finished(fetcher, root.hex()), 120, "the fetch to end")
+            )
+            assert evil.bad_pieces_served > 0
+            nursery.cancel_scope.cancel()
+        return found  # type: ignore[no-any-return]
+
+    found = trio.run(body)
+    assert found["state"] == "done", found
+    assert found["bytes_done"] == found["bytes_total"] == 15 * MB + 1777
+    assert any("bad-artifact" in why for why in found["dropped"].values()), found
+    assert honest.peer_id not in found["dropped"]
+    with urllib.request.urlopen(fetcher.rpc_url + "metrics", timeout=10) as response:
+        metrics = response.read().decode()
+    assert 'neuro_peer_penalties_total{reason="bad-artifact"}' in metrics
+    # the CLI's view: stored and every file hashes to its manifest entry
+    verify = _neuro("artifact", "verify", root.hex(), "--datadir", str(fetcher.datadir), "--network", "devnet")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def _neuro(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", *args], check=False, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.mark.slow
+def test_200mb_fetch_survives_a_sigkill_of_the_fetcher_and_resumes(daemons, tmp_path):
+    sizes = [50 * MB] * 4
+    root = make_artifact(tmp_path / "art", sizes)
+    honest = daemons("honest")
+    store_of(honest.datadir).put(tmp_path / "art")
+    fetcher = daemons("fetcher", bootstrap=[honest.p2p_addr])
+    wait_until(lambda: fetcher.peers() >= 1, 60, "the fetcher to peer with the honest daemon")
+
+    fetcher.rpc("artifact_fetch", root=root.hex(), **{"from": [honest.p2p_addr]})
+    # kill once a fifth is verified (the poll is an event wait; the bound is generous)
+    cut = wait_until(
+        lambda: (p := _progress(fetcher, root.hex()))["bytes_done"] >= sum(sizes) // 5 and p, 120,
+        "a fifth of the artifact", interval=0.02,
+    )
+    assert cut["state"] == "fetching", cut
+    fetcher.kill()
+    fetcher.start()
+    wait_until(lambda: fetcher.peers() >= 1, 60, "re-peering after the restart")
+
+    result = _neuro(
+        "artifact", "fetch", root.hex(), "--from", honest.p2p_addr, "--datadir", str(fetcher.datadir),
+        "--network", "devnet", "--json",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    import json
+
+    found = json.loads(result.stdout)
+    assert found["state"] == "done" and found["bytes_total"] == sum(sizes)
+    assert found["bytes_resumed"] > 0, found  # pieces verified before the kill were kept
+    store = store_of(fetcher.datadir)
+    store.verify(root)
+    assert not any((store.path / "partial").iterdir())

@@ -1,0 +1,282 @@
+"""The artifact protocol between real hosts on 127.0.0.1: wire checks, a fetch from several
+sources, lying sources (a bad piece, a lying piece list, a manifest off its root) dropped and
+penalised while the fetch completes from the honest one, resume after a cut, and the policy."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from neurod.artifact_backend import StoreArtifacts
+from neurod.artifact_store import ArtifactStore
+from p2p.artifact_fetch import FetchProgress
+from p2p.artifacts import (
+    PIECE_SIZE,
+    ManifestRequest,
+    ReadRequest,
+    decode_piece,
+    decode_request,
+    encode_request,
+    piece_hashes,
+)
+from p2p.errors import WireError
+from p2p.node import P2P
+from p2p.scoring import Rate
+from tests.unit.p2p.nodes import fast_config, run
+from tests.unit.p2p.toychain import ToyChain
+from worker.artifact import ItemDraft, write_manifest
+
+BIG = 20 * PIECE_SIZE + 12345  # 21 pieces, the last one short: three read jobs of a source
+
+
+def make_artifact(folder: Path, name: str, big: int = BIG) -> bytes:
+    """One multi-piece file, two small ones (one shared by every artifact made here)."""
+    folder.mkdir(parents=True)
+    (folder / "data.bin").write_bytes(bytes((i * 7 + len(name)) % 251 for i in range(256)) * (big // 256 + 1))
+    with open(folder / "data.bin", "r+b") as f:
+        f.truncate(big)
+    (folder / "label.json").write_bytes(name.encode() * 10)
+    (folder / "spec.json").write_bytes(b"shared")
+    drafts = [ItemDraft(0, ("data.bin",), labels=b"{}"), ItemDraft(1, ("label.json",), labels=b"{}")]
+    return write_manifest(folder, "test", drafts, {"name": name}).root
+
+
+class LyingArtifacts(StoreArtifacts):
+    """Serves a copy of every file with one byte of each piece flipped; its piece lists are
+    computed from that copy (a consistent lie only the whole-file check catches) unless a test
+    seeds its server with the true lists (then every piece fails its own list)."""
+
+    def __init__(self, store: ArtifactStore, scratch: Path, *, small_too: bool) -> None:
+        super().__init__(store)
+        self.scratch = scratch
+        self.small_too = small_too
+        self._lock = threading.Lock()  # file_path runs in several worker threads at once
+        scratch.mkdir(parents=True, exist_ok=True)
+
+    def file_path(self, root: bytes, file_hash: bytes) -> tuple[Path, int] | None:
+        found = super().file_path(root, file_hash)
+        if found is None:
+            return None
+        path, size = found
+        if size <= PIECE_SIZE and not self.small_too:  # the lie is in the big file only
+            return found
+        bad = self.scratch / file_hash.hex()
+        with self._lock:
+            if not bad.exists():
+                self._corrupt(path, bad, size)
+        return bad, size
+
+    @staticmethod
+    def _corrupt(path: Path, bad: Path, size: int) -> None:
+        shutil.copyfile(path, bad)
+        with open(bad, "r+b") as f:
+            for offset in range(0, size, PIECE_SIZE):
+                f.seek(offset)
+                byte = f.read(1)
+                f.seek(offset)
+                f.write(bytes([byte[0] ^ 0xFF]))
+
+
+class SlowArtifacts(StoreArtifacts):
+    def file_path(self, root: bytes, file_hash: bytes) -> tuple[Path, int] | None:
+        import time
+
+        time.sleep(0.5)  # in a worker thread: lets another source answer first
+        return super().file_path(root, file_hash)
+
+
+def _node(tmp: Path, name: str, chain: ToyChain, backend: StoreArtifacts, **overrides: Any) -> P2P:
+    return P2P(fast_config(tmp / name, **overrides), chain, artifacts=backend)
+
+
+async def _wait(progress: FetchProgress, limit: float = 30.0) -> FetchProgress:
+    with trio.fail_after(limit):
+        while progress.state not in ("done", "failed"):
+            await progress.changed.wait()
+    return progress
+
+
+def _store(tmp: Path, name: str) -> ArtifactStore:
+    return ArtifactStore(tmp / name / "artifacts")
+
+
+def test_wire_requests_round_trip_and_reject_bad_counts() -> None:
+    root, file_hash = b"r" * 32, b"f" * 32
+    for request in (ManifestRequest(root), ReadRequest(root, file_hash, 3, 16)):
+        assert decode_request(encode_request(request)) == request
+    with pytest.raises(WireError, match="bad-count"):
+        decode_request(encode_request(ReadRequest(root, file_hash, 0, 17)))
+    with pytest.raises(WireError, match="bad-hash"):
+        decode_request(encode_request(ManifestRequest(b"short")))
+
+
+def test_piece_frame_must_be_the_piece_asked_for() -> None:
+    from p2p.wire import _pack
+
+    with pytest.raises(WireError, match="bad-piece"):
+        decode_piece(_pack(["piece", 2, b"x" * 10]), 1, 10)
+    with pytest.raises(WireError, match="bad-piece"):
+        decode_piece(_pack(["piece", 1, b"x" * 9]), 1, 10)
+    assert decode_piece(_pack(["piece", 1, b"x" * 10]), 1, 10) == b"x" * 10
+
+
+def _fetch_case(tmp_path: Path, liar_kind: str | None, *, slow_honest: bool = False) -> None:
+    """Serve an artifact from an honest node (and a liar), fetch it from both, check the result."""
+    root = make_artifact(tmp_path / "art", "one")
+
+    async def body() -> None:
+        chain = ToyChain()
+        honest_store = _store(tmp_path, "honest")
+        honest_store.put(tmp_path / "art")
+        honest_backend = (SlowArtifacts if slow_honest else StoreArtifacts)(honest_store)
+        fetch_store = _store(tmp_path, "fetcher")
+        async with trio.open_nursery() as nursery:
+            honest = _node(tmp_path, "honest", chain, honest_backend)
+            fetcher = _node(tmp_path, "fetcher", chain, StoreArtifacts(fetch_store))
+            await nursery.start(honest.run)
+            await nursery.start(fetcher.run)
+            sources = [honest.listen_addrs()[0]]
+            liar = None
+            if liar_kind is not None:
+                liar_store = _store(tmp_path, "liar")
+                liar_store.put(tmp_path / "art")
+                liar_backend = LyingArtifacts(liar_store, tmp_path / "bad", small_too=liar_kind == "bad-piece")
+                liar = _node(tmp_path, "liar", chain, liar_backend)
+                if liar_kind == "bad-piece":  # its lists are the true ones: pieces fail them
+                    data_hash = next(f.hash for f in liar_store.manifest(root).files if f.path == "data.bin")
+                    true = piece_hashes(liar_store.blob_path(data_hash), BIG)
+                    assert liar._artifact_server is not None
+                    liar._artifact_server._lists[data_hash] = true
+                await nursery.start(liar.run)
+                sources.insert(0, liar.listen_addrs()[0])
+            if liar_kind == "bad-list":
+                # the liar alone: its list is the one heard (with the honest one too, whichever
+                # answers first wins, and a liar never asked for pieces is never caught)
+                alone = await _wait(fetcher.fetch_artifact(root, sources[:1]))
+                assert (alone.state, alone.reason) == ("failed", "no-sources-left")
+                assert liar is not None and "piece list" in alone.dropped[liar.peer_id]
+                sources = sources[1:]
+            progress = await _wait(fetcher.fetch_artifact(root, sources))
+            assert progress.state == "done", progress.to_json(trio.current_time())
+            assert fetch_store.has(root)
+            fetch_store.verify(root)
+            assert progress.done == progress.total >= BIG  # small files a first try stored are not fetched again
+            if liar_kind == "bad-piece":
+                assert liar is not None and "fails its hash" in progress.dropped[liar.peer_id], progress.dropped
+                # one penalty per bad answer: a liar with several streams open is banned outright
+                assert fetcher.is_banned(liar.peer_id) or fetcher.scores.points(liar.peer_id, trio.current_time()) > 50
+                assert honest.peer_id not in progress.dropped
+            assert fetcher.scores.points(honest.peer_id, trio.current_time()) == 0
+            assert not any((fetch_store.path / "partial").iterdir())
+            nursery.cancel_scope.cancel()
+
+    run(body, limit=60)
+
+
+def test_fetch_from_one_source_stores_the_verified_artifact(tmp_path: Path) -> None:
+    _fetch_case(tmp_path, None)
+
+
+def test_source_serving_a_bad_piece_is_penalised_and_dropped(tmp_path: Path) -> None:
+    _fetch_case(tmp_path, "bad-piece")
+
+
+def test_source_with_a_lying_piece_list_is_caught_by_the_whole_file_check(tmp_path: Path) -> None:
+    _fetch_case(tmp_path, "bad-list")
+
+
+def test_manifest_off_its_root_is_penalised_and_the_next_source_serves(tmp_path: Path) -> None:
+    root = make_artifact(tmp_path / "art", "one")
+    make_artifact(tmp_path / "other", "other")
+
+    class WrongManifest(StoreArtifacts):
+        def manifest_bytes(self, asked: bytes) -> bytes | None:
+            roots = [a.root for a in self.store.list() if a.root != asked]
+            return self.store.manifest(roots[0]).encode()
+
+        def may_fetch(self, peer: str, asked: bytes) -> bool:
+            return True
+
+    async def body() -> None:
+        chain = ToyChain()
+        honest_store, liar_store = _store(tmp_path, "honest"), _store(tmp_path, "liar")
+        honest_store.put(tmp_path / "art")
+        liar_store.put(tmp_path / "other")
+        async with trio.open_nursery() as nursery:
+            liar = _node(tmp_path, "liar", chain, WrongManifest(liar_store))
+            honest = _node(tmp_path, "honest", chain, StoreArtifacts(honest_store))
+            fetcher = _node(tmp_path, "fetcher", chain, StoreArtifacts(_store(tmp_path, "fetcher")))
+            for node in (liar, honest, fetcher):
+                await nursery.start(node.run)
+            progress = await _wait(fetcher.fetch_artifact(root, [liar.listen_addrs()[0], honest.listen_addrs()[0]]))
+            assert progress.state == "done"
+            assert "wrong-root" in progress.dropped[liar.peer_id]
+            nursery.cancel_scope.cancel()
+
+    run(body, limit=60)
+
+
+def test_policy_refusal_fails_the_fetch_without_blame(tmp_path: Path) -> None:
+    root = make_artifact(tmp_path / "art", "one")
+
+    async def body() -> None:
+        chain = ToyChain()
+        store = _store(tmp_path, "server")
+        store.put(tmp_path / "art")
+        backend = StoreArtifacts(store, serve=False)
+        async with trio.open_nursery() as nursery:
+            server = _node(tmp_path, "server", chain, backend)
+            fetcher = _node(tmp_path, "fetcher", chain, StoreArtifacts(_store(tmp_path, "fetcher")))
+            await nursery.start(server.run)
+            await nursery.start(fetcher.run)
+            progress = await _wait(fetcher.fetch_artifact(root, [server.listen_addrs()[0]]))
+            assert (progress.state, progress.reason) == ("failed", "no-manifest")
+            assert progress.dropped[server.peer_id] == "refused: not-allowed"
+            assert fetcher.scores.points(server.peer_id, trio.current_time()) == 0
+            backend.policy = lambda peer, asked: peer == fetcher.peer_id and asked == root
+            progress = await _wait(fetcher.fetch_artifact(root, [server.peer_id]))
+            assert progress.state == "done"
+            nursery.cancel_scope.cancel()
+
+    run(body, limit=60)
+
+
+def test_cut_fetch_resumes_from_the_verified_pieces(tmp_path: Path) -> None:
+    big = 24 * PIECE_SIZE
+    root = make_artifact(tmp_path / "art", "one", big)
+
+    async def body() -> None:
+        chain = ToyChain()
+        store = _store(tmp_path, "server")
+        store.put(tmp_path / "art")
+        slow = Rate(per_second=8.0 * PIECE_SIZE, burst=2.0 * PIECE_SIZE)
+        async with trio.open_nursery() as outer:
+            server = _node(tmp_path, "server", chain, StoreArtifacts(store), artifact_rate=slow)
+            await outer.start(server.run)
+            async with trio.open_nursery() as nursery:
+                fetcher = _node(tmp_path, "fetcher", chain, StoreArtifacts(_store(tmp_path, "fetcher")))
+                await nursery.start(fetcher.run)
+                progress = fetcher.fetch_artifact(root, [server.listen_addrs()[0]])
+                while progress.done < 8 * PIECE_SIZE:
+                    await trio.sleep(0.02)
+                nursery.cancel_scope.cancel()  # the fetching node stops mid-transfer
+            cut_at = progress.done
+            assert progress.state == "fetching" and cut_at < progress.total, progress.to_json(trio.current_time())
+            fetcher = _node(tmp_path, "fetcher", chain, StoreArtifacts(_store(tmp_path, "fetcher")))
+            await outer.start(fetcher.run)
+            for _ in range(3):  # the server may still hold the old node's connection a moment:
+                progress = await _wait(fetcher.fetch_artifact(root, [server.listen_addrs()[0]]))
+                if progress.reason not in ("no-sources", "no-manifest"):  # a dial that failed
+                    break
+                await trio.sleep(1)
+            assert progress.state == "done", progress.to_json(trio.current_time())
+            assert progress.resumed >= 8 * PIECE_SIZE - 2 * PIECE_SIZE, (cut_at, progress.to_json(trio.current_time()))
+            _store(tmp_path, "fetcher").verify(root)
+            outer.cancel_scope.cancel()
+
+    run(body, limit=90)
