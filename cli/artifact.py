@@ -25,7 +25,7 @@ artifact_app = typer.Typer(help="Artifacts (datasets, models, labels) kept by co
 RootArg = Annotated[str, typer.Argument(help="artifact root: 64 hex digits")]
 
 
-def _store(network: str, datadir: Path | None) -> ArtifactStore:
+def open_store(network: str, datadir: Path | None) -> ArtifactStore:
     from neurod.artifact_store import store_of
     from neurod.config import ConfigError, load_config
 
@@ -37,7 +37,7 @@ def _store(network: str, datadir: Path | None) -> ArtifactStore:
     return store_of(where.datadir, budget)
 
 
-def _guard_store_errors(action):  # type: ignore[no-untyped-def]
+def as_cli_errors(action):  # type: ignore[no-untyped-def]
     """Store and verification failures as one-line CLI errors with their reasons."""
     from neurod.artifact_store import ArtifactStoreError
     from worker.errors import WorkerError
@@ -53,7 +53,7 @@ def _guard_store_errors(action):  # type: ignore[no-untyped-def]
 def _root(text: str) -> bytes:
     from neurod.artifact_store import parse_root
 
-    return _guard_store_errors(lambda: parse_root(text))  # type: ignore[no-any-return]
+    return as_cli_errors(lambda: parse_root(text))  # type: ignore[no-any-return]
 
 
 def _when(stamp: float) -> str:
@@ -72,8 +72,8 @@ def _show(found: StoredArtifact, title: str) -> None:
 @guarded
 def list_(network: NetworkOpt = "main", datadir: DatadirOpt = None, json_out: JsonOpt = False) -> None:
     """Every stored artifact, and the store's use of its budget."""
-    store = _store(network, datadir)
-    found = _guard_store_errors(store.list)
+    store = open_store(network, datadir)
+    found = as_cli_errors(store.list)
     if json_out:
         print_json({"artifacts": [a.to_json() for a in found], "bytes": store.usage(), "budget": store.budget_bytes})
         return
@@ -91,8 +91,8 @@ def list_(network: NetworkOpt = "main", datadir: DatadirOpt = None, json_out: Js
 @guarded
 def show(root: RootArg, network: NetworkOpt = "main", datadir: DatadirOpt = None, json_out: JsonOpt = False) -> None:
     """One artifact: kind, items, files, size, pin and use times."""
-    store = _store(network, datadir)
-    found = _guard_store_errors(lambda: store.info(_root(root)))
+    store = open_store(network, datadir)
+    found = as_cli_errors(lambda: store.info(_root(root)))
     if json_out:
         manifest = store.manifest(found.root)
         print_json({**found.to_json(), "meta": manifest.meta, "file_list": [
@@ -105,8 +105,8 @@ def show(root: RootArg, network: NetworkOpt = "main", datadir: DatadirOpt = None
 @guarded
 def verify(root: RootArg, network: NetworkOpt = "main", datadir: DatadirOpt = None, json_out: JsonOpt = False) -> None:
     """Re-hash every stored file of an artifact against its manifest; exit 1 on any difference."""
-    store = _store(network, datadir)
-    manifest = _guard_store_errors(lambda: store.verify(_root(root)))
+    store = open_store(network, datadir)
+    manifest = as_cli_errors(lambda: store.verify(_root(root)))
     if json_out:
         print_json({"root": manifest.root.hex(), "ok": True, "files": len(manifest.files)})
     else:
@@ -123,8 +123,8 @@ def import_(
     json_out: JsonOpt = False,
 ) -> None:
     """Check every file of an artifact folder against its manifest, then store it by content."""
-    store = _store(network, datadir)
-    found = _guard_store_errors(lambda: store.put(folder, pin=pin))
+    store = open_store(network, datadir)
+    found = as_cli_errors(lambda: store.put(folder, pin=pin))
     if json_out:
         print_json(found.to_json())
     else:
@@ -140,8 +140,8 @@ def export(
     datadir: DatadirOpt = None,
 ) -> None:
     """Write an artifact's files and manifest to a folder, then check them against the root."""
-    store = _store(network, datadir)
-    manifest = _guard_store_errors(lambda: store.export(_root(root), out))
+    store = open_store(network, datadir)
+    manifest = as_cli_errors(lambda: store.export(_root(root), out))
     note(f"exported {manifest.root.hex()} to {out}: {len(manifest.files)} files, checked")
 
 
@@ -154,8 +154,8 @@ def pin(
     datadir: DatadirOpt = None,
 ) -> None:
     """Keep an artifact out of eviction (or, with --unpin, let it go again)."""
-    store = _store(network, datadir)
-    found = _guard_store_errors(lambda: store.pin(_root(root), not unpin))
+    store = open_store(network, datadir)
+    found = as_cli_errors(lambda: store.pin(_root(root), not unpin))
     note(f"{found.root.hex()} {'pinned' if found.pinned else 'unpinned'}")
 
 
@@ -163,9 +163,9 @@ def pin(
 @guarded
 def rm(root: RootArg, network: NetworkOpt = "main", datadir: DatadirOpt = None) -> None:
     """Remove an artifact (files other artifacts deliver too are kept)."""
-    store = _store(network, datadir)
+    store = open_store(network, datadir)
     parsed = _root(root)
-    _guard_store_errors(lambda: store.remove(parsed))
+    as_cli_errors(lambda: store.remove(parsed))
     note(f"removed {parsed.hex()}")
 
 

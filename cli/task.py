@@ -24,6 +24,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from cli.config import DatadirOpt, NetworkOpt
+
 task_app = typer.Typer(
     help="Run built-in tasks (render, train, evaluate, label) locally and verify their output.",
     no_args_is_help=True,
@@ -61,6 +63,11 @@ def run(
         int, typer.Option("--memory-mb", help="address-space cap of the task, MB")
     ] = 4096,
     device: Annotated[str, typer.Option("--device", help="cpu | cuda")] = "cpu",
+    store: Annotated[
+        bool, typer.Option("--store", help="also import the output into the data dir's artifact store")
+    ] = False,
+    network: NetworkOpt = "main",
+    datadir: DatadirOpt = None,
 ) -> None:
     """Run one task in a capped child process; its output appears at --out only on success."""
     from worker.errors import WorkerError
@@ -100,6 +107,20 @@ def run(
     except OSError as exc:  # the output's parent is not writable, the disk is full...
         _fail(f"{exc.strerror or exc}: {exc.filename or out}", "os-error")
     console.print(_summary_table(result.out, result.summary))
+    if store:
+        _store_output(result.out, network, datadir)
+
+
+def _store_output(out: Path, network: str, datadir: Path | None) -> None:
+    """Import a finished output into the artifact store (verified whole on the way in)."""
+    from cli.artifact import as_cli_errors, open_store
+    from cli.output import CliError
+
+    try:
+        stored = as_cli_errors(lambda: open_store(network, datadir).put(out))
+    except CliError as exc:
+        _fail(str(exc), exc.reason)
+    console.print(f"stored as artifact {stored.root.hex()} ({stored.items} items, {stored.size:,} bytes)")
 
 
 def _summary_table(out: Path, summary: dict[str, Any]) -> Table:
@@ -152,8 +173,15 @@ def verify(
     proof: Annotated[
         Path | None, typer.Option("--proof", help="write a render fraud proof here")
     ] = None,
+    root: Annotated[
+        str, typer.Option("--root", help="the artifact id you expect (paid for): another is refused")
+    ] = "",
+    job: Annotated[
+        Path | None, typer.Option("--spec", help="the job's train spec (for a model without task.json)")
+    ] = None,
 ) -> None:
-    """Spot-check an output: re-render sampled items, or replay sampled PoL segments."""
+    """Check every delivered file of an artifact against its manifest, then re-render sampled
+    items (a render) or replay sampled PoL segments and recompute its metrics (a model)."""
     import secrets
 
     from worker.errors import WorkerError
@@ -166,7 +194,12 @@ def verify(
     if samples < 1:
         _fail(f"--samples must be at least 1, got {samples}", "bad-samples")
     try:
-        verdict = verify_output(out, seed_bytes, samples)
+        expected = bytes.fromhex(root) if root else None
+    except ValueError:
+        _fail(f"--root must be hex, got {root!r}", "bad-root")
+    job_spec = _load(job) if job is not None else None
+    try:
+        verdict = verify_output(out, seed_bytes, samples, expected_root=expected, job=job_spec)
     except WorkerError as exc:
         _fail(str(exc), exc.reason)
     if verdict.ok:

@@ -251,14 +251,21 @@ def verify_train(out: Path, spec: Any, load_inputs: Callable[[], tuple[Any, Any]
                         tuple(c.distance for c in replay.checks), claims=recomputed)
 
 
-def verify_train_dir(out: Path, beacon: bytes, samples: int = 2) -> TrainVerdict:
-    """Spot-check a train task's output against the spec its ``task.json`` records."""
+def verify_train_dir(out: Path, beacon: bytes, samples: int = 2, job: dict[str, Any] | None = None) -> TrainVerdict:
+    """Spot-check a train output against its job: ``job`` is the train task spec the buyer
+    posted (what `neuro task run train` reads); without it, the one the runner recorded in
+    ``task.json`` beside the output (a folder fetched or exported from a store has none)."""
     from worker.tasks import parse_task
     from worker.tasks.data import load_data
     from worker.train.spec import load_train_spec
 
-    summary = _read_json(out / "task.json")
-    task = parse_task(summary["spec"])
+    summary = _read_json(out / "task.json") if (out / "task.json").is_file() else None
+    if job is None:
+        if summary is None:
+            raise WorkerError(f"{out} is a model without task.json: give the job's train spec (--spec)",
+                              reason="spec-needed")
+        job = summary["spec"]
+    task = parse_task(job)
     spec = load_train_spec(task.train)
 
     def load_inputs() -> tuple[Any, Any]:
@@ -270,12 +277,23 @@ def verify_train_dir(out: Path, beacon: bytes, samples: int = 2) -> TrainVerdict
     return verify_train(out, spec, load_inputs, beacon, samples, summary=summary)
 
 
-def verify_output(out: Path, beacon: bytes, samples: int) -> RenderVerdict | TrainVerdict:
-    """Verify a task output dir by the task it records (render or train)."""
-    task = _read_json(out / "task.json").get("task")
-    if task == "render":
+def verify_output(
+    out: Path, beacon: bytes, samples: int, *, expected_root: bytes | None = None,
+    job: dict[str, Any] | None = None,
+) -> RenderVerdict | TrainVerdict:
+    """Verify an artifact folder by the kind its manifest delivers (a render or a model), as
+    its buyer would: ``expected_root`` is the id the buyer paid for (a folder committing to
+    another root is refused before anything else), ``job`` the train spec of a model's job."""
+    from worker.artifact import mismatch, read_manifest
+    from worker.render.dataset import SPEC_KINDS
+    from worker.tasks.train import ARTIFACT_KIND
+
+    manifest = read_manifest(out)
+    if expected_root is not None and manifest.root != expected_root:
+        raise mismatch("wrong-root", f"root {manifest.root.hex()}, expected {expected_root.hex()}", "manifest.json")
+    if manifest.kind in SPEC_KINDS:
         return verify_render_dir(out, beacon, samples)
-    if task == "train":
-        return verify_train_dir(out, beacon, samples)
-    raise WorkerError(f"{out} holds a {task!r} output; only render and train outputs are verified",
+    if manifest.kind == ARTIFACT_KIND:
+        return verify_train_dir(out, beacon, samples, job)
+    raise WorkerError(f"{out} holds a {manifest.kind!r} artifact; only renders and models are verified",
                       reason="not-verifiable")

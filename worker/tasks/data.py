@@ -62,11 +62,15 @@ def render_digit_source(source: DigitsSource) -> tuple[np.ndarray, np.ndarray]:
 
 def load_rendered(path: Path) -> Any:
     """A render task's output dir: digits as arrays, shelves as one merged COCO dataset."""
+    from worker.render.delivered import open_render_artifact
     from worker.train.data import ClassificationData, DetectionData, read_image
 
     manifest_path = path / "manifest.json"
     if not manifest_path.is_file():
         raise SpecError(f"{path} is not a render output (no manifest.json)", reason="bad-data")
+    # every file and label against the manifest first: a model is never trained (nor its
+    # training replayed) on data other than the artifact the job names
+    open_render_artifact(path)
     manifest = json.loads(manifest_path.read_text())
     shards = [(path / s["path"], json.loads((path / s["path"] / "annotations.json").read_text()))
               for s in manifest["meta"]["shards"]]

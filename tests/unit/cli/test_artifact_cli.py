@@ -63,3 +63,30 @@ def test_failures_are_one_line_with_their_reason(tmp_path: Path) -> None:
     broken = json.loads(neuro(datadir, "list", "--json")[1])["artifacts"][0]["root"]
     assert broken != root
     one_line_failure(*neuro(datadir, "verify", broken), "file-")
+
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "worker" / "examples"
+
+
+def test_a_render_stored_then_exported_is_verified_as_a_buyer_would(tmp_path: Path) -> None:
+    """`neuro task run --store`, exported from the store (no task.json beside it): `neuro task
+    verify --root` checks what was delivered, and refuses a changed image or another root."""
+    from cli.task import task_app
+
+    datadir = tmp_path / "node"
+    ran = runner.invoke(task_app, ["run", "render", str(EXAMPLES / "digits_render.json"), "--out",
+                                   str(tmp_path / "r"), "--store", "--network", "devnet", "--datadir", str(datadir)])
+    assert ran.exit_code == 0, ran.output
+    root = json.loads((tmp_path / "r" / "manifest.json").read_text())["root"]
+    assert f"stored as artifact {root}" in ran.output.replace("\n", "")
+    assert neuro(datadir, "export", root, str(tmp_path / "bought"))[0] == 0
+    assert not (tmp_path / "bought" / "task.json").exists()
+    verify = ["verify", str(tmp_path / "bought"), "--samples", "4", "--beacon", "01", "--root", root]
+    checked = runner.invoke(task_app, verify)
+    assert checked.exit_code == 0 and "ok" in checked.output, checked.output
+    wrong = runner.invoke(task_app, [*verify[:-1], "00" * 32])
+    assert wrong.exit_code == 1 and "wrong-root" in wrong.output
+    image = sorted((tmp_path / "bought").rglob("*.png"))[2]
+    image.write_bytes(image.read_bytes()[:-1] + bytes([image.read_bytes()[-1] ^ 1]))
+    tampered = runner.invoke(task_app, verify)
+    assert tampered.exit_code == 1 and image.name in tampered.output, tampered.output

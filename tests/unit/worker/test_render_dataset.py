@@ -126,3 +126,20 @@ def test_failed_render_leaves_no_artifact(tmp_path: Path, monkeypatch: pytest.Mo
     with pytest.raises(OSError):
         render_shard(SHELF, 1, 0, 2, tmp_path / "out")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_training_data_is_read_only_from_an_intact_render(tmp_path: Path) -> None:
+    """The `rendered` data source checks the whole artifact first: a model is never trained (nor
+    its training replayed by a verifier) on labels other than those the artifact commits to."""
+    from worker.tasks.data import load_rendered
+
+    out = tmp_path / "digits"
+    render_dataset(DIGITS, 3, out)
+    assert len(load_rendered(out).labels) == DIGITS.count
+    labels_file = next(out.rglob("annotations.json"))
+    doc = json.loads(labels_file.read_text())
+    doc["labels"][0]["label"] = (doc["labels"][0]["label"] + 1) % 10
+    labels_file.write_text(json.dumps(doc))
+    with pytest.raises(ArtifactMismatch) as refused:
+        load_rendered(out)
+    assert refused.value.item == 0
