@@ -37,33 +37,33 @@ import trio
 from p2p.artifacts import (
     MAX_LIST_FRAME,
     MAX_MANIFEST_FRAME,
-    MAX_PIECE_FRAME,
     PIECE_SIZE,
     ArtifactBackend,
     ArtifactRejected,
     FileSpec,
     ManifestRequest,
     Penalise,
+    PieceReader,
     PiecesRequest,
     ReadRequest,
     Refused,
     decode_manifest_response,
-    decode_piece,
     decode_pieces_response,
     encode_request,
     piece_count,
     verified_pieces,
-    write_piece,
+    write_pieces,
 )
 from p2p.errors import P2PError, RequestFailed, WireError
 from p2p.host import Host
 from p2p.scoring import Offence
-from p2p.wire import frame, read_frame
+from p2p.wire import frame
 
 log = logging.getLogger("neuro.p2p.artifacts")
 
-READ_PIECES = 16  # pieces per read request (<= MAX_READ_PIECES)
+READ_PIECES = 64  # pieces per read request (<= MAX_READ_PIECES)
 STREAMS_PER_SOURCE = 2  # concurrent read streams to one source (servers allow 8)
+WRITE_BATCH = 4  # pieces checked and written per worker-thread call
 RETRIES = 3  # a source that goes away this many times in a row is dropped (no blame)
 RATE_WINDOW = 5.0  # seconds the reported rate averages over
 
@@ -157,7 +157,9 @@ class ArtifactFetch:
         self._strikes: dict[str, int] = {}
         self._files: list[_File] = []
         self._wake = trio.Event()
-        self._inflight = 0
+        self._inflight = 0  # read jobs and whole-file checks under way
+        self._jobs: trio.Nursery | None = None
+        self._local_error: OSError | ArtifactRejected | None = None
 
     # -- driver --------------------------------------------------------------------------------
 
@@ -195,9 +197,12 @@ class ArtifactFetch:
         log.info("fetching artifact %s: %d files, %d bytes (%d resumed) from %d sources",
                  self.root.hex()[:16], len(specs), progress.total, progress.resumed, len(self._active))
         async with trio.open_nursery() as nursery:
+            self._jobs = nursery
             for source in list(self._active):
                 for _ in range(STREAMS_PER_SOURCE):
                     nursery.start_soon(self._worker, source)
+        if self._local_error is not None:
+            raise self._local_error
         if any(not f.stored for f in self._files):
             why = "; ".join(f"{p[:12]}..: {w}" for p, w in progress.dropped.items()) or "none given"
             progress.finish("failed", trio.current_time(), "no-sources-left", f"every source dropped ({why})")
@@ -286,24 +291,39 @@ class ArtifactFetch:
                 f.refused.add(source)
                 return
             f.backers.add(source)
-        assert f.hashes is not None
         request = ReadRequest(self.root, f.spec.hash, indices[0], len(indices))
-        with trio.fail_after(self.timeout * 3):
+        # the deadline moves with every piece: a slow source is fine, a stalled one is not
+        with trio.CancelScope(deadline=trio.current_time() + self.timeout * 3) as scope:
             async with self.host.stream_request(source, self.protocol, frame(encode_request(request))) as read:
+                pieces = PieceReader(read)
+                batch: list[tuple[int, bytearray]] = []
                 for index in indices:
-                    data = decode_piece(await read_frame(read, MAX_PIECE_FRAME), index, f.piece_len(index))
-                    if f.generation != generation:
+                    batch.append((index, await pieces.piece(index, f.piece_len(index))))
+                    scope.deadline = trio.current_time() + self.timeout
+                    if (len(batch) == WRITE_BATCH or index == indices[-1]) and not await self._write(f, batch, generation):
                         return
-                    ok = await trio.to_thread.run_sync(write_piece, f.fd, index, data, f.hashes[index])
-                    if not ok:
-                        raise _Fault(Offence.BAD_ARTIFACT, f"piece {index} of {f.spec.hash.hex()[:16]} fails its hash")
-                    if f.generation != generation:
-                        return
-                    f.have.add(index)
-                    self.progress.done += len(data)
-                    self.progress.note(trio.current_time())
-        if len(f.have) == f.count and not f.finishing:
-            await self._finish_file(f)
+                    batch = batch if len(batch) < WRITE_BATCH else []
+        if scope.cancelled_caught:
+            raise trio.TooSlowError
+        self._finish_when_whole(f)
+
+    async def _write(self, f: _File, batch: list[tuple[int, bytearray]], generation: int) -> bool:
+        """Check a batch of pieces against the file's list and write them, in one worker-thread
+        call; False when the file started over meanwhile (the pieces are void)."""
+        if f.generation != generation:
+            return False
+        assert f.hashes is not None
+        written = await trio.to_thread.run_sync(write_pieces, f.fd, batch, f.hashes)
+        if f.generation != generation:
+            return False
+        for index, data in batch[:written]:
+            f.have.add(index)
+            self.progress.done += len(data)
+        self.progress.note(trio.current_time())
+        if written < len(batch):
+            index = batch[written][0]
+            raise _Fault(Offence.BAD_ARTIFACT, f"piece {index} of {f.spec.hash.hex()[:16]} fails its hash")
+        return True
 
     async def _piece_list(self, source: str, f: _File) -> list[bytes]:
         with trio.fail_after(self.timeout):
@@ -322,8 +342,27 @@ class ArtifactFetch:
             f.have = set(kept)
             f.todo = set(range(f.count)) - f.have
         await trio.to_thread.run_sync(_save_list, f)
-        if len(f.have) == f.count and not f.finishing:
+        self._finish_when_whole(f)
+
+    def _finish_when_whole(self, f: _File) -> None:
+        """Once every piece is in, check the whole file in the background: the source's
+        streams go on with the next file meanwhile."""
+        if len(f.have) < f.count or f.finishing or f.stored or self._jobs is None:
+            return
+        f.finishing = True
+        self._inflight += 1  # workers wait for it: a list found lying puts the file back
+        self._jobs.start_soon(self._finish_in_background, f)
+
+    async def _finish_in_background(self, f: _File) -> None:
+        try:
             await self._finish_file(f)
+        except (OSError, ArtifactRejected) as exc:  # our own disk or store: the fetch fails
+            self._local_error = exc
+            assert self._jobs is not None
+            self._jobs.cancel_scope.cancel()
+        finally:
+            self._inflight -= 1
+            self._wake_all()
 
     async def _finish_file(self, f: _File, *, blame: bool = True) -> None:
         f.finishing = True

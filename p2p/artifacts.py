@@ -28,16 +28,18 @@ from blake3 import blake3
 from p2p.errors import P2PError, WireError
 from p2p.host import ReadFn
 from p2p.scoring import Offence, Rate, TokenBucket
-from p2p.wire import HASH_LEN, MAX_REQUEST_BYTES, _pack, _unpack, frame, read_frame
+from p2p.wire import FRAME_PREFIX, HASH_LEN, MAX_REQUEST_BYTES, _pack, _unpack, frame, read_frame
 
 log = logging.getLogger("neuro.p2p.artifacts")
 
 PIECE_SIZE = 1 << 20  # bytes per piece; the last piece of a file may be shorter
-MAX_READ_PIECES = 16  # pieces one `read` request may ask for
+MAX_READ_PIECES = 64  # pieces one `read` request may ask for
 MAX_MANIFEST_FRAME = 64 << 20  # a manifest larger than this cannot travel in v1
 MAX_LIST_FRAME = 8 << 20  # 262,144 piece hashes: files up to 256 GiB
 MAX_PIECE_FRAME = PIECE_SIZE + 64
 MAX_REASON = 64
+SEND_BATCH = 4  # pieces a server reads from disk per worker-thread call
+READ_CHUNK = 1 << 16  # bytes a fetcher asks of its stream per read
 
 Penalise = Callable[[str, Offence, str], None]
 Allow = Callable[[str, str], bool]
@@ -220,12 +222,79 @@ def decode_pieces_response(data: bytes, count: int) -> list[bytes]:
 
 def decode_piece(data: bytes, index: int, length: int) -> bytes:
     """One `["piece", index, bytes]` frame of a read answer, which must be piece `index` of
-    exactly `length` bytes."""
+    exactly `length` bytes. `PieceReader` takes the fast path; this one names what is wrong
+    with a frame that is not the expected piece."""
     obj = _unpack(data, MAX_PIECE_FRAME)
     _expect(obj, "piece", 3)
     if obj[1] != index or not isinstance(obj[2], bytes) or len(obj[2]) != length:
         raise WireError("bad-piece", f"expected piece {index} of {length} bytes")
     return bytes(obj[2])
+
+
+def piece_header(index: int, length: int) -> bytes:
+    """The canonical msgpack of `["piece", index, <length bytes>]` up to the bytes themselves
+    (array of 3, the tag, the index as the shortest uint, the bin header): a piece frame's body
+    is exactly this header followed by the piece."""
+    if length < 1 << 8:
+        bin_header = b"\xc4" + length.to_bytes(1, "big")
+    elif length < 1 << 16:
+        bin_header = b"\xc5" + length.to_bytes(2, "big")
+    else:
+        bin_header = b"\xc6" + length.to_bytes(4, "big")
+    return _PIECE_TAG + _pack(index) + bin_header
+
+
+_PIECE_TAG = b"\x93" + _pack("piece")  # fixarray of 3, then the tag
+
+
+class PieceReader:
+    """Reads the piece frames of one `read` answer off a stream.
+
+    Only the small header of each frame is compared, byte for byte, with the one canonical
+    header of the piece asked for (`piece_header`), and the length prefix with the header plus
+    the piece length; the piece bytes themselves are never decoded or re-encoded, and each is
+    copied once, into its own buffer. That accepts exactly the frames `decode_piece` accepts; a
+    frame that differs is read whole and handed to `decode_piece` for its reason (`error`
+    answers included). Reads ask for large chunks: every stream read costs a yamux window
+    update, so a small read per frame prefix would double their number."""
+
+    def __init__(self, read: ReadFn) -> None:
+        self._read = read
+        self._rest = memoryview(b"")
+
+    async def _into(self, out: bytearray | memoryview) -> None:
+        view, got = memoryview(out), 0
+        while got < len(view):
+            if not self._rest:
+                chunk = await self._read(max(len(view) - got, READ_CHUNK))
+                if not chunk:
+                    raise WireError("truncated", f"stream ended {len(view) - got} bytes short")
+                self._rest = memoryview(chunk)
+            take = min(len(view) - got, len(self._rest))
+            view[got:got + take] = self._rest[:take]
+            self._rest = self._rest[take:]
+            got += take
+
+    async def exactly(self, n: int) -> bytearray:
+        out = bytearray(n)
+        await self._into(out)
+        return out
+
+    async def piece(self, index: int, length: int) -> bytearray:
+        """The next frame, which must be piece `index` of exactly `length` bytes."""
+        size = int.from_bytes(await self.exactly(FRAME_PREFIX), "big")
+        if size > MAX_PIECE_FRAME:
+            raise WireError("oversize", f"frame of {size} bytes > {MAX_PIECE_FRAME}")
+        header = piece_header(index, length)
+        if size != len(header) + length:
+            decode_piece(bytes(await self.exactly(size)), index, length)  # raises: it is not
+            raise WireError("bad-piece", f"expected piece {index} of {length} bytes")
+        got = await self.exactly(len(header))
+        data = await self.exactly(length)
+        if got != header:
+            decode_piece(bytes(got + data), index, length)  # raises: it is not
+            raise WireError("bad-piece", f"expected piece {index} of {length} bytes")
+        return data
 
 
 # --------------------------------------------------------------------------- server
@@ -235,6 +304,28 @@ def read_range(path: Path, first: int, count: int, size: int) -> list[bytes]:
     with open(path, "rb") as f:
         f.seek(first * PIECE_SIZE)
         return [f.read(min(PIECE_SIZE, size - i * PIECE_SIZE)) for i in range(first, first + count)]
+
+
+def piece_frames(path: Path, first: int, count: int, size: int) -> list[bytearray]:
+    """Pieces `first..first+count-1` of a file as ready-to-write piece frames (thread): each is
+    read straight into its frame, after its length prefix and header, and never copied again."""
+    frames = []
+    with open(path, "rb", buffering=0) as f:
+        f.seek(first * PIECE_SIZE)
+        for index in range(first, first + count):
+            length = min(PIECE_SIZE, size - index * PIECE_SIZE)
+            header = piece_header(index, length)
+            head = FRAME_PREFIX + len(header)
+            out = bytearray(head + length)
+            out[:head] = (len(header) + length).to_bytes(FRAME_PREFIX, "big") + header
+            view = memoryview(out)[head:]
+            while view:
+                got = f.readinto(view)
+                if not got:
+                    raise OSError(f"{path} ends before piece {index}")
+                view = view[got:]
+            frames.append(out)
+    return frames
 
 
 @dataclass(slots=True)
@@ -319,12 +410,13 @@ class ArtifactServer:
         index = req.first
         end = req.first + req.count
         while index < end:
-            batch = min(4, end - index)
-            pieces = await trio.to_thread.run_sync(read_range, path, index, batch, size)
-            for data in pieces:
-                while not bucket.take(trio.current_time(), len(data)):
-                    await trio.sleep(max(0.001, (len(data) - bucket.tokens) / bucket.rate))
-                await write(frame(_pack(["piece", index, data])))
+            batch = min(SEND_BATCH, end - index)
+            frames = await trio.to_thread.run_sync(piece_frames, path, index, batch, size)
+            for data in frames:
+                length = min(PIECE_SIZE, size - index * PIECE_SIZE)
+                while not bucket.take(trio.current_time(), length):
+                    await trio.sleep(max(0.001, (length - bucket.tokens) / bucket.rate))
+                await write(data)
                 index += 1
 
 
@@ -334,6 +426,15 @@ def write_piece(fd: int, index: int, data: bytes, expected: bytes) -> bool:
         return False
     os.pwrite(fd, data, index * PIECE_SIZE)
     return True
+
+
+def write_pieces(fd: int, pieces: list[tuple[int, bytearray]], hashes: list[bytes]) -> int:
+    """Check each piece against its hash in `hashes` and write it in place, in order, stopping
+    at the first that does not match (thread); returns how many were written."""
+    for done, (index, data) in enumerate(pieces):
+        if not write_piece(fd, index, data, hashes[index]):
+            return done
+    return len(pieces)
 
 
 def verified_pieces(path: Path, hashes: list[bytes], size: int) -> set[int]:

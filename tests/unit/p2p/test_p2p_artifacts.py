@@ -16,12 +16,16 @@ from neurod.artifact_backend import StoreArtifacts
 from neurod.artifact_store import ArtifactStore
 from p2p.artifact_fetch import FetchProgress
 from p2p.artifacts import (
+    MAX_READ_PIECES,
     PIECE_SIZE,
     ManifestRequest,
+    PieceReader,
     ReadRequest,
+    Refused,
     decode_piece,
     decode_request,
     encode_request,
+    piece_frames,
     piece_hashes,
 )
 from p2p.errors import WireError
@@ -107,10 +111,10 @@ def _store(tmp: Path, name: str) -> ArtifactStore:
 
 def test_wire_requests_round_trip_and_reject_bad_counts() -> None:
     root, file_hash = b"r" * 32, b"f" * 32
-    for request in (ManifestRequest(root), ReadRequest(root, file_hash, 3, 16)):
+    for request in (ManifestRequest(root), ReadRequest(root, file_hash, 3, MAX_READ_PIECES)):
         assert decode_request(encode_request(request)) == request
     with pytest.raises(WireError, match="bad-count"):
-        decode_request(encode_request(ReadRequest(root, file_hash, 0, 17)))
+        decode_request(encode_request(ReadRequest(root, file_hash, 0, MAX_READ_PIECES + 1)))
     with pytest.raises(WireError, match="bad-hash"):
         decode_request(encode_request(ManifestRequest(b"short")))
 
@@ -123,6 +127,55 @@ def test_piece_frame_must_be_the_piece_asked_for() -> None:
     with pytest.raises(WireError, match="bad-piece"):
         decode_piece(_pack(["piece", 1, b"x" * 9]), 1, 10)
     assert decode_piece(_pack(["piece", 1, b"x" * 10]), 1, 10) == b"x" * 10
+
+
+def _reader(data: bytes, chunk: int = 7) -> PieceReader:
+    """A PieceReader over `data`, handed out `chunk` bytes per read (frames split anywhere)."""
+    view = memoryview(data)
+
+    async def read(n: int) -> bytes:
+        nonlocal view
+        out, view = bytes(view[:min(n, chunk)]), view[min(n, chunk):]
+        return out
+
+    return PieceReader(read)
+
+
+def _piece(index: int, data: bytes) -> bytes:
+    from p2p.wire import _pack, frame
+
+    return frame(_pack(["piece", index, data]))
+
+
+def test_piece_reader_takes_exactly_the_canonical_piece_frames(tmp_path: Path) -> None:
+    """The fast reader compares headers only; it must accept what decode_piece accepts (the
+    frames the server builds included) and reject, with decode_piece's reason, what it rejects."""
+    from p2p.wire import _pack, frame
+
+    async def body() -> None:
+        for index, length in ((0, 0), (1, 10), (127, 255), (128, 256), (70_000, 65_536), (3, PIECE_SIZE)):
+            data = bytes(range(256)) * (length // 256) + b"z" * (length % 256)
+            assert await _reader(_piece(index, data), chunk=65_536).piece(index, length) == data
+        (tmp_path / "f").write_bytes(b"a" * PIECE_SIZE + b"b" * 5)
+        built = b"".join(piece_frames(tmp_path / "f", 0, 2, PIECE_SIZE + 5))
+        assert built == _piece(0, b"a" * PIECE_SIZE) + _piece(1, b"b" * 5)
+        reader = _reader(built, chunk=100_000)
+        assert (await reader.piece(0, PIECE_SIZE), await reader.piece(1, 5)) == (b"a" * PIECE_SIZE, b"b" * 5)
+        bad = {
+            "bad-piece": [_piece(2, b"x" * 10), _piece(1, b"x" * 9)],
+            "non-canonical": [frame(b"\x93\xa5piece\xcc\x01\xc4\x0a" + b"x" * 10)],  # index as uint8
+            "unexpected-response": [frame(_pack(["pieces", 1, b"x" * 10]))],
+            "oversize": [(PIECE_SIZE + 65).to_bytes(4, "big")],
+            "truncated": [_piece(1, b"x" * 10)[:-1]],
+        }
+        for reason, frames in bad.items():
+            for data in frames:
+                with pytest.raises(WireError, match=reason):
+                    await _reader(data).piece(1, 10)
+        with pytest.raises(Refused, match="busy"):
+            await _reader(frame(_pack(["error", "busy"]))).piece(1, 10)
+
+    trio.run(body)
 
 
 def _fetch_case(tmp_path: Path, liar_kind: str | None, *, slow_honest: bool = False) -> None:
