@@ -81,21 +81,9 @@ async def raw_copy(addr: str, key_dir: Path, total: int) -> float:
 
 
 def make_artifact(folder: Path, total: int) -> bytes:
-    from worker.artifact import ItemDraft, write_manifest
+    from tests.support.artifacts import random_artifact
 
-    folder.mkdir(parents=True)
-    files = 4
-    drafts = []
-    for index in range(files):
-        path = f"part-{index}.bin"
-        with open(folder / path, "wb") as f:
-            left = total // files
-            while left:
-                chunk = min(left, 8 * MB)
-                f.write(os.urandom(chunk))
-                left -= chunk
-        drafts.append(ItemDraft(index, (path,), labels=b"{}"))
-    return write_manifest(folder, "bench", drafts, {"bench": "artifact_transfer"}).root
+    return random_artifact(folder, [total // 4] * 4, kind="bench")
 
 
 def verify_seconds(folder: Path) -> tuple[float, int]:

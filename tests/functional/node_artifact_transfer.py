@@ -4,37 +4,18 @@ fetching daemon is SIGKILLed midway and resumes from its verified pieces after a
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import urllib.request
-from pathlib import Path
 
 import pytest
 import trio
 
 from neurod.artifact_store import store_of
+from tests.support.artifacts import MB
+from tests.support.artifacts import random_artifact as make_artifact
 from tests.support.daemons import Daemon, wait_until
 from tests.support.evil_peer import EvilPeer
-from worker.artifact import ItemDraft, write_manifest
-
-MB = 1 << 20
-
-
-def make_artifact(folder: Path, sizes: list[int]) -> bytes:
-    """An artifact of one item per file, each file random bytes of the given size."""
-    folder.mkdir(parents=True)
-    drafts = []
-    for index, size in enumerate(sizes):
-        path = f"part-{index:02d}.bin"
-        with open(folder / path, "wb") as f:
-            left = size
-            while left:
-                chunk = min(left, 8 * MB)
-                f.write(os.urandom(chunk))
-                left -= chunk
-        drafts.append(ItemDraft(index, (path,), labels=b"{}"))
-    return write_manifest(folder, "test", drafts, {"test": "transfer"}).root
 
 
 def _progress(daemon: Daemon, root: str) -> dict:  # type: ignore[type-arg]
