@@ -110,6 +110,8 @@ def load_config(datadir: Path, overrides: dict[str, Any]) -> NodeConfig:
     settings.update({k: _check(k, v, "command line") for k, v in overrides.items() if v is not None})
     if settings.get("check_blocks", 0) < 0:
         raise ConfigError(f"check_blocks must be 0 or more, got {settings['check_blocks']}")
+    if settings.get("artifact_budget_mb", 1) < 1:
+        raise ConfigError(f"artifact_budget_mb must be 1 or more, got {settings['artifact_budget_mb']}")
     if settings.get("log_format", "text") not in ("text", "json"):
         raise ConfigError("log_format must be 'text' or 'json'")
     names = {f.name for f in fields(NodeConfig)}
