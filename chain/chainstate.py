@@ -337,7 +337,8 @@ class ChainState:
         return [h for h in (self.hash_at(x) for x in heights) if h is not None]
 
     def headers_after(self, locator: list[bytes], limit: int) -> list[Header]:
-        """Main-chain headers after the first locator hash we have on our main chain."""
+        """Main-chain headers after the first locator hash we have on our main chain, up to the
+        first one the store holds damaged (reported to ``on_fault``; a peer gets what is intact)."""
         start = 0
         for block_hash in locator:
             data = self.kv.get(schema.META + block_hash)
@@ -352,7 +353,10 @@ class ChainState:
             main_hash = self.hash_at(height)
             if main_hash is None:  # the tip moved under us (another thread's reorg): stop here
                 break
-            result.append(self.header(main_hash))
+            try:
+                result.append(self.header(main_hash))
+            except StoreError:
+                break
         return result
 
     def recent_timestamps(self, header: Header, count: int, db: KV | Overlay | None = None) -> list[int]:

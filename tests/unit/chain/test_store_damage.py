@@ -253,3 +253,14 @@ def test_the_whole_store_check_finds_each_kind_of_damage() -> None:
         "store-tx-index-missing", "store-tx-index-extra", "store-history-wrong",
         "store-state-mismatch", "store-supply-mismatch", "store-block-mismatch",
     } <= reasons
+
+
+def test_headers_are_served_up_to_the_first_damaged_one() -> None:
+    faults: list[StoreError] = []
+    chain = busy_chain()
+    chain.on_fault = faults.append
+    damaged = chain.hash_at(5) or b""
+    overwrite(chain, schema.HEADER + damaged, chain.kv.get(schema.HEADER + (chain.hash_at(6) or b"")))
+    served = chain.headers_after([chain.genesis.block.hash], 100)
+    assert [h.height for h in served] == [1, 2, 3, 4]
+    assert [f.reason for f in faults] == ["store-header-mismatch"]
