@@ -48,13 +48,30 @@ def _parse(spec: str) -> dict[str, int]:
     return armed
 
 
-_armed: dict[str, int] = _parse(os.environ.get(ENV, ""))
+def _from_environment() -> tuple[dict[str, int], FailpointError | None]:
+    """Never raise at import (a bad spec would be a traceback wherever this module is first
+    imported): the error is kept for `check_environment` and for the first `hit`."""
+    try:
+        return _parse(os.environ.get(ENV, "")), None
+    except FailpointError as exc:
+        return {}, exc
+
+
+_armed, _error = _from_environment()
 _hits: dict[str, int] = {}
+
+
+def check_environment() -> None:
+    """Raise `FailpointError` if ``NEURO_FAILPOINT`` is malformed (daemons call it at start)."""
+    if _error is not None:
+        raise _error
 
 
 def hit(name: str) -> None:
     """Die here if ``name`` is armed and this is its chosen hit; otherwise return at once."""
     if not _armed:
+        if _error is not None:
+            raise _error
         return
     if name not in POINTS:
         raise FailpointError(f"fail point {name!r} is not declared in chain.failpoints.POINTS")
@@ -74,6 +91,6 @@ def armed(name: str) -> bool:
 
 def arm(spec: str) -> None:
     """Re-read a ``NEURO_FAILPOINT``-style spec (tests that arm a point inside one process)."""
-    global _armed
-    _armed = _parse(spec)
+    global _armed, _error
+    _armed, _error = _parse(spec), None
     _hits.clear()

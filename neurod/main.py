@@ -108,11 +108,13 @@ def maintain_store(args: argparse.Namespace, config: Any) -> None:
 def run(args: argparse.Namespace) -> None:
     import trio
 
+    from chain import failpoints
     from chain.errors import ChainError, StoreError
     from neurod.config import default_datadir, load_config
     from neurod.datadir import LOG_FILE, check_keys, lock_datadir, prepare_datadir
     from neurod.logs import setup_logging
 
+    failpoints.check_environment()
     network = args.network or "main"
     datadir = (args.datadir or default_datadir(network)).expanduser().resolve()
     prepare_datadir(datadir)
@@ -151,13 +153,14 @@ def operator_fault(exc: BaseException) -> str | None:
     """The one line for a fault the operator can fix, found however deep the node's nurseries
     wrapped it in exception groups; None for anything else (a bug)."""
     from chain.errors import ChainError
+    from chain.failpoints import FailpointError
     from neurod.config import ConfigError
     from neurod.datadir import DataDirError
     from p2p.errors import P2PError
 
     if isinstance(exc, BaseExceptionGroup):
         return next((line for inner in exc.exceptions if (line := operator_fault(inner)) is not None), None)
-    if isinstance(exc, StartupError | ConfigError | DataDirError | ChainError | P2PError):
+    if isinstance(exc, StartupError | ConfigError | DataDirError | ChainError | P2PError | FailpointError):
         return str(exc)
     if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
         return f"port already in use ({exc})"
