@@ -35,6 +35,7 @@ import json
 import os
 import shutil
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -308,19 +309,31 @@ class ArtifactStore:
     # ---- eviction ------------------------------------------------------------------------
 
     def _evict(self, keep: bytes) -> list[bytes]:
-        """Drop unpinned artifacts, least recently used first, until the blobs fit the budget."""
+        """Drop unpinned artifacts, least recently used first, until the blobs fit the budget.
+
+        Every manifest is read once: each blob's holders are counted up front, and a blob is
+        deleted when its last holder goes (not by a store-wide sweep after every victim)."""
         self._collect_garbage()
+        usage = self.usage()
         dropped: list[bytes] = []
-        if self.usage() <= self.budget_bytes:
+        if usage <= self.budget_bytes:
             return dropped
+        files = {root: {entry.hash for entry in self.manifest(root).files} for root in self._roots()}
+        holders = Counter(file for held in files.values() for file in held)
+        fetching = self._fetching()
         candidates = sorted(
             (a for a in self.list() if not a.pinned and a.root != keep), key=lambda a: a.last_used
         )
         for victim in candidates:
             self._drop(victim.root)
             dropped.append(victim.root)
-            self._collect_garbage()
-            if self.usage() <= self.budget_bytes:
+            for file in files[victim.root]:
+                holders[file] -= 1
+                blob = self.blob_path(file)
+                if holders[file] == 0 and file.hex() not in fetching and blob.exists():
+                    usage -= blob.stat().st_size
+                    blob.unlink()
+            if usage <= self.budget_bytes:
                 break
         return dropped
 
