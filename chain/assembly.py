@@ -12,9 +12,11 @@ from dataclasses import dataclass
 
 from chain.chainstate import ChainState, _StateView
 from chain.errors import ChainError
+from chain.market_rules import MarketContext
 from chain.params import BLOCK_VERSION
-from chain.state import _Ledger, apply_transaction, state_root_after
+from chain.state import Ledger, apply_transaction, effects_of, trie_updates
 from chain.store import Overlay
+from chain.trie import update_trie
 from chain.types import Block, Header, Transaction
 from chain.validation import expected_bits, median_time_past, tx_root
 
@@ -37,7 +39,9 @@ def assemble_block(
     params = chain.params
     limit = min(max_txs or params.max_block_txs, params.max_block_txs)
     view = _StateView(Overlay(chain.kv), chain.decoded_accounts)
-    ledger = _Ledger(view)
+    ledger = Ledger(view)
+    height = parent.height + 1
+    market = MarketContext(params.market, chain.chain_id, height, chain.adjudicator)
     chosen: list[Transaction] = []
     skipped: list[tuple[Transaction, ChainError]] = []
     fees = 0
@@ -48,21 +52,20 @@ def assemble_block(
         tx_size = len(tx.encode())
         if size + tx_size > params.max_block_bytes:
             continue
-        snapshot = dict(ledger.after), dict(ledger.before)
+        snapshot = ledger.snapshot()
         try:
-            fees += apply_transaction(ledger, tx)
+            fees += apply_transaction(ledger, tx, market)
         except ChainError as exc:
-            ledger.after, ledger.before = snapshot
+            ledger.restore(snapshot)
             skipped.append((tx, exc))
             continue
         chosen.append(tx)
         size += tx_size
-    height = parent.height + 1
     reward = params.block_reward(height)
     if reward + fees:
         ledger.credit(miner, reward + fees, "balance-overflow")
-    changes = {k: (ledger.before[k], v) for k, v in ledger.after.items()}
-    root, _ = state_root_after(view.node, changes)
+    effects = effects_of(ledger, view, reward, fees, chain.supply + reward)
+    root, _ = update_trie(view.node, trie_updates(effects))
     stamps = chain.recent_timestamps(parent, params.median_time_span)
     timestamp = max(now, median_time_past(stamps) + 1)
     header = Header(

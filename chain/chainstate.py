@@ -21,13 +21,15 @@ from chain import failpoints, schema
 from chain.crypto import Verifier
 from chain.errors import ChainError, DecodeError, InvalidBlock, RejectKind, StoreError
 from chain.genesis import Genesis
-from chain.hashing import HASH_SIZE
+from chain.hashing import HASH_SIZE, hash256
+from chain.jobs import JOB_VALUE_PERSON, TOTALS_KEY, Event, Job, Totals, job_key
+from chain.market_rules import Adjudicator
 from chain.merkle import merkle_root
 from chain.params import ChainParams
 from chain.pow import work_of
-from chain.state import Account, BlockEffects, account_value_hash, apply_block, state_root_after
+from chain.state import Account, BlockEffects, account_value_hash, apply_block
 from chain.store import KV, FaultListener, Overlay, StateCache
-from chain.trie import root_of, update_trie
+from chain.trie import compute_root, root_of, update_trie
 from chain.types import Block, Header, Transaction, Transfer, block_parts, txid_of
 from chain.validation import (
     SignatureChecks,
@@ -77,20 +79,29 @@ class ImportResult:
 
 @dataclass
 class _Undo:
-    """A connected block's undo data: the supply and each touched account before it."""
+    """A connected block's undo data: the supply and each touched account before it, and for
+    market blocks each touched job before it, the totals before it and the index rows (events,
+    jobs by account) the block wrote."""
 
     supply: int
     accounts: list[tuple[bytes, Account | None]] = field(default_factory=list)
+    jobs: list[tuple[bytes, bytes | None]] = field(default_factory=list)  # stored bytes before
+    totals: bytes = b""
+    rows: list[bytes] = field(default_factory=list)
 
     @staticmethod
-    def encode_stored(supply: int, accounts: list[tuple[bytes, bytes | None]]) -> bytes:
-        """From each account's stored bytes (None: absent), which need no re-encoding."""
-        return enc.pack([supply, [[k, v or b""] for k, v in accounts]])
+    def encode_stored(supply: int, accounts: list[tuple[bytes, bytes | None]],
+                      jobs: list[tuple[bytes, bytes | None]] = (), totals: bytes = b"",  # type: ignore[assignment]
+                      rows: list[bytes] = ()) -> bytes:  # type: ignore[assignment]
+        """From each record's stored bytes (None: absent), which need no re-encoding."""
+        return enc.pack([supply, [[k, v or b""] for k, v in accounts], [[k, v or b""] for k, v in jobs], totals,
+                         list(rows)])
 
     @classmethod
     def decode(cls, data: bytes) -> _Undo:
-        supply, accounts = enc.unpack(data, what="undo", max_size=64 << 20)
-        return cls(supply, [(k, Account.decode(v) if v else None) for k, v in accounts])
+        supply, accounts, jobs, totals, rows = enc.unpack(data, what="undo", max_size=64 << 20)
+        return cls(supply, [(k, Account.decode(v) if v else None) for k, v in accounts],
+                   [(k, v or None) for k, v in jobs], totals, rows)
 
 
 class AccountMemo:
@@ -122,6 +133,8 @@ class _StateView:
         self.db = db
         self.memo = memo if memo is not None else AccountMemo()
         self.read: dict[bytes, bytes | None] = {}  # stored bytes of each account read: undo data
+        self.jobs_read: dict[bytes, bytes | None] = {}  # and of each job
+        self.totals_read = b""
 
     def account(self, account_id: bytes) -> Account | None:
         data = self.db.get(schema.ACCOUNT + account_id)
@@ -130,6 +143,46 @@ class _StateView:
 
     def node(self, path: bytes) -> bytes | None:
         return self.db.get(schema.TRIE + path)
+
+    def job(self, job_id: bytes) -> Job | None:
+        data = self.db.get(schema.JOB + job_id)
+        self.jobs_read[job_id] = data
+        return Job.decode(data) if data is not None else None
+
+    def spec(self, job_id: bytes) -> bytes | None:
+        return self.db.get(schema.JOB_SPEC + job_id)
+
+    def totals(self) -> Totals:
+        data = self.db.get(schema.TOTALS)
+        if data is None:
+            raise StoreError("store-corrupt", "no totals recorded")
+        self.totals_read = data
+        return Totals.decode(data)
+
+
+def market_rows(block: Block, effects: BlockEffects) -> list[tuple[bytes, bytes]]:
+    """The index rows of a block's market effects: events by account and by job, and jobs by
+    the accounts that took part (client on post, worker on award)."""
+    height = schema.height_bytes(effects_height(block))
+    rows: list[tuple[bytes, bytes]] = []
+    for seq, event in enumerate(effects.events):
+        data = event.encode()
+        tail = height + seq.to_bytes(4, "big")
+        if event.account:
+            rows.append((schema.EVENT_BY_ACCOUNT + event.account + tail, data))
+        if event.job_id:
+            rows.append((schema.EVENT_BY_JOB + event.job_id + tail, data))
+    for job_id, (before, after) in effects.jobs.items():
+        if before is None:
+            rows.append((schema.JOB_BY_ACCOUNT + after.client + job_id + height, b"c"))
+        workers = {s.worker for s in after.shards if s.worker} - ({s.worker for s in before.shards} if before else set())
+        for worker in sorted(workers):
+            rows.append((schema.JOB_BY_ACCOUNT + worker + job_id + height, b"w"))
+    return rows
+
+
+def effects_height(block: Block) -> int:
+    return block.header.height
 
 
 def _parties(tx: Transaction) -> tuple[bytes, ...]:
@@ -200,7 +253,10 @@ class ChainState:
         verify_pool: Executor | Verifier | None = None,
         state_cache_entries: int = DEFAULT_STATE_CACHE_ENTRIES,
         on_fault: FaultListener | None = None,
+        adjudicator: Adjudicator | None = None,
     ):
+        # re-renders an item to judge a fraud proof (neurod passes the worker's renderer)
+        self.adjudicator = adjudicator
         # told of every stored value found damaged (the daemon counts and logs them)
         self.on_fault = on_fault
         self.kv = StateCache(kv, (schema.ACCOUNT, schema.TRIE), max_entries=state_cache_entries)
@@ -303,9 +359,49 @@ class ChainState:
         for key, value in self.kv.iterate(schema.ACCOUNT):
             yield key[1:], Account.decode(value)
 
+    def state_root_from_scratch(self) -> bytes:
+        """The state root recomputed from every stored record (accounts, jobs, totals), not from
+        the stored trie: what the incremental root must equal."""
+        values = {key: account.value_hash for key, account in self.accounts()}
+        values.update({job_key(job_id): job.value_hash for job_id, job in self.jobs()})
+        values[TOTALS_KEY] = self.totals().value_hash
+        return compute_root(values)
+
     def state_root(self, db: KV | Overlay | None = None) -> bytes:
         """The root of the stored trie (as seen through ``db``, an overlay over the store)."""
         return root_of(_StateView(db or self.kv).node)
+
+    # ---- market reads --------------------------------------------------------------------
+
+    def job(self, job_id: bytes) -> Job | None:
+        return _StateView(self.kv).job(job_id)
+
+    def job_spec(self, job_id: bytes) -> bytes | None:
+        return self.kv.get(schema.JOB_SPEC + job_id)
+
+    def totals(self) -> Totals:
+        return _StateView(self.kv).totals()
+
+    def jobs(self) -> Iterator[tuple[bytes, Job]]:
+        """Every job ever posted on the main chain, in id order."""
+        for key, value in self.kv.iterate(schema.JOB):
+            yield key[1:], Job.decode(value)
+
+    def jobs_of(self, account_id: bytes) -> dict[bytes, set[str]]:
+        """Job ids the account took part in, with its roles ("client", "worker")."""
+        roles: dict[bytes, set[str]] = {}
+        prefix = schema.JOB_BY_ACCOUNT + account_id
+        for key, value in self.kv.iterate(prefix):
+            job_id = key[len(prefix):len(prefix) + HASH_SIZE]
+            roles.setdefault(job_id, set()).add("client" if value == b"c" else "worker")
+        return roles
+
+    def events(self, *, account: bytes | None = None, job_id: bytes | None = None,
+               limit: int = 100) -> list[tuple[int, Event]]:
+        """(height, event) of the market's token movements for an account or a job, newest first."""
+        prefix = schema.EVENT_BY_ACCOUNT + account if account is not None else schema.EVENT_BY_JOB + (job_id or b"")
+        rows = [(int.from_bytes(key[-12:-4], "big"), Event.decode(value)) for key, value in self.kv.iterate(prefix)]
+        return rows[::-1][:limit]
 
     def tx_location(self, txid: bytes) -> tuple[bytes, int] | None:
         """(block hash, position) of a main-chain transaction."""
@@ -539,16 +635,35 @@ class ChainState:
 
     def _connect(self, db: Overlay, block: Block, supply: int) -> int:
         view = _StateView(db, self.decoded_accounts)
-        effects: BlockEffects = apply_block(self.params, view, block, supply)
+        effects: BlockEffects = apply_block(self.params, view, block, supply, chain_id=self.chain_id,
+                                            adjudicator=self.adjudicator)
         changes = effects.changes
         encoded = {account_id: after.encode() for account_id, (_, after) in changes.items()}
-        root, nodes = update_trie(view.node, {k: account_value_hash(v) for k, v in encoded.items()})
+        updates = {k: account_value_hash(v) for k, v in encoded.items()}
+        jobs = {job_id: after.encode() for job_id, (_, after) in effects.jobs.items()}
+        for job_id, data in jobs.items():
+            updates[job_key(job_id)] = hash256(data, person=JOB_VALUE_PERSON)
+        assert effects.totals is not None
+        totals = effects.totals[1].encode()
+        updates[TOTALS_KEY] = effects.totals[1].value_hash
+        root, nodes = update_trie(view.node, updates)
         if root != block.header.state_root:
             raise InvalidBlock("bad-state-root", expected=root.hex(), got=block.header.state_root.hex())
         block_hash = block.hash
         put, remember = db.put, self.decoded_accounts.remember
-        # undo data: each touched account's stored bytes before the block, as read (b"": absent)
-        put(schema.UNDO + block_hash, _Undo.encode_stored(supply, [(k, view.read[k]) for k in changes]))
+        rows = market_rows(block, effects)
+        # undo data: each touched record's stored bytes before the block, as read (b"": absent)
+        put(schema.UNDO + block_hash, _Undo.encode_stored(
+            supply, [(k, view.read[k]) for k in changes], [(k, view.jobs_read.get(k)) for k in jobs],
+            view.totals_read, [key for key, _ in rows],
+        ))
+        for job_id, data in jobs.items():
+            put(schema.JOB + job_id, data)
+        for job_id, spec in effects.specs.items():
+            put(schema.JOB_SPEC + job_id, spec)
+        for key, value in rows:
+            put(key, value)
+        put(schema.TOTALS, totals)
         for account_id, (_, after) in changes.items():
             data = encoded[account_id]
             put(schema.ACCOUNT + account_id, data)
@@ -579,14 +694,26 @@ class ChainState:
         except ChainError as exc:
             raise self._damaged(StoreError("store-undo-damaged", f"undo data of {tip.hex()}: {exc.reason}")) from None
         view = _StateView(db)
-        changes: dict[bytes, tuple[None, Account | None]] = {}
+        updates: dict[bytes, bytes | None] = {}
         for account_id, before in undo.accounts:
             if before is None:
                 db.delete(schema.ACCOUNT + account_id)
             else:
                 db.put(schema.ACCOUNT + account_id, before.encode())
-            changes[account_id] = (None, before)
-        _, nodes = state_root_after(view.node, changes)
+            updates[account_id] = before.value_hash if before is not None else None
+        for job_id, job_bytes in undo.jobs:
+            if job_bytes is None:  # posted in this block
+                db.delete(schema.JOB + job_id)
+                db.delete(schema.JOB_SPEC + job_id)
+                updates[job_key(job_id)] = None
+            else:
+                db.put(schema.JOB + job_id, job_bytes)
+                updates[job_key(job_id)] = hash256(job_bytes, person=JOB_VALUE_PERSON)
+        for key in undo.rows:
+            db.delete(key)
+        db.put(schema.TOTALS, undo.totals)
+        updates[TOTALS_KEY] = Totals.decode(undo.totals).value_hash
+        _, nodes = update_trie(view.node, updates)
         for path, node in nodes.items():
             if node is None:
                 db.delete(schema.TRIE + path)
@@ -618,7 +745,9 @@ class ChainState:
         overlay = Overlay(self.kv)
         view = _StateView(overlay)
         accounts = self.genesis.accounts
-        root, nodes = state_root_after(view.node, {k: (None, v) for k, v in accounts.items()})
+        updates = {k: v.value_hash for k, v in accounts.items()}
+        updates[TOTALS_KEY] = self.genesis.totals.value_hash
+        root, nodes = update_trie(view.node, updates)
         if root != block.header.state_root:
             raise StoreError("bad-genesis", "genesis state root mismatch")
         for account_id, account in accounts.items():
@@ -633,6 +762,7 @@ class ChainState:
         overlay.put(schema.height_key(0), block_hash)
         overlay.put(schema.TIP, block_hash)
         overlay.put(schema.SUPPLY, self.genesis.supply.to_bytes(16, "big"))
+        overlay.put(schema.TOTALS, self.genesis.totals.encode())
         overlay.put(schema.GENESIS, self.chain_id)
         overlay.put(schema.FORMAT, schema.FORMAT_VERSION.to_bytes(1, "big"))
         overlay.commit(sync=True)

@@ -19,8 +19,9 @@ from chain.amounts import AmountError, parse_ntk
 from chain.crypto import AddressError, decode_address
 from chain.errors import GenesisError
 from chain.hashing import ZERO_HASH, hash256
+from chain.jobs import TOTALS_KEY, Totals
 from chain.merkle import merkle_root
-from chain.params import BLOCK_VERSION, MAX_SUPPLY_UNITS, ChainParams
+from chain.params import BASIS_POINTS, BLOCK_VERSION, MAX_SUPPLY_UNITS, ChainParams, MarketParams
 from chain.pow import is_canonical_bits
 from chain.state import Account
 from chain.trie import compute_root
@@ -32,7 +33,10 @@ _REQUIRED = {
     "asert_half_life": int, "genesis_bits": str, "pow_limit_bits": str,
     "initial_reward": str, "halving_interval": int, "allocations": list,
 }
-_OPTIONAL = {"description": str, "accounts": dict, "max_block_bytes": int, "max_block_txs": int}
+_OPTIONAL = {
+    "description": str, "accounts": dict, "max_block_bytes": int, "max_block_txs": int, "market": dict,
+}
+_AMOUNT_MARKET_FIELDS = ("min_stake", "challenge_bond")  # NTK strings, like every amount in the file
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +69,13 @@ class Genesis:
         return {account: Account(balance=amount) for account, amount in self.allocations}
 
     @property
+    def totals(self) -> Totals:
+        return Totals(self.supply)
+
+    @property
     def state_root(self) -> bytes:
-        return compute_root({k: v.value_hash for k, v in self.accounts.items()})
+        """Over the allocated accounts and the totals (issued: the allocations; none burned)."""
+        return compute_root({**{k: v.value_hash for k, v in self.accounts.items()}, TOTALS_KEY: self.totals.value_hash})
 
     @property
     def supply(self) -> int:
@@ -74,7 +83,9 @@ class Genesis:
 
 
 def params_digest(params: ChainParams) -> bytes:
-    values = [getattr(params, f.name) for f in fields(params)]
+    """Every consensus parameter, market rules included (a nested list), is in the chain id."""
+    values: list[Any] = [getattr(params, f.name) for f in fields(params) if f.name != "market"]
+    values.append([getattr(params.market, f.name) for f in fields(params.market)])
     return hash256(enc.pack(values), person=b"neuro-params")
 
 
@@ -118,13 +129,42 @@ def parse_genesis(doc: Any) -> Genesis:
         network=values["network"], hrp=values["hrp"], genesis_time=values["genesis_time"],
         target_block_time=values["target_block_time"], asert_half_life=values["asert_half_life"],
         genesis_bits=_bits(doc, "genesis_bits"), pow_limit_bits=_bits(doc, "pow_limit_bits"),
-        initial_reward=reward, halving_interval=values["halving_interval"], **extra,
+        initial_reward=reward, halving_interval=values["halving_interval"],
+        market=_market(doc.get("market", {})), **extra,
     )
     allocations = _allocations(values["allocations"], params.hrp)
     names = {}
     for name, address in doc.get("accounts", {}).items():
         names[name] = _address(address, params.hrp, f"accounts.{name}")
     return Genesis(params=params, allocations=allocations, names=names)
+
+
+def _market(doc: dict[str, Any]) -> MarketParams:
+    """The genesis "market" object: any subset of `MarketParams`' fields, the rest default."""
+    known = {f.name: f for f in fields(MarketParams)}
+    unknown = set(doc) - set(known)
+    if unknown:
+        raise GenesisError("bad-genesis", f"market: unknown fields: {', '.join(sorted(unknown))}")
+    values: dict[str, int] = {}
+    for key, value in doc.items():
+        if key in _AMOUNT_MARKET_FIELDS:
+            try:
+                values[key] = parse_ntk(value if isinstance(value, str) else "")
+            except AmountError as exc:
+                raise GenesisError("bad-genesis", f"market.{key}: {exc.detail} (an NTK string)") from None
+            continue
+        if type(value) is not int or value < 0:
+            raise GenesisError("bad-genesis", f"market.{key} must be a non-negative integer, got {value!r}")
+        values[key] = value
+    market = MarketParams(**values)
+    for key in ("slash_reward_bp", "no_show_slash_bp", "protocol_fee_bp"):
+        if getattr(market, key) > BASIS_POINTS:
+            raise GenesisError("bad-genesis", f"market.{key} is a fraction in basis points: at most {BASIS_POINTS}")
+    for key in ("min_bid_blocks", "min_challenge_blocks", "response_blocks", "max_shards", "max_bids_per_award",
+                "max_spec_bytes", "stake_per_payment_bp"):
+        if getattr(market, key) < 1:
+            raise GenesisError("bad-genesis", f"market.{key} must be at least 1")
+    return market
 
 
 def _address(text: Any, hrp: str, where: str) -> bytes:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from chain import schema
 from chain.chainstate import BlockStatus, ChainState, index_rows
 from chain.errors import ChainError, StoreError
+from chain.jobs import TOTALS_KEY, Job, job_key
 from chain.state import Account
 from chain.store import Overlay
 from chain.trie import compute_root
@@ -189,7 +190,8 @@ def _compare_rows(chain: ChainState, prefix: bytes, expected: dict[bytes, bytes]
 
 
 def _check_state(chain: ChainState, report: CheckReport) -> None:
-    """State root from scratch over every account, the stored trie's root, and the supply."""
+    """State root from scratch over every account, job and the totals, the stored trie's root,
+    and the supply: balances + stake + escrow = issued - burned."""
     hashes: dict[bytes, bytes] = {}
     total = 0
     try:
@@ -200,11 +202,24 @@ def _check_state(chain: ChainState, report: CheckReport) -> None:
                 report.add("store-account-undecodable", f"account {key[1:].hex()}: {exc.reason}")
                 continue
             hashes[key[1:]] = account.value_hash
-            total += account.balance
-    except StoreError as exc:
-        report.add(exc.reason, f"reading accounts: {exc.detail}")
+            total += account.balance + account.bonded + account.unbonding
+        for key, value in chain.kv.iterate(schema.JOB):
+            try:
+                job = Job.decode(value)
+            except ChainError as exc:
+                report.add("store-job-undecodable", f"job {key[1:].hex()}: {exc.reason}")
+                continue
+            hashes[job_key(key[1:])] = job.value_hash
+            total += job.escrow
+        totals = chain.totals()
+        hashes[TOTALS_KEY] = totals.value_hash
+    except ChainError as exc:
+        report.add(exc.reason, f"reading state: {exc.detail}")
         return
     report.accounts, report.supply = len(hashes), total
+    if totals.issued != chain.supply:
+        report.add("store-supply-mismatch", f"totals record {totals.issued} issued, the recorded supply is {chain.supply}")
+    total += totals.burned
     computed = compute_root(hashes)
     report.state_root = computed.hex()
     expected = chain.tip_header.state_root
@@ -214,4 +229,4 @@ def _check_state(chain: ChainState, report: CheckReport) -> None:
     if stored != expected:
         report.add("store-trie-mismatch", f"stored trie's root {stored.hex()[:16]} is not the tip's {expected.hex()[:16]}")
     if total != chain.supply:
-        report.add("store-supply-mismatch", f"balances add up to {total}, the recorded supply is {chain.supply}")
+        report.add("store-supply-mismatch", f"balances, stake, escrow and burned add up to {total}, the recorded supply is {chain.supply}")

@@ -15,6 +15,19 @@ from chain import encoding as enc
 from chain.crypto import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, address_hash, sign
 from chain.errors import DecodeError
 from chain.hashing import ADDRESS_HASH_SIZE, HASH_SIZE, hash256
+from chain.market_types import (
+    MARKET_PAYLOADS,
+    Accept,
+    Challenge,
+    JobAward,
+    JobPost,
+    Release,
+    Respond,
+    ResultCommit,
+    Settle,
+    Stake,
+    Unstake,
+)
 from chain.params import MAX_BLOCK_BYTES, MAX_BLOCK_TXS, MAX_HEADER_BYTES, MAX_TX_BYTES
 from chain.pow import NONCE_SIZE
 
@@ -54,8 +67,10 @@ def txid_of(encoded: bytes) -> bytes:
     return hash256(encoded, person=TX_ID_PERSON)
 
 
-Payload: TypeAlias = Transfer  # a union once the market kinds join
-PAYLOAD_TYPES: dict[int, type[Transfer]] = {Transfer.KIND: Transfer}
+Payload: TypeAlias = (
+    Transfer | Stake | Unstake | Release | JobPost | JobAward | ResultCommit | Challenge | Respond | Accept | Settle
+)
+PAYLOAD_TYPES: dict[int, Any] = {Transfer.KIND: Transfer, **{p.KIND: p for p in MARKET_PAYLOADS}}
 
 
 @dataclass(frozen=True, slots=True)

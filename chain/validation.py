@@ -19,6 +19,7 @@ from statistics import median_low
 
 from chain.crypto import PendingVerification, Verifier, start_verify_many, verify
 from chain.errors import InvalidBlock, InvalidTransaction, RejectKind
+from chain.market_types import JobAward
 from chain.merkle import merkle_root
 from chain.params import BLOCK_VERSION, ChainParams
 from chain.pow import asert_bits, bits_to_target, is_canonical_bits, meets_target
@@ -46,6 +47,17 @@ def check_transaction(tx: Transaction, chain_id: bytes) -> None:
         raise InvalidTransaction("bad-tx-chain-id", expected=chain_id.hex(), got=tx.chain_id.hex())
     if not verify(tx.sender, tx.signing_message(), tx.signature):
         raise InvalidTransaction("bad-tx-signature")
+    for index, (key, message, signature) in enumerate(bid_signature_items(tx)):
+        if not verify(key, message, signature):
+            raise InvalidTransaction("bad-bid-signature", f"bid {index} of the award")
+
+
+def bid_signature_items(tx: Transaction) -> list[tuple[bytes, bytes, bytes]]:
+    """The (key, message, signature) of each bid an award carries; none for other kinds."""
+    payload = tx.payload
+    if type(payload) is not JobAward:
+        return []
+    return [(e.bid.worker, e.bid.signing_message(), e.bid.signature) for e in payload.entries]
 
 
 def check_block_contents(
@@ -70,9 +82,10 @@ def check_block_contents(
 class SignatureChecks:
     """A block's signature checks, possibly still running on a pool; `require` joins them."""
 
-    def __init__(self, indices: list[int], pending: PendingVerification) -> None:
-        self._indices = indices
+    def __init__(self, indices: list[int], pending: PendingVerification, bids: int = 0) -> None:
+        self._indices = indices  # per check: the tx it belongs to
         self._pending = pending
+        self._bids = bids  # the last `bids` checks are bids' (their reason is bad-bid-signature)
 
     def settle(self) -> None:
         """Wait for the checks without judging them."""
@@ -82,7 +95,9 @@ class SignatureChecks:
         """Wait for the checks; raise ``bad-tx-signature`` naming the first failing tx."""
         checks = self._pending.result()
         if not all(checks):
-            raise InvalidBlock("bad-tx-signature", f"tx {self._indices[checks.index(False)]}")
+            first = checks.index(False)
+            reason = "bad-bid-signature" if first >= len(checks) - self._bids else "bad-tx-signature"
+            raise InvalidBlock(reason, f"tx {self._indices[first]}")
 
 
 def start_signature_checks(
@@ -97,7 +112,14 @@ def start_signature_checks(
     txs = block.txs
     unchecked = [i for i, tx in enumerate(txs) if tx.txid not in verified]
     items = [(txs[i].sender, txs[i].signing_message(), txs[i].signature) for i in unchecked]
-    return SignatureChecks(unchecked, start_verify_many(items, pool))
+    owners = list(unchecked)
+    bids = 0
+    for i in unchecked:  # an award's bids are signatures like any other: same pool, same join
+        for item in bid_signature_items(txs[i]):
+            items.append(item)
+            owners.append(i)
+            bids += 1
+    return SignatureChecks(owners, start_verify_many(items, pool), bids)
 
 
 def check_block(

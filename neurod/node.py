@@ -26,6 +26,7 @@ from chain.sigpool import SignaturePool
 from chain.store import LevelKV
 from chain.storecheck import CheckReport, check_recent, check_store
 from chain.types import Block, Transaction
+from neurod.adjudicator import RenderAdjudicator
 from neurod.artifact_backend import StoreArtifacts
 from neurod.artifact_store import store_of
 from neurod.backend import NodeBackend
@@ -59,7 +60,8 @@ class Node:
         self.store_read_errors = 0  # stored values found damaged since start (node_status says)
         self.kv = LevelKV(self.datadir / "chain", verify_checksums=config.verify_checksums)
         try:
-            self.chain = ChainState(self.kv, self.genesis, verify_pool=self._verify_pool)
+            self.chain = ChainState(self.kv, self.genesis, verify_pool=self._verify_pool,
+                                    adjudicator=RenderAdjudicator())
             checked = check_recent(self.chain, config.check_blocks)
         except BaseException:  # the refusal is the operator's one line: nothing logged before it
             self.kv.close()
@@ -120,7 +122,8 @@ class Node:
         importing meanwhile); slow on a long chain, so callers run it in a thread."""
         snapshot = self.kv.snapshot()
         try:
-            return check_store(ChainState(snapshot, self.genesis, on_fault=self._store_fault))
+            return check_store(ChainState(snapshot, self.genesis, on_fault=self._store_fault,
+                                          adjudicator=RenderAdjudicator()))
         finally:
             snapshot.close()
 

@@ -28,6 +28,7 @@ from chain.genesis import Genesis
 from chain.sigpool import SignaturePool
 from chain.store import LevelKV, repair_store
 from chain.storecheck import CheckReport, check_store
+from neurod.adjudicator import RenderAdjudicator
 
 CHAIN_DIR = "chain"
 BATCH = 64  # blocks per `process_blocks` call: signature checks run ahead within a batch
@@ -103,7 +104,7 @@ def reindex(datadir: Path, genesis: Genesis, *, verify_workers: int, say: Say) -
     pool = SignaturePool(verify_workers)
     target = LevelKV(work)
     try:
-        chain = ChainState(target, genesis, verify_pool=pool)
+        chain = ChainState(target, genesis, verify_pool=pool, adjudicator=RenderAdjudicator())
         hashes = [block_hash for _, block_hash in good]
         for start in range(0, len(hashes), BATCH):
             batch = [source.get(schema.BLOCK + h) or b"" for h in hashes[start : start + BATCH]]
@@ -160,7 +161,7 @@ def check_db(datadir: Path, genesis: Genesis, say: Say) -> CheckReport:
         try:
             if kv.get(schema.GENESIS) is None:  # ChainState would write a genesis: this only reads
                 raise StoreError("store-damaged", "the store records no genesis")
-            chain = ChainState(kv, genesis)
+            chain = ChainState(kv, genesis, adjudicator=RenderAdjudicator())
         except StoreError as exc:  # not even the tip reads back: that is the report
             report = CheckReport()
             report.add(exc.reason, f"opening the chain: {exc.detail}")

@@ -67,19 +67,17 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import orjson
 from blake3 import blake3
 
+from chain.commitments import LEAF_CONTEXT, ROOT_CONTEXT, fold_root, item_leaf  # noqa: F401 - re-exported
 from chain.merkle import MerkleProof, merkle_proof, merkle_root, verify_proof
 from worker.errors import VerificationFailed
 
 FORMAT = "neuro-artifact/1"
 MANIFEST_FILE = "manifest.json"
 LOCAL_FILES = frozenset({MANIFEST_FILE, "task.json"})  # top-level names never in an artifact
-LEAF_CONTEXT = "neuro 2026-12 artifact leaf v1"
 HEADER_CONTEXT = "neuro 2026-12 artifact header v1"
-ROOT_CONTEXT = "neuro 2026-12 artifact root v1"
 HASH_SIZE = 32
 MAX_MANIFEST_BYTES = 256 << 20  # ~750k items; checked before the JSON is parsed
 MAX_PATH_CHARS = 255
@@ -227,16 +225,6 @@ def file_hash(path: Path) -> bytes:
     hasher = blake3()
     hasher.update_mmap(path)
     return hasher.digest()
-
-
-def item_leaf(index: int, check: bytes, labels: bytes, files: Sequence[bytes]) -> bytes:
-    preimage = msgpack.packb([index, check, labels, list(files)], use_bin_type=True)
-    return blake3(preimage, derive_key_context=LEAF_CONTEXT).digest()
-
-
-def fold_root(items_root: bytes, header_hash: bytes) -> bytes:
-    """The artifact id: the items' Merkle root and the header, one documented step."""
-    return blake3(items_root + header_hash, derive_key_context=ROOT_CONTEXT).digest()
 
 
 # --------------------------------------------------------------------------- writing

@@ -144,7 +144,7 @@ MALFORMED: list[tuple[str, Any, bytes, str, str]] = [
     ("six fields", Transaction.decode, msgpack.packb(TX.to_list()[:6], use_bin_type=True), "bad-encoding", "field count"),
     ("eight fields", Transaction.decode, msgpack.packb([*TX.to_list(), 0], use_bin_type=True), "bad-encoding", "field count"),
     ("oversized tx", Transaction.decode, tx_with(0, bytes(MAX_TX_BYTES)), "oversized", "tx"),
-    ("unknown tx kind", Transaction.decode, tx_with(1, 9), "bad-tx-kind", "kind 9"),
+    ("unknown tx kind", Transaction.decode, tx_with(1, 99), "bad-tx-kind", "kind 99"),
     ("tx kind out of range", Transaction.decode, tx_with(1, 256), "bad-encoding", "tx.kind"),
     ("not a list", Transaction.decode, msgpack.packb(5), "bad-encoding", "tx"),
     ("empty input", Transaction.decode, b"", "bad-encoding", "tx"),

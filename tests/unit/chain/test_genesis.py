@@ -15,6 +15,7 @@ from chain.genesis import load_genesis, parse_genesis
 from chain.params import UNITS_PER_NTK
 from chain.pow import target_to_bits
 from chain.state import Account
+from chain.jobs import TOTALS_KEY, Totals
 from chain.trie import compute_root
 from tests.support.chain_builders import genesis_doc, numbered_seed
 
@@ -29,6 +30,7 @@ def test_built_in_networks_load(network: str) -> None:
     assert genesis.supply == sum(amount for _, amount in genesis.allocations) > 0
     assert genesis.state_root == compute_root(
         {account: Account(balance=amount).value_hash for account, amount in genesis.allocations}
+        | {TOTALS_KEY: Totals(genesis.supply).value_hash}
     )
     assert genesis.params.block_reward(1) == 50 * UNITS_PER_NTK
 

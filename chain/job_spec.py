@@ -1,0 +1,192 @@
+"""A job's spec as consensus reads it: canonical JSON, its service, its items and compute units.
+
+The spec a client posts is the worker's own task document (`worker/examples/*.json`). The chain
+never imports the worker, so the few fields that set the price are read here, with the worker's
+defaults, and fed to `chain.compute_units`; `tests/unit/chain/test_job_spec.py` pins the units
+to the worker's own `units_of` for every example and for random specs, so the two cannot drift.
+Anything else in the spec is the worker's business (it refuses what it cannot run).
+
+Prices are quoted per `QUOTE_UNITS` compute units of the service's kind: a megapixel for
+renders, a GFLOP for training, labelling and evaluation. A shard's payment is
+``shard_units * unit_price // QUOTE_UNITS[service]``.
+
+Label and evaluate jobs name their model (``"model"``, a zoo model spec) and their image count
+(``"images"``) in the spec: the inputs are artifacts the worker fetches, so the chain prices
+from the declared count.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from chain import compute_units as cu
+from chain.errors import InvalidTransaction
+from chain.market_types import Service
+
+QUOTE_UNITS = {Service.GENERATE: 10**6, Service.TRAIN: 10**9, Service.LABEL: 10**9, Service.EVALUATE: 10**9}
+TASK_OF_SERVICE = {Service.GENERATE: "render", Service.TRAIN: "train", Service.LABEL: "label",
+                   Service.EVALUATE: "evaluate"}
+DIGITS_SUPERSAMPLE = 4  # worker.render.digits.SUPERSAMPLE: the digits renderer draws at 4x
+MAX_ITEMS = 10_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class JobTerms:
+    """What the chain needs of a spec: the service, how many items it shards, its units."""
+
+    service: Service
+    items: int  # render items (a shard's item range splits these), images, or 1 for training
+    units: int
+    seed: int  # render seed (re-rendering an item needs it); 0 otherwise
+
+    def shard_range(self, shard: int, shards: int) -> tuple[int, int]:
+        """Items [start, stop) of ``shard``: contiguous, sizes differing by at most one."""
+        return shard * self.items // shards, (shard + 1) * self.items // shards
+
+    def shard_units(self, shard: int, shards: int) -> int:
+        start, stop = self.shard_range(shard, shards)
+        return self.units * (stop - start) // self.items
+
+    def payment(self, shard: int, shards: int, unit_price: int) -> int:
+        return self.shard_units(shard, shards) * unit_price // QUOTE_UNITS[self.service]
+
+
+def _bad(detail: str) -> InvalidTransaction:
+    return InvalidTransaction("bad-job-spec", detail)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise _bad("a key appears twice")
+    return dict(pairs)
+
+
+def canonical_spec(spec: bytes) -> Any:
+    """The decoded spec; it must be canonical JSON (sorted keys, no spaces, ASCII), an object."""
+    try:
+        value = json.loads(spec.decode("ascii"), object_pairs_hook=_no_duplicates,
+                           parse_constant=lambda name: (_ for _ in ()).throw(_bad(f"{name} is not JSON")))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _bad(f"not ASCII JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise _bad("the spec is a JSON object")
+    again = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    if again.encode() != spec:
+        raise _bad("not canonical JSON (sorted keys, no whitespace, ASCII)")
+    return value
+
+
+def _get(doc: dict[str, Any], key: str, kind: type, default: Any, where: str) -> Any:
+    value = doc.get(key, default)
+    if kind is int:
+        if type(value) is not int:
+            raise _bad(f"{where}{key} must be an integer, got {value!r}")
+        return value
+    if not isinstance(value, kind):
+        raise _bad(f"{where}{key} must be a {kind.__name__}")
+    return value
+
+
+def _object(doc: dict[str, Any], key: str, where: str, default: Any = None) -> dict[str, Any]:
+    value = doc.get(key, {} if default is None else default)
+    if not isinstance(value, dict):
+        raise _bad(f"{where}{key} must be an object")
+    return value
+
+
+def _range_high(doc: dict[str, Any], key: str, default: int, where: str) -> int:
+    value = doc.get(key, [0, default])
+    if not (isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value)):
+        raise _bad(f"{where}{key} must be [low, high]")
+    return int(value[1])
+
+
+def render_items_units(spec: dict[str, Any], where: str = "spec.") -> tuple[int, int]:
+    """Items and pixel units of a render spec (digits or shelf)."""
+    kind = spec.get("kind")
+    count = _get(spec, "count", int, 10_000 if kind == "digits" else 1000, where)
+    if not 1 <= count <= MAX_ITEMS:
+        raise _bad(f"{where}count must be 1..{MAX_ITEMS}")
+    try:
+        if kind == "digits":
+            size = _get(spec, "size", int, 28, where)
+            effects = [n for n, default in (("blur", 5), ("noise", 10)) if _get(spec, f"{n}_pct", int, default, where)]
+            if _get(spec, "invert_pct", int, 0, where):
+                effects.append("contrast")
+            return count, cu.render_units(size, size, 1, count, effects=effects, supersample=DIGITS_SUPERSAMPLE)
+        if kind == "shelf":
+            width, height = _get(spec, "width", int, 256, where), _get(spec, "height", int, 256, where)
+            photo = _object(spec, "photometric", where)
+            placement = _object(spec, "placement", where)
+            effects = ["lighting"]
+            effects += ["blur"] if _get(photo, "blur_pct", int, 30, f"{where}photometric.") else []
+            effects += ["noise"] if _get(photo, "noise_pct", int, 50, f"{where}photometric.") else []
+            effects += ["occlusion"] if _range_high(placement, "occlusion_pct", 20, f"{where}placement.") else []
+            return count, cu.render_units(width, height, 3, count, effects=effects, object_pixels=width * height)
+    except cu.UnitsError as exc:
+        raise _bad(f"{where}: {exc.detail}") from None
+    raise _bad(f"{where}kind must be digits or shelf, got {kind!r}")
+
+
+def forward_flops(model: dict[str, Any], where: str) -> int:
+    """Forward FLOPs of one image through a zoo model spec (the worker's defaults)."""
+    name = model.get("name")
+    try:
+        if name == "cnn":
+            return cu.cnn_forward_flops(
+                _get(model, "image_size", int, 28, where), _get(model, "in_channels", int, 1, where),
+                _get(model, "width", int, 16, where), _get(model, "depth", int, 3, where),
+                _get(model, "num_classes", int, 10, where),
+            )
+        if name == "centernet":
+            return cu.centernet_forward_flops(
+                _get(model, "image_size", int, 256, where), _get(model, "width", int, 16, where),
+                _get(model, "head_width", int, 32, where), _get(model, "num_classes", int, 1, where),
+            )
+    except cu.UnitsError as exc:
+        raise _bad(f"{where}: {exc.detail}") from None
+    raise _bad(f"{where}name must be cnn or centernet, got {name!r}")
+
+
+def _train_units(doc: dict[str, Any]) -> int:
+    train = _object(doc, "train", "")
+    batch = _get(train, "batch_size", int, 32, "train.")
+    if batch < 1:
+        raise _bad("train.batch_size must be at least 1")
+    if "steps" in train:
+        steps = _get(train, "steps", int, 0, "train.")
+    else:
+        data = _object(doc, "data", "")
+        count = _get(_object(data, "spec", "data."), "count", int, 10_000, "data.spec.")
+        steps = _get(train, "epochs", int, 0, "train.") * (count // batch)
+    if steps < 1:
+        raise _bad("train: give steps, or epochs over a data spec of at least one batch")
+    flops = forward_flops(_object(train, "model", "train."), "train.model.")
+    return cu.training_units(flops, batch, steps)
+
+
+def job_terms(service: int, spec: bytes, max_spec_bytes: int) -> JobTerms:
+    """Parse a posted spec; raises ``bad-job-spec`` naming the field."""
+    if len(spec) > max_spec_bytes:
+        raise InvalidTransaction("spec-too-large", expected=f"<= {max_spec_bytes}", got=len(spec))
+    doc = canonical_spec(spec)
+    kind = Service(service)
+    task = doc.get("task")
+    if task != TASK_OF_SERVICE[kind]:
+        raise _bad(f"task must be {TASK_OF_SERVICE[kind]!r} for service {kind.name.lower()}, got {task!r}")
+    if kind is Service.GENERATE:
+        seed = _get(doc, "seed", int, 0, "")
+        if not 0 <= seed < 2**63:
+            raise _bad("seed must be 0..2^63-1")
+        items, units = render_items_units(_object(doc, "spec", ""))
+        return JobTerms(kind, items, units, seed)
+    if kind is Service.TRAIN:
+        return JobTerms(kind, 1, _train_units(doc), 0)
+    images = _get(doc, "images", int, 0, "")
+    if not 1 <= images <= MAX_ITEMS:
+        raise _bad(f"images must be 1..{MAX_ITEMS}")
+    flops = forward_flops(_object(doc, "model", ""), "model.")
+    return JobTerms(kind, images, cu.inference_units(flops, images), 0)
