@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Container, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from chain import encoding as enc
 from chain import failpoints, schema
@@ -43,6 +44,8 @@ from chain.validation import (
 WORK_BYTES = 48
 # accounts and trie nodes kept in memory, ~200 bytes each: a few hundred thousand accounts' state
 DEFAULT_STATE_CACHE_ENTRIES = 400_000
+DEFAULT_JOB_CACHE_ENTRIES = 20_000  # decoded jobs (a few hundred bytes to a few KB each)
+R = TypeVar("R")
 # blocks of a batch whose signature checks are queued ahead of the one being connected
 DEFAULT_LOOKAHEAD = 3
 
@@ -99,39 +102,52 @@ class _Undo:
 
     @classmethod
     def decode(cls, data: bytes) -> _Undo:
-        supply, accounts, jobs, totals, rows = enc.unpack(data, what="undo", max_size=64 << 20)
+        supply, accounts, jobs, totals, rows = enc.fields(enc.unpack(data, what="undo", max_size=64 << 20), "undo", 5)
+        Totals.decode(totals)  # a damaged record fails here, named, not in the middle of an undo
         return cls(supply, [(k, Account.decode(v) if v else None) for k, v in accounts],
                    [(k, v or None) for k, v in jobs], totals, rows)
 
 
-class AccountMemo:
-    """Decoded accounts by their stored encoding: a pure memo (an encoding always decodes to the
-    same immutable Account), primed with the accounts a block writes, so the next block that
+class DecodeMemo(Generic[R]):
+    """Decoded records by their stored encoding: a pure memo (an encoding always decodes to the
+    same immutable record), primed with the records a block writes, so the next block that
     reads them skips the strict decode. Emptied when it outgrows ``limit``."""
 
-    def __init__(self, limit: int = DEFAULT_STATE_CACHE_ENTRIES) -> None:
-        self._decoded: dict[bytes, Account] = {}
+    def __init__(self, decoder: Callable[[bytes], R], limit: int = DEFAULT_STATE_CACHE_ENTRIES) -> None:
+        self._decoder = decoder
+        self._decoded: dict[bytes, R] = {}
         self._limit = limit
 
-    def decode(self, data: bytes) -> Account:
-        account = self._decoded.get(data)
-        if account is None:
-            account = Account.decode(data)
-            self.remember(data, account)
-        return account
+    def decode(self, data: bytes) -> R:
+        record = self._decoded.get(data)
+        if record is None:
+            record = self._decoder(data)
+            self.remember(data, record)
+        return record
 
-    def remember(self, data: bytes, account: Account) -> None:
+    def remember(self, data: bytes, record: R) -> None:
         if len(self._decoded) >= self._limit:
             self._decoded.clear()
-        self._decoded[data] = account
+        self._decoded[data] = record
+
+
+class AccountMemo(DecodeMemo[Account]):
+    def __init__(self, limit: int = DEFAULT_STATE_CACHE_ENTRIES) -> None:
+        super().__init__(Account.decode, limit)
+
+
+class JobMemo(DecodeMemo[Job]):
+    def __init__(self, limit: int = DEFAULT_JOB_CACHE_ENTRIES) -> None:
+        super().__init__(Job.decode, limit)
 
 
 class _StateView:
     """Accounts and trie nodes as seen through an overlay (a `StateReader` for apply_block)."""
 
-    def __init__(self, db: Overlay | KV, memo: AccountMemo | None = None) -> None:
+    def __init__(self, db: Overlay | KV, memo: AccountMemo | None = None, jobs: JobMemo | None = None) -> None:
         self.db = db
         self.memo = memo if memo is not None else AccountMemo()
+        self.job_memo = jobs if jobs is not None else JobMemo()
         self.read: dict[bytes, bytes | None] = {}  # stored bytes of each account read: undo data
         self.jobs_read: dict[bytes, bytes | None] = {}  # and of each job
         self.totals_read = b""
@@ -147,7 +163,7 @@ class _StateView:
     def job(self, job_id: bytes) -> Job | None:
         data = self.db.get(schema.JOB + job_id)
         self.jobs_read[job_id] = data
-        return Job.decode(data) if data is not None else None
+        return self.job_memo.decode(data) if data is not None else None
 
     def spec(self, job_id: bytes) -> bytes | None:
         return self.db.get(schema.JOB_SPEC + job_id)
@@ -261,6 +277,7 @@ class ChainState:
         self.on_fault = on_fault
         self.kv = StateCache(kv, (schema.ACCOUNT, schema.TRIE), max_entries=state_cache_entries)
         self.decoded_accounts = AccountMemo(state_cache_entries)
+        self.decoded_jobs = JobMemo()
         self.genesis = genesis
         self.params: ChainParams = genesis.params
         self.chain_id = genesis.chain_id
@@ -634,7 +651,7 @@ class ChainState:
         return branch[::-1]
 
     def _connect(self, db: Overlay, block: Block, supply: int) -> int:
-        view = _StateView(db, self.decoded_accounts)
+        view = _StateView(db, self.decoded_accounts, self.decoded_jobs)
         effects: BlockEffects = apply_block(self.params, view, block, supply, chain_id=self.chain_id,
                                             adjudicator=self.adjudicator)
         changes = effects.changes
@@ -659,6 +676,7 @@ class ChainState:
         ))
         for job_id, data in jobs.items():
             put(schema.JOB + job_id, data)
+            self.decoded_jobs.remember(data, effects.jobs[job_id][1])
         for job_id, spec in effects.specs.items():
             put(schema.JOB_SPEC + job_id, spec)
         for key, value in rows:

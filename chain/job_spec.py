@@ -23,6 +23,7 @@ from typing import Any
 
 from chain import compute_units as cu
 from chain.errors import InvalidTransaction
+from chain.jobs import MAX_UNITS
 from chain.market_types import Service
 
 QUOTE_UNITS = {Service.GENERATE: 10**6, Service.TRAIN: 10**9, Service.LABEL: 10**9, Service.EVALUATE: 10**9}
@@ -30,6 +31,7 @@ TASK_OF_SERVICE = {Service.GENERATE: "render", Service.TRAIN: "train", Service.L
                    Service.EVALUATE: "evaluate"}
 DIGITS_SUPERSAMPLE = 4  # worker.render.digits.SUPERSAMPLE: the digits renderer draws at 4x
 MAX_ITEMS = 10_000_000
+MAX_CNN_DEPTH = 64  # bounds the per-block loop of `cnn_forward_flops` (the worker allows 6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +71,15 @@ def canonical_spec(spec: bytes) -> Any:
     try:
         value = json.loads(spec.decode("ascii"), object_pairs_hook=_no_duplicates,
                            parse_constant=lambda name: (_ for _ in ()).throw(_bad(f"{name} is not JSON")))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        if not isinstance(value, dict):
+            raise _bad("the spec is a JSON object")
+        again = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    except (ValueError, RecursionError) as exc:
+        # UnicodeDecodeError and JSONDecodeError are ValueErrors; so are a float out of range
+        # (1e400 parses to inf, which allow_nan refuses) and an integer past Python's digit limit;
+        # nesting deeper than the interpreter's recursion limit is a RecursionError. Every one is
+        # the poster's fault, never a crash of the node judging the block.
         raise _bad(f"not ASCII JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise _bad("the spec is a JSON object")
-    again = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     if again.encode() != spec:
         raise _bad("not canonical JSON (sorted keys, no whitespace, ASCII)")
     return value
@@ -136,9 +142,12 @@ def forward_flops(model: dict[str, Any], where: str) -> int:
     name = model.get("name")
     try:
         if name == "cnn":
+            depth = _get(model, "depth", int, 3, where)
+            if depth > MAX_CNN_DEPTH:  # the units loop runs once per layer: a 10^12-layer spec never ends
+                raise _bad(f"{where}depth must be at most {MAX_CNN_DEPTH}")
             return cu.cnn_forward_flops(
                 _get(model, "image_size", int, 28, where), _get(model, "in_channels", int, 1, where),
-                _get(model, "width", int, 16, where), _get(model, "depth", int, 3, where),
+                _get(model, "width", int, 16, where), depth,
                 _get(model, "num_classes", int, 10, where),
             )
         if name == "centernet":
@@ -170,6 +179,13 @@ def _train_units(doc: dict[str, Any]) -> int:
 
 def job_terms(service: int, spec: bytes, max_spec_bytes: int) -> JobTerms:
     """Parse a posted spec; raises ``bad-job-spec`` naming the field."""
+    terms = _job_terms(service, spec, max_spec_bytes)
+    if terms.units > MAX_UNITS:  # the job record holds 128 bits: far past any spec the worker runs
+        raise _bad(f"{terms.units} units: at most {MAX_UNITS}")
+    return terms
+
+
+def _job_terms(service: int, spec: bytes, max_spec_bytes: int) -> JobTerms:
     if len(spec) > max_spec_bytes:
         raise InvalidTransaction("spec-too-large", expected=f"<= {max_spec_bytes}", got=len(spec))
     doc = canonical_spec(spec)

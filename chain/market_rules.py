@@ -18,14 +18,14 @@ Supply: balances + escrow + bonded + unbonding = issued - burned, after every bl
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from chain.commitments import claim_reaches
 from chain.errors import InvalidTransaction, RejectKind, StoreError
 from chain.hashing import hash256
 from chain.job_spec import JobTerms, job_terms
-from chain.jobs import Event, Job, JobStatus, Shard, ShardStatus
+from chain.jobs import Event, Job, JobStatus, Shard, ShardStatus, evolve
 from chain.market_types import (
     Accept,
     Challenge,
@@ -91,7 +91,7 @@ def apply_stake(ledger: Ledger, ctx: MarketContext, sender: bytes, payload: Stak
     account = ledger.get(sender)
     if payload.amount > account.balance:
         raise _fail("insufficient-balance", expected=f">= {payload.amount}", got=account.balance)
-    ledger.set(sender, replace(account, balance=account.balance - payload.amount,
+    ledger.set(sender, evolve(account, balance=account.balance - payload.amount,
                                bonded=account.bonded + payload.amount))
     ledger.event(Event("bond", sender, payload.amount))
 
@@ -101,7 +101,7 @@ def apply_unstake(ledger: Ledger, ctx: MarketContext, sender: bytes, payload: Un
     if payload.amount > account.free_stake:
         raise _fail("insufficient-free-stake", "locked stake backs awarded shards",
                     expected=f">= {payload.amount}", got=account.free_stake)
-    ledger.set(sender, replace(
+    ledger.set(sender, evolve(
         account, bonded=account.bonded - payload.amount, unbonding=account.unbonding + payload.amount,
         release_height=ctx.height + ctx.params.unbonding_blocks,
     ))
@@ -114,7 +114,7 @@ def apply_release(ledger: Ledger, ctx: MarketContext, sender: bytes, payload: Re
         raise _fail("nothing-unbonding")
     if ctx.height < account.release_height:
         raise _fail("still-unbonding", expected=f">= {account.release_height}", got=ctx.height)
-    ledger.set(sender, replace(account, balance=account.balance + account.unbonding, unbonding=0, release_height=0))
+    ledger.set(sender, evolve(account, balance=account.balance + account.unbonding, unbonding=0, release_height=0))
     ledger.event(Event("release", sender, account.unbonding))
 
 
@@ -149,7 +149,7 @@ def apply_post(ledger: Ledger, ctx: MarketContext, tx: Transaction, payload: Job
     if escrow > MAX_SUPPLY_UNITS or escrow > account.balance:
         raise _fail("insufficient-balance", "the escrow is the shards' payments at the max price",
                     expected=f">= {escrow}", got=account.balance)
-    ledger.set(client, replace(account, balance=account.balance - escrow))
+    ledger.set(client, evolve(account, balance=account.balance - escrow))
     job_id = tx.txid
     h = ctx.height
     ledger.set_job(job_id, Job(
@@ -222,7 +222,7 @@ def apply_award(ledger: Ledger, ctx: MarketContext, tx: Transaction, payload: Jo
             if account.free_stake < stake:
                 raise _fail("insufficient-free-stake", f"worker for shard {index}", expected=f">= {stake}",
                             got=account.free_stake)
-            ledger.set(worker, replace(account, locked=account.locked + stake))
+            ledger.set(worker, evolve(account, locked=account.locked + stake))
             deadline = h + (job.deadline - job.bid_end) if reopened else job.deadline
             job = job.with_shard(index, Shard(
                 ShardStatus.ASSIGNED, worker=worker, price=bid.unit_price, payment=payment, stake=stake,
@@ -245,7 +245,7 @@ def apply_commit(ledger: Ledger, ctx: MarketContext, tx: Transaction, payload: R
         start, stop = terms_of(job).shard_range(payload.shard, len(job.shards))
         if payload.items != stop - start:
             raise _fail("wrong-item-count", expected=stop - start, got=payload.items)
-    ledger.set_job(payload.job_id, job.with_shard(payload.shard, replace(
+    ledger.set_job(payload.job_id, job.with_shard(payload.shard, evolve(
         shard, status=ShardStatus.COMMITTED, root=payload.root, items=payload.items, committed_at=ctx.height,
         challenge_end=ctx.height + job.challenge_blocks,
     )))
@@ -305,8 +305,8 @@ def apply_challenge(ledger: Ledger, ctx: MarketContext, tx: Transaction, payload
     if bond > account.balance:
         raise _fail("insufficient-balance", "a query locks the challenge bond", expected=f">= {bond}",
                     got=account.balance)
-    ledger.set(challenger, replace(account, balance=account.balance - bond))
-    ledger.set_job(payload.job_id, job.with_shard(payload.shard, replace(
+    ledger.set(challenger, evolve(account, balance=account.balance - bond))
+    ledger.set_job(payload.job_id, job.with_shard(payload.shard, evolve(
         shard, status=ShardStatus.QUERIED, query_index=payload.index, query_deadline=ctx.height + ctx.params.response_blocks,
         challenger=challenger, bond=bond,
     ), escrow=job.escrow + bond))
@@ -331,10 +331,10 @@ def apply_respond(ledger: Ledger, ctx: MarketContext, tx: Transaction, payload: 
         return
     # an honest answer: the challenger's bond pays the worker for the trouble
     worker = ledger.get(shard.worker)
-    ledger.set(shard.worker, replace(worker, balance=worker.balance + shard.bond))
+    ledger.set(shard.worker, evolve(worker, balance=worker.balance + shard.bond))
     ledger.event(Event("forfeit", shard.challenger, shard.bond, payload.job_id, payload.shard, note="answered"))
     ledger.event(Event("pay", shard.worker, shard.bond, payload.job_id, payload.shard, note="bond"))
-    ledger.set_job(payload.job_id, job.with_shard(payload.shard, replace(
+    ledger.set_job(payload.job_id, job.with_shard(payload.shard, evolve(
         shard, status=ShardStatus.COMMITTED, query_index=0, query_deadline=0, challenger=b"", bond=0,
     ), escrow=job.escrow - shard.bond))
 
@@ -345,12 +345,12 @@ def _slash(ledger: Ledger, ctx: MarketContext, job_id: bytes, job: Job, index: i
     challenger its bond back, and reopen the shard."""
     shard = job.shards[index]
     worker = ledger.get(shard.worker)
-    ledger.set(shard.worker, replace(worker, bonded=worker.bonded - shard.stake, locked=worker.locked - shard.stake))
+    ledger.set(shard.worker, evolve(worker, bonded=worker.bonded - shard.stake, locked=worker.locked - shard.stake))
     ledger.event(Event("slash", shard.worker, shard.stake, job_id, index, note=why))
     reward = _bp(shard.stake, ctx.params.slash_reward_bp) if challenger else 0
     if challenger:
         account = ledger.get(challenger)
-        ledger.set(challenger, replace(account, balance=account.balance + reward + shard.bond))
+        ledger.set(challenger, evolve(account, balance=account.balance + reward + shard.bond))
         ledger.event(Event("reward", challenger, reward, job_id, index, note=why))
         if shard.bond:
             ledger.event(Event("refund", challenger, shard.bond, job_id, index, note="bond"))
@@ -363,20 +363,20 @@ def _pay(ledger: Ledger, ctx: MarketContext, job_id: bytes, job: Job, index: int
     shard = job.shards[index]
     fee = _bp(shard.payment, ctx.params.protocol_fee_bp)
     worker = ledger.get(shard.worker)
-    ledger.set(shard.worker, replace(worker, balance=worker.balance + shard.payment - fee,
+    ledger.set(shard.worker, evolve(worker, balance=worker.balance + shard.payment - fee,
                                      locked=worker.locked - shard.stake))
     ledger.event(Event("pay", shard.worker, shard.payment - fee, job_id, index))
     if fee:
         ledger.burn(fee, job_id, index, "fee")
-    return job.with_shard(index, replace(shard, status=ShardStatus.PAID), escrow=job.escrow - shard.payment)
+    return job.with_shard(index, evolve(shard, status=ShardStatus.PAID), escrow=job.escrow - shard.payment)
 
 
 def _refund_shard(ledger: Ledger, job_id: bytes, job: Job, index: int) -> Job:
     amount = terms_of(job).payment(index, len(job.shards), job.max_price)
     client = ledger.get(job.client)
-    ledger.set(job.client, replace(client, balance=client.balance + amount))
+    ledger.set(job.client, evolve(client, balance=client.balance + amount))
     ledger.event(Event("refund", job.client, amount, job_id, index))
-    return job.with_shard(index, replace(job.shards[index], status=ShardStatus.REFUNDED), escrow=job.escrow - amount)
+    return job.with_shard(index, evolve(job.shards[index], status=ShardStatus.REFUNDED), escrow=job.escrow - amount)
 
 
 def _close_if_final(ledger: Ledger, job_id: bytes, job: Job) -> Job:
@@ -384,9 +384,9 @@ def _close_if_final(ledger: Ledger, job_id: bytes, job: Job) -> Job:
         return job
     if job.escrow:
         client = ledger.get(job.client)
-        ledger.set(job.client, replace(client, balance=client.balance + job.escrow))
+        ledger.set(job.client, evolve(client, balance=client.balance + job.escrow))
         ledger.event(Event("refund", job.client, job.escrow, job_id, note="unspent escrow"))
-    return replace(job, escrow=0, status=JobStatus.CLOSED)
+    return evolve(job, escrow=0, status=JobStatus.CLOSED)
 
 
 def apply_accept(ledger: Ledger, ctx: MarketContext, tx: Transaction, payload: Accept) -> None:
@@ -415,7 +415,7 @@ def apply_settle(ledger: Ledger, ctx: MarketContext, tx: Transaction, payload: S
         elif shard.status is ShardStatus.ASSIGNED and h > shard.deadline:
             lost = _bp(shard.stake, ctx.params.no_show_slash_bp)
             worker = ledger.get(shard.worker)
-            ledger.set(shard.worker, replace(worker, bonded=worker.bonded - lost, locked=worker.locked - shard.stake))
+            ledger.set(shard.worker, evolve(worker, bonded=worker.bonded - lost, locked=worker.locked - shard.stake))
             ledger.event(Event("slash", shard.worker, lost, payload.job_id, index, note="no-show"))
             ledger.burn(lost, payload.job_id, index, "no-show")
             job = job.with_shard(index, Shard(ShardStatus.OPEN, deadline=shard.deadline))

@@ -211,7 +211,8 @@ def apply_transaction(ledger: Ledger, tx: Transaction, market: MarketContext | N
     check_tx_against_state(tx, sender)
     if type(payload) is Transfer or market is None:
         raise InvalidTransaction("bad-tx-kind", f"no state rule for kind {tx.kind} here")
-    ledger.set(sender_id, replace(sender, balance=sender.balance - tx.fee, nonce=sender.nonce + 1))
+    ledger.set(sender_id, Account(sender.balance - tx.fee, sender.nonce + 1, sender.bonded, sender.locked,
+                                  sender.unbonding, sender.release_height))
     apply_market(ledger, market, tx)
     return tx.fee
 

@@ -85,14 +85,20 @@ def block(
         rows = [
             (
                 tx["txid"][:16],
+                tx.get("kind", "transfer"),
                 tx["from"],
                 tx.get("to", ""),
-                f"{tx.get('amount_ntk', '')} NTK",
+                _amount(tx),
                 f"{tx['fee_ntk']} NTK",
             )
             for tx in found["txs"]
         ]
-        table(f"{len(rows)} transactions", ("txid", "from", "to", "amount", "fee"), rows)
+        table(f"{len(rows)} transactions", ("txid", "kind", "from", "to", "amount", "fee"), rows)
+
+
+def _amount(tx: dict[str, Any]) -> str:
+    """A transfer's or a stake's amount; market kinds without one show none."""
+    return f"{tx['amount_ntk']} NTK" if "amount_ntk" in tx else ""
 
 
 def txid_param(text: str) -> str:
@@ -128,9 +134,10 @@ def tx(
         f"transaction {body['txid']}",
         [
             ("status", where),
+            ("kind", body.get("kind", "transfer")),
             ("from", body["from"]),
             ("to", body.get("to", "")),
-            ("amount", f"{body.get('amount_ntk', '')} NTK"),
+            ("amount", _amount(body)),
             ("fee", f"{body['fee_ntk']} NTK"),
             ("nonce", body["nonce"]),
         ],

@@ -11,6 +11,7 @@ import typer
 from cli.artifact import artifact_app
 from cli.chain_cmds import chain_app
 from cli.devnet import devnet_app
+from cli.market import job_app, stake_app
 from cli.node import node_app
 from cli.task import task_app
 from cli.tx import tx_app
@@ -18,7 +19,7 @@ from cli.wallet_funds import wallet_app
 
 app = typer.Typer(
     name="neuro",
-    help="Neuro network: wallet, chain, node, tasks and a local devnet.",
+    help="Neuro network: wallet, chain, node, tasks, market jobs and stake, and a local devnet.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -30,6 +31,8 @@ app.add_typer(tx_app, name="tx")
 app.add_typer(task_app, name="task")
 app.add_typer(devnet_app, name="devnet")
 app.add_typer(artifact_app, name="artifact")
+app.add_typer(job_app, name="job")
+app.add_typer(stake_app, name="stake")
 
 
 def main() -> None:

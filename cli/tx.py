@@ -1,8 +1,10 @@
 """`neuro tx`: build, sign and broadcast transactions as files, for offline (air-gapped) signing.
 
     neuro tx build TO AMOUNT --from NAME --nonce N --chain devnet --out unsigned.json   (offline)
+    neuro tx build --kind stake --amount 100 --from NAME --out unsigned.json           (any kind)
     neuro tx sign unsigned.json --out signed.json                                       (offline)
     neuro tx send signed.json                                                           (online)
+    neuro tx bid --job HEX --price UNITS --expiry HEIGHT --out bid.json   (a worker's signed bid)
 
 `neuro wallet send` is the same pipeline in one step. Helpers shared with it live here.
 """
@@ -127,6 +129,9 @@ def submit(rpc: RpcClient, tx: Transaction, wait: float | None, json_out: bool, 
     if json_out:
         print_json(result)
         return
+    if "to" not in result:  # not a transfer
+        fields(None, readable_rows(result, skip=("chain",)))
+        return
     fields(
         None,
         [
@@ -157,11 +162,62 @@ def wait_for_block(rpc: RpcClient, txid: str, timeout: float) -> dict[str, Any]:
         time.sleep(WAIT_POLL_S)
 
 
+KINDS = (
+    "transfer", "stake", "unstake", "release", "job-post", "job-award", "result-commit",
+    "challenge", "respond", "accept", "settle",
+)
+# the --options each kind takes (transfer takes TO AMOUNT), and those it must be given
+KIND_OPTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "transfer": ((), ()),
+    "stake": (("amount",), ("amount",)),
+    "unstake": (("amount",), ("amount",)),
+    "release": ((), ()),
+    "job-post": (
+        ("service", "spec", "shards", "max_price", "bid_blocks", "deadline_blocks", "challenge_blocks"),
+        ("spec", "shards", "max_price"),
+    ),
+    "job-award": (("job", "bids"), ("job", "bids")),
+    "result-commit": (("job", "shard", "root", "items"), ("job", "shard", "root", "items")),
+    "challenge": (("job", "shard", "index", "claim"), ("job", "shard", "index")),
+    "respond": (("job", "shard", "claim"), ("job", "shard", "claim")),
+    "accept": (("job",), ("job",)),
+    "settle": (("job",), ("job",)),
+}
+JOB_POST_DEFAULTS = {"service": "generate", "bid_blocks": 10, "deadline_blocks": 100, "challenge_blocks": 10}
+MARKET = "market kinds"
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def payload_fields(kind: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The payload fields of ``kind`` from the build options (files read), refusing an option the
+    kind does not take, or a missing one it needs."""
+    takes, needs = KIND_OPTIONS[kind]
+    given = {name: value for name, value in options.items() if value is not None}
+    stray = [_flag(name) for name in given if name not in takes]
+    if stray:
+        raise CliError(f"--kind {kind} does not take {', '.join(stray)}", "bad-option")
+    missing = [_flag(name) for name in needs if name not in given]
+    if missing:
+        raise CliError(f"--kind {kind} needs {', '.join(missing)}", "missing-option")
+    fields: dict[str, Any] = dict(given)
+    if kind == "job-post":
+        fields = {**JOB_POST_DEFAULTS, **fields, "spec": read_json_file(given["spec"])}
+    if "bids" in fields:
+        fields["entries"] = read_json_file(fields.pop("bids"))
+    if "claim" in fields:
+        fields["claim"] = read_json_file(fields["claim"])
+    return fields
+
+
 @tx_app.command("build")
 @guarded
 def build(
-    to: Annotated[str, typer.Argument(help="recipient address")],
-    amount: Annotated[str, typer.Argument(help="amount in NTK, e.g. 12.5")],
+    to: Annotated[str | None, typer.Argument(help="recipient address (transfer)", metavar="TO")] = None,
+    amount: Annotated[str | None, typer.Argument(help="amount in NTK, e.g. 12.5 (transfer)", metavar="AMOUNT")] = None,
+    kind: Annotated[str, typer.Option("--kind", help=" | ".join(KINDS))] = "transfer",
     sender: Annotated[
         str | None, typer.Option("--from", help="key name or address (default: default key)")
     ] = None,
@@ -175,22 +231,147 @@ def build(
     datadir: DatadirOpt = None,
     keystore: KeystoreOpt = None,
     rpc: RpcOpt = None,
+    stake_amount: Annotated[
+        str | None, typer.Option("--amount", help="stake, unstake: NTK", rich_help_panel=MARKET)
+    ] = None,
+    service: Annotated[
+        str | None,
+        typer.Option("--service", help="job-post: generate | train | label | evaluate (default generate)",
+                     rich_help_panel=MARKET),
+    ] = None,
+    spec: Annotated[
+        Path | None,
+        typer.Option("--spec", help="job-post: the task spec, a JSON file (re-encoded canonically)",
+                     rich_help_panel=MARKET),
+    ] = None,
+    shards: Annotated[int | None, typer.Option("--shards", help="job-post: shard count",
+                                               rich_help_panel=MARKET)] = None,
+    max_price: Annotated[
+        int | None,
+        typer.Option("--max-price", help="job-post: most paid per quote unit, in base units",
+                     rich_help_panel=MARKET),
+    ] = None,
+    bid_blocks: Annotated[int | None, typer.Option(
+        "--bid-blocks", help="job-post: bid window in blocks (default 10)", rich_help_panel=MARKET)] = None,
+    deadline_blocks: Annotated[int | None, typer.Option(
+        "--deadline-blocks", help="job-post: results due this many blocks after the post (default 100)",
+        rich_help_panel=MARKET)] = None,
+    challenge_blocks: Annotated[int | None, typer.Option(
+        "--challenge-blocks", help="job-post: challenge window after each commit (default 10)",
+        rich_help_panel=MARKET)] = None,
+    job: Annotated[str | None, typer.Option(
+        "--job", help="job id (hex): every kind after job-post", rich_help_panel=MARKET)] = None,
+    bids: Annotated[Path | None, typer.Option(
+        "--bids", help="job-award: JSON file, a list of {bid: signed bid (`neuro tx bid`), shards: [..]}",
+        rich_help_panel=MARKET)] = None,
+    shard: Annotated[int | None, typer.Option(
+        "--shard", help="result-commit, challenge, respond: shard number", rich_help_panel=MARKET)] = None,
+    root: Annotated[str | None, typer.Option(
+        "--root", help="result-commit: artifact root (hex)", rich_help_panel=MARKET)] = None,
+    items: Annotated[int | None, typer.Option(
+        "--items", help="result-commit: item count of the artifact", rich_help_panel=MARKET)] = None,
+    index: Annotated[int | None, typer.Option(
+        "--index", help="challenge: the challenged item (its index in the job)", rich_help_panel=MARKET)] = None,
+    claim: Annotated[Path | None, typer.Option(
+        "--claim", help="challenge (a fraud proof; none: a query), respond: leaf claim JSON file",
+        rich_help_panel=MARKET)] = None,
 ) -> None:
-    """Write an unsigned transfer for `neuro tx sign` (no password needed)."""
-    from wallet.txfile import build_transfer
+    """Write an unsigned transaction of any kind for `neuro tx sign` (no password needed).
 
+    A transfer takes TO AMOUNT; every other kind takes --kind and its options, e.g.
+    `--kind stake --amount 100`, `--kind settle --job HEX`.
+    """
+    from wallet.payload_json import KIND_NAMES, kind_type, payload_from_json
+    from wallet.txfile import build_transfer, build_unsigned
+
+    kind = KIND_NAMES[kind_type(kind)]
     where = Where(network, datadir, keystore, rpc)
+    if kind == "transfer":
+        if to is None or amount is None:
+            raise CliError("a transfer takes TO AMOUNT (or pick another --kind)", "missing-argument")
+    elif to is not None or amount is not None:
+        raise CliError(f"--kind {kind} takes no TO AMOUNT arguments", "bad-argument")
+    options = {
+        "amount": stake_amount, "service": service, "spec": spec, "shards": shards,
+        "max_price": max_price, "bid_blocks": bid_blocks, "deadline_blocks": deadline_blocks,
+        "challenge_blocks": challenge_blocks, "job": job, "bids": bids, "shard": shard,
+        "root": root, "items": items, "index": index, "claim": claim,
+    }
     sender_address = address_of(where, sender)
+    payload = None
+    if kind != "transfer":  # checked before any network call
+        payload = payload_from_json(kind, payload_fields(kind, options), where.hrp)
+        check_job_post(payload, where, chain)
+    else:
+        payload_fields(kind, options)
     if nonce is None:
         rpc_client = client(where)
         chain_id = online_chain_id(rpc_client, where)
         nonce = int(rpc_client.call("account_get", address=sender_address)["pending_nonce"])
     else:
         chain_id = offline_chain_id(where, chain)
-    unsigned = build_transfer(
-        chain_id=chain_id, sender=sender_address, to=to, amount=amount, fee=fee, nonce=nonce
-    )
-    write_json_file(out, unsigned.to_json())
+    if payload is None:
+        assert to is not None and amount is not None
+        unsigned = build_transfer(
+            chain_id=chain_id, sender=sender_address, to=to, amount=amount, fee=fee, nonce=nonce
+        )
+        write_json_file(out, unsigned.to_json())
+        return
+    built = build_unsigned(chain_id=chain_id, sender=sender_address, fee=fee, nonce=nonce, payload=payload)
+    write_json_file(out, built.to_json())
+
+
+def check_job_post(payload: Any, where: Where, chain: str | None) -> None:
+    """A job post's spec read as consensus reads it (the network's limits), with its price."""
+    from chain.amounts import format_ntk
+    from chain.genesis import load_genesis
+    from chain.job_spec import job_terms
+    from chain.market_types import JobPost
+
+    if not isinstance(payload, JobPost):
+        return
+    params = (load_genesis(chain) if chain is not None else where.genesis).params.market
+    terms = job_terms(payload.service, payload.spec, params.max_spec_bytes)
+    if payload.shards > min(terms.items, params.max_shards):
+        raise CliError(
+            f"--shards {payload.shards}: at most {min(terms.items, params.max_shards)} for this spec",
+            "too-many-shards",
+        )
+    escrow = sum(terms.payment(k, payload.shards, payload.max_price) for k in range(payload.shards))
+    note(f"job: {terms.items} items, {terms.units} compute units; escrow at the max price "
+         f"{format_ntk(escrow)} NTK")
+
+
+@tx_app.command("bid")
+@guarded
+def bid(
+    job: Annotated[str, typer.Option("--job", help="job id (hex)")],
+    price: Annotated[int, typer.Option("--price", help="unit price: base units per quote unit")],
+    expiry: Annotated[int, typer.Option("--expiry", help="last block height an award may carry it")],
+    max_shards: Annotated[int, typer.Option("--max-shards", help="most shards it may win")] = 1,
+    sender: Annotated[
+        str | None, typer.Option("--from", help="worker key name or address (default: default key)")
+    ] = None,
+    chain: ChainOpt = None,
+    out: OutOpt = None,
+    network: NetworkOpt = "main",
+    datadir: DatadirOpt = None,
+    keystore: KeystoreOpt = None,
+    password_file: PasswordFileOpt = None,
+) -> None:
+    """Sign a worker's bid for a job (offline): the file the client's job-award carries."""
+    from wallet.payload_json import bid_file_json, hex_param
+    from wallet.txfile import sign_bid
+
+    job_id = hex_param(job, "--job", 32)
+    where = Where(network, datadir, keystore)
+    chain_id = offline_chain_id(where, chain)
+    store = where.keystore()
+    keyfile = store.resolve(sender)
+    key = store.unlock(keyfile.name, read_password(password_file))
+    signed = sign_bid(chain_id=chain_id, job_id=job_id, key=key, unit_price=price,
+                      max_shards=max_shards, expiry=expiry)
+    write_json_file(out, bid_file_json(signed, where.hrp))
 
 
 @tx_app.command("sign")
@@ -204,13 +385,13 @@ def sign(
     password_file: PasswordFileOpt = None,
 ) -> None:
     """Sign an unsigned transaction file with the sender's key from the keystore (offline)."""
-    from wallet.txfile import UnsignedTransfer, sign_transfer, signed_json
+    from wallet.txfile import UnsignedTx, sign_unsigned, signed_json
 
-    unsigned = UnsignedTransfer.from_json(read_json_file(file))
+    unsigned = UnsignedTx.from_json(read_json_file(file))
     store = Where(network, datadir, keystore).keystore()
     keyfile = store.find(unsigned.sender)
     key = store.unlock(keyfile.name, read_password(password_file))
-    write_json_file(out, signed_json(sign_transfer(unsigned, key), unsigned.hrp))
+    write_json_file(out, signed_json(sign_unsigned(unsigned, key), unsigned.hrp))
 
 
 @tx_app.command("send")
@@ -244,7 +425,7 @@ def show(
     json_out: JsonOpt = False,
 ) -> None:
     """Decode a transaction file and show what it does (offline)."""
-    from wallet.txfile import SIGNED_TYPE, UnsignedTransfer, describe, read_signed
+    from wallet.txfile import SIGNED_TYPE, UnsignedTx, describe, read_signed
 
     doc = read_json_file(file)
     if isinstance(doc, dict) and doc.get("type") == SIGNED_TYPE:
@@ -252,10 +433,19 @@ def show(
         hrp = str(doc.get("from", "")).rpartition("1")[0]
         data = {"signed": True, "txid": tx.txid.hex(), **describe(tx, hrp)}
     else:
-        data = {"signed": False, **UnsignedTransfer.from_json(doc).to_json()}
+        data = {"signed": False, **UnsignedTx.from_json(doc).to_json()}
         data.pop("type")
     if json_out:
         print_json(data)
     else:
-        console.print(f"{'signed' if data['signed'] else 'unsigned'} transfer")
-        fields(None, [(k, v) for k, v in data.items() if k != "signed"])
+        console.print(f"{'signed' if data['signed'] else 'unsigned'} {data.get('kind', 'transfer')}")
+        fields(None, readable_rows(data, skip=("signed", "kind")))
+
+
+def readable_rows(data: dict[str, Any], skip: tuple[str, ...] = ()) -> list[tuple[str, Any]]:
+    """Key/value rows of a tx description; nested values (a spec, bids, a claim) as compact JSON."""
+    return [
+        (k, json.dumps(v, separators=(",", ":")) if isinstance(v, (dict, list)) else v)
+        for k, v in data.items()
+        if k not in skip
+    ]

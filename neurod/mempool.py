@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from chain.errors import ChainError, InvalidTransaction, RejectKind
+from chain.market_types import Stake
 from chain.state import EMPTY_ACCOUNT, Account, StateReader
 from chain.types import Block, Transaction, Transfer, txid_of
 from chain.validation import check_transaction
@@ -44,7 +45,8 @@ class _Entry:
 
     def __post_init__(self) -> None:
         payload = self.tx.payload
-        self.cost = self.tx.fee + (payload.amount if isinstance(payload, Transfer) else 0)
+        # what leaves the balance besides the fee (the market rules check the rest per tx)
+        self.cost = self.tx.fee + (payload.amount if isinstance(payload, Transfer | Stake) else 0)
 
 
 class Mempool:

@@ -18,6 +18,7 @@ from typing import Any
 
 import trio
 
+from chain.assembly import check_against_tip
 from chain.chainstate import ChainState, ImportResult
 from chain.crypto import decode_address, verify_many
 from chain.errors import ChainError
@@ -26,6 +27,7 @@ from chain.sigpool import SignaturePool
 from chain.store import LevelKV
 from chain.storecheck import CheckReport, check_recent, check_store
 from chain.types import Block, Transaction
+from chain.validation import bid_signature_items
 from neurod.adjudicator import RenderAdjudicator
 from neurod.artifact_backend import StoreArtifacts
 from neurod.artifact_store import store_of
@@ -178,8 +180,17 @@ class Node:
         self._tip_changed = trio.Event()
 
     def signatures_valid(self, txs: list[Transaction]) -> list[bool]:
-        """Batch signature check on the verify worker processes."""
-        return verify_many([(tx.sender, tx.signing_message(), tx.signature) for tx in txs], self._verify_pool)
+        """Batch signature check on the verify worker processes: a tx is valid when its own
+        signature and those of the bids it carries (an award) all are."""
+        items, owners = [], []
+        for index, tx in enumerate(txs):
+            for item in [(tx.sender, tx.signing_message(), tx.signature), *bid_signature_items(tx)]:
+                items.append(item)
+                owners.append(index)
+        valid = [True] * len(txs)
+        for owner, ok in zip(owners, verify_many(items, self._verify_pool), strict=True):
+            valid[owner] = valid[owner] and ok
+        return valid
 
     def add_transaction(
         self, tx: Transaction, *, encoded: bytes | None = None, checked: bool = False, local: bool = False
@@ -189,6 +200,7 @@ class Node:
         now = time.time()
         encoded = encoded if encoded is not None else tx.encode()
         try:
+            check_against_tip(self.chain, tx)  # market rules; a transfer costs nothing here
             txid = self.mempool.add(tx, now, encoded=encoded, checked=checked)
         except ChainError as exc:
             self.metrics.txs_rejected.labels(exc.reason).inc()

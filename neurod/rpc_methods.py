@@ -13,7 +13,9 @@ import trio
 from chain.amounts import format_ntk
 from chain.crypto import AddressError, decode_address, encode_address
 from chain.errors import ChainError, InvalidTransaction
+from chain.hashing import HASH_SIZE
 from chain.types import Block, Header, Transaction, Transfer
+from neurod import market_json
 from neurod.rpc import INVALID_PARAMS, Method, RpcError, in_slices
 from p2p.errors import P2PError
 
@@ -27,6 +29,8 @@ MAX_HEIGHT = (1 << 64) - 1  # heights are stored as 8-byte keys (chain/schema.py
 MAX_HISTORY = 1_000  # account_history rows in one reply
 MAX_MEMPOOL_LIST = 10_000  # mempool_list txids in one reply (`count` always tells the total)
 MAX_FETCH_SOURCES = 32
+MAX_JOBS = 1_000  # job_list rows in one reply
+MAX_EVENTS = 1_000  # market_events rows in one reply
 
 
 def _hex(value: Any, name: str, size: int | None = None) -> bytes:
@@ -62,6 +66,8 @@ class RpcMethods:
             "mempool_list": self.mempool_list, "tx_submit_many": self.tx_submit_many, "node_connect": self.node_connect,
             "node_verify_db": self.node_verify_db,
             "artifact_fetch": self.artifact_fetch, "artifact_progress": self.artifact_progress,
+            "job_get": self.job_get, "job_list": self.job_list, "stake_get": self.stake_get,
+            "market_events": self.market_events,
         }
 
     # ---- rendering -------------------------------------------------------------------------
@@ -87,16 +93,17 @@ class RpcMethods:
         }
 
     def tx_json(self, tx: Transaction) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "txid": tx.txid.hex(), "kind": "transfer", "chain_id": tx.chain_id.hex(),
+        """The envelope, then the payload's kind and fields (`neurod.market_json.payload_json`)."""
+        payload = market_json.payload_json(tx.payload, self.hrp)
+        return {
+            "txid": tx.txid.hex(), "kind": payload.pop("kind"), "chain_id": tx.chain_id.hex(),
             "from": self._address(tx.sender_account), "sender_pubkey": tx.sender.hex(),
             "nonce": tx.nonce, "fee": tx.fee, "fee_ntk": format_ntk(tx.fee),
-            "signature": tx.signature.hex(),
+            "signature": tx.signature.hex(), **payload,
         }
-        if isinstance(tx.payload, Transfer):
-            out.update(to=self._address(tx.payload.to), amount=tx.payload.amount,
-                       amount_ntk=format_ntk(tx.payload.amount))
-        return out
+
+    def _job_param(self, job: Any) -> bytes:
+        return _hex(job, "job", HASH_SIZE)
 
     # ---- methods -------------------------------------------------------------------------
 
@@ -186,6 +193,7 @@ class RpcMethods:
             "address": address, "balance": balance, "balance_ntk": format_ntk(balance),
             "nonce": account.nonce if account else 0,
             "pending_nonce": self.node.mempool.pending_nonce(account_id),
+            **market_json.account_stake_fields(account),
         }
 
     async def account_history(self, address: Any, limit: Any = 50) -> list[dict[str, Any]]:
@@ -274,6 +282,58 @@ class RpcMethods:
         limit = _int_param(limit, "limit", 1, MAX_MEMPOOL_LIST)
         txids = self.node.mempool.txids()
         return {"count": len(txids), "txs": [t.hex() for t in txids[:limit]]}
+
+    # ---- market (chain/market_rules.py) --------------------------------------------------------
+
+    async def job_get(self, job: Any) -> dict[str, Any]:
+        job_id = self._job_param(job)
+        chain = self.node.chain
+        found = chain.job(job_id)
+        if found is None:
+            raise RpcError(NOT_FOUND, f"unknown job {job_id.hex()}", {"reason": "unknown-job"})
+        return market_json.job_json(job_id, found, chain.job_spec(job_id), self.hrp, chain.height)
+
+    async def job_list(
+        self, client: Any = None, worker: Any = None, status: Any = None, limit: Any = 100
+    ) -> list[dict[str, Any]]:
+        """Jobs newest first (by post height), filtered by client, worker and status."""
+        limit = _int_param(limit, "limit", 1, MAX_JOBS)
+        wanted = None
+        if status is not None:
+            wanted = market_json.job_status_param(status) if isinstance(status, str) else None
+            if wanted is None:
+                raise RpcError(INVALID_PARAMS, "status must be open or closed", {"param": "status"})
+        chain = self.node.chain
+        ids: set[bytes] | None = None
+        for role, address in (("client", client), ("worker", worker)):
+            if address is not None:
+                roles = chain.jobs_of(self._account_param(address))
+                mine = {job_id for job_id, has in roles.items() if role in has}
+                ids = mine if ids is None else ids & mine
+        if ids is None:
+            jobs = list(chain.jobs())
+        else:
+            jobs = [(job_id, job) for job_id in ids if (job := chain.job(job_id)) is not None]
+        jobs = [(job_id, job) for job_id, job in jobs if wanted is None or job.status is wanted]
+        jobs.sort(key=lambda item: (-item[1].posted, item[0]))
+        return [market_json.job_summary(job_id, job, self.hrp, chain.height) for job_id, job in jobs[:limit]]
+
+    async def stake_get(self, address: Any) -> dict[str, Any]:
+        account_id = self._account_param(address)
+        chain = self.node.chain
+        return market_json.stake_json(address, chain.account(account_id), chain.params.market, chain.height)
+
+    async def market_events(self, address: Any = None, job: Any = None, limit: Any = 100) -> list[dict[str, Any]]:
+        """The market's token movements of an account or of a job, newest first."""
+        if (address is None) == (job is None):
+            raise RpcError(INVALID_PARAMS, "give exactly one of address and job")
+        limit = _int_param(limit, "limit", 1, MAX_EVENTS)
+        chain = self.node.chain
+        if address is not None:
+            rows = chain.events(account=self._account_param(address), limit=limit)
+        else:
+            rows = chain.events(job_id=self._job_param(job), limit=limit)
+        return [market_json.event_json(height, event, self.hrp) for height, event in rows]
 
     # ---- artifacts (p2p/artifact_fetch.py) ---------------------------------------------------
 

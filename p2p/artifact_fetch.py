@@ -16,6 +16,16 @@ Order of checks, cheapest first, each before anything is kept:
 An honest source is never blamed: its list is the true one, and pieces matching the true list
 make the true file.
 
+Pieces verified against a list are thrown away only when step 4 proves that list false. A source
+dropped for anything else (a bad piece, a timeout, a malformed answer, or it went away) leaves
+them as a candidate: the next list heard keeps them if it is equal, and step 4 still checks the
+file they make.
+
+Departures: a source whose request fails without an answer (the connection or stream reset, a
+stream that ends early once its connection has gone) is not blamed; it is dialed again and
+retried, and dropped after RETRIES such failures in a row. A stream that ends early while the
+connection stays up is an offence (`bad-response`).
+
 Resume: pieces land in the backend's partial folder (`<hash>.part`, preallocated, written in
 place) next to the file's piece list (`<hash>.pieces`). A restarted fetch re-hashes the partial
 file against the saved list and keeps the pieces that match, once a source confirms the list;
@@ -24,6 +34,7 @@ there is no separate record of done pieces to keep consistent with the file acro
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections import deque
@@ -65,6 +76,9 @@ READ_PIECES = 64  # pieces per read request (<= MAX_READ_PIECES)
 STREAMS_PER_SOURCE = 2  # concurrent read streams to one source (servers allow 8)
 WRITE_BATCH = 4  # pieces checked and written per worker-thread call
 RETRIES = 3  # a source that goes away this many times in a row is dropped (no blame)
+MANIFEST_BACKOFF = 0.5  # seconds before the second manifest try of a source; doubles per try
+DEPARTURE_GRACE = 1.0  # a stream that ended early: seconds to see whether its connection went
+MAX_REDIAL_ADDRS = 4  # addresses of a source tried when dialing it again
 RATE_WINDOW = 5.0  # seconds the reported rate averages over
 
 
@@ -147,14 +161,18 @@ class ArtifactFetch:
 
     def __init__(
         self, host: Host, protocol: str, backend: ArtifactBackend, penalise: Penalise,
-        root: bytes, timeout: float,
+        root: bytes, timeout: float, may_dial: MayDial | None = None,
     ) -> None:
         self.host, self.protocol, self.backend, self.penalise = host, protocol, backend, penalise
         self.root = root
         self.timeout = timeout
+        self.may_dial = may_dial  # None: any source that went away may be dialed again
         self.progress = FetchProgress(root, started=trio.current_time())
         self._active: list[str] = []
-        self._strikes: dict[str, int] = {}
+        self._strikes: dict[str, int] = {}  # failures in a row without blame, per source
+        self._strike_seq: dict[str, int] = {}  # strikes ever counted: one departure, one strike
+        self._addrs: dict[str, list[str]] = {}  # where to dial a source that went away
+        self._dialing: dict[str, trio.Lock] = {}
         self._files: list[_File] = []
         self._wake = trio.Event()
         self._inflight = 0  # read jobs and whole-file checks under way
@@ -167,6 +185,8 @@ class ArtifactFetch:
         progress = self.progress
         self._active = list(dict.fromkeys(sources))
         progress.sources = list(self._active)
+        # the node forgets a peer's addresses when its connection closes: note them now
+        self._addrs = {s: _dial_addrs(s, self.host.addrs(s)) for s in self._active}
         try:
             await self._run()
         except (OSError, ArtifactRejected) as exc:  # our own disk or store, not a peer
@@ -212,21 +232,35 @@ class ArtifactFetch:
         log.info("artifact %s fetched: %d bytes", self.root.hex()[:16], progress.total)
 
     async def _manifest(self) -> tuple[bytes, list[FileSpec]] | None:
-        """The manifest from the first source that has one matching the root."""
+        """The manifest from the first source that has one matching the root; a source that
+        fails without blame (gone, reset, busy) is tried again, after a short backoff, up to
+        RETRIES times: a dial may race the teardown of an old connection of ours."""
+        unanswered: dict[str, str] = {}  # sources still active that never answered
         for source in list(self._active):
-            try:
-                with trio.fail_after(self.timeout):
-                    raw = await self.host.request(
-                        source, self.protocol, frame(encode_request(ManifestRequest(self.root))),
-                        MAX_MANIFEST_FRAME,
-                    )
-                data = decode_manifest_response(raw)
-                return data, await trio.to_thread.run_sync(self.backend.check_manifest, self.root, data)
-            except ArtifactRejected as exc:
-                self._fault(source, Offence.BAD_ARTIFACT, f"manifest: {exc}")
-            except Exception as exc:  # noqa: BLE001 - sorted by _failure
-                self._failure(source, exc)
-        why = "; ".join(f"{p[:12]}..: {w}" for p, w in self.progress.dropped.items()) or "no sources given"
+            for attempt in range(RETRIES):
+                seen = self._strike_seq.get(source, 0)
+                try:
+                    await self._reach(source)
+                    with trio.fail_after(self.timeout):
+                        raw = await self.host.request(
+                            source, self.protocol, frame(encode_request(ManifestRequest(self.root))),
+                            MAX_MANIFEST_FRAME,
+                        )
+                    data = decode_manifest_response(raw)
+                    specs = await trio.to_thread.run_sync(self.backend.check_manifest, self.root, data)
+                    self._strikes.pop(source, None)
+                    return data, specs
+                except ArtifactRejected as exc:
+                    self._fault(source, Offence.BAD_ARTIFACT, f"manifest: {exc}")
+                    break
+                except Exception as exc:  # noqa: BLE001 - sorted by _failure
+                    if not self._failure(source, await self._departed(source, exc), seen):
+                        break
+                    unanswered[source] = str(exc)
+                    if attempt + 1 < RETRIES:
+                        await trio.sleep(MANIFEST_BACKOFF * 2**attempt)
+        whys = itertools.chain(self.progress.dropped.items(), ((p, w) for p, w in unanswered.items() if p in self._active))
+        why = "; ".join(f"{p[:12]}..: {w}" for p, w in whys) or "no sources given"
         self.progress.finish("failed", trio.current_time(), "no-manifest", f"no source served the manifest ({why})")
         return None
 
@@ -245,19 +279,24 @@ class ArtifactFetch:
                 continue
             f, indices, generation = job
             self._inflight += 1
+            seen = self._strike_seq.get(source, 0)
+            pause = 0.0
             try:
+                await self._reach(source)
                 await self._serve_job(source, f, indices, generation)
                 self._strikes.pop(source, None)
             except _Fault as fault:
                 self._fault(source, fault.offence, str(fault))
             except Exception as exc:  # noqa: BLE001 - sorted by _failure
-                if self._failure(source, exc):
-                    await trio.sleep(0.5 if isinstance(exc, Refused) else 1.0)
+                if self._failure(source, await self._departed(source, exc), seen):
+                    pause = 0.5 if isinstance(exc, Refused) else 1.0
             finally:
                 self._inflight -= 1
                 if f.generation == generation:
                     f.todo |= set(indices) - f.have
                 self._wake_all()
+            if pause:  # after handing the job back: a busy or departed source must not hold it
+                await trio.sleep(pause)
 
     def _eligible(self, source: str) -> bool:
         return any(not f.stored and source not in f.refused and f.todo for f in self._files)
@@ -277,6 +316,40 @@ class ArtifactFetch:
     def _wake_all(self) -> None:
         self._wake.set()
         self._wake = trio.Event()
+
+    async def _reach(self, source: str) -> None:
+        """Dial a source again whose connection went (either side restarted, or its node closed
+        the connection); RequestFailed when it cannot be reached (`_failure` counts a strike)."""
+        if self.host.is_connected(source):
+            return
+        async with self._dialing.setdefault(source, trio.Lock()):  # its streams fail together
+            if self.host.is_connected(source):
+                return
+            addrs = self._addrs.get(source, [])
+            if not addrs or (self.may_dial is not None and not self.may_dial(source)):
+                raise RequestFailed("not-connected", source)
+            failed = []
+            for addr in addrs:
+                try:
+                    await self.host.connect(addr, self.timeout)
+                except P2PError as exc:
+                    failed.append(str(exc))
+                    continue
+                log.info("artifact source %s dialed again", source)
+                return
+            raise RequestFailed("redial-failed", "; ".join(failed))
+
+    async def _departed(self, source: str, exc: Exception) -> Exception:
+        """A stream that ended early is a departure (RequestFailed), not an offence, when the
+        source's connection went with it. A closing connection ends its streams before the
+        host lets go of it: wait a moment for that."""
+        if not isinstance(exc, WireError) or exc.reason != "truncated":
+            return exc
+        with trio.move_on_after(DEPARTURE_GRACE):
+            while self.host.is_connected(source):
+                await trio.sleep(0.02)
+            return RequestFailed("departed", f"{exc.detail} (its connection closed)")
+        return exc
 
     async def _serve_job(self, source: str, f: _File, indices: list[int], generation: int) -> None:
         if f.count > 1 and source not in f.backers:
@@ -373,10 +446,12 @@ class ArtifactFetch:
                 f.fd = -1
                 f.part.with_suffix(".pieces").unlink(missing_ok=True)
                 return
-            # every piece matched the list and the file does not: the list lied
-            for backer in sorted(f.backers) if blame else ():
-                self._fault(backer, Offence.BAD_ARTIFACT, f"piece list of {f.spec.hash.hex()[:16]} is not the file")
+            # every piece matched the list and the file does not: the list lied, and the pieces
+            # that matched it are worthless (the one path that throws verified pieces away)
+            liars = sorted(f.backers) if blame else []
             self._restart_file(f, keep_candidate=False)
+            for backer in liars:
+                self._fault(backer, Offence.BAD_ARTIFACT, f"piece list of {f.spec.hash.hex()[:16]} is not the file")
         finally:
             f.finishing = False
 
@@ -393,10 +468,12 @@ class ArtifactFetch:
     def _fault(self, source: str, offence: Offence, detail: str) -> None:
         log.info("artifact source %s dropped: %s", source, detail)
         self.penalise(source, offence, detail)
-        self._drop(source, f"{offence.value}: {detail}", blamed=True)
+        self._drop(source, f"{offence.value}: {detail}")
 
-    def _failure(self, source: str, exc: Exception) -> bool:
-        """Sort a failed request: True when the source stays (try it again later)."""
+    def _failure(self, source: str, exc: Exception, seen: int | None = None) -> bool:
+        """Sort a failed request: True when the source stays (try it again later). `seen`: the
+        source's strike count when the request began; a failure of a request begun before the
+        last strike (its other stream, cut by the same departure) costs no second strike."""
         if isinstance(exc, WireError):
             offence = Offence.OVERSIZE if exc.reason == "oversize" else Offence.BAD_RESPONSE
             self._fault(source, offence, str(exc))
@@ -407,19 +484,25 @@ class ArtifactFetch:
         if isinstance(exc, Refused) and exc.reason == "busy":
             return True
         if isinstance(exc, Refused):
-            self._drop(source, f"refused: {exc.reason}", blamed=False)
+            self._drop(source, f"refused: {exc.reason}")
             return False
         if isinstance(exc, RequestFailed):
+            if source not in self._active:
+                return False
+            if seen is not None and self._strike_seq.get(source, 0) != seen:
+                return True
+            self._strike_seq[source] = self._strike_seq.get(source, 0) + 1
             self._strikes[source] = self._strikes.get(source, 0) + 1
             if self._strikes[source] < RETRIES:
+                log.info("artifact source %s failed (%d of %d): %s", source, self._strikes[source], RETRIES, exc)
                 return True
-            self._drop(source, f"gone: {exc}", blamed=False)
+            self._drop(source, f"gone: {exc}")
             return False
         log.exception("artifact fetch from %s: unexpected failure", source)
-        self._drop(source, f"error: {exc!r}", blamed=False)
+        self._drop(source, f"error: {exc!r}")
         return False
 
-    def _drop(self, source: str, why: str, *, blamed: bool) -> None:
+    def _drop(self, source: str, why: str) -> None:
         if source in self._active:
             self._active.remove(source)
             self.progress.dropped[source] = why
@@ -428,10 +511,16 @@ class ArtifactFetch:
                 continue
             f.backers.discard(source)
             if not f.backers:
-                # nobody left vouches for the list: hear it again; keep the pieces in case it
-                # was true, unless the one who sent it just lied
-                self._restart_file(f, keep_candidate=not blamed)
+                # nobody left vouches for the list: hear it again, and keep the pieces that
+                # matched it as a candidate whatever the source did: an equal list keeps them,
+                # and a false list is caught by the whole-file check (`_finish_file`)
+                self._restart_file(f, keep_candidate=True)
         self._wake_all()
+
+
+def _dial_addrs(peer: str, addrs: list[str]) -> list[str]:
+    """A peer's known addresses as dialable /.../p2p/<id> multiaddrs."""
+    return [a if "/p2p/" in a else f"{a}/p2p/{peer}" for a in addrs][:MAX_REDIAL_ADDRS]
 
 
 def _open_file(folder: Path, spec: FileSpec) -> _File:
@@ -479,6 +568,7 @@ def _save_list(f: _File) -> None:
 
 
 Resolve = Callable[[], Awaitable[list[str]]]
+MayDial = Callable[[str], bool]  # whether a source that went away may be dialed again (bans)
 KEPT_FINISHED = 64  # finished fetches remembered for `progress`
 
 
@@ -486,10 +576,11 @@ class ArtifactTransfers:
     """A node's fetches: at most one running per root; started with `await nursery.start(run)`."""
 
     def __init__(
-        self, host: Host, protocol: str, backend: ArtifactBackend, penalise: Penalise, timeout: float
+        self, host: Host, protocol: str, backend: ArtifactBackend, penalise: Penalise, timeout: float,
+        may_dial: MayDial | None = None,
     ) -> None:
         self._host, self._protocol, self._backend = host, protocol, backend
-        self._penalise, self._timeout = penalise, timeout
+        self._penalise, self._timeout, self._may_dial = penalise, timeout, may_dial
         self._fetches: dict[bytes, ArtifactFetch] = {}
         self._nursery: trio.Nursery | None = None
 
@@ -507,7 +598,9 @@ class ArtifactTransfers:
             return running.progress
         if self._nursery is None:
             raise P2PError("not-running", "the artifact service is not running")
-        fetch = ArtifactFetch(self._host, self._protocol, self._backend, self._penalise, root, self._timeout)
+        fetch = ArtifactFetch(
+            self._host, self._protocol, self._backend, self._penalise, root, self._timeout, self._may_dial
+        )
         self._fetches.pop(root, None)
         self._fetches[root] = fetch
         while len(self._fetches) > KEPT_FINISHED:

@@ -15,7 +15,13 @@ from chain.crypto import public_key_of
 from chain.devnet_keys import devnet_seed
 from chain.market_types import Bid, LeafClaim
 from chain.types import Transaction
-from tests.support.chain_builders import DEFAULT_FEE, account_of, import_block, make_block, new_chain, next_nonce
+from tests.support.chain_builders import (
+    DEFAULT_FEE,
+    import_block,
+    make_block,
+    new_chain,
+    next_nonce,
+)
 
 ALICE, BOB, CAROL, DAVE = (devnet_seed(n) for n in ("alice", "bob", "carol", "dave"))
 NTK = 10**9
@@ -91,3 +97,85 @@ def claim_of(manifest: Any, position: int) -> LeafClaim:
 
 
 
+
+
+# ---- genesis variants, clones and refusals -----------------------------------------------------
+
+
+def market_genesis(**market: Any) -> Any:
+    """The devnet genesis (same funded keys) with some market rules changed (a new chain id)."""
+    from importlib import resources
+
+    from chain.genesis import parse_genesis
+
+    doc = json.loads(resources.files("chain.networks").joinpath("devnet.json").read_text())
+    doc["market"] = {**doc["market"], **market}
+    return parse_genesis(doc)
+
+
+def market_chain_on(genesis: Any) -> ChainState:
+    """`market_chain` on another genesis."""
+    from neurod.adjudicator import RenderAdjudicator
+
+    chain = new_chain(genesis)
+    chain.adjudicator = RenderAdjudicator()
+    return chain
+
+
+def clone_market_chain(chain: ChainState) -> ChainState:
+    """Another node with an adjudicator that imported ``chain``'s main chain."""
+    from tests.support.chain_builders import main_chain
+
+    copy = market_chain_on(chain.genesis)
+    for block in main_chain(chain):
+        import_block(copy, block)
+    return copy
+
+
+def refusal(chain: ChainState, *txs: Transaction) -> Any:
+    """The error a block carrying ``txs`` on the tip is refused with (the last one's reason, the
+    others applying first); the tip and the state must not move. A single market transaction is
+    also run through the mempool's check, which must refuse it with the same reason."""
+    from chain.assembly import check_against_tip
+    from chain.errors import ChainError
+    from tests.support.chain_builders import forge_block
+
+    tip, root = chain.tip_hash, chain.state_root()
+    block = forge_block(chain, chain.tip_header, txs)
+    try:
+        import_block(chain, block)
+    except ChainError as exc:
+        error = exc
+    else:
+        raise AssertionError(f"a block with {len(txs)} transactions was accepted")
+    assert chain.tip_hash == tip
+    assert chain.state_root() == root == chain.tip_header.state_root
+    if len(txs) == 1 and error.reason != "bad-bid-signature":
+        try:
+            check_against_tip(chain, txs[0])
+        except ChainError as exc:
+            assert exc.reason == error.reason, (exc, error)
+        else:
+            raise AssertionError(f"the mempool check passed what a block refuses ({error})")
+    return error
+
+
+def refused(chain: ChainState, *txs: Transaction) -> str:
+    """`refusal`'s reason."""
+    return str(refusal(chain, *txs).reason)
+
+
+def snapshot(chain: ChainState, *job_ids: bytes) -> dict[str, Any]:
+    """Everything the market keeps: accounts, jobs, totals, and the events of each named job and
+    of every account."""
+    accounts = dict(chain.accounts())
+    return {
+        "accounts": accounts,
+        "jobs": dict(chain.jobs()),
+        "totals": chain.totals(),
+        "supply": chain.supply,
+        "job_events": {j: chain.events(job_id=j, limit=10**6) for j in job_ids},
+        "account_events": {a: chain.events(account=a, limit=10**6) for a in accounts},
+        "jobs_of": {a: chain.jobs_of(a) for a in accounts},
+        "specs": {j: chain.job_spec(j) for j in job_ids},
+    }

@@ -1,0 +1,192 @@
+"""`chain.job_spec` pinned to the worker: the units a validator prices a spec at are the units the
+worker's own `units_of` computes from its parsed task, for every example and for random specs
+(fields left out take the defaults on both sides). And what consensus refuses: non-canonical JSON,
+duplicate keys, NaN, a task that is not the service's, an unknown render kind, specs whose
+units would not fit the job record or whose pricing would never end.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chain.compute_units import cnn_forward_flops
+from chain.errors import InvalidTransaction
+from chain.job_spec import job_terms
+from chain.jobs import MAX_UNITS
+from chain.market_types import Service
+from worker.tasks import parse_task
+from worker.tasks.units import units_of
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "worker" / "examples"
+MAX_SPEC_BYTES = 4096
+
+
+def canonical(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def chain_units(service: Service, doc: dict[str, Any]) -> int:
+    return job_terms(service, canonical(doc), MAX_SPEC_BYTES).units
+
+
+def worker_units(doc: dict[str, Any]) -> int:
+    return units_of(parse_task(doc)).units
+
+
+@pytest.mark.parametrize(("name", "service"), [
+    ("digits_render", Service.GENERATE), ("shelf_render", Service.GENERATE), ("cnn_train", Service.TRAIN),
+])
+def test_examples_price_as_the_worker_counts(name: str, service: Service) -> None:
+    doc = json.loads((EXAMPLES / f"{name}.json").read_text())
+    terms = job_terms(service, canonical(doc), MAX_SPEC_BYTES)
+    assert terms.units == worker_units(doc) > 0
+    if service is Service.GENERATE:
+        assert terms.items == doc["spec"]["count"] and terms.seed == doc["seed"]
+    else:
+        assert terms.items == 1 and terms.seed == 0
+
+
+def _optional(required: dict[str, Any], optional: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(required, optional=optional)
+
+
+PCT = st.one_of(st.just(0), st.integers(0, 100))
+DIGITS = _optional({"kind": st.just("digits")}, {
+    "count": st.integers(1, 5_000), "size": st.integers(16, 64), "blur_pct": PCT, "noise_pct": PCT,
+    "invert_pct": PCT, "renderer_version": st.sampled_from([1, 2]),
+})
+OCCLUSION = st.tuples(st.integers(0, 100), st.integers(0, 100)).map(lambda p: [min(p), max(p)])
+SHELF = _optional({"kind": st.just("shelf")}, {
+    "count": st.integers(1, 1_000_000), "width": st.integers(32, 2048), "height": st.integers(32, 2048),
+    "photometric": _optional({}, {"blur_pct": PCT, "noise_pct": PCT}),
+    "placement": _optional({}, {"occlusion_pct": OCCLUSION}),
+})
+RENDER = st.fixed_dictionaries({"task": st.just("render"), "spec": st.one_of(DIGITS, SHELF)},
+                               optional={"seed": st.integers(0, 2**63 - 1)})
+
+CNN = _optional({"name": st.just("cnn")}, {
+    "image_size": st.integers(8, 128), "in_channels": st.sampled_from([1, 3]), "width": st.integers(4, 256),
+    "depth": st.integers(1, 6), "num_classes": st.integers(2, 1000),
+})
+CENTERNET = _optional({"name": st.just("centernet")}, {
+    "image_size": st.integers(2, 16).map(lambda k: 32 * k), "width": st.integers(8, 128),
+    "head_width": st.integers(8, 256), "num_classes": st.integers(1, 80),
+})
+
+
+@st.composite
+def train_docs(draw: st.DrawFn) -> dict[str, Any]:
+    batch = draw(st.one_of(st.none(), st.integers(1, 1024)))
+    train: dict[str, Any] = {"model": draw(st.one_of(CNN, CENTERNET))}
+    if batch is not None:
+        train["batch_size"] = batch
+    data_spec: dict[str, Any] = {"kind": "digits"}
+    if draw(st.booleans()):
+        train["steps"] = draw(st.integers(1, 1_000_000))
+        if draw(st.booleans()):
+            data_spec["count"] = draw(st.integers(1, 5_000_000))
+    else:
+        train["epochs"] = draw(st.integers(1, 1_000))
+        count = draw(st.one_of(st.none(), st.integers(batch or 32, 5_000_000)))
+        if count is not None:
+            data_spec["count"] = count
+    return {"task": "train", "train": train, "data": {"source": "digits", "spec": data_spec}}
+
+
+@settings(max_examples=60, deadline=None)
+@given(RENDER)
+def test_random_render_specs_price_as_the_worker_counts(doc: dict[str, Any]) -> None:
+    terms = job_terms(Service.GENERATE, canonical(doc), MAX_SPEC_BYTES)
+    assert terms.units == worker_units(doc)
+    assert terms.items == doc["spec"].get("count", 10_000 if doc["spec"]["kind"] == "digits" else 1000)
+    assert terms.seed == doc.get("seed", 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(train_docs())
+def test_random_train_specs_price_as_the_worker_counts(doc: dict[str, Any]) -> None:
+    assert job_terms(Service.TRAIN, canonical(doc), MAX_SPEC_BYTES).units == worker_units(doc)
+
+
+def test_shard_payments_split_the_units() -> None:
+    terms = job_terms(Service.GENERATE, canonical({"task": "render", "seed": 3, "spec": {"kind": "digits", "count": 10}}),
+                      MAX_SPEC_BYTES)
+    assert [terms.shard_range(k, 3) for k in range(3)] == [(0, 3), (3, 6), (6, 10)]
+    assert sum(terms.shard_units(k, 3) for k in range(3)) == terms.units
+    assert terms.payment(2, 3, 10**6) == terms.shard_units(2, 3)
+
+
+# ---- refusals ----------------------------------------------------------------------------------
+
+DIGITS_DOC = {"task": "render", "seed": 7, "spec": {"kind": "digits", "count": 8}}
+TRAIN_DOC = json.loads((EXAMPLES / "cnn_train.json").read_text())
+
+
+def bad(service: Service, spec: bytes, max_bytes: int = MAX_SPEC_BYTES) -> InvalidTransaction:
+    with pytest.raises(InvalidTransaction) as info:
+        job_terms(service, spec, max_bytes)
+    return info.value
+
+
+@pytest.mark.parametrize(("service", "spec"), [
+    (Service.GENERATE, json.dumps(DIGITS_DOC).encode()),  # spaces
+    (Service.GENERATE, json.dumps(DIGITS_DOC, separators=(",", ":")).encode()),  # unsorted keys
+    (Service.GENERATE, canonical(DIGITS_DOC) + b"\n"),
+    (Service.GENERATE, b'{"seed":7,"seed":7,"spec":{"count":8,"kind":"digits"},"task":"render"}'),
+    (Service.GENERATE, b'{"seed":7,"spec":{"count":8,"count":8,"kind":"digits"},"task":"render"}'),
+    (Service.GENERATE, b'{"seed":NaN,"spec":{"count":8,"kind":"digits"},"task":"render"}'),
+    (Service.GENERATE, b'{"seed":-Infinity,"spec":{"count":8,"kind":"digits"},"task":"render"}'),
+    (Service.GENERATE, b'{"seed":1e400,"spec":{"count":8,"kind":"digits"},"task":"render"}'),
+    (Service.GENERATE, b'{"seed":7.0,"spec":{"count":8,"kind":"digits"},"task":"render"}'),
+    (Service.GENERATE, b'{"a":' + b"[" * 2000 + b"]" * 2000 + b"}"),
+    (Service.GENERATE, b"\xff"),
+    (Service.GENERATE, b'"render"'),
+    (Service.GENERATE, canonical({**DIGITS_DOC, "spec": {"kind": "faces", "count": 8}})),
+    (Service.GENERATE, canonical({**DIGITS_DOC, "spec": {"count": 8}})),
+    (Service.GENERATE, canonical({**DIGITS_DOC, "spec": {"kind": "digits", "count": True}})),
+    (Service.GENERATE, canonical({**DIGITS_DOC, "spec": {"kind": "digits", "count": 10_000_001}})),
+    (Service.GENERATE, canonical({**DIGITS_DOC, "spec": {"kind": "shelf", "placement": {"occlusion_pct": 5}}})),
+    (Service.GENERATE, canonical({**DIGITS_DOC, "spec": "digits"})),
+    (Service.GENERATE, canonical({**DIGITS_DOC, "seed": 2**63})),
+    (Service.GENERATE, canonical(TRAIN_DOC)),  # a training spec posted as a render job
+    (Service.TRAIN, canonical(DIGITS_DOC)),  # and the other way round
+    (Service.LABEL, canonical(DIGITS_DOC)),
+    (Service.EVALUATE, canonical({"task": "evaluate", "images": 0, "model": {"name": "cnn"}})),
+    (Service.TRAIN, canonical({**TRAIN_DOC, "train": {**TRAIN_DOC["train"], "model": {"name": "resnet"}}})),
+    (Service.TRAIN, canonical({**TRAIN_DOC, "train": {**TRAIN_DOC["train"], "batch_size": 0}})),
+    (Service.TRAIN, canonical({**TRAIN_DOC, "train": {**TRAIN_DOC["train"], "batch_size": 10**6}})),  # no steps
+    (Service.TRAIN, canonical({**TRAIN_DOC, "train": {**TRAIN_DOC["train"], "model": {"name": "cnn", "depth": 65}}})),
+    (Service.TRAIN, canonical({**TRAIN_DOC, "train": {"model": {"name": "cnn", "depth": 10**300}, "steps": 1}})),
+    (Service.TRAIN, canonical({**TRAIN_DOC, "train": {"model": {"name": "cnn"}, "steps": 10**40, "batch_size": 1}})),
+    (Service.GENERATE, canonical({"task": "render", "spec": {"kind": "shelf", "width": 10**20, "height": 10**20}})),
+])
+def test_bad_job_spec(service: Service, spec: bytes) -> None:
+    assert bad(service, spec).reason == "bad-job-spec"
+
+
+def test_units_at_the_limit_are_taken_and_past_it_refused() -> None:
+    # digits at size 28 with the default effects: 28 * 28 * 16 * 4 = 50,176 units per item
+    per_item = job_terms(Service.GENERATE, canonical(DIGITS_DOC), MAX_SPEC_BYTES).units // 8
+    assert per_item * 10_000_000 < MAX_UNITS  # no digits spec comes near
+    flops = cnn_forward_flops(28, 1, 16, 1, 10)  # a 1-layer cnn on 28 px
+    assert flops == 2 * 16 * 9 * 28 * 28 + 2 * 16 * 10
+    steps = MAX_UNITS // (3 * flops)
+    doc: dict[str, Any] = {"task": "train",
+                           "train": {"model": {"name": "cnn", "depth": 1}, "batch_size": 1, "steps": steps}}
+    units = job_terms(Service.TRAIN, canonical(doc), MAX_SPEC_BYTES).units
+    assert MAX_UNITS - 3 * flops < units <= MAX_UNITS
+    doc["train"]["steps"] = steps + 1
+    assert bad(Service.TRAIN, canonical(doc)).reason == "bad-job-spec"
+
+
+def test_spec_too_large() -> None:
+    spec = canonical({**DIGITS_DOC, "pad": "x" * 200})
+    assert job_terms(Service.GENERATE, spec, len(spec)).items == 8
+    error = bad(Service.GENERATE, spec, len(spec) - 1)
+    assert (error.reason, error.got) == ("spec-too-large", len(spec))
