@@ -37,7 +37,7 @@ def evolve(record: R, **changes: Any) -> R:
     """`dataclasses.replace` without its per-call field introspection (which was a fifth of a
     market block's import): the record's class rebuilt from its init fields, some changed."""
     cls = type(record)
-    return cls(*[changes[name] if name in changes else getattr(record, name)  # type: ignore[call-arg]
+    return cls(*[changes[name] if name in changes else getattr(record, name)
                  for name in cls.__match_args__])  # type: ignore[attr-defined]
 
 

@@ -173,7 +173,8 @@ class Bid:
 
     def signed(self, seed: bytes) -> Bid:
         unsigned = Bid(self.chain_id, self.job_id, self.worker, self.unit_price, self.max_shards, self.expiry)
-        return Bid(*unsigned._unsigned(), sign(seed, unsigned.signing_message()))
+        return Bid(self.chain_id, self.job_id, self.worker, self.unit_price, self.max_shards, self.expiry,
+                   sign(seed, unsigned.signing_message()))
 
     @classmethod
     def from_list(cls, value: Any) -> Bid:

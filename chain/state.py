@@ -8,7 +8,7 @@ anything: the store persists the effects, and keeps the "before" values as the b
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chain import encoding as enc
@@ -177,7 +177,7 @@ class Ledger:
         after, before, jobs_after, jobs_before, specs, events, burned, adjudications = snap
         self.after, self.before = after, before  # type: ignore[assignment]
         self.jobs_after, self.jobs_before, self.specs = jobs_after, jobs_before, specs  # type: ignore[assignment]
-        del self.events[events:]  # type: ignore[misc]
+        del self.events[int(events):]  # type: ignore[call-overload]
         self.burned, self.adjudications = burned, adjudications  # type: ignore[assignment]
 
 

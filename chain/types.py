@@ -70,7 +70,7 @@ def txid_of(encoded: bytes) -> bytes:
 Payload: TypeAlias = (
     Transfer | Stake | Unstake | Release | JobPost | JobAward | ResultCommit | Challenge | Respond | Accept | Settle
 )
-PAYLOAD_TYPES: dict[int, Any] = {Transfer.KIND: Transfer, **{p.KIND: p for p in MARKET_PAYLOADS}}
+PAYLOAD_TYPES: dict[int, Any] = {Transfer.KIND: Transfer, **{p.KIND: p for p in MARKET_PAYLOADS}}  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)

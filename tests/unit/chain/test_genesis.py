@@ -12,10 +12,10 @@ from chain.crypto import address_hash, encode_address, public_key_of
 from chain.devnet_keys import DEVNET_ACCOUNTS, DEVNET_HRP, devnet_address, devnet_seed
 from chain.errors import GenesisError
 from chain.genesis import load_genesis, parse_genesis
+from chain.jobs import TOTALS_KEY, Totals
 from chain.params import UNITS_PER_NTK
 from chain.pow import target_to_bits
 from chain.state import Account
-from chain.jobs import TOTALS_KEY, Totals
 from chain.trie import compute_root
 from tests.support.chain_builders import genesis_doc, numbered_seed
 
