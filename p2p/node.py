@@ -99,7 +99,8 @@ class P2P:
             )
             self._host.set_handler(artifact_protocol(backend.chain_id), self._artifact_server.handle)
             self.artifacts = ArtifactTransfers(
-                self._host, artifact_protocol(backend.chain_id), artifacts, self.penalise, config.artifact_timeout
+                self._host, artifact_protocol(backend.chain_id), artifacts, self.penalise, config.artifact_timeout,
+                may_dial=lambda peer: not self.is_banned(peer),  # a banned peer is never dialed again
             )
         self._peers: dict[str, str] = {}  # handshaken peer -> direction
         self._wrong_chain: dict[str, float] = {}  # peer -> monotonic time until re-dial allowed
