@@ -18,8 +18,9 @@ Supply: balances + escrow + bonded + unbonding = issued - burned, after every bl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chain.commitments import claim_reaches
 from chain.errors import InvalidTransaction, RejectKind, StoreError
@@ -87,7 +88,8 @@ def terms_of(job: Job) -> JobTerms:
 # --------------------------------------------------------------------------- stake
 
 
-def apply_stake(ledger: Ledger, ctx: MarketContext, sender: bytes, payload: Stake) -> None:
+def apply_stake(ledger: Ledger, ctx: MarketContext, tx: Transaction, payload: Stake) -> None:
+    sender = tx.sender_account
     account = ledger.get(sender)
     if payload.amount > account.balance:
         raise _fail("insufficient-balance", expected=f">= {payload.amount}", got=account.balance)
@@ -96,7 +98,8 @@ def apply_stake(ledger: Ledger, ctx: MarketContext, sender: bytes, payload: Stak
     ledger.event(Event("bond", sender, payload.amount))
 
 
-def apply_unstake(ledger: Ledger, ctx: MarketContext, sender: bytes, payload: Unstake) -> None:
+def apply_unstake(ledger: Ledger, ctx: MarketContext, tx: Transaction, payload: Unstake) -> None:
+    sender = tx.sender_account
     account = ledger.get(sender)
     if payload.amount > account.free_stake:
         raise _fail("insufficient-free-stake", "locked stake backs awarded shards",
@@ -108,7 +111,8 @@ def apply_unstake(ledger: Ledger, ctx: MarketContext, sender: bytes, payload: Un
     ledger.event(Event("unbond", sender, payload.amount))
 
 
-def apply_release(ledger: Ledger, ctx: MarketContext, sender: bytes, payload: Release) -> None:
+def apply_release(ledger: Ledger, ctx: MarketContext, tx: Transaction, payload: Release) -> None:
+    sender = tx.sender_account
     account = ledger.get(sender)
     if not account.unbonding:
         raise _fail("nothing-unbonding")
@@ -429,29 +433,16 @@ def apply_settle(ledger: Ledger, ctx: MarketContext, tx: Transaction, payload: S
     ledger.set_job(payload.job_id, _close_if_final(ledger, payload.job_id, job))
 
 
+RULES: dict[type, Callable[[Ledger, MarketContext, Transaction, Any], None]] = {
+    Stake: apply_stake, Unstake: apply_unstake, Release: apply_release, JobPost: apply_post,
+    JobAward: apply_award, ResultCommit: apply_commit, Challenge: apply_challenge, Respond: apply_respond,
+    Accept: apply_accept, Settle: apply_settle,
+}
+
+
 def apply_market(ledger: Ledger, ctx: MarketContext, tx: Transaction) -> None:
     """Apply a market payload (the envelope's nonce and fee are done)."""
-    payload = tx.payload
-    sender = tx.sender_account
-    if isinstance(payload, Stake):
-        apply_stake(ledger, ctx, sender, payload)
-    elif isinstance(payload, Unstake):
-        apply_unstake(ledger, ctx, sender, payload)
-    elif isinstance(payload, Release):
-        apply_release(ledger, ctx, sender, payload)
-    elif isinstance(payload, JobPost):
-        apply_post(ledger, ctx, tx, payload)
-    elif isinstance(payload, JobAward):
-        apply_award(ledger, ctx, tx, payload)
-    elif isinstance(payload, ResultCommit):
-        apply_commit(ledger, ctx, tx, payload)
-    elif isinstance(payload, Challenge):
-        apply_challenge(ledger, ctx, tx, payload)
-    elif isinstance(payload, Respond):
-        apply_respond(ledger, ctx, tx, payload)
-    elif isinstance(payload, Accept):
-        apply_accept(ledger, ctx, tx, payload)
-    elif isinstance(payload, Settle):
-        apply_settle(ledger, ctx, tx, payload)
-    else:
+    rule = RULES.get(type(tx.payload))
+    if rule is None:
         raise _fail("bad-tx-kind", f"no state rule for kind {tx.kind}")
+    rule(ledger, ctx, tx, tx.payload)

@@ -15,6 +15,7 @@ from rich.text import Text
 from cli.config import DatadirOpt, JsonOpt, KeystoreOpt, NetworkOpt, RpcOpt, Where
 from cli.output import CliError, fields, guarded, note, print_json, table
 from cli.tx import address_of, client
+from cli.wallet import OptionalNameArg
 
 job_app = typer.Typer(help="Market jobs: show one, list them.", no_args_is_help=True)
 stake_app = typer.Typer(help="Workers' stake: bonded, locked, unbonding.", no_args_is_help=True)
@@ -136,9 +137,7 @@ def list_jobs(
 @stake_app.command("show")
 @guarded
 def stake_show(
-    name: Annotated[
-        str | None, typer.Argument(help="key name or address (default: the default key)")
-    ] = None,
+    name: OptionalNameArg = None,
     network: NetworkOpt = "main",
     datadir: DatadirOpt = None,
     keystore: KeystoreOpt = None,
