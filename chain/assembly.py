@@ -8,7 +8,7 @@ and the ASERT target, so that the only thing left to find is the nonce.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from chain.chainstate import ChainState, _StateView
 from chain.errors import ChainError, InvalidTransaction, RejectKind
@@ -88,7 +88,7 @@ def check_against_tip(chain: ChainState, tx: Transaction) -> None:
     view = _StateView(Overlay(chain.kv), chain.decoded_accounts, chain.decoded_jobs)
     ledger = Ledger(view)
     sender = ledger.get(tx.sender_account)
-    ledger.set(tx.sender_account, replace(sender, nonce=tx.nonce))
+    ledger.set(tx.sender_account, sender._replace(nonce=tx.nonce))
     market = MarketContext(chain.params.market, chain.chain_id, chain.height + 1, chain.adjudicator)
     try:
         apply_transaction(ledger, tx, market)

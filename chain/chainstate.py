@@ -275,7 +275,7 @@ class ChainState:
         self.adjudicator = adjudicator
         # told of every stored value found damaged (the daemon counts and logs them)
         self.on_fault = on_fault
-        self.kv = StateCache(kv, (schema.ACCOUNT, schema.TRIE), max_entries=state_cache_entries)
+        self.kv = StateCache(kv, (schema.ACCOUNT, schema.TRIE, schema.JOB), max_entries=state_cache_entries)
         self.decoded_accounts = AccountMemo(state_cache_entries)
         self.decoded_jobs = JobMemo()
         self.genesis = genesis

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from chain import encoding as enc
 from chain.errors import DecodeError, InvalidBlock, InvalidTransaction, RejectKind
@@ -23,8 +23,7 @@ from chain.types import Block, Transaction, Transfer
 ACCOUNT_PERSON = b"neuro-account"
 
 
-@dataclass(frozen=True, slots=True)
-class Account:
+class Account(NamedTuple):
     """An account's tokens: its balance, and its stake (bonded; of which ``locked`` backs awarded
     shards; unbonding until ``release_height``). An account that never staked encodes as
     [balance, nonce] alone: the stake fields appear only when one is non-zero."""

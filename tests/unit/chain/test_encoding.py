@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import msgpack
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chain.encoding import pack
+from chain.encoding import array_header, pack
 from chain.errors import DecodeError, RejectKind
 from chain.params import MAX_BLOCK_TXS, MAX_SUPPLY_UNITS, MAX_TX_BYTES
 from chain.state import Account
@@ -45,7 +46,17 @@ headers = st.builds(
     nonce=fixed(8),
 )
 blocks = st.builds(Block, header=headers, txs=st.lists(transactions, max_size=4).map(tuple))
-accounts = st.builds(Account, balance=st.integers(0, MAX_SUPPLY_UNITS), nonce=st.integers(0, U64))
+amounts = st.integers(0, MAX_SUPPLY_UNITS)
+
+
+@st.composite
+def accounts(draw: st.DrawFn) -> Account:
+    """Accounts that never staked (two fields) and stakers (six; locked within bonded)."""
+    balance, nonce = draw(amounts), draw(st.integers(0, U64))
+    if not draw(st.booleans()):
+        return Account(balance, nonce)
+    bonded = draw(amounts)
+    return Account(balance, nonce, bonded, draw(st.integers(0, bonded)), draw(amounts), draw(st.integers(0, U64)))
 
 DECODERS: list[Any] = [Transaction.decode, Header.decode, Block.decode, Account.decode]
 
@@ -70,7 +81,7 @@ def test_block_round_trip(block: Block) -> None:
     assert decoded.hash == block.hash
 
 
-@given(accounts)
+@given(accounts())
 def test_account_round_trip(account: Account) -> None:
     assert Account.decode(account.encode()) == account
 
@@ -188,3 +199,45 @@ def test_oversized_block_input_is_refused_before_unpacking() -> None:
 def test_decode_refuses_non_bytes() -> None:
     with pytest.raises(DecodeError, match="expected bytes, got str"):
         Transaction.decode("not bytes")  # type: ignore[arg-type]
+
+
+# ---- exact limits: at the limit decodes, one past it is refused --------------------------
+
+
+@pytest.mark.parametrize("length", [0, 15, 16, 17, 2**16 - 1, 2**16])
+def test_array_header_is_msgpacks_own_at_each_width_boundary(length: int) -> None:
+    # fixarray up to 15 items, array16 from 16, array32 from 65,536: a block re-encodes its
+    # transaction list from this header, so a wrong width makes a valid block non-canonical
+    packed = msgpack.packb([0] * length)
+    assert pack([0] * length) == packed
+    assert packed.startswith(array_header(length))
+    assert len(packed) == len(array_header(length)) + length
+
+
+@pytest.mark.parametrize("count", [15, 16, 17])
+def test_blocks_round_trip_across_the_array16_boundary(count: int) -> None:
+    txs = tuple(replace(TX, nonce=n) for n in range(count))
+    block = Block(HEADER, txs)
+    assert Block.decode(block.encode()) == block
+
+
+def test_input_of_exactly_max_size_decodes_and_one_byte_more_does_not() -> None:
+    data = Block(HEADER, (TX,)).encode()
+    assert Block.decode(data, max_size=len(data)).encode() == data
+    with pytest.raises(DecodeError) as info:
+        Block.decode(data, max_size=len(data) - 1)
+    assert info.value.reason == "oversized"
+
+
+def test_a_block_of_exactly_max_block_txs_decodes() -> None:
+    txs = [replace(TX, nonce=n).to_list() for n in range(MAX_BLOCK_TXS)]
+    data = pack([HEADER.to_list(), txs])
+    assert len(Block.decode(data, max_size=len(data)).txs) == MAX_BLOCK_TXS
+
+
+@pytest.mark.parametrize("txs", [7, b"txs", "txs", True], ids=["int", "bytes", "str", "bool"])
+def test_a_block_whose_transactions_are_not_a_list_is_malformed(txs: Any) -> None:
+    with pytest.raises(DecodeError) as info:
+        Block.decode(pack([HEADER.to_list(), txs]))
+    assert info.value.reason == "bad-encoding"
+    assert "block.txs" in str(info.value)
