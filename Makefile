@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test unit functional bench demo lint typecheck duplicates clean
+.PHONY: venv test unit functional bench demo lint typecheck duplicates mutation clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+# not in CI: tens of minutes on 2 cores; MODULES="pow encoding" for a part (tests/mutation/run.sh)
+mutation: $(STAMP)
+	PYTHON=$(abspath $(BIN))/python bash tests/mutation/run.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache

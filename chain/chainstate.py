@@ -168,6 +168,9 @@ class _StateView:
     def spec(self, job_id: bytes) -> bytes | None:
         return self.db.get(schema.JOB_SPEC + job_id)
 
+    def block_hash(self, height: int) -> bytes | None:
+        return self.db.get(schema.height_key(height))
+
     def totals(self) -> Totals:
         data = self.db.get(schema.TOTALS)
         if data is None:
@@ -597,7 +600,6 @@ class ChainState:
         overlay.put(schema.HEADER + block_hash, block.header.encode())
         overlay.put(schema.BLOCK + block_hash, block.encode())
         overlay.put(schema.META + block_hash, meta.encode())
-        overlay.put(schema.CHILDREN + block.header.parent + block_hash, b"")
         if meta.work <= self.tip_meta.work:
             signatures.require()
             overlay.commit(sync=False)
@@ -750,7 +752,7 @@ class ChainState:
         writes = Overlay(self.kv)
         if keep is not None:
             for key, value in keep.writes.items():
-                if key[:1] in (schema.HEADER, schema.BLOCK, schema.CHILDREN) and value is not None:
+                if key[:1] in (schema.HEADER, schema.BLOCK) and value is not None:
                     writes.put(key, value)
         for block in blocks:  # an invalid block's work never counts: record none
             writes.put(schema.HEADER + block.hash, block.header.encode())

@@ -120,11 +120,3 @@ def as_list(value: Any, field: str, *, max_len: int) -> list[Any]:
     if len(value) > max_len:
         raise DecodeError("oversized", f"{field}: too many items", expected=f"<= {max_len}", got=len(value))
     return value
-
-
-def as_str(value: Any, field: str, *, max_len: int) -> str:
-    if type(value) is not str:
-        raise DecodeError("bad-encoding", f"{field}: expected str, got {type(value).__name__}")
-    if len(value) > max_len:
-        raise DecodeError("oversized", f"{field}: too long", expected=f"<= {max_len}", got=len(value))
-    return value

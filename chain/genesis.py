@@ -161,7 +161,7 @@ def _market(doc: dict[str, Any]) -> MarketParams:
         if getattr(market, key) > BASIS_POINTS:
             raise GenesisError("bad-genesis", f"market.{key} is a fraction in basis points: at most {BASIS_POINTS}")
     for key in ("min_bid_blocks", "min_challenge_blocks", "response_blocks", "max_shards", "max_bids_per_award",
-                "max_spec_bytes", "stake_per_payment_bp"):
+                "max_spec_bytes", "stake_per_payment_bp", "committee_size", "vote_blocks", "quorum"):
         if getattr(market, key) < 1:
             raise GenesisError("bad-genesis", f"market.{key} must be at least 1")
     return market

@@ -24,6 +24,7 @@ JOB_VALUE_PERSON = b"neuro-job"
 TOTALS_VALUE_PERSON = b"neuro-totals"
 TOTALS_KEY = hash256(b"totals", person=b"neuro-totalskey")[:ADDRESS_HASH_SIZE]
 MAX_JOB_BYTES = 1 << 20
+MAX_VOTERS = 256  # votes one dispute records (a genesis committee_size far below: see market_rules)
 # A job's compute units: FLOPs of a training run the worker accepts reach ~10^22, past msgpack's
 # 64-bit ints, so the record keeps them as 16 big-endian bytes (`chain.job_spec` refuses more).
 UNITS_BYTES = 16
@@ -65,6 +66,7 @@ class ShardStatus(enum.IntEnum):
     QUERIED = 3  # an item was queried; the worker must answer by query_deadline
     PAID = 4  # final: the worker was paid
     REFUNDED = 5  # final: the shard's escrow went back to the client
+    DISPUTED = 6  # a training result is disputed; the committee votes until query_deadline
 
     @property
     def final(self) -> bool:
@@ -87,29 +89,34 @@ class Shard(NamedTuple):
     root: bytes = b""  # committed artifact root
     committed_at: int = 0  # height of the commit: the next block's hash is its sampling beacon
     challenge_end: int = 0  # last height a challenge may be included
-    query_index: int = 0
-    query_deadline: int = 0  # last height for the worker's answer
-    challenger: bytes = b""  # account that posted the open query
+    query_index: int = 0  # the queried item, or the disputed training segment
+    query_deadline: int = 0  # last height for the worker's answer, or for a dispute's votes
+    challenger: bytes = b""  # account that posted the open query or dispute
     bond: int = 0  # the challenger's bond held in the job's escrow
     items: int = 0  # committed item count: the size of the tree under the root
+    voters: tuple[bytes, ...] = ()  # accounts that voted on the open dispute, in order
+    fraud_votes: int = 0  # how many of them found fraud
 
     def to_list(self) -> list[Any]:
         return [int(self.status), self.worker, self.price, self.payment, self.stake, self.bid_id, self.deadline,
                 self.root, self.committed_at, self.challenge_end, self.query_index, self.query_deadline,
-                self.challenger, self.bond, self.items]
+                self.challenger, self.bond, self.items, list(self.voters), self.fraud_votes]
 
     @classmethod
     def from_list(cls, value: Any) -> Shard:
         (status, worker, price, payment, stake, bid_id, deadline, root, committed_at, challenge_end,
-         query_index, query_deadline, challenger, bond, items) = enc.fields(value, "shard", 15)
+         query_index, query_deadline, challenger, bond, items, voters, fraud_votes) = enc.fields(value, "shard", 17)
+        voter_ids = tuple(enc.as_bytes(v, "shard.voters[]", size=ADDRESS_HASH_SIZE)
+                          for v in enc.as_list(voters, "shard.voters", max_len=MAX_VOTERS))
         return cls(
-            ShardStatus(enc.as_int(status, "shard.status", 0, 5)), enc.as_bytes(worker, "shard.worker", max_size=20),
+            ShardStatus(enc.as_int(status, "shard.status", 0, 6)), enc.as_bytes(worker, "shard.worker", max_size=20),
             enc.as_int(price, "shard.price"), enc.as_int(payment, "shard.payment"), enc.as_int(stake, "shard.stake"),
             enc.as_bytes(bid_id, "shard.bid_id", max_size=32), enc.as_int(deadline, "shard.deadline"),
             enc.as_bytes(root, "shard.root", max_size=32), enc.as_int(committed_at, "shard.committed_at"),
             enc.as_int(challenge_end, "shard.challenge_end"), enc.as_int(query_index, "shard.query_index"),
             enc.as_int(query_deadline, "shard.query_deadline"), enc.as_bytes(challenger, "shard.challenger", max_size=20),
             enc.as_int(bond, "shard.bond"), enc.as_int(items, "shard.items"),
+            voter_ids, enc.as_int(fraud_votes, "shard.fraud_votes", 0, len(voter_ids)),
         )
 
 
@@ -164,13 +171,15 @@ class Job(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Totals:
-    """Everything ever issued (allocations and rewards) and burned (slashes, fees)."""
+    """Everything ever issued (allocations and rewards) and burned (slashes, fees), and the stake
+    bonded now (the denominator of a dispute committee's draw)."""
 
     issued: int
     burned: int = 0
+    staked: int = 0
 
     def encode(self) -> bytes:
-        return enc.pack([self.issued, self.burned])
+        return enc.pack([self.issued, self.burned, self.staked])
 
     @property
     def value_hash(self) -> bytes:
@@ -178,9 +187,10 @@ class Totals:
 
     @classmethod
     def decode(cls, data: bytes) -> Totals:
-        issued, burned = enc.fields(enc.unpack(data, what="totals", max_size=32), "totals", 2)
+        issued, burned, staked = enc.fields(enc.unpack(data, what="totals", max_size=48), "totals", 3)
         return cls(enc.as_int(issued, "totals.issued", 0, MAX_SUPPLY_UNITS),
-                   enc.as_int(burned, "totals.burned", 0, MAX_SUPPLY_UNITS))
+                   enc.as_int(burned, "totals.burned", 0, MAX_SUPPLY_UNITS),
+                   enc.as_int(staked, "totals.staked", 0, MAX_SUPPLY_UNITS))
 
 
 EVENT_KINDS = ("lock", "pay", "refund", "slash", "burn", "bond", "unbond", "release", "reward", "forfeit")

@@ -26,7 +26,7 @@ from chain.commitments import claim_reaches
 from chain.errors import InvalidTransaction, RejectKind, StoreError
 from chain.hashing import hash256
 from chain.job_spec import JobTerms, job_terms
-from chain.jobs import Event, Job, JobStatus, Shard, ShardStatus, evolve
+from chain.jobs import MAX_VOTERS, Event, Job, JobStatus, Shard, ShardStatus, evolve
 from chain.market_types import (
     Accept,
     Challenge,
@@ -40,6 +40,7 @@ from chain.market_types import (
     Settle,
     Stake,
     Unstake,
+    Vote,
 )
 from chain.params import BASIS_POINTS, MAX_SUPPLY_UNITS, MarketParams
 
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from chain.types import Transaction
 
 SPEC_PERSON = b"neuro-spec"
+COMMITTEE_PERSON = b"neuro-committee"
 
 
 class Adjudicator(Protocol):
@@ -271,9 +273,6 @@ def _check_claim(job: Job, shard_index: int, shard: Shard, index: int, claim: Le
 
 def _recomputed(ledger: Ledger, ctx: MarketContext, job_id: bytes, job: Job, index: int) -> bytes:
     """What the item's ``check`` must be, re-computed by the adjudicator (bounded per block)."""
-    if job.service != Service.GENERATE:
-        raise _fail("no-fraud-proof-for-service", "only render items are re-computed on chain; "
-                    "query the item instead (worker/README.md, Training disputes)")
     ledger.adjudications += 1
     if ledger.adjudications > ctx.params.max_challenges_per_block:
         raise _fail("too-many-challenges", expected=f"<= {ctx.params.max_challenges_per_block} per block")
@@ -290,6 +289,8 @@ def apply_challenge(ledger: Ledger, ctx: MarketContext, tx: Transaction, payload
     shard = _shard(job, payload.shard)
     if shard.status is ShardStatus.QUERIED:
         raise _fail("shard-already-queried")
+    if shard.status is ShardStatus.DISPUTED:
+        raise _fail("shard-already-disputed")
     if shard.status is not ShardStatus.COMMITTED:
         raise _fail("shard-not-committed", f"shard {payload.shard} is {shard.status.name.lower()}")
     if ctx.height > shard.challenge_end:
@@ -298,21 +299,30 @@ def apply_challenge(ledger: Ledger, ctx: MarketContext, tx: Transaction, payload
     if challenger == shard.worker:
         raise _fail("self-challenge")
     if payload.claim is not None:  # a fraud proof: judged in this block
+        if job.service != Service.GENERATE:
+            raise _fail("no-fraud-proof-for-service", "only render items are re-computed on chain; a training "
+                        "result is disputed before a committee instead (worker/README.md, Training disputes)")
         _check_claim(job, payload.shard, shard, payload.index, payload.claim)
         if _recomputed(ledger, ctx, payload.job_id, job, payload.index) == payload.claim.check:
             raise _fail("challenge-honest-item", "the item re-computes to the committed leaf")
         _slash(ledger, ctx, payload.job_id, job, payload.shard, "fraud", challenger)
         return
-    _position(job, payload.shard, shard, payload.index)
+    if job.service != Service.TRAIN:  # a training dispute's index names a segment, not an item
+        _position(job, payload.shard, shard, payload.index)
     bond = ctx.params.challenge_bond
     account = ledger.get(challenger)
     if bond > account.balance:
-        raise _fail("insufficient-balance", "a query locks the challenge bond", expected=f">= {bond}",
+        raise _fail("insufficient-balance", "a query or dispute locks the challenge bond", expected=f">= {bond}",
                     got=account.balance)
     ledger.set(challenger, evolve(account, balance=account.balance - bond))
+    if job.service == Service.TRAIN:
+        # a training result cannot be re-run in consensus (worker/README.md, Training disputes):
+        # the committee that the next block's hash draws votes until the deadline
+        status, deadline = ShardStatus.DISPUTED, ctx.height + 1 + ctx.params.vote_blocks
+    else:
+        status, deadline = ShardStatus.QUERIED, ctx.height + ctx.params.response_blocks
     ledger.set_job(payload.job_id, job.with_shard(payload.shard, evolve(
-        shard, status=ShardStatus.QUERIED, query_index=payload.index, query_deadline=ctx.height + ctx.params.response_blocks,
-        challenger=challenger, bond=bond,
+        shard, status=status, query_index=payload.index, query_deadline=deadline, challenger=challenger, bond=bond,
     ), escrow=job.escrow + bond))
     ledger.event(Event("lock", challenger, bond, payload.job_id, payload.shard, note="bond"))
 
@@ -334,13 +344,94 @@ def apply_respond(ledger: Ledger, ctx: MarketContext, tx: Transaction, payload: 
         _slash(ledger, ctx, payload.job_id, job, payload.shard, "fraud", shard.challenger)
         return
     # an honest answer: the challenger's bond pays the worker for the trouble
-    worker = ledger.get(shard.worker)
-    ledger.set(shard.worker, evolve(worker, balance=worker.balance + shard.bond))
-    ledger.event(Event("forfeit", shard.challenger, shard.bond, payload.job_id, payload.shard, note="answered"))
-    ledger.event(Event("pay", shard.worker, shard.bond, payload.job_id, payload.shard, note="bond"))
-    ledger.set_job(payload.job_id, job.with_shard(payload.shard, evolve(
+    ledger.set_job(payload.job_id, _release_bond(ledger, payload.job_id, job, payload.shard, "answered"))
+
+
+def _release_bond(ledger: Ledger, job_id: bytes, job: Job, index: int, outcome: str) -> Job:
+    """Close the shard's open query or dispute: the bond goes to the worker when the challenge
+    failed ("answered", "honest"), back to the challenger when nobody decided ("lapsed")."""
+    shard = job.shards[index]
+    to = shard.challenger if outcome == "lapsed" else shard.worker
+    account = ledger.get(to)
+    ledger.set(to, evolve(account, balance=account.balance + shard.bond))
+    if outcome == "lapsed":
+        ledger.event(Event("refund", to, shard.bond, job_id, index, note="bond"))
+    else:
+        ledger.event(Event("forfeit", shard.challenger, shard.bond, job_id, index, note=outcome))
+        ledger.event(Event("pay", to, shard.bond, job_id, index, note="bond"))
+    return job.with_shard(index, evolve(
         shard, status=ShardStatus.COMMITTED, query_index=0, query_deadline=0, challenger=b"", bond=0,
-    ), escrow=job.escrow - shard.bond))
+        voters=(), fraud_votes=0,
+    ), escrow=job.escrow - shard.bond)
+
+
+# --------------------------------------------------------------------------- training disputes
+
+
+def committee_draw(beacon: bytes, job_id: bytes, shard: int, account_id: bytes) -> int:
+    """An account's draw for one dispute, uniform in [0, 2^256): the hash of the beacon (the
+    block after the dispute's, unknown when it was posted), the shard and the account."""
+    data = beacon + job_id + shard.to_bytes(4, "big") + account_id
+    return int.from_bytes(hash256(data, person=COMMITTEE_PERSON), "big")
+
+
+def drawn(draw: int, bonded: int, staked: int, committee_size: int) -> bool:
+    """Whether a staker with ``bonded`` of the ``staked`` total sits on the committee: with
+    probability committee_size x bonded / staked (certain past 1). Each staker checks its own
+    draw, and every validator checks a vote's, with no list of stakers in the state; weighting
+    by stake makes splitting it into many accounts gain nothing (Algorand's sortition)."""
+    return draw * staked < (committee_size * bonded) << 256
+
+
+def apply_vote(ledger: Ledger, ctx: MarketContext, tx: Transaction, payload: Vote) -> None:
+    mp, h = ctx.params, ctx.height
+    job = _open_job(ledger, payload.job_id)
+    shard = _shard(job, payload.shard)
+    if shard.status is not ShardStatus.DISPUTED:
+        raise _fail("shard-not-disputed", f"shard {payload.shard} is {shard.status.name.lower()}")
+    beacon_height = shard.query_deadline - mp.vote_blocks
+    if h <= beacon_height:
+        raise _fail("vote-before-beacon", "the committee is drawn by the block after the dispute",
+                    expected=f"> {beacon_height}", got=h, kind=RejectKind.MISSING)
+    if h > shard.query_deadline:
+        raise _fail("vote-too-late", expected=f"<= {shard.query_deadline}", got=h)
+    voter = tx.sender_account
+    if voter in (shard.worker, shard.challenger, job.client):
+        raise _fail("party-cannot-vote", "the worker, the client and the challenger have a stake in the verdict")
+    if voter in shard.voters:
+        raise _fail("already-voted")
+    if len(shard.voters) >= MAX_VOTERS:
+        raise _fail("committee-full", expected=f"<= {MAX_VOTERS} votes")
+    account = ledger.get(voter)
+    if account.bonded < mp.min_stake:
+        raise _fail("voter-stake-below-minimum", expected=f">= {mp.min_stake}", got=account.bonded)
+    beacon = ledger.block_hash(beacon_height)
+    if beacon is None:
+        raise StoreError("store-corrupt", f"no block at the beacon height {beacon_height} below the tip")
+    draw = committee_draw(beacon, payload.job_id, payload.shard, voter)
+    if not drawn(draw, account.bonded, ledger.staked_at_block_start(), mp.committee_size):
+        raise _fail("not-drawn", "the beacon did not draw this staker for the committee")
+    ledger.set_job(payload.job_id, job.with_shard(payload.shard, evolve(
+        shard, voters=(*shard.voters, voter), fraud_votes=shard.fraud_votes + payload.fraud,
+    )))
+
+
+def _decide_dispute(ledger: Ledger, ctx: MarketContext, job_id: bytes, job: Job, index: int) -> Job:
+    """After the vote window: a quorum's majority for fraud slashes the trainer (the challenger
+    rewarded, as for a render fraud proof); for honest, the bond goes to the trainer and the
+    shard is paid at once, so a client that disputes honest work cannot keep the pay; a tie or
+    too few votes lapse the dispute (bond back; the shard is paid if its window is over)."""
+    shard = job.shards[index]
+    votes, fraud = len(shard.voters), shard.fraud_votes
+    honest = votes - fraud
+    if votes >= ctx.params.quorum and fraud > honest:
+        ledger.set_job(job_id, job)
+        _slash(ledger, ctx, job_id, job, index, "fraud", shard.challenger)
+        return ledger.job(job_id)  # type: ignore[return-value]
+    if votes >= ctx.params.quorum and honest > fraud:
+        return _pay(ledger, ctx, job_id, _release_bond(ledger, job_id, job, index, "honest"), index)
+    job = _release_bond(ledger, job_id, job, index, "lapsed")
+    return _pay(ledger, ctx, job_id, job, index) if ctx.height > shard.challenge_end else job
 
 
 def _slash(ledger: Ledger, ctx: MarketContext, job_id: bytes, job: Job, index: int, why: str,
@@ -412,6 +503,8 @@ def apply_settle(ledger: Ledger, ctx: MarketContext, tx: Transaction, payload: S
         shard = job.shards[index]
         if shard.status is ShardStatus.COMMITTED and h > shard.challenge_end:
             job = _pay(ledger, ctx, payload.job_id, job, index)
+        elif shard.status is ShardStatus.DISPUTED and h > shard.query_deadline:
+            job = _decide_dispute(ledger, ctx, payload.job_id, job, index)
         elif shard.status is ShardStatus.QUERIED and h > shard.query_deadline:
             ledger.set_job(payload.job_id, job)
             _slash(ledger, ctx, payload.job_id, job, index, "withheld", shard.challenger)
@@ -436,7 +529,7 @@ def apply_settle(ledger: Ledger, ctx: MarketContext, tx: Transaction, payload: S
 RULES: dict[type, Callable[[Ledger, MarketContext, Transaction, Any], None]] = {
     Stake: apply_stake, Unstake: apply_unstake, Release: apply_release, JobPost: apply_post,
     JobAward: apply_award, ResultCommit: apply_commit, Challenge: apply_challenge, Respond: apply_respond,
-    Accept: apply_accept, Settle: apply_settle,
+    Accept: apply_accept, Settle: apply_settle, Vote: apply_vote,
 }
 
 

@@ -2,7 +2,7 @@
 
 Each payload is a positional msgpack list decoded strictly (`chain.encoding`), like `Transfer`.
 What each kind does to the state is in `chain.market_rules`; the flow they implement is in
-DESIGN.md (Market). Kinds 2-11 follow Transfer (1) in `chain.types.PAYLOAD_TYPES`.
+DESIGN.md (Market). Kinds 2-12 follow Transfer (1) in `chain.types.PAYLOAD_TYPES`.
 
 A bid is not a transaction: a worker signs it once and gossips it, and the client carries the
 chosen ones inside its `JobAward`. Its signed message names the chain and the job, so a bid can
@@ -376,7 +376,31 @@ class Settle:
         return cls(_hash(job_id, "settle.job_id"))
 
 
+@dataclass(frozen=True, slots=True)
+class Vote:
+    """A committee member's verdict on a disputed training result: ``fraud`` or honest.
+
+    Only a staker the dispute's beacon drew may vote (`chain.market_rules.committee_draw`); it
+    replays the disputed work off chain (`worker.verify`) and judges it by the calibrated
+    tolerance, and a result it cannot fetch from the worker counts as fraud."""
+
+    KIND: ClassVar[int] = 12
+    job_id: bytes
+    shard: int
+    fraud: bool
+
+    def to_list(self) -> list[Any]:
+        return [self.job_id, self.shard, self.fraud]
+
+    @classmethod
+    def from_list(cls, value: Any) -> Vote:
+        job_id, shard, fraud = enc.fields(value, "vote", 3)
+        if type(fraud) is not bool:
+            raise DecodeError("bad-encoding", "vote.fraud must be true or false", got=repr(fraud))
+        return cls(_hash(job_id, "vote.job_id"), enc.as_int(shard, "vote.shard", 0, MAX_WIRE_SHARDS - 1), fraud)
+
+
 MARKET_PAYLOADS: tuple[type, ...] = (
-    Stake, Unstake, Release, JobPost, JobAward, ResultCommit, Challenge, Respond, Accept, Settle,
+    Stake, Unstake, Release, JobPost, JobAward, ResultCommit, Challenge, Respond, Accept, Settle, Vote,
 )
-JOB_PAYLOADS = (JobAward, ResultCommit, Challenge, Respond, Accept, Settle)  # name an existing job
+JOB_PAYLOADS = (JobAward, ResultCommit, Challenge, Respond, Accept, Settle, Vote)  # name an existing job

@@ -46,6 +46,11 @@ class MarketParams:
     max_shards: int = 64  # shards per job
     max_bids_per_award: int = 64
     max_challenges_per_block: int = 8  # bounds the re-render work a block can ask of validators
+    # Training disputes go to a committee (worker/README.md, Training disputes): stakers drawn by
+    # the beacon in proportion to their stake vote within the window; a quorum decides by majority.
+    committee_size: int = 7  # expected members drawn per dispute
+    vote_blocks: int = 20  # votes are taken this many blocks from the beacon block on
+    quorum: int = 3  # votes a dispute needs to be decided; fewer and it lapses
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,10 +18,12 @@ SUPPLY = b"S"  # -> total issued at the tip
 GENESIS = b"G"  # -> chain id this database belongs to
 FORMAT = b"F"  # -> layout version of this database (absent: version 1)
 HISTORY = b"x"  # + account id + height (8 BE) -> (position (4 BE) + txid) of each tx touching it
-CHILDREN = b"c"  # + parent hash + child hash -> b"" (side branches, for reorgs)
+# b"c" is retired: parent + child -> b"", written up to now and never read (the fork choice walks
+# parents and the height index). Stores that hold such rows read the same without them, so the
+# layout version stays; do not reuse the byte.
 JOB = b"j"  # + job id -> Job (its value hash is in the state trie under jobs.job_key)
 JOB_SPEC = b"p"  # + job id -> the spec bytes of its JobPost (hash in the Job)
-TOTALS = b"y"  # -> Totals (issued, burned) at the tip; in the trie under jobs.TOTALS_KEY
+TOTALS = b"y"  # -> Totals (issued, burned, staked) at the tip; in the trie under jobs.TOTALS_KEY
 JOB_BY_ACCOUNT = b"J"  # + account id + job id + height (8 BE) -> role (b"c" client, b"w" worker)
 EVENT_BY_ACCOUNT = b"e"  # + account id + height (8 BE) + sequence (4 BE) -> Event
 EVENT_BY_JOB = b"E"  # + job id + height (8 BE) + sequence (4 BE) -> Event
@@ -30,7 +32,7 @@ EVENT_BY_JOB = b"E"  # + job id + height (8 BE) + sequence (4 BE) -> Event
 PREFIXES = {
     "header": HEADER, "block": BLOCK, "meta": META, "main chain": MAIN_CHAIN, "undo": UNDO,
     "account": ACCOUNT, "trie": TRIE, "tx index": TX_INDEX, "tip": TIP, "supply": SUPPLY,
-    "genesis": GENESIS, "format": FORMAT, "history": HISTORY, "children": CHILDREN,
+    "genesis": GENESIS, "format": FORMAT, "history": HISTORY,
     "job": JOB, "job spec": JOB_SPEC, "totals": TOTALS, "jobs by account": JOB_BY_ACCOUNT,
     "events by account": EVENT_BY_ACCOUNT, "events by job": EVENT_BY_JOB,
 }

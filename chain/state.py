@@ -87,6 +87,9 @@ class MarketReader(StateReader, Protocol):
 
     def totals(self) -> Totals: ...
 
+    def block_hash(self, height: int) -> bytes | None:
+        """The hash of the block at ``height`` on the chain being extended (a dispute's beacon)."""
+
 
 @dataclass(frozen=True, slots=True)
 class BlockEffects:
@@ -158,6 +161,12 @@ class Ledger:
 
     def spec(self, job_id: bytes) -> bytes | None:
         return self.specs.get(job_id) or self._market().spec(job_id)
+
+    def block_hash(self, height: int) -> bytes | None:
+        return self._market().block_hash(height)
+
+    def staked_at_block_start(self) -> int:
+        return self._market().totals().staked
 
     def event(self, event: Event) -> None:
         self.events.append(event)
@@ -246,7 +255,8 @@ def effects_of(ledger: Ledger, reader: StateReader, reward: int, fees: int, supp
     totals = None
     if hasattr(reader, "totals"):
         before = reader.totals()
-        totals = (before, Totals(supply, before.burned + ledger.burned))
+        bonded = sum(after.bonded - (ledger.before[k] or EMPTY_ACCOUNT).bonded for k, after in ledger.after.items())
+        totals = (before, Totals(supply, before.burned + ledger.burned, before.staked + bonded))
     return BlockEffects(changes, reward, fees, supply, jobs, dict(ledger.specs), totals, tuple(ledger.events))
 
 

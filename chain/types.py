@@ -27,6 +27,7 @@ from chain.market_types import (
     Settle,
     Stake,
     Unstake,
+    Vote,
 )
 from chain.params import MAX_BLOCK_BYTES, MAX_BLOCK_TXS, MAX_HEADER_BYTES, MAX_TX_BYTES
 from chain.pow import NONCE_SIZE
@@ -69,6 +70,7 @@ def txid_of(encoded: bytes) -> bytes:
 
 Payload: TypeAlias = (
     Transfer | Stake | Unstake | Release | JobPost | JobAward | ResultCommit | Challenge | Respond | Accept | Settle
+    | Vote
 )
 PAYLOAD_TYPES: dict[int, Any] = {Transfer.KIND: Transfer, **{p.KIND: p for p in MARKET_PAYLOADS}}  # type: ignore[attr-defined]
 

@@ -164,7 +164,7 @@ def wait_for_block(rpc: RpcClient, txid: str, timeout: float) -> dict[str, Any]:
 
 KINDS = (
     "transfer", "stake", "unstake", "release", "job-post", "job-award", "result-commit",
-    "challenge", "respond", "accept", "settle",
+    "challenge", "respond", "accept", "settle", "vote",
 )
 # the --options each kind takes (transfer takes TO AMOUNT), and those it must be given
 KIND_OPTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -182,6 +182,7 @@ KIND_OPTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "respond": (("job", "shard", "claim"), ("job", "shard", "claim")),
     "accept": (("job",), ("job",)),
     "settle": (("job",), ("job",)),
+    "vote": (("job", "shard", "verdict"), ("job", "shard", "verdict")),
 }
 JOB_POST_DEFAULTS = {"service": "generate", "bid_blocks": 10, "deadline_blocks": 100, "challenge_blocks": 10}
 MARKET = "market kinds"
@@ -209,6 +210,8 @@ def payload_fields(kind: str, options: dict[str, Any]) -> dict[str, Any]:
         fields["entries"] = read_json_file(fields.pop("bids"))
     if "claim" in fields:
         fields["claim"] = read_json_file(fields["claim"])
+    if "verdict" in fields:
+        fields["fraud"] = fields.pop("verdict")  # "fraud" | "honest": wallet.payload_json.bool_param
     return fields
 
 
@@ -273,8 +276,10 @@ def build(
     index: Annotated[int | None, typer.Option(
         "--index", help="challenge: the challenged item (its index in the job)", rich_help_panel=MARKET)] = None,
     claim: Annotated[Path | None, typer.Option(
-        "--claim", help="challenge (a fraud proof; none: a query), respond: leaf claim JSON file",
-        rich_help_panel=MARKET)] = None,
+        "--claim", help="challenge (a fraud proof; none: a query, or a dispute of a training job), respond: "
+        "leaf claim JSON file", rich_help_panel=MARKET)] = None,
+    verdict: Annotated[str | None, typer.Option(
+        "--verdict", help="vote: fraud | honest", rich_help_panel=MARKET)] = None,
 ) -> None:
     """Write an unsigned transaction of any kind for `neuro tx sign` (no password needed).
 
@@ -295,7 +300,7 @@ def build(
         "amount": stake_amount, "service": service, "spec": spec, "shards": shards,
         "max_price": max_price, "bid_blocks": bid_blocks, "deadline_blocks": deadline_blocks,
         "challenge_blocks": challenge_blocks, "job": job, "bids": bids, "shard": shard,
-        "root": root, "items": items, "index": index, "claim": claim,
+        "root": root, "items": items, "index": index, "claim": claim, "verdict": verdict,
     }
     sender_address = address_of(where, sender)
     payload = None

@@ -45,7 +45,7 @@ def shard_json(job: Job, index: int, shard: Shard, hrp: str) -> dict[str, Any]:
     terms = terms_of(job)
     n = len(job.shards)
     start, stop = terms.shard_range(index, n) if terms else (0, 0)
-    queried = shard.status is ShardStatus.QUERIED
+    disputed = shard.status is ShardStatus.DISPUTED
     return {
         "index": index, "status": shard.status.name.lower(), "final": shard.status.final,
         "worker": address_or_none(shard.worker, hrp), "bid_id": shard.bid_id.hex() or None,
@@ -56,7 +56,13 @@ def shard_json(job: Job, index: int, shard: Shard, hrp: str) -> dict[str, Any]:
         "query": {
             "index": shard.query_index, "deadline": shard.query_deadline,
             "challenger": address_or_none(shard.challenger, hrp), **amount("bond", shard.bond),
-        } if queried else None,
+        } if shard.status is ShardStatus.QUERIED else None,
+        "dispute": {
+            "segment": shard.query_index, "votes_until": shard.query_deadline,
+            "challenger": address_or_none(shard.challenger, hrp), **amount("bond", shard.bond),
+            "voters": [address_or_none(v, hrp) for v in shard.voters], "fraud_votes": shard.fraud_votes,
+            "honest_votes": len(shard.voters) - shard.fraud_votes,
+        } if disputed else None,
     }
 
 

@@ -181,10 +181,16 @@ class ArtifactFetch:
 
     # -- driver --------------------------------------------------------------------------------
 
-    async def run(self, sources: list[str]) -> FetchProgress:
+    async def run(self, sources: list[str], unusable: dict[str, str] | None = None) -> FetchProgress:
+        """Fetch from `sources`; `unusable`: sources named for the fetch that could not be
+        reached (source -> why), reported as dropped so that a missing source is never silent."""
         progress = self.progress
         self._active = list(dict.fromkeys(sources))
-        progress.sources = list(self._active)
+        unusable = {s: why for s, why in (unusable or {}).items() if s not in self._active}
+        progress.sources = [*self._active, *unusable]
+        for source, why in unusable.items():
+            log.info("artifact source %s not used: %s", source, why)
+            progress.dropped[source] = why
         # the node forgets a peer's addresses when its connection closes: note them now
         self._addrs = {s: _dial_addrs(s, self.host.addrs(s)) for s in self._active}
         try:
@@ -567,7 +573,7 @@ def _save_list(f: _File) -> None:
     os.replace(tmp, path)
 
 
-Resolve = Callable[[], Awaitable[list[str]]]
+Resolve = Callable[[], Awaitable[tuple[list[str], dict[str, str]]]]  # sources, and those unusable -> why
 MayDial = Callable[[str], bool]  # whether a source that went away may be dialed again (bans)
 KEPT_FINISHED = 64  # finished fetches remembered for `progress`
 
@@ -591,7 +597,8 @@ class ArtifactTransfers:
             await trio.sleep_forever()
 
     def start(self, root: bytes, resolve: Resolve) -> FetchProgress:
-        """Start fetching `root` from the peers `resolve` returns (it may dial); returns at once.
+        """Start fetching `root` from the peers `resolve` returns (it may dial; the sources it
+        could not reach are reported as dropped); returns at once.
         A fetch of the same root already running is returned as it is."""
         running = self._fetches.get(root)
         if running is not None and running.progress.state in ("manifest", "fetching"):
@@ -616,7 +623,7 @@ class ArtifactTransfers:
             if self._backend.has(fetch.root):
                 fetch.progress.finish("done", trio.current_time())
                 return
-            await fetch.run(await resolve())
+            await fetch.run(*await resolve())
         except P2PError as exc:
             fetch.progress.finish("failed", trio.current_time(), exc.reason, str(exc))
         except Exception as exc:  # a fetch must never take the node down

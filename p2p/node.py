@@ -188,22 +188,25 @@ class P2P:
 
     def fetch_artifact(self, root: bytes, sources: list[str]) -> FetchProgress:
         """Start fetching artifact `root` (returns at once; see `artifact_progress`). `sources`
-        are multiaddrs (dialed) or ids of connected peers; none means every peer."""
+        are multiaddrs (dialed) or ids of peers that passed the handshake; none means every peer.
+        A source that cannot be used is reported in the fetch's `dropped`, not silently left out."""
         if self.artifacts is None:
             raise P2PError("no-artifact-store", "this node does not fetch artifacts")
 
-        async def resolve() -> list[str]:
-            peers, failed = [], []
+        async def resolve() -> tuple[list[str], dict[str, str]]:
+            peers: list[str] = []
+            failed: dict[str, str] = {}
             for source in sources:
                 try:
                     peers.append(await self.connect(source) if "/" in source else self._known(source))
                 except P2PError as exc:
-                    failed.append(f"{source[-16:]}: {exc}")
+                    failed[source.rsplit("/p2p/", 1)[-1]] = f"unreachable: {exc}"
             if not sources:
                 peers = list(self._peers)
             if not peers:
-                raise P2PError("no-sources", "; ".join(failed) or "no connected peers to fetch from")
-            return peers
+                why = "; ".join(f"{s[-16:]}: {w}" for s, w in failed.items())
+                raise P2PError("no-sources", why or "no connected peers to fetch from")
+            return peers, failed
 
         return self.artifacts.start(root, resolve)
 

@@ -37,6 +37,7 @@ from chain.market_types import (
     Settle,
     Stake,
     Unstake,
+    Vote,
 )
 from chain.types import Payload, Transfer
 from wallet.keys import WalletError
@@ -45,7 +46,7 @@ from wallet.keystore import check_address
 KIND_NAMES: dict[type, str] = {
     Transfer: "transfer", Stake: "stake", Unstake: "unstake", Release: "release", JobPost: "job-post",
     JobAward: "job-award", ResultCommit: "result-commit", Challenge: "challenge", Respond: "respond",
-    Accept: "accept", Settle: "settle",
+    Accept: "accept", Settle: "settle", Vote: "vote",
 }
 KIND_TYPES: dict[str, type] = {name: kind for kind, name in KIND_NAMES.items()}
 SPEC_PERSON = b"neuro-spec"  # chain.market_rules.spec_hash
@@ -168,6 +169,8 @@ def payload_to_json(payload: Payload, hrp: str) -> dict[str, Any]:
         return {"job": payload.job_id.hex(), "shard": payload.shard, "claim": claim_to_json(payload.claim)}
     if isinstance(payload, (Accept, Settle)):
         return {"job": payload.job_id.hex()}
+    if isinstance(payload, Vote):
+        return {"job": payload.job_id.hex(), "shard": payload.shard, "fraud": payload.fraud}
     raise WalletError(f"no JSON form for {type(payload).__name__}", reason="bad-kind")
 
 
@@ -179,6 +182,7 @@ REQUIRED: dict[type, tuple[str, ...]] = {
     JobPost: ("service", "spec", "shards", "max_price", "bid_blocks", "deadline_blocks", "challenge_blocks"),
     JobAward: ("job", "entries"), ResultCommit: ("job", "shard", "root", "items"),
     Challenge: ("job", "shard", "index"), Respond: ("job", "shard", "claim"), Accept: ("job",), Settle: ("job",),
+    Vote: ("job", "shard", "fraud"),
 }
 OPTIONAL: dict[type, tuple[str, ...]] = {JobPost: ("spec_hash",), Challenge: ("claim",)}
 BID_FIELDS = ("chain", "job", "worker", "unit_price", "max_shards", "expiry", "signature")
@@ -247,7 +251,19 @@ def _build(payload_type: Any, doc: dict[str, Any], hrp: str) -> Payload:
         return Respond(job, int_param(doc["shard"], "shard"), claim_from_json(doc["claim"]))
     if payload_type is Accept:
         return Accept(job)
+    if payload_type is Vote:
+        return Vote(job, int_param(doc["shard"], "shard"), bool_param(doc["fraud"], "fraud"))
     return Settle(job)
+
+
+def bool_param(value: Any, name: str) -> bool:
+    """A JSON boolean, or the words a command line gives ("fraud"/"honest", "true"/"false")."""
+    if isinstance(value, bool):
+        return value
+    words = {"true": True, "fraud": True, "false": False, "honest": False}
+    if isinstance(value, str) and value.strip().lower() in words:
+        return words[value.strip().lower()]
+    raise _bad(f"{name} must be true (fraud) or false (honest), got {value!r}")
 
 
 def award_entries(value: Any, hrp: str) -> tuple[AwardEntry, ...]:

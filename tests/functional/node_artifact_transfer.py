@@ -41,14 +41,21 @@ def test_fetch_with_a_lying_source_penalises_it_and_completes(daemons, tmp_path)
             evil.serve_bad_artifact(tmp_path / "art")
             await nursery.start(evil.run)
             await evil.connect(fetcher.p2p_addr, timeout=30)
-            # the liar first: it is asked for the manifest first and serves pieces at once
+            # named by peer id, the liar must be one of the fetcher's peers: its connect returns
+            # once it has answered the fetcher's status, before the fetcher has checked that answer
+            await trio.to_thread.run_sync(
+                lambda: wait_until(lambda: evil.peer_id in fetcher.peer_ids(), 30, "the fetcher to accept the liar")
+            )
+            # the liar first: it serves the manifest; the fetch cannot end before the liar has
+            # been sent a read (with 4 workers for 3 files, one of the liar's takes a file, and a
+            # worker keeps the file whose list it just fetched), so it serves bad pieces
             await trio.to_thread.run_sync(
                 lambda: fetcher.rpc("artifact_fetch", root=root.hex(), **{"from": [evil.peer_id, honest.peer_id]})
             )
             found = await trio.to_thread.run_sync(
                 lambda: wait_until(lambda: _finished(fetcher, root.hex()), 120, "the fetch to end")
             )
-            assert evil.bad_pieces_served > 0
+            assert evil.bad_pieces_served > 0, found
             nursery.cancel_scope.cancel()
         return found  # type: ignore[no-any-return]
 

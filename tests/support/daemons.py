@@ -205,6 +205,10 @@ class Daemon:
     def peers(self) -> int:
         return int(self.rpc("node_status")["peers"])
 
+    def peer_ids(self) -> set[str]:
+        """The peers that passed this daemon's chain handshake (`node_peers`)."""
+        return {str(p["peer_id"]) for p in self.rpc("node_peers")}
+
 
 def wait_converged(daemons: list[Daemon], timeout: float = 60.0, min_height: int = 0) -> str:
     """Wait until every daemon reports the same tip at or above ``min_height``; returns it."""

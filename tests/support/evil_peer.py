@@ -114,7 +114,10 @@ class EvilPeer:
     # -- actions -------------------------------------------------------------------------------
 
     async def connect(self, addr: str, timeout: float = 10.0) -> str:
-        """Dial the target and wait until it has asked for our status (handshake passed)."""
+        """Dial the target and wait until we have answered its status request. The target
+        counts us as a peer only once it has read and checked that answer, a moment later: a
+        test that needs that (e.g. names us as a source by peer id) waits on the target's
+        `node_peers` too."""
         peer = addr.rsplit("/p2p/", 1)[-1]
         handshake = self._event("status", peer)
         await self.host.connect(addr, timeout)

@@ -13,10 +13,22 @@ from typing import Any
 from chain.chainstate import ChainState
 from chain.crypto import public_key_of
 from chain.devnet_keys import devnet_seed
-from chain.market_types import Bid, LeafClaim
+from chain.jobs import Job, ShardStatus
+from chain.market_types import (
+    AwardEntry,
+    Bid,
+    JobAward,
+    JobPost,
+    LeafClaim,
+    ResultCommit,
+    Service,
+    Stake,
+)
+from chain.state import EMPTY_ACCOUNT, Account
 from chain.types import Transaction
 from tests.support.chain_builders import (
     DEFAULT_FEE,
+    account_of,
     import_block,
     make_block,
     new_chain,
@@ -179,3 +191,90 @@ def snapshot(chain: ChainState, *job_ids: bytes) -> dict[str, Any]:
         "jobs_of": {a: chain.jobs_of(a) for a in accounts},
         "specs": {j: chain.job_spec(j) for j in job_ids},
     }
+
+
+SPEC = digits_job_spec(8)  # 8 digits items, seed 7: 401,408 pixel units, 200,704 per shard
+BAD_SPEC = digits_job_spec(8, seed=8)  # what a lying worker renders instead
+MAX_PRICE = 10**6  # base units per megapixel: a shard pays at most 200,704
+PRICE = 5 * 10**5  # bob's and carol's bids: a shard pays 100,352 and locks 150,528 of stake
+TRAIN_SPEC = canonical(json.loads((Path(__file__).parents[2] / "worker/examples/cnn_train.json").read_text()))
+
+
+
+# ---- job builders: a devnet chain, real blocks, the supply checked after each ------------------
+
+
+def acct(chain: ChainState, seed_or_id: bytes) -> Account:
+    account_id = seed_or_id if len(seed_or_id) == 20 else account_of(seed_or_id)
+    return chain.account(account_id) or EMPTY_ACCOUNT
+
+
+def step(chain: ChainState, *txs: Transaction) -> None:
+    """One block with ``txs`` (all must apply), then the supply invariants."""
+    mine(chain, *txs)
+    assert_supply(chain)
+
+
+def mine_until(chain: ChainState, height: int) -> None:
+    """Empty blocks until the tip is at ``height`` (the next block is ``height + 1``)."""
+    while chain.height < height:
+        step(chain)
+
+
+def staked(chain: ChainState | None = None) -> ChainState:
+    chain = chain or market_chain()
+    step(chain, tx(chain, BOB, Stake(1000 * NTK)), tx(chain, CAROL, Stake(1000 * NTK)))
+    return chain
+
+
+def post(chain: ChainState, *, spec: bytes = SPEC, shards: int = 2, max_price: int = MAX_PRICE,
+         bid_blocks: int = 3, deadline_blocks: int = 20, challenge_blocks: int = 3,
+         service: int = Service.GENERATE, client: bytes = ALICE) -> bytes:
+    posting = tx(chain, client, JobPost(service, spec, shards, max_price, bid_blocks, deadline_blocks,
+                                        challenge_blocks))
+    step(chain, posting)
+    return posting.txid
+
+
+def award(chain: ChainState, job_id: bytes, shares: dict[bytes, tuple[int, ...]], price: int = PRICE) -> None:
+    entries = tuple(AwardEntry(bid(chain, seed, job_id, price), shards) for seed, shards in shares.items())
+    step(chain, tx(chain, ALICE, JobAward(job_id, entries)))
+
+
+def commit(chain: ChainState, job_id: bytes, seed: bytes, shard: int, manifest: Any) -> Transaction:
+    return tx(chain, seed, ResultCommit(job_id, shard, manifest.root, len(manifest.items)))
+
+
+def awarded_job(chain: ChainState | None = None, **post_kw: Any) -> tuple[ChainState, bytes]:
+    """A staked chain with SPEC posted, shard 0 awarded to bob and shard 1 to carol."""
+    chain = staked(chain)
+    job_id = post(chain, **post_kw)
+    award(chain, job_id, {BOB: (0,), CAROL: (1,)})
+    return chain, job_id
+
+
+def committed_job(art: dict[str, Any], second: str = "good1",
+                  chain: ChainState | None = None, **post_kw: Any) -> tuple[ChainState, bytes]:
+    """`awarded_job` with bob's honest shard 0 and carol's shard 1 (``second``) committed."""
+    chain, job_id = awarded_job(chain, **post_kw)
+    step(chain, commit(chain, job_id, BOB, 0, art["good0"]), commit(chain, job_id, CAROL, 1, art[second]))
+    return chain, job_id
+
+
+def statuses(chain: ChainState, job_id: bytes) -> list[ShardStatus]:
+    job = chain.job(job_id)
+    assert job is not None
+    return [s.status for s in job.shards]
+
+
+def events(chain: ChainState, job_id: bytes) -> list[tuple[str, int, int, str]]:
+    """(kind, shard, amount, note) of a job's events, oldest first."""
+    return [(e.kind, e.shard, e.amount, e.note) for _, e in chain.events(job_id=job_id, limit=10**6)][::-1]
+
+
+def job_of(chain: ChainState, job_id: bytes) -> Job:
+    job = chain.job(job_id)
+    assert job is not None
+    return job
+
+

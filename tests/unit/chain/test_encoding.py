@@ -150,6 +150,8 @@ MALFORMED: list[tuple[str, Any, bytes, str, str]] = [
     ("amount too big", Transaction.decode, tx_with(5, [bytes(20), 2**63]), "bad-encoding", "transfer.amount"),
     ("payload not a list", Transaction.decode, tx_with(5, b"x"), "bad-encoding", "transfer"),
     ("ext type", Transaction.decode, tx_with(4, msgpack.ExtType(1, b"abcd")), "bad-encoding", "ext"),
+    # an empty ext passes max_ext_len=0 and reaches the ext hook, which refuses it by type
+    ("empty ext type", Transaction.decode, tx_with(4, msgpack.ExtType(1, b"")), "bad-encoding", "ext type 1 is not allowed"),
     ("map", Transaction.decode, msgpack.packb({"nonce": 5}), "bad-encoding", "tx"),
     ("empty map field", Transaction.decode, tx_with(0, {}), "bad-encoding", "tx.chain_id"),
     ("six fields", Transaction.decode, msgpack.packb(TX.to_list()[:6], use_bin_type=True), "bad-encoding", "field count"),

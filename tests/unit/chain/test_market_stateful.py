@@ -4,7 +4,7 @@ As in `test_chain_stateful.py`, each miner is a chain state that mines on its ow
 under test receives every block either makes, so it follows both branches and reorgs whenever the
 other pulls ahead; a sync merges them again. Rules queue market transactions built against a
 miner's tip (stake, unstake, release, post, award with signed bids, honest and lying commits,
-fraud proofs, queries, answers, accept, settle); a block keeps those that still apply
+fraud proofs, queries, answers, training disputes and committee votes, accept, settle); a block keeps those that still apply
 (``strict=False``), signed at consecutive nonces so that one refusal does not strand its sender's
 later transactions. Render artifacts are rendered once, at import, for the few fixed specs.
 
@@ -44,6 +44,7 @@ from chain.market_types import (
     Settle,
     Stake,
     Unstake,
+    Vote,
 )
 from chain.types import Transaction
 from tests.support.chain_builders import account_of, import_block, main_chain, make_block
@@ -53,6 +54,7 @@ from tests.support.market import (
     CAROL,
     DAVE,
     NTK,
+    TRAIN_SPEC,
     assert_supply,
     claim_of,
     digits_job_spec,
@@ -84,7 +86,8 @@ PICK = st.integers(0, 1_000)
 MINER = st.integers(0, 1)
 NOW = st.booleans()  # mine the miner's queue at once: jobs keep moving within their windows
 MINERS = [account_of(b"\x01" * 32), account_of(b"\x02" * 32)]
-LIVE = (ShardStatus.ASSIGNED, ShardStatus.COMMITTED, ShardStatus.QUERIED)
+LIVE = (ShardStatus.ASSIGNED, ShardStatus.COMMITTED, ShardStatus.QUERIED, ShardStatus.DISPUTED)
+TRAINED = {True: bytes(32), False: b"\xff" * 32}  # a training result's root: the chain never opens it
 
 
 class MarketMachine(RuleBasedStateMachine):
@@ -147,6 +150,8 @@ class MarketMachine(RuleBasedStateMachine):
                     continue
                 if wanted is ShardStatus.COMMITTED and h > shard.challenge_end:
                     continue
+                if wanted is ShardStatus.DISPUTED and h > shard.query_deadline:
+                    continue
                 found.append((job_id, job, k))
         return found
 
@@ -177,12 +182,13 @@ class MarketMachine(RuleBasedStateMachine):
     # ---- jobs -------------------------------------------------------------------------------
 
     @rule(now=NOW, miner=MINER, shards=st.integers(1, 3), bid_blocks=st.integers(2, 5), extra=st.integers(1, 10),
-          challenge=st.integers(3, 5), price=st.sampled_from([MAX_PRICE, 3 * 10**5]))
-    def post(self, now: bool, miner: int, shards: int, bid_blocks: int, extra: int, challenge: int, price: int) -> None:
+          challenge=st.integers(3, 5), price=st.sampled_from([MAX_PRICE, 3 * 10**5]), train=st.booleans())
+    def post(self, now: bool, miner: int, shards: int, bid_blocks: int, extra: int, challenge: int, price: int,
+             train: bool) -> None:
         if len(self.open_jobs(miner)) >= 3:
             return
-        self.queue(miner, ALICE, JobPost(Service.GENERATE, SPEC, shards, price, bid_blocks, bid_blocks + extra,
-                                         challenge), now)
+        service, spec, shards = (Service.TRAIN, TRAIN_SPEC, 1) if train else (Service.GENERATE, SPEC, shards)
+        self.queue(miner, ALICE, JobPost(service, spec, shards, price, bid_blocks, bid_blocks + extra, challenge), now)
 
     @precondition(lambda self: self.on(0, lambda m: self.shards_in(m, ShardStatus.OPEN)) is not None)
     @rule(now=NOW, miner=MINER, pick=PICK, to_bob=st.lists(st.booleans(), min_size=3, max_size=3), cheap=st.booleans())
@@ -211,8 +217,12 @@ class MarketMachine(RuleBasedStateMachine):
         assert m is not None
         assigned = self.shards_in(m, ShardStatus.ASSIGNED)
         job_id, job, k = assigned[pick % len(assigned)]
-        manifest = ARTIFACTS[len(job.shards), k, honest]
-        self.queue(m, SEEDS[job.shards[k].worker], ResultCommit(job_id, k, manifest.root, len(manifest.items)), now)
+        if job.service == Service.TRAIN:
+            commit = ResultCommit(job_id, k, TRAINED[honest], 1)
+        else:
+            manifest = ARTIFACTS[len(job.shards), k, honest]
+            commit = ResultCommit(job_id, k, manifest.root, len(manifest.items))
+        self.queue(m, SEEDS[job.shards[k].worker], commit, now)
 
     @precondition(lambda self: self.on(0, lambda m: self.shards_in(m, ShardStatus.COMMITTED)) is not None)
     @rule(now=NOW, miner=MINER, pick=PICK, fraud=st.booleans(), position=PICK, challenger=st.sampled_from([DAVE, ALICE]))
@@ -221,6 +231,9 @@ class MarketMachine(RuleBasedStateMachine):
         assert m is not None
         committed = self.shards_in(m, ShardStatus.COMMITTED)
         job_id, job, k = committed[pick % len(committed)]
+        if job.service == Service.TRAIN:  # a dispute for the committee (a fraud proof is refused)
+            self.queue(m, challenger, Challenge(job_id, k, position, None), now)
+            return
         manifest = BY_ROOT[job.shards[k].root]
         start = terms_of(job).shard_range(k, len(job.shards))[0]
         p = position % len(manifest.items)
@@ -239,6 +252,16 @@ class MarketMachine(RuleBasedStateMachine):
         start = terms_of(job).shard_range(k, len(job.shards))[0]
         # the leaf under its root: honest, or the liar's own leaf, which proves the fraud
         self.queue(m, SEEDS[shard.worker], Respond(job_id, k, claim_of(manifest, shard.query_index - start)), now)
+
+    @precondition(lambda self: self.on(0, lambda m: self.shards_in(m, ShardStatus.DISPUTED)) is not None)
+    @rule(now=NOW, miner=MINER, pick=PICK, voter=st.sampled_from(STAKERS), fraud=st.booleans())
+    def vote(self, now: bool, miner: int, pick: int, voter: bytes, fraud: bool) -> None:
+        m = self.on(miner, lambda m: self.shards_in(m, ShardStatus.DISPUTED))
+        assert m is not None
+        disputed = self.shards_in(m, ShardStatus.DISPUTED)
+        job_id, _, k = disputed[pick % len(disputed)]
+        # a party to the dispute, a second vote, an undrawn staker or one too early are refused and skipped
+        self.queue(m, voter, Vote(job_id, k, fraud), now)
 
     @precondition(lambda self: self.on(0, self.open_jobs) is not None)
     @rule(now=NOW, miner=MINER, pick=PICK, accept=st.booleans(), who=st.sampled_from([ALICE, DAVE, BOB]))

@@ -72,6 +72,21 @@ def test_work_grows_as_the_target_shrinks() -> None:
     assert work_of(0x2100FFFF) == 1  # the devnet limit: every hash meets it
 
 
+def test_work_is_two_to_the_256_over_target_plus_one() -> None:
+    assert work_of(0x1D00FFFF) == 0x100010001  # Bitcoin's genesis block: its chainwork
+    assert work_of(0x03000001) == 2**255  # target 1: half of all hashes are 0 or 1
+    assert work_of(0x03000003) == 2**254
+    assert work_of(0x2000FFFF) == 256
+
+
+def test_a_hash_equal_to_the_target_meets_it() -> None:
+    bits = 0x1D00FFFF
+    target = bits_to_target(bits)
+    assert meets_target(target.to_bytes(32, "big"), bits)
+    assert meets_target((target - 1).to_bytes(32, "big"), bits)
+    assert not meets_target((target + 1).to_bytes(32, "big"), bits)
+
+
 # ---- ASERT ---------------------------------------------------------------------------------
 
 

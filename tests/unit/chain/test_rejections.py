@@ -20,6 +20,7 @@ from chain.types import Block, Transaction
 from chain.validation import check_header, check_header_context
 from tests.support.chain_builders import (
     account_of,
+    block_time,
     forge_block,
     funded_genesis,
     import_block,
@@ -289,3 +290,62 @@ def test_duplicate_invalid(chain: ChainState) -> None:
     bad = forge_block(chain, chain.tip_header, state_root=bytes(32))
     expect(rejected(chain, bad), "bad-state-root")
     expect(rejected(chain, bad), "duplicate-invalid")
+
+
+# ---- exact edges ---------------------------------------------------------------------------
+
+
+def test_a_block_of_exactly_max_block_bytes_passes() -> None:
+    genesis, _ = funded_genesis(1, max_block_bytes=600)
+    chain = new_chain(genesis)
+    block = forge_block(chain, chain.tip_header)
+    chain.check_block_alone(block, encoded_size=600)
+    with pytest.raises(InvalidBlock, match="block-too-large"):
+        chain.check_block_alone(block, encoded_size=601)
+
+
+def test_the_genesis_header_carries_no_proof_of_work() -> None:
+    # a real target that genesis's hash does not meet: stage 1 exempts height 0, whose hash is
+    # fixed by the network's genesis file, not mined
+    genesis, _ = funded_genesis(1, genesis_bits="1f00ffff")
+    header = genesis.block.header
+    assert header.height == 0 and not meets_target(header.hash, header.bits)
+    check_header(header, genesis.params)
+    with pytest.raises(InvalidBlock, match="high-hash"):
+        check_header(replace(header, height=1), genesis.params)
+
+
+def test_a_bad_signature_under_an_invalid_parent_is_refused_for_its_signature(chain: ChainState) -> None:
+    # stage 2 runs before the parent is looked at: the block is judged by its own bytes first,
+    # and like any block failing stage 2 it is not stored, not even as invalid
+    bad = forge_block(chain, chain.tip_header, state_root=bytes(32))
+    expect(rejected(chain, bad), "bad-state-root")
+    tx = transfers(chain, ALICE, BOB, [5])[0]
+    forged = Transaction(tx.chain_id, tx.sender, tx.nonce, tx.fee, tx.payload, bytes(64))
+    child = forge_block(chain, bad.header, [forged])
+    expect(rejected(chain, child), "bad-tx-signature")
+    assert not chain.has_block(child.hash)
+
+
+def test_median_time_past_spans_exactly_the_last_eleven_blocks() -> None:
+    # Block 3 is stamped far ahead and its successors on schedule, so they are stamped before
+    # their parents. Once block 3 is the oldest of the last eleven, it is their largest timestamp:
+    # a window one block longer or shorter would have a lower median.
+    chain = new_chain()
+    mine_blocks(chain, 2)
+    mine_blocks(chain, 1, offset=100)
+    mine_blocks(chain, 10)
+    assert chain.height == 13
+    span = chain.params.median_time_span
+    stamps = chain.recent_timestamps(chain.tip_header, span)
+    assert len(stamps) == span == 11 and stamps[0] == max(stamps)
+    mtp = sorted(stamps)[5]
+    assert sorted(chain.recent_timestamps(chain.tip_header, span + 1))[5] < mtp
+    assert sorted(stamps[1:])[4] < mtp
+
+    expect(rejected(chain, forge_block(chain, chain.tip_header, timestamp=mtp)), "time-too-old")
+    expect(rejected(chain, forge_block(chain, chain.tip_header, timestamp=mtp - 1)), "time-too-old")
+    parent_time = chain.tip_header.timestamp
+    earliest = make_block(chain, offset=mtp + 1 - block_time(chain, chain.tip_header))
+    assert earliest.header.timestamp == mtp + 1 < parent_time  # before its parent, after the median
+    assert import_block(chain, earliest).tip_changed

@@ -15,6 +15,7 @@ from chain import schema
 from chain.chainstate import BlockStatus, ChainState
 from chain.devnet_keys import devnet_seed
 from chain.errors import InvalidBlock, StoreError
+from chain.pow import work_of
 from chain.store import KV, LevelKV, MemoryKV
 from tests.support.chain_builders import (
     account_of,
@@ -194,3 +195,40 @@ def test_a_database_of_an_older_layout_is_refused_with_advice() -> None:
     with pytest.raises(StoreError, match="store-format") as refused:
         new_chain(kv=kv)
     assert "sync again" in str(refused.value)
+
+
+def test_a_shorter_heavier_branch_wins_and_leaves_no_height_entries_above_its_tip(
+    make_kv: KVFactory,
+) -> None:
+    # Genesis bits 256 times harder than the limit: an on-schedule block weighs 256 hashes. A
+    # branch stamped ten half-lives late drops to the limit after its first block (weight 1
+    # each), so three slow blocks (258) lose to two on-schedule ones (512), and three of those
+    # (768) win again. After each switch the height index ends at the tip: the fork choice walks
+    # it to find where a branch leaves the main chain, so a stale entry above the tip would make
+    # a side block look connected.
+    genesis, _ = funded_genesis(1, genesis_bits="2000ffff")
+    chain = new_chain(genesis, kv=make_kv())
+    mine_blocks(chain, 2)
+    fork = chain.height
+    late = 10 * chain.params.asert_half_life
+    slow = mine_blocks(clone_chain(chain), 3, offset=late)
+    heavy = mine_blocks(clone_chain(chain), 2, miner=BOB)
+    heavier = mine_blocks(clone_chain(chain), 3, miner=CAROL)
+    assert [work_of(b.header.bits) for b in slow] == [256, 1, 1]
+    assert {work_of(b.header.bits) for b in heavy + heavier} == {256}
+
+    import_all(chain, slow)
+    assert chain.height == fork + 3
+    results = import_all(chain, heavy)
+    assert [r.tip_changed for r in results] == [False, True]
+    assert [b.hash for b in results[-1].disconnected] == [b.hash for b in slow[::-1]]
+    assert chain.tip_hash == heavy[-1].hash and chain.height == fork + 2
+    assert [chain.hash_at(fork + i) for i in (1, 2, 3, 4)] == [b.hash for b in heavy] + [None, None]
+    assert_equals_replay(chain)
+
+    results = import_all(chain, heavier)
+    assert [r.tip_changed for r in results] == [False, False, True]  # equal work keeps the first
+    assert [b.hash for b in results[-1].disconnected] == [b.hash for b in heavy[::-1]]
+    assert [chain.hash_at(fork + i) for i in (1, 2, 3, 4)] == [b.hash for b in heavier] + [None]
+    assert chain.meta(slow[-1].hash).status is BlockStatus.CONNECTED  # once connected, now a side block
+    assert_equals_replay(chain)

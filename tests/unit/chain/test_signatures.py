@@ -69,6 +69,8 @@ def test_signature_for_another_chain_is_rejected() -> None:
     with pytest.raises(InvalidTransaction) as info:
         check_transaction(signed_on_a, CHAIN_B)
     assert info.value.reason == "bad-tx-chain-id"
+    # the peer is told which network it sent to and which one it signed for
+    assert (info.value.expected, info.value.got) == (CHAIN_B.hex(), CHAIN_A.hex())
 
 
 def test_signing_message_is_domain_separated() -> None:

@@ -255,6 +255,24 @@ def test_the_whole_store_check_finds_each_kind_of_damage() -> None:
     } <= reasons
 
 
+def test_the_whole_store_check_reports_an_unreadable_height_row_and_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad table block under a main-chain height row is a problem in the report, not a crash of
+    the check: the blocks after it are still checked."""
+    chain = busy_chain()
+    base = chain.kv.base
+    read = base.get
+
+    def get(key: bytes) -> bytes | None:
+        if key == schema.height_key(5):
+            raise StoreError("store-read-failed", "Corruption: block checksum mismatch")
+        return read(key)
+
+    monkeypatch.setattr(base, "get", get)
+    report = check_store(chain)
+    assert [p.reason for p in report.problems if "block 5" in p.detail] == ["store-read-failed"]
+    assert report.blocks == 12  # every block but the unreadable one
+
+
 def test_headers_are_served_up_to_the_first_damaged_one() -> None:
     faults: list[StoreError] = []
     chain = busy_chain()

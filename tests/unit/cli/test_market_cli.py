@@ -30,6 +30,7 @@ from chain.market_types import (
     Settle,
     Stake,
     Unstake,
+    Vote,
 )
 from chain.types import Transaction
 from cli.main import app
@@ -128,6 +129,8 @@ def build_and_sign(neuro: Neuro, tmp_path: Path, *args: str, sender: str = "alic
          Challenge(bytes.fromhex(JOB), 0, 3, None)),
         (("--kind", "accept", "--job", JOB), Accept(bytes.fromhex(JOB))),
         (("--kind", "settle", "--job", "0x" + JOB.upper()), Settle(bytes.fromhex(JOB))),
+        (("--kind", "vote", "--job", JOB, "--shard", "0", "--verdict", "fraud"), Vote(bytes.fromhex(JOB), 0, True)),
+        (("--kind", "vote", "--job", JOB, "--shard", "2", "--verdict", "Honest"), Vote(bytes.fromhex(JOB), 2, False)),
     ],
 )
 def test_simple_kinds_build_sign_and_decode(neuro: Neuro, tmp_path: Path, args: tuple[str, ...],
@@ -188,6 +191,7 @@ def every_payload() -> list[Any]:
         Stake(1), Unstake(10**18), Release(), JobPost(Service.GENERATE, digits_job_spec(8), 2, 9, 3, 20, 3),
         JobAward(job, (AwardEntry(signed_bid, (0, 2)),)), ResultCommit(job, 3, b"\x09" * 32, 17),
         Challenge(job, 1, 4, None), Challenge(job, 1, 4, CLAIM), Respond(job, 0, CLAIM), Accept(job), Settle(job),
+        Vote(job, 0, True),
     ]
 
 
@@ -241,6 +245,8 @@ def test_bad_builds_are_one_line_errors(neuro: Neuro, tmp_path: Path) -> None:
     neuro.fails("bad-kind", "tx", "build", "--kind", "mint", *offline)
     neuro.fails("bad-tx-file", "tx", "build", "--kind", "accept", "--job", "abc", *offline)
     neuro.fails("bad-amount", "tx", "build", "--kind", "stake", "--amount", "0", *offline)
+    neuro.fails("bad-tx-file", "tx", "build", "--kind", "vote", "--job", JOB, "--shard", "0", "--verdict", "maybe",
+                *offline)
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"task": "train"}))
     neuro.fails("bad-job-spec", "tx", "build", "--kind", "job-post", "--spec", str(spec), "--shards", "1",

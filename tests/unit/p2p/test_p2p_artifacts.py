@@ -332,6 +332,28 @@ def test_policy_refusal_fails_the_fetch_without_blame(tmp_path: Path) -> None:
     run(body, limit=60)
 
 
+def test_named_source_that_is_not_a_peer_is_reported_not_left_out_silently(tmp_path: Path) -> None:
+    root = make_artifact(tmp_path / "art", "one")
+    stranger = "12D3KooWNotAPeerOfTheFetcherNotAPeerOfTheFetcher"
+
+    async def body() -> None:
+        chain = ToyChain()
+        store = _store(tmp_path, "server")
+        store.put(tmp_path / "art")
+        async with trio.open_nursery() as nursery:
+            server = _node(tmp_path, "server", chain, StoreArtifacts(store))
+            fetcher = _node(tmp_path, "fetcher", chain, StoreArtifacts(_store(tmp_path, "fetcher")))
+            await nursery.start(server.run)
+            await nursery.start(fetcher.run)
+            progress = await _wait(fetcher.fetch_artifact(root, [stranger, server.listen_addrs()[0]]))
+            assert progress.state == "done", progress.to_json(trio.current_time())
+            assert progress.dropped[stranger].startswith("unreachable: not-connected"), progress.dropped
+            assert progress.sources == [server.peer_id, stranger]
+            nursery.cancel_scope.cancel()
+
+    run(body, limit=60)
+
+
 def test_cut_fetch_resumes_from_the_verified_pieces(tmp_path: Path) -> None:
     big = 24 * PIECE_SIZE
     root = make_artifact(tmp_path / "art", "one", big)

@@ -6,32 +6,26 @@ from __future__ import annotations
 
 import json
 import shutil
-import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from cli.task import task_app
-from worker.artifact import ItemDraft, canonical_json, read_manifest, write_manifest
+from tests.support.training import (
+    TRAIN,
+    forge_log,
+    reseal,
+    reverse_batches,
+    rewrite_weights,
+)
 from worker.runner import run_task
-from worker.tasks.train import WEIGHTS_FILE
 from worker.train.pol import LOG_NAME, read_log
-from worker.train.weights import read_meta
 from worker.verify import TrainVerdict, verify_output
 
-TRAIN = {
-    "task": "train",
-    "train": {"model": {"name": "cnn", "image_size": 16, "width": 4, "depth": 1},
-              "steps": 7, "batch_size": 16, "pol_interval": 2},
-    "data": {"source": "digits", "seed": 2, "spec": {"kind": "digits", "count": 64, "size": 16}},
-    "validation": {"source": "digits", "seed": 3,
-                   "spec": {"kind": "digits", "count": 40, "size": 16}},
-}
 BEACON = b"a later block hash"
 CHANGED_FILE = {"file-hash", "file-size"}  # the generic check, before the manifest is re-sealed
 
@@ -48,31 +42,6 @@ def copy(trained: Path, tmp_path: Path) -> Path:
     target = tmp_path / "cnn"
     shutil.copytree(trained, target)
     return target
-
-
-def weights_metadata(path: Path) -> dict[str, str]:
-    """The raw safetensors metadata, read as a buyer's script would."""
-    with open(path, "rb") as handle:
-        size = struct.unpack("<Q", handle.read(8))[0]
-        return dict(json.loads(handle.read(size))["__metadata__"])
-
-
-def rewrite_weights(out: Path, tensors: Callable[[dict[str, torch.Tensor]], None] | None = None,
-                    meta: Callable[[dict[str, str]], None] | None = None) -> None:
-    path = out / WEIGHTS_FILE
-    loaded, metadata = load_file(str(path)), weights_metadata(path)
-    if tensors is not None:
-        tensors(loaded)
-    if meta is not None:
-        meta(metadata)
-    save_file(loaded, str(path), metadata=metadata)
-
-
-def reseal(out: Path) -> None:
-    """What a dishonest worker does after a change: a fresh manifest over the changed files."""
-    old = read_manifest(out)
-    claims = canonical_json(read_meta(out / WEIGHTS_FILE).metrics)
-    write_manifest(out, old.kind, [ItemDraft(0, (WEIGHTS_FILE,), labels=claims)], old.meta)
 
 
 def verify(out: Path) -> TrainVerdict:
@@ -145,17 +114,6 @@ def test_edited_metrics_file_fails(copy: Path) -> None:
     assert verdict.reason == "metrics-mismatch" and "metrics.json" in verdict.detail
 
 
-def forge_log(out: Path, change: Callable[[dict[str, Any]], None]) -> None:
-    """Edit the PoL log, then re-sign it into the weights metadata and re-seal the manifest."""
-    path = out / "pol" / LOG_NAME
-    body = json.loads(path.read_text())
-    change(body)
-    path.write_text(json.dumps(body, sort_keys=True, separators=(",", ":")))
-    digest = read_log(out / "pol").digest().hex()
-    rewrite_weights(out, meta=lambda metadata: metadata.update(pol_log_hash=digest))
-    reseal(out)
-
-
 def drop_last_record(body: dict[str, Any]) -> None:
     body["records"] = body["records"][:-1]
 
@@ -191,10 +149,6 @@ def test_a_dropped_middle_record_fails(copy: Path) -> None:
 
 
 def test_forged_batches_fail_the_replay(copy: Path) -> None:
-    def reverse_batches(body: dict[str, Any]) -> None:
-        for record in body["records"][1:]:  # claim other batches than the seed schedules
-            record["batches"] = [list(reversed(b)) for b in record["batches"]]
-
     forge_log(copy, reverse_batches)
     verdict = verify(copy)
     assert verdict.reason == "pol-batch-order" and verdict.failed is not None
