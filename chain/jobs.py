@@ -148,6 +148,15 @@ class Job(NamedTuple):
     def value_hash(self) -> bytes:
         return hash256(self.encode(), person=JOB_VALUE_PERSON)
 
+    def award_end(self, shard: Shard) -> int:
+        """The last height at which an award may take ``shard`` (an open one): the end of the bid
+        window when it was never awarded; for a reopened one (its worker slashed) one job's
+        length of work (bid end to deadline) after its last deadline, less a block, so that the
+        shard of a no-show, reopened only once its deadline has passed, can still be redone."""
+        if shard.deadline:
+            return shard.deadline + (self.deadline - self.bid_end) - 1
+        return self.bid_end
+
     def with_shard(self, index: int, shard: Shard, **changes: Any) -> Job:
         shards = list(self.shards)
         shards[index] = shard

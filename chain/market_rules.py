@@ -214,12 +214,12 @@ def apply_award(ledger: Ledger, ctx: MarketContext, tx: Transaction, payload: Jo
             shard = _shard(job, index)
             if shard.status is not ShardStatus.OPEN:
                 raise _fail("shard-taken", f"shard {index}")
-            reopened = shard.deadline != 0  # awarded before and slashed: the job's deadline bounds it
+            reopened = shard.deadline != 0  # awarded before and slashed: Job.award_end bounds it
             if not reopened and h > job.bid_end:
                 raise _fail("bid-window-closed", expected=f"<= {job.bid_end}", got=h)
-            if reopened and h >= job.deadline:
-                raise _fail("award-too-late", "a reopened shard is awarded before the job's deadline",
-                            expected=f"< {job.deadline}", got=h)
+            if reopened and h > job.award_end(shard):
+                raise _fail("award-too-late", "a reopened shard is awarded within a job's length after its deadline",
+                            expected=f"<= {job.award_end(shard)}", got=h)
             payment = terms.payment(index, n, bid.unit_price)
             stake = max(_bp(payment, mp.stake_per_payment_bp), 1)
             account = ledger.get(worker)
@@ -516,7 +516,7 @@ def apply_settle(ledger: Ledger, ctx: MarketContext, tx: Transaction, payload: S
             ledger.event(Event("slash", shard.worker, lost, payload.job_id, index, note="no-show"))
             ledger.burn(lost, payload.job_id, index, "no-show")
             job = job.with_shard(index, Shard(ShardStatus.OPEN, deadline=shard.deadline))
-        elif shard.status is ShardStatus.OPEN and h > (job.deadline if shard.deadline else job.bid_end):
+        elif shard.status is ShardStatus.OPEN and h > job.award_end(shard):
             job = _refund_shard(ledger, payload.job_id, job, index)
         else:
             continue

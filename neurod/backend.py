@@ -7,6 +7,7 @@ p2p layer maps to a penalty for the peer that sent the data.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ from chain.errors import ChainError, InvalidTransaction, RejectKind, StoreError
 from chain.hashing import hash256
 from chain.types import Block, Header, Transaction, txid_of
 from chain.validation import check_header
+from neurod.market.bids import BidNotice, check_notice
 from p2p.backend import ChainStatus, HeaderPlan, Outcome, Verdict
 
 if TYPE_CHECKING:
@@ -161,3 +163,39 @@ class NodeBackend:
                 if exc.kind in (RejectKind.MALFORMED, RejectKind.INVALID):
                     return verdict_of(exc)
         return Verdict.accept()
+
+    # ---- bids (neurod/market/bids.py) --------------------------------------------------------
+
+    def check_bid(self, data: bytes, author: str) -> Verdict:
+        """Decode a gossiped `BidNotice` and judge it; an undecodable one is malformed."""
+        try:
+            notice = BidNotice.decode(data)
+        except ChainError as exc:
+            self.node.metrics.bids_rejected.labels(exc.reason).inc()
+            return verdict_of(exc)
+        return self.judge_bid(notice, author)
+
+    def judge_bid(self, notice: BidNotice, author: str) -> Verdict:
+        """`check_notice` against our tip and mempool, then the book's own limits: a bid it
+        holds already is ignored, and so is one over its worker's rate (spent only here, once
+        everything else, the signature included, passed)."""
+        node = self.node
+        if node.bids.knows(notice.bid_id):
+            verdict = Verdict.ignore("bid-known", RejectKind.STALE)
+        else:
+            verdict = check_notice(notice, author, node.chain, node.chain.params.market, node.mempool.has_pending)
+            if verdict.accepted and not node.bids.allow_worker(notice.bid.worker_account, time.monotonic()):
+                verdict = Verdict.ignore("bid-worker-rate", RejectKind.LOCAL)
+        if verdict.accepted:
+            node.metrics.bids_accepted.inc()
+        else:
+            node.metrics.bids_rejected.labels(verdict.reason).inc()
+        return verdict
+
+    async def accept_bid(self, data: bytes, origin: str | None) -> None:
+        """Delivery of a bid the validator accepted: into the node's book."""
+        try:
+            notice = BidNotice.decode(data)
+        except ChainError:  # the validator decoded the same bytes: cannot happen
+            return
+        self.node.bids.add(notice)

@@ -46,6 +46,16 @@ class NodeConfig:
     verify_checksums: bool = True  # LevelDB verifies its block checksums on every read
     artifact_budget_mb: int = 20 << 10  # the artifact store's size; least recently used evicted
     artifact_serve: bool = True  # serve stored artifacts to peers (neurod/artifact_backend.py)
+    # market agents (neurod/market/): the account they act for, and what the worker sells
+    agent_key: str | None = None  # a wallet key file, or on a devnet "devnet:<name>"
+    agent_password_file: str | None = None  # else the NEURO_AGENT_PASSWORD variable
+    worker: bool = False  # sell compute: bid on jobs, run awarded shards
+    worker_services: tuple[str, ...] = ("generate",)  # generate | train
+    worker_floor_min: int = 1  # bounds of the adaptive price floor, base units per quote unit
+    worker_floor_max: int = 10**6
+    worker_slots: int = 1  # shards run at once, one child process each
+    worker_stake: str = "0"  # NTK kept bonded (staked at start when the balance allows)
+    worker_fault: str | None = None  # test only, devnet only: "corrupt-item" (a dishonest worker)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -75,6 +85,8 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "status_interval": (int, float), "redial_interval": (int, float), "mempool_max_txs": int,
     "min_fee": int, "check_blocks": int, "verify_checksums": bool,
     "artifact_budget_mb": int, "artifact_serve": bool,
+    "agent_key": str, "agent_password_file": str, "worker": bool, "worker_services": list,
+    "worker_floor_min": int, "worker_floor_max": int, "worker_slots": int, "worker_stake": str, "worker_fault": str,
 }
 
 
@@ -93,6 +105,32 @@ def _check(key: str, value: Any, where: str) -> Any:
             raise ConfigError(f"{where}: {key!r} must be a list of strings")
         return tuple(value)
     return value
+
+
+WORKER_SERVICES = ("generate", "train")
+WORKER_FAULTS = ("corrupt-item",)
+
+
+def _check_worker(settings: dict[str, Any]) -> None:
+    from chain.amounts import AmountError, parse_ntk
+
+    unknown = set(settings.get("worker_services", ())) - set(WORKER_SERVICES)
+    if unknown:
+        raise ConfigError(f"worker_services: unknown {', '.join(sorted(unknown))} (offer {', '.join(WORKER_SERVICES)})")
+    low, high = settings.get("worker_floor_min", 1), settings.get("worker_floor_max", 10**6)
+    if not 1 <= low <= high:
+        raise ConfigError(f"worker floor bounds must satisfy 1 <= worker_floor_min <= worker_floor_max, got {low}, {high}")
+    if settings.get("worker_slots", 1) < 1:
+        raise ConfigError("worker_slots must be 1 or more")
+    try:
+        parse_ntk(settings.get("worker_stake", "0"))
+    except AmountError as exc:
+        raise ConfigError(f"worker_stake: {exc}") from None
+    fault = settings.get("worker_fault")
+    if fault is not None and (fault not in WORKER_FAULTS or settings.get("network") != "devnet"):
+        raise ConfigError(f"worker_fault {fault!r} is a devnet test switch ({', '.join(WORKER_FAULTS)})")
+    if settings.get("worker") and not settings.get("agent_key"):
+        raise ConfigError("worker = true needs agent_key: the account that bids, stakes and is paid")
 
 
 def load_config(datadir: Path, overrides: dict[str, Any]) -> NodeConfig:
@@ -114,5 +152,6 @@ def load_config(datadir: Path, overrides: dict[str, Any]) -> NodeConfig:
         raise ConfigError(f"artifact_budget_mb must be 1 or more, got {settings['artifact_budget_mb']}")
     if settings.get("log_format", "text") not in ("text", "json"):
         raise ConfigError("log_format must be 'text' or 'json'")
+    _check_worker(settings)
     names = {f.name for f in fields(NodeConfig)}
     return replace(NodeConfig(datadir=datadir), **{k: v for k, v in settings.items() if k in names})

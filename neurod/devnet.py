@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -73,8 +74,10 @@ def _save(root: Path, nodes: list[NodeEntry]) -> None:
     os.replace(tmp, root / CLUSTER_FILE)
 
 
-def up(root: Path, nodes: int, miners: int, block_interval: float, *, fresh: bool = False) -> list[NodeEntry]:
-    """Start ``nodes`` daemons (the first ``miners`` mine) and wait until each has a peer."""
+def up(root: Path, nodes: int, miners: int, block_interval: float, *, fresh: bool = False,
+       extra: Sequence[Sequence[str]] = ()) -> list[NodeEntry]:
+    """Start ``nodes`` daemons (the first ``miners`` mine) and wait until each has a peer;
+    ``extra[i]`` are more flags for node i (its market agent, say)."""
     if nodes < 1 or not 0 <= miners <= nodes:
         raise DevnetError("need nodes >= 1 and 0 <= miners <= nodes")
     make_private_dir(root)  # 0700, as neurod makes its own: it holds every node's keys and cookie
@@ -98,6 +101,8 @@ def up(root: Path, nodes: int, miners: int, block_interval: float, *, fresh: boo
                 cmd += ["--bootstrap", addr]
             if index < miners:
                 cmd += ["--mine", "--block-interval", str(block_interval)]
+            if index < len(extra):
+                cmd += list(extra[index])
             with open(datadir / "stdout.log", "ab") as log:
                 proc = subprocess.Popen(
                     cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

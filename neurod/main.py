@@ -48,6 +48,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--check-blocks", type=int, metavar="N", help="main-chain blocks verified at start (default 6)")
     p.add_argument("--reindex", action="store_true", help="rebuild the chain store from its intact blocks, then start")
     p.add_argument("--check-db", action="store_true", help="walk the whole chain store, report, and exit (0: ok)")
+    market = p.add_argument_group("market agents")
+    market.add_argument("--agent-key", help="the agents' account: a wallet key file, or devnet:<name> on a devnet")
+    market.add_argument("--agent-password-file", help="password of the agent key file (else NEURO_AGENT_PASSWORD)")
+    market.add_argument("--worker", action="store_true", default=None, help="sell compute: bid and run shards")
+    market.add_argument("--worker-services", type=lambda v: v.split(","), help="comma list: generate,train")
+    market.add_argument("--worker-floor-min", type=int, help="lowest price floor, base units per quote unit")
+    market.add_argument("--worker-floor-max", type=int, help="highest price floor")
+    market.add_argument("--worker-slots", type=int, help="shards run at once")
+    market.add_argument("--worker-stake", help="NTK to keep bonded")
+    market.add_argument("--worker-fault", help=argparse.SUPPRESS)  # devnet tests: a dishonest worker
     return p.parse_args(argv)
 
 
@@ -124,7 +134,11 @@ def run(args: argparse.Namespace) -> None:
         "miner_address": args.miner_address, "mining_processes": args.mining_processes,
         "block_interval": args.block_interval, "status_interval": args.status_interval,
         "redial_interval": args.redial_interval, "log_level": args.log_level, "log_format": args.log_format,
-        "check_blocks": args.check_blocks,
+        "check_blocks": args.check_blocks, "agent_key": args.agent_key,
+        "agent_password_file": args.agent_password_file, "worker": args.worker,
+        "worker_services": args.worker_services, "worker_floor_min": args.worker_floor_min,
+        "worker_floor_max": args.worker_floor_max, "worker_slots": args.worker_slots,
+        "worker_stake": args.worker_stake, "worker_fault": args.worker_fault,
     }
     config = load_config(datadir, overrides)
     setup_logging(config.log_level, config.log_format, datadir / LOG_FILE)

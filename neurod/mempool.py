@@ -11,7 +11,7 @@ Everything is pure bookkeeping over a `StateReader`: the daemon calls `on_block_
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from chain.errors import ChainError, InvalidTransaction, RejectKind
@@ -75,6 +75,10 @@ class Mempool:
         """(encoding, admission time) of every pending transaction in admission order: what a
         snapshot saves, a copy so that it can be written while the mempool changes."""
         return [(entry.encoded, entry.added) for entry in self._by_id.values()]
+
+    def has_pending(self, account_id: bytes) -> bool:
+        """Whether the account has transactions waiting here."""
+        return bool(self._by_sender.get(account_id))
 
     def pending_nonce(self, account_id: bytes) -> int:
         """The nonce the sender's next transaction should use, counting pending ones."""
@@ -184,6 +188,26 @@ class Mempool:
         for entry in old:
             self._remove(entry)
         return len(old)
+
+    def drop_unminable(self, check: Callable[[Transaction], None]) -> list[tuple[Transaction, ChainError]]:
+        """Drop each sender's next transaction when ``check`` (the market rules on the tip) now
+        refuses it, with its later nonces: a market transaction can turn impossible for good
+        (the shard it challenges was paid meanwhile), and left in place it would hold back every
+        later transaction of its sender. The sender resubmits at the freed nonce."""
+        dropped = []
+        for sender in list(self._by_sender):
+            account = self.state.account(sender) or EMPTY_ACCOUNT
+            pending = self._by_sender.get(sender, {})
+            entry = pending.get(account.nonce)
+            if entry is None or type(entry.tx.payload) is Transfer:
+                continue
+            try:
+                check(entry.tx)
+            except ChainError as exc:
+                for later in sorted(n for n in pending if n >= account.nonce):
+                    self._remove(pending[later])
+                dropped.append((entry.tx, exc))
+        return dropped
 
     def revalidate(self) -> None:
         """After a reorg: drop what the new tip's state makes impossible."""

@@ -22,6 +22,11 @@ class NodeMetrics:
         self.txs_rejected = Counter(
             "neuro_txs_rejected", "Transactions refused by the mempool, by reason", ["reason"], registry=r
         )
+        self.bids_accepted = Counter("neuro_bids_accepted", "Market bids that passed the bid checks", registry=r)
+        self.bids_rejected = Counter(
+            "neuro_bids_rejected", "Market bids refused or ignored by the bid checks, by reason", ["reason"],
+            registry=r,
+        )
         self.peer_penalties = Counter(
             "neuro_peer_penalties", "Misbehaviour penalties given to peers, by offence", ["reason"], registry=r
         )

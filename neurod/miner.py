@@ -67,10 +67,15 @@ class Miner:
     async def _mine_one(self, pool: ProcessPoolExecutor) -> None:
         node = self.node
         parent = node.chain.tip_hash
-        template = assemble_block(
+        assembled = assemble_block(
             node.chain, node.mempool.select(MAX_TEMPLATE_TXS), self.reward_account, int(time.time()),
             max_txs=MAX_TEMPLATE_TXS,
-        ).block
+        )
+        template = assembled.block
+        if assembled.skipped:
+            tx, error = assembled.skipped[0]
+            log.info("template for block %d skips %d transactions, first %s: %s", template.header.height,
+                     len(assembled.skipped), tx.txid.hex()[:16], error)
         header_bytes = template.header.encode()
         bits = template.header.bits
         start = self._random.getrandbits(63)

@@ -23,6 +23,7 @@ from chain.chainstate import ChainState, ImportResult
 from chain.crypto import decode_address, verify_many
 from chain.errors import ChainError
 from chain.genesis import Genesis, load_genesis
+from chain.market_types import Bid
 from chain.sigpool import SignaturePool
 from chain.store import LevelKV
 from chain.storecheck import CheckReport, check_recent, check_store
@@ -34,6 +35,7 @@ from neurod.artifact_store import store_of
 from neurod.backend import NodeBackend
 from neurod.config import NodeConfig
 from neurod.datadir import NODE_INFO_FILE, NODE_KEY_FILE, load_or_create_node_key
+from neurod.market.bids import MAX_ADDRS, BidBook, BidNotice, BidRejected, biddable
 from neurod.mempool import Mempool, MempoolLimits
 from neurod.mempool_store import MempoolStore, restore
 from neurod.metrics import NodeMetrics
@@ -88,6 +90,7 @@ class Node:
         self._restore_mempool()
         self.node_key = load_or_create_node_key(self.datadir / NODE_KEY_FILE)
         self.backend = NodeBackend(self)
+        self.bids = BidBook()  # bids seen on the bids topic (and our own), by job
         self.artifacts = StoreArtifacts(
             store_of(self.datadir, config.artifact_budget_mb << 20), serve=config.artifact_serve
         )
@@ -98,6 +101,7 @@ class Node:
                 observer=self.metrics,
             ),
             self.backend,
+            on_bid=self.backend.accept_bid,
             artifacts=self.artifacts,
         )
         self.miner: Miner | None = None
@@ -107,6 +111,9 @@ class Node:
                 if config.miner_address else self.node_key.account_id
             )
             self.miner = Miner(self, reward, processes=config.mining_processes, block_interval=config.block_interval)
+        from neurod.market.agents import Agents
+
+        self.agents = Agents.from_config(self)  # the market agents this node runs (none without a key)
         self._import_lock = trio.Lock()
         self._tip_changed = trio.Event()
         self.rpc_url = ""
@@ -171,11 +178,15 @@ class Node:
             self.mempool.on_block_disconnected(undone, now)
         for done in result.connected:
             self.mempool.on_block_connected(done)
+        for tx, error in self.mempool.drop_unminable(lambda tx: check_against_tip(self.chain, tx)):
+            log.info("mempool: dropped %s (%s from %s), no longer valid: %s", tx.txid.hex()[:16],
+                     type(tx.payload).__name__, tx.sender_account.hex()[:8], error)
         if result.disconnected:
             self.metrics.reorgs.inc()
             self.mempool.revalidate()
             log.info("reorg: -%d +%d blocks, tip %d", len(result.disconnected), len(result.connected), self.chain.height)
         log.info("new tip %d %s txs=%d", self.chain.height, self.chain.tip_hash.hex()[:16], len(result.connected[-1].txs))
+        self.bids.prune(self.chain.height, self._still_biddable)
         self._tip_changed.set()
         self._tip_changed = trio.Event()
 
@@ -221,6 +232,27 @@ class Node:
         await self.p2p.publish_txs([encoded])
         return txid
 
+    # ---- bids (neurod/market/bids.py) ----------------------------------------------------
+
+    def _still_biddable(self, job_id: bytes) -> bool:
+        job = self.chain.job(job_id)
+        return job is not None and biddable(job, self.chain.height)
+
+    def notice_of(self, bid: Bid) -> BidNotice:
+        """The notice that publishes ``bid`` as this node's: its peer id and listen addresses."""
+        return BidNotice(bid, self.p2p.peer_id, tuple(self.p2p.listen_addrs()[:MAX_ADDRS]))
+
+    async def submit_bid(self, notice: BidNotice) -> bytes:
+        """A bid from a local worker (RPC, worker agent): the checks every relay runs, with this
+        node as the publishing peer; then into the book and onto the bids topic. Returns the bid
+        id; raises `BidRejected` with the check's reason."""
+        verdict = self.backend.judge_bid(notice, self.p2p.peer_id)
+        if not verdict.accepted:
+            raise BidRejected(verdict.reason, kind=verdict.kind)
+        self.bids.add(notice)
+        await self.p2p.publish_bid(notice.encode())
+        return notice.bid_id
+
     # ---- service -------------------------------------------------------------------------
 
     async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -238,6 +270,7 @@ class Node:
                     await nursery.start(self.miner.run)
                 nursery.start_soon(self._maintenance)
                 nursery.start_soon(self._save_mempool_periodically)
+                await self.agents.start(nursery)
                 self._write_node_info()
                 # What start-up built (modules, libp2p, hypercorn: ~100k objects) lives as long as
                 # the node: leave it out of the cyclic GC, whose full passes over it stalled the

@@ -14,15 +14,18 @@ from chain.amounts import format_ntk
 from chain.crypto import AddressError, decode_address, encode_address
 from chain.errors import ChainError, InvalidTransaction
 from chain.hashing import HASH_SIZE
+from chain.market_types import Bid
 from chain.types import Block, Header, Transaction, Transfer
 from neurod import market_json
+from neurod.market.bids import BidNotice
+from neurod.market.rpc import market_methods
 from neurod.rpc import INVALID_PARAMS, Method, RpcError, in_slices
 from p2p.errors import P2PError
 
 if TYPE_CHECKING:
     from neurod.node import Node
 
-TX_REJECTED, NOT_FOUND, BAD_ADDRESS, CONNECT_FAILED = -32010, -32011, -32012, -32013
+TX_REJECTED, NOT_FOUND, BAD_ADDRESS, CONNECT_FAILED, BID_REJECTED = -32010, -32011, -32012, -32013, -32014
 VERSION = "neurod/0.1.0"
 MAX_SUBMIT_MANY = 5_000
 MAX_HEIGHT = (1 << 64) - 1  # heights are stored as 8-byte keys (chain/schema.py)
@@ -67,7 +70,8 @@ class RpcMethods:
             "node_verify_db": self.node_verify_db,
             "artifact_fetch": self.artifact_fetch, "artifact_progress": self.artifact_progress,
             "job_get": self.job_get, "job_list": self.job_list, "stake_get": self.stake_get,
-            "market_events": self.market_events,
+            "market_events": self.market_events, "bid_submit": self.bid_submit, "bid_list": self.bid_list,
+            **market_methods(self.node),
         }
 
     # ---- rendering -------------------------------------------------------------------------
@@ -334,6 +338,38 @@ class RpcMethods:
         else:
             rows = chain.events(job_id=self._job_param(job), limit=limit)
         return [market_json.event_json(height, event, self.hrp) for height, event in rows]
+
+    # ---- bids (neurod/market/bids.py) ----------------------------------------------------------
+
+    def _notice_param(self, value: Any) -> BidNotice:
+        """A `BidNotice`, or a bare `Bid` published as this node's (its peer id and addresses)."""
+        raw = _hex(value, "bid")
+        try:
+            return BidNotice.decode(raw)
+        except ChainError as exc:
+            notice_error = exc
+        try:
+            bid = Bid.decode(raw)
+        except ChainError:
+            raise RpcError(BID_REJECTED, f"bid rejected: {notice_error}", {"reason": notice_error.reason}) from None
+        return self.node.notice_of(bid)
+
+    async def bid_submit(self, bid: Any) -> dict[str, Any]:
+        notice = self._notice_param(bid)
+        try:
+            bid_id = await self.node.submit_bid(notice)
+        except ChainError as exc:
+            raise RpcError(BID_REJECTED, f"bid rejected: {exc}", {"reason": exc.reason}) from None
+        return {"bid_id": bid_id.hex()}
+
+    async def bid_list(self, job: Any) -> list[dict[str, Any]]:
+        """The bids this node holds for a job, cheapest first."""
+        return [
+            {"bid_id": n.bid_id.hex(), "worker": self._address(n.bid.worker_account), "unit_price": n.bid.unit_price,
+             "max_shards": n.bid.max_shards, "expiry": n.bid.expiry, "peer_id": n.peer_id, "addrs": list(n.addrs),
+             "bid": n.bid.encode().hex()}
+            for n in self.node.bids.for_job(self._job_param(job))
+        ]
 
     # ---- artifacts (p2p/artifact_fetch.py) ---------------------------------------------------
 

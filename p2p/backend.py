@@ -1,8 +1,8 @@
 """What `p2p` needs from the chain, as narrow Protocols that `neurod` implements.
 
-p2p moves bytes; it never decodes blocks or transactions itself. It asks the backend cheap,
-synchronous questions inside gossip validators (`check_block`, `check_tx_batch`) and hands full
-validation to the async `import_block` / `accept_tx_batch`. Every answer is a `Verdict`, whose
+p2p moves bytes; it never decodes blocks, transactions or bids itself. It asks the backend cheap,
+synchronous questions inside gossip validators (`check_block`, `check_tx_batch`, `check_bid`) and
+hands full validation to the async `import_block` / `accept_tx_batch`. Every answer is a `Verdict`, whose
 `RejectKind` the peer layer turns into a penalty (see `p2p.scoring`).
 """
 
@@ -103,6 +103,13 @@ class ChainBackend(Protocol):
     def check_tx_batch(self, txs: list[bytes]) -> Verdict:
         """Decode each encoded tx and check what needs no state (signatures); runs inside the
         gossip validator. p2p owns the batch envelope (`p2p.wire.decode_tx_batch`)."""
+        ...
+
+    def check_bid(self, data: bytes, author: str) -> Verdict:
+        """Decode a market bid and check it against the chain (job open, worker staked,
+        signature) and the node's bid limits; `author` is the peer id that published it (the
+        gossip message's signed author). Runs inside the gossip validator; delivery of an
+        accepted bid goes to the `on_bid` handler given to `p2p.node.P2P`."""
         ...
 
     async def import_block(self, data: bytes, origin: str | None) -> Verdict: ...

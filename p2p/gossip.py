@@ -129,7 +129,7 @@ class Gossip:
 
     # -- validation (synchronous, inside libp2p) -----------------------------------------------
 
-    def _validator(self, name: str, check: Callable[[str, bytes], tuple[Verdict, Any]]) -> Any:
+    def _validator(self, name: str, check: Callable[[str, bytes, str], tuple[Verdict, Any]]) -> Any:
         def validate(forwarder: ID, msg: rpc_pb2.Message) -> bool:
             peer = str(forwarder)
             if peer == self._host.peer_id:
@@ -139,8 +139,9 @@ class Gossip:
             if not self._allow(peer, name):
                 self._penalise(peer, Offence.RATE_LIMIT, f"{name} gossip over rate")
                 return False
+            author = str(ID(msg.from_id))  # StrictSign: libp2p checked its signature
             try:
-                verdict, decoded = check(peer, msg.data)
+                verdict, decoded = check(peer, msg.data, author)
             except Exception:  # a bug in a check must not take libp2p's read loop down
                 log.exception("%s validator failed", name)
                 return False
@@ -149,7 +150,7 @@ class Gossip:
                 return False
             if verdict.outcome is Outcome.IGNORE:
                 return False
-            authored = str(ID(msg.from_id)) == peer
+            authored = author == peer
             self._origin.put(payload_id(msg.data), (peer, decoded, authored))
             return True
 
@@ -161,12 +162,12 @@ class Gossip:
         self._penalise(peer, Offence.OVERSIZE, f"{name} message of {len(data)} bytes")
         return False
 
-    def _check_block(self, peer: str, data: bytes) -> tuple[Verdict, Any]:
+    def _check_block(self, peer: str, data: bytes, author: str) -> tuple[Verdict, Any]:
         if not self._sized(peer, data, self._config.max_block_gossip_bytes, "block"):
             return Verdict.ignore("oversize", RejectKind.LOCAL), None  # penalised above
         return self._backend.check_block(data), data
 
-    def _check_txs(self, peer: str, data: bytes) -> tuple[Verdict, Any]:
+    def _check_txs(self, peer: str, data: bytes, author: str) -> tuple[Verdict, Any]:
         if not self._sized(peer, data, self._config.max_tx_batch_bytes, "tx batch"):
             return Verdict.ignore("oversize", RejectKind.LOCAL), None
         try:
@@ -175,10 +176,12 @@ class Gossip:
             return Verdict.reject(exc.reason, RejectKind.MALFORMED), None
         return self._backend.check_tx_batch(txs), txs
 
-    def _check_bid(self, peer: str, data: bytes) -> tuple[Verdict, Any]:
+    def _check_bid(self, peer: str, data: bytes, author: str) -> tuple[Verdict, Any]:
+        """A bid names the peer that publishes it (the worker's node, where its results are
+        fetched): the backend checks that against the message's signed author."""
         if not self._sized(peer, data, self._config.max_tx_batch_bytes, "bid"):
             return Verdict.ignore("oversize", RejectKind.LOCAL), None
-        return Verdict.accept(), data
+        return self._backend.check_bid(data, author), data
 
     # -- delivery ------------------------------------------------------------------------------
 

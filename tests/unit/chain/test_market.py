@@ -271,8 +271,8 @@ def test_unanswered_query_is_slashed_at_settle_as_withheld(art: dict[str, Any]) 
     assert job.shards[0].status is ShardStatus.OPEN and job.escrow == 401_408 - 100_352
     assert ("slash", 0, stake, "withheld") in events(chain, job_id)
     assert ("refund", 0, NTK, "bond") in events(chain, job_id)
-    # the reopened shard is not awarded again: it is refunded after the job's deadline
-    mine_until(chain, job.deadline - 1)
+    # the reopened shard is not awarded again: it is refunded once it can no longer be (Job.award_end)
+    mine_until(chain, job.award_end(job.shards[0]) - 1)
     assert refused(chain, tx(chain, ALICE, Settle(job_id))) == "nothing-to-settle"
     step(chain)
     alice = acct(chain, ALICE)
@@ -299,7 +299,16 @@ def test_no_show_worker_is_slashed_and_the_shard_refunded_after_the_deadline(art
     assert statuses(chain, job_id) == [ShardStatus.PAID, ShardStatus.OPEN]
     assert ("slash", 1, lost, "no-show") in events(chain, job_id)
     assert ("burn", 1, lost, "no-show") in events(chain, job_id)
-    # too late to award the reopened shard; the next settle refunds it and closes the job
+    # the no-show's shard can be redone, within a job's length of work after its deadline ...
+    reopened = job_of(chain, job_id)
+    end = reopened.award_end(reopened.shards[1])
+    assert end == reopened.shards[1].deadline + (reopened.deadline - reopened.bid_end) - 1 > chain.height
+    redo = clone_market_chain(chain)
+    step(redo, tx(redo, ALICE, JobAward(job_id, (AwardEntry(bid(redo, BOB, job_id, PRICE), (1,)),))))
+    assert statuses(redo, job_id) == [ShardStatus.PAID, ShardStatus.ASSIGNED]
+    assert job_of(redo, job_id).shards[1].deadline == redo.height + reopened.deadline - reopened.bid_end
+    # ... and no later: the next settle refunds it and closes the job
+    mine_until(chain, end)
     entry = AwardEntry(bid(chain, BOB, job_id, PRICE), (1,))
     assert refused(chain, tx(chain, ALICE, JobAward(job_id, (entry,)))) == "award-too-late"
     alice = acct(chain, ALICE)

@@ -144,7 +144,7 @@ class MarketMachine(RuleBasedStateMachine):
             for k, shard in enumerate(job.shards):
                 if shard.status is not wanted:
                     continue
-                if wanted is ShardStatus.OPEN and not (h < job.deadline if shard.deadline else h <= job.bid_end):
+                if wanted is ShardStatus.OPEN and h > job.award_end(shard):
                     continue
                 if wanted is ShardStatus.ASSIGNED and h > shard.deadline:
                     continue

@@ -4,7 +4,7 @@ Blocks are hash-linked msgpack blobs with a declared amount of work; the best ti
 the most cumulative work, so forks and reorgs behave like the real chain's fork choice.
 header = ["hdr", parent, height, work, blake2b(body)]; block = ["blk", header, body].
 A body starting with b"invalid" breaks a rule the cheap check sees; one starting with b"deep"
-breaks a rule only full import sees; a tx starting with b"bad" has a bad "signature".
+breaks a rule only full import sees; a tx or bid starting with b"bad" has a bad "signature".
 """
 
 from __future__ import annotations
@@ -203,6 +203,11 @@ class ToyChain:
     async def accept_tx_batch(self, txs: list[bytes], origin: str | None) -> Verdict:
         self.txs.extend(txs)
         self._wake()
+        return Verdict.accept()
+
+    def check_bid(self, data: bytes, author: str) -> Verdict:
+        if data.startswith(b"bad"):
+            return Verdict.reject("bad-bid-signature", RejectKind.INVALID)
         return Verdict.accept()
 
     async def on_bid(self, data: bytes, origin: str | None) -> None:

@@ -1,0 +1,131 @@
+"""What a worker daemon runs for an awarded shard, in a child process (`neurod.procpool`).
+
+Only the built-in task types on the declarative specs the chain accepted: a render of items
+[start, stop) of a generate job, or a training run of a train job, with the worker's own code
+(`worker/`). Nothing from the network is executed. Each function takes plain values, writes the
+artifact into ``out`` and returns its root, so a crash of the child never touches the daemon.
+
+``fault`` is a test-only switch (refused outside a devnet, `neurod.market.settings`) that makes
+a dishonest worker: "corrupt-item" renders the shard's first item from another seed, then seals
+an artifact whose root commits to the wrong item, as a cheating worker would.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CALIBRATION_ITEMS = 6
+
+
+def render_shard(spec_json: str, start: int, stop: int, out: str, fault: str | None = None) -> str:
+    """Render a generate job's shard into ``out``; returns the artifact root (hex)."""
+    from worker.render import shard as shard_module
+
+    doc = json.loads(spec_json)
+    if fault != "corrupt-item":
+        return shard_module.render_shard(doc["spec"], doc.get("seed", 0), start, stop, out).root.hex()
+    honest = shard_module.render_item
+
+    def corrupt(spec: Any, seed: int, index: int, **kw: Any) -> Any:
+        return honest(spec, seed + 1 if index == start else seed, index, **kw)
+
+    shard_module.render_item = corrupt  # this child process only; it exits after the task
+    try:
+        return shard_module.render_shard(doc["spec"], doc.get("seed", 0), start, stop, out).root.hex()
+    finally:
+        shard_module.render_item = honest
+
+
+def train(spec_json: str, out: str) -> str:
+    """Run a train job's spec with the worker's task runner; returns the artifact root (hex)."""
+    from worker.artifact import read_manifest
+    from worker.runner import run_task
+
+    run_task("train", json.loads(spec_json), Path(out))
+    return read_manifest(out).root.hex()
+
+
+def calibrate_render() -> float:
+    """Render units per second of this machine: a few shelf items, timed (the quote units of a
+    generate job are rendered pixels x effect passes, `chain.job_spec.render_items_units`)."""
+    from chain.job_spec import render_items_units
+    from worker.render.dataset import load_render_spec, render_item
+
+    doc = {"kind": "shelf", "count": CALIBRATION_ITEMS}
+    _, units = render_items_units(doc)
+    spec = load_render_spec(doc)
+    render_item(spec, 0, 0)  # warm: imports and caches
+    start = time.perf_counter()
+    for index in range(CALIBRATION_ITEMS):
+        render_item(spec, 1, index)
+    return units / max(time.perf_counter() - start, 1e-6)
+
+
+def calibrate_train() -> float:
+    """Training units (FLOPs) per second: a few steps of the zoo CNN on random digits."""
+    import torch
+
+    from chain.compute_units import cnn_forward_flops, training_units
+
+    torch.set_num_threads(1)
+    batch, size = 32, 28
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(16, 16, 3, padding=1),
+        torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(16 * size * size, 10),
+    )
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.01)
+    images, labels = torch.randn(batch, 1, size, size), torch.randint(0, 10, (batch,))
+    steps = 5
+    start = time.perf_counter()
+    for _ in range(steps):
+        optimiser.zero_grad()
+        torch.nn.functional.cross_entropy(model(images), labels).backward()
+        optimiser.step()
+    seconds = max(time.perf_counter() - start, 1e-6)
+    return training_units(cnn_forward_flops(size, 1, 16, 2, 10), batch, steps) / seconds
+
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A client's verdict on one delivered shard. ``proof`` (a `worker.artifact.LeafProof`) is set
+    when an item is provably not what the job's spec renders: the client's fraud proof."""
+
+    ok: bool
+    reason: str = ""
+    detail: str = ""
+    index: int = -1  # the convicting item (job-wide index)
+    proof: Any = None
+
+
+def verify_delivery(out: str, spec_json: str, start: int, stop: int, beacon: bytes, samples: int) -> Delivery:
+    """Check a delivered generate shard against the job: its artifact must render the job's own
+    spec and seed over items [start, stop) (else its first item convicts it: the chain re-renders
+    from the job's spec), and the items the beacon samples must re-render to their leaves
+    (`worker.verify.verify_output`)."""
+    from worker.artifact import leaf_proof, read_manifest
+    from worker.errors import VerificationFailed
+    from worker.render.dataset import load_render_spec
+    from worker.verify import RenderVerdict, verify_output
+
+    doc = json.loads(spec_json)
+    try:
+        manifest = read_manifest(out)
+        meta = manifest.meta
+        expected = {"spec_hash": load_render_spec(doc["spec"]).spec_hash().hex(), "seed": doc.get("seed", 0),
+                    "start": start, "stop": stop}
+        wrong = {k: meta.get(k) for k, v in expected.items() if meta.get(k) != v}
+        if wrong:
+            return Delivery(False, "wrong-job", f"the artifact is not this shard of the job: {wrong}", start,
+                            leaf_proof(manifest, 0))
+        verdict = verify_output(Path(out), beacon, samples)
+    except VerificationFailed as exc:
+        return Delivery(False, exc.reason, str(exc))
+    assert isinstance(verdict, RenderVerdict)
+    if verdict.fraud is not None:
+        return Delivery(False, "fraud", verdict.describe(), verdict.fraud.index, verdict.fraud.leaf)
+    return Delivery(True, "ok", verdict.describe())
