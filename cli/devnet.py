@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from cli.output import CliError, guarded, note, print_json, table
 
 devnet_app = typer.Typer(help="A local multi-node devnet on 127.0.0.1.", no_args_is_help=True)
 
+OutOption = typer.Option(Path("neuro-demo"), "--out", help="where the demo's datasets, models and plot are kept")
 DirOption = typer.Option(None, "--dir", envvar="NEURO_DEVNET_DIR", help="cluster directory (default ~/.neuro/devnet-cluster)")
 
 
@@ -82,58 +82,16 @@ def down_command(directory: Path | None = DirOption) -> None:
 @devnet_app.command("demo")
 @guarded
 def demo_command(
-    nodes: int = typer.Option(3, "--nodes", "-n", min=2, max=16),
-    seconds: float = typer.Option(30.0, "--seconds", help="how long to watch before stopping"),
+    out: Path = OutOption,
+    rounds: int = typer.Option(2, "--rounds", min=1, max=10, help="rounds of the digits loop"),
     keep: bool = typer.Option(False, "--keep", help="leave the devnet running afterwards"),
     directory: Path | None = DirOption,
 ) -> None:
-    """Start a fresh devnet, send transfers from the devnet treasury, watch blocks spread, stop."""
-    from rich.live import Live
+    """The market at work: a fresh 4-daemon devnet, a paid shelves dataset and the digits loop
+    bought from worker daemons (cli/market_demo.py)."""
+    from cli.market_demo import run_demo
 
-    from chain.amounts import format_ntk
-    from chain.crypto import decode_address
-    from chain.devnet_keys import DEVNET_ACCOUNTS, devnet_address, devnet_seed
-    from chain.genesis import load_genesis
-    from chain.types import Transfer
-    from cli.output import console
-    from neurod import devnet
-    from wallet.keys import Key
-
-    root = _root(directory)
-    note(f"devnet demo: {nodes} nodes ({min(2, nodes)} mining) in {root}")
-    entries = _cluster(lambda: devnet.up(root, nodes, min(2, nodes), 1.0, fresh=True))
-    try:
-        genesis = load_genesis("devnet")
-        treasury = Key(devnet_seed("treasury"))
-        recipients = [name for name in DEVNET_ACCOUNTS if name not in ("treasury", "miner")]
-        sent = []
-        for nonce, name in enumerate(recipients * 3):
-            to = decode_address(devnet_address(name), genesis.params.hrp)
-            tx = treasury.transaction(genesis.chain_id, nonce, 10_000, Transfer(to, (nonce + 1) * 10**9))
-            entry = entries[nonce % len(entries)]
-            devnet.call(entry, "tx_submit", tx=tx.encode().hex())
-            sent.append(tx.txid.hex())
-        note(f"submitted {len(sent)} transfers from the treasury, spread over the nodes")
-        deadline = time.monotonic() + seconds
-        with Live(console=console, refresh_per_second=2) as live:
-            while time.monotonic() < deadline:
-                live.update(_status_table(devnet.status(root)))
-                time.sleep(1.0)
-        console.print()
-        confirmed = sum(
-            1 for txid in sent
-            if (devnet.call(entries[-1], "chain_tx", txid=txid) or {}).get("status") == "confirmed"
-        )
-        note(f"{confirmed}/{len(sent)} transfers confirmed on {entries[-1].name}")
-        balances = [
-            [name, format_ntk((devnet.call(entries[-1], "account_get", address=devnet_address(name)) or {}).get("balance", 0))]
-            for name in recipients
-        ]
-        table(f"balances on {entries[-1].name}", ["account", "NTK"], balances)
-    finally:
-        if not keep:
-            devnet.down(root)
-            note("devnet stopped")
+    run_demo(_root(directory), out.resolve(), rounds=rounds, keep=keep)
 
 
 def _status_table(rows: list[dict[str, Any]]) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from cli import market_loop  # noqa: F401  (registers `neuro job loop`)
 from cli.artifact import artifact_app
 from cli.chain_cmds import chain_app
 from cli.devnet import devnet_app

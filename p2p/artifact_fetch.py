@@ -67,7 +67,7 @@ from p2p.artifacts import (
 )
 from p2p.errors import P2PError, RequestFailed, WireError
 from p2p.host import Host
-from p2p.scoring import Offence
+from p2p.scoring import Offence, Rate, TokenBucket
 from p2p.wire import frame
 
 log = logging.getLogger("neuro.p2p.artifacts")
@@ -80,6 +80,8 @@ MANIFEST_BACKOFF = 0.5  # seconds before the second manifest try of a source; do
 DEPARTURE_GRACE = 1.0  # a stream that ended early: seconds to see whether its connection went
 MAX_REDIAL_ADDRS = 4  # addresses of a source tried when dialing it again
 RATE_WINDOW = 5.0  # seconds the reported rate averages over
+# requests we send one source: 4/5 of what a node serves one peer (p2p.config, "artifacts")
+REQUEST_PACE = Rate(per_second=160.0, burst=640.0)
 
 
 class _Fault(Exception):
@@ -171,6 +173,7 @@ class ArtifactFetch:
         self._active: list[str] = []
         self._strikes: dict[str, int] = {}  # failures in a row without blame, per source
         self._strike_seq: dict[str, int] = {}  # strikes ever counted: one departure, one strike
+        self._pace: dict[str, TokenBucket] = {}  # our requests to each source, kept under its limit
         self._addrs: dict[str, list[str]] = {}  # where to dial a source that went away
         self._dialing: dict[str, trio.Lock] = {}
         self._files: list[_File] = []
@@ -248,6 +251,7 @@ class ArtifactFetch:
                 try:
                     await self._reach(source)
                     with trio.fail_after(self.timeout):
+                        await self._paced(source)
                         raw = await self.host.request(
                             source, self.protocol, frame(encode_request(ManifestRequest(self.root))),
                             MAX_MANIFEST_FRAME,
@@ -373,6 +377,7 @@ class ArtifactFetch:
         request = ReadRequest(self.root, f.spec.hash, indices[0], len(indices))
         # the deadline moves with every piece: a slow source is fine, a stalled one is not
         with trio.CancelScope(deadline=trio.current_time() + self.timeout * 3) as scope:
+            await self._paced(source)
             async with self.host.stream_request(source, self.protocol, frame(encode_request(request))) as read:
                 pieces = PieceReader(read)
                 batch: list[tuple[int, bytearray]] = []
@@ -404,7 +409,16 @@ class ArtifactFetch:
             raise _Fault(Offence.BAD_ARTIFACT, f"piece {index} of {f.spec.hash.hex()[:16]} fails its hash")
         return True
 
+    async def _paced(self, source: str) -> None:
+        """Wait until a request to ``source`` keeps under the rate a node serves one peer
+        (`REQUEST_PACE`, below p2p.config's "artifacts" limit): a dataset of thousands of small
+        files would otherwise burst past it, and the server refuses and penalises the excess."""
+        bucket = self._pace.setdefault(source, TokenBucket(REQUEST_PACE.per_second, REQUEST_PACE.burst))
+        while not bucket.take(trio.current_time()):
+            await trio.sleep(1 / REQUEST_PACE.per_second)
+
     async def _piece_list(self, source: str, f: _File) -> list[bytes]:
+        await self._paced(source)
         with trio.fail_after(self.timeout):
             raw = await self.host.request(
                 source, self.protocol, frame(encode_request(PiecesRequest(self.root, f.spec.hash))), MAX_LIST_FRAME

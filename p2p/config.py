@@ -19,7 +19,9 @@ def default_rates() -> dict[str, Rate]:
         "txs": Rate(per_second=200.0, burst=2000.0),
         "bids": Rate(per_second=50.0, burst=500.0),
         "requests": Rate(per_second=100.0, burst=400.0),
-        "artifacts": Rate(per_second=50.0, burst=200.0),  # artifact requests (streams)
+        # artifact requests (streams): a dataset is thousands of small files, each a piece-list
+        # and a read request; fetchers pace themselves at 4/5 of this (p2p.artifact_fetch)
+        "artifacts": Rate(per_second=200.0, burst=800.0),
     }
 
 

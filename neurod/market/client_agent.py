@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("neuro.market.client")
 RECORDS_FILE = "client_jobs.json"
 SAMPLES = 16  # items re-rendered per shard
+TRAIN_SAMPLES = 1  # proof-of-learning segments replayed per model, besides the final one
 
 
 @dataclass
@@ -157,12 +158,22 @@ class ClientAgent:
             return
         self._follow(job, record, h)
         if job.status is JobStatus.CLOSED:
-            self._finish(job_id, job, record, h)
+            # a shard paid before we checked it (its worker settled when the window closed) is
+            # still fetched and checked: the buyer gets its files and a verdict either way
+            unchecked = [k for k, s in enumerate(job.shards) if s.status is ShardStatus.PAID and not record.views[k].output
+                         and record.views[k].detail[:13] != "not delivered"]
+            for k in unchecked:
+                if (job_id, k) not in self._busy:
+                    self._busy.add((job_id, k))
+                    nursery.start_soon(self._check_shard, job_id, job, k, record)
+            if not unchecked:
+                self._finish(job_id, job, record, h)
             return
         await self._award(job_id, job, record, h, nxt)
         for k, shard in enumerate(job.shards):
             due = shard.status is ShardStatus.COMMITTED and h > shard.committed_at  # its beacon exists
-            if due and record.views[k].state not in ("verified", "challenged") and (job_id, k) not in self._busy:
+            if due and record.views[k].state not in ("verified", "challenged", "disputed") \
+                    and (job_id, k) not in self._busy:
                 self._busy.add((job_id, k))
                 nursery.start_soon(self._check_shard, job_id, job, k, record)
         committed = [k for k, s in enumerate(job.shards) if s.status is ShardStatus.COMMITTED]
@@ -249,10 +260,19 @@ class ClientAgent:
             assert beacon is not None
             spec = chain.job_spec(job_id)
             assert spec is not None
-            start, stop = terms_of(job).shard_range(k, len(job.shards))
-            verdict = await self._in_child(tasks.verify_delivery, str(out), spec.decode(), start, stop, beacon, SAMPLES)
+            if job.service == Service.TRAIN:
+                verdict = await self._in_child(tasks.verify_train_delivery, str(out), spec.decode(), beacon,
+                                               TRAIN_SAMPLES)
+            else:
+                start, stop = terms_of(job).shard_range(k, len(job.shards))
+                verdict = await self._in_child(tasks.verify_delivery, str(out), spec.decode(), start, stop, beacon,
+                                               SAMPLES)
         except Exception as exc:  # noqa: BLE001 - undeliverable: the worker must answer a query on chain
             view.detail = f"not delivered: {exc}"
+            if shard.status is ShardStatus.PAID:
+                record.note(chain.height, f"shard {k}: {view.detail}")
+                self._busy.discard((job_id, k))
+                return
             start = terms_of(job).shard_range(k, len(job.shards))[0]
             record.note(chain.height, f"shard {k}: {view.detail}; querying item {start}")
             if await self._once(job_id, f"query-{k}", chain.height, Challenge(job_id, k, start, None), record,
@@ -261,7 +281,8 @@ class ClientAgent:
             self._busy.discard((job_id, k))
             return
         if verdict.ok:
-            view.state, view.detail, view.output = "verified", verdict.detail, str(out)
+            view.state = "paid" if shard.status is ShardStatus.PAID else "verified"
+            view.detail, view.output = verdict.detail, str(out)
             record.note(chain.height, f"shard {k}: verified ({verdict.detail})")
         elif verdict.proof is not None:
             proof = verdict.proof
@@ -273,6 +294,11 @@ class ClientAgent:
                 view.state = "challenged"
                 if view.worker not in record.convicted:
                     record.convicted.append(view.worker)
+        elif job.service == Service.TRAIN:  # no fraud proof for training: the committee decides
+            view.detail = f"{verdict.reason}: {verdict.detail}"
+            if await self._once(job_id, f"dispute-{k}", chain.height, Challenge(job_id, k, 0, None), record,
+                                f"shard {k}: disputed ({view.detail})"):
+                view.state = "disputed"
         else:
             view.detail = f"{verdict.reason}: {verdict.detail}"
             record.note(chain.height, f"shard {k}: {view.detail}")
@@ -337,9 +363,11 @@ class ClientAgent:
                 view.state = "refunded"
             elif shard.status is ShardStatus.ASSIGNED and view.state in ("open", "challenged", "queried"):
                 view.state = "awarded"
-            elif shard.status is ShardStatus.OPEN and view.state in ("challenged", "queried", "awarded"):
+            elif shard.status is ShardStatus.OPEN and view.state in ("challenged", "queried", "awarded", "committed"):
                 record.note(h, f"shard {k}: reopened (worker {view.worker[:14]}.. slashed)")
                 view.state = "open"
+                if view.worker and view.worker not in record.convicted:  # fraud, withholding or no-show
+                    record.convicted.append(view.worker)
             elif shard.status is ShardStatus.COMMITTED and view.state == "awarded":
                 view.state = "committed"
 

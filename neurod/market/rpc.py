@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 NOT_FOUND = -32011  # as neurod.rpc_methods
 NO_AGENT = -32040
-POST_DEFAULTS = {"bid_blocks": 6, "deadline_blocks": 60, "challenge_blocks": 12}
+POST_DEFAULTS = {"bid_blocks": 6, "deadline_blocks": 100, "challenge_blocks": 30}
 
 
 def _int(value: Any, name: str, low: int = 0, high: int = 2**63 - 1) -> int:

@@ -129,3 +129,19 @@ def verify_delivery(out: str, spec_json: str, start: int, stop: int, beacon: byt
     if verdict.fraud is not None:
         return Delivery(False, "fraud", verdict.describe(), verdict.fraud.index, verdict.fraud.leaf)
     return Delivery(True, "ok", verdict.describe())
+
+
+def verify_train_delivery(out: str, spec_json: str, beacon: bytes, samples: int) -> Delivery:
+    """Check a delivered model against its train job: the weights bound to the job's spec, and
+    proof-of-learning segments sampled by ``beacon`` replayed within the calibrated tolerance
+    (`worker.verify.verify_output`). A model that fails goes to the dispute committee."""
+    from worker.errors import VerificationFailed
+    from worker.verify import verify_output
+
+    try:
+        verdict = verify_output(Path(out), beacon, samples, job=json.loads(spec_json))
+    except VerificationFailed as exc:
+        return Delivery(False, exc.reason, str(exc))
+    if not verdict.ok:
+        return Delivery(False, verdict.reason or "replay-failed", verdict.describe())
+    return Delivery(True, "ok", verdict.describe())

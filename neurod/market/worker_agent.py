@@ -73,6 +73,7 @@ class ShardRun:
 
     job_id: bytes
     shard: int
+    deadline: int  # of the award it runs for: a shard reopened and awarded to us again runs anew
     state: str = "running"  # running | committed | failed
     root: bytes = b""
     error: str = ""
@@ -190,8 +191,8 @@ class WorkerAgent:
         return floor.floor if floor.rounds else floor.min_floor
 
     def capacity(self, job: Job, h: int, awardable: list[int]) -> int:
-        """Shards this worker can take and still finish before the deadline at its measured speed:
-        what its slots get through by then, less the shards it is already running."""
+        """Shards this worker offers: one per free slot, when its measured speed finishes a shard
+        before the deadline (none otherwise)."""
         speed = self.speeds.get(Service(job.service), 0.0)
         if speed <= 0 or not awardable:
             return 0
@@ -201,8 +202,12 @@ class WorkerAgent:
         deadline = h + 1 + (job.deadline - job.bid_end) if reopened else job.deadline
         seconds = max(0, deadline - h - 1) * self.node.chain.params.target_block_time
         per_slot = int(seconds * speed // max(units, 1))
+        if per_slot < 1:
+            return 0  # too slow for this deadline
         running = sum(r.state == "running" for r in self.state.runs.values())
-        return max(0, min(len(awardable), self.settings.slots * per_slot - running, MAX_BID_SHARDS))
+        # offer what the free slots run at once: each shard then finishes as soon as it can, and a
+        # job larger than one machine is shared out across a pool
+        return max(0, min(len(awardable), self.settings.slots - running, MAX_BID_SHARDS))
 
     async def _maybe_bid(self, job_id: bytes, job: Job, h: int) -> None:
         service = Service(job.service)
@@ -243,11 +248,12 @@ class WorkerAgent:
             if shard.worker != me:
                 continue
             run = self.state.runs.get((job_id, k))
-            if shard.status is ShardStatus.ASSIGNED and (run is None or run.state == "failed"):
-                if h < shard.deadline:
-                    self.state.runs[(job_id, k)] = ShardRun(job_id, k)
-                    nursery.start_soon(self._run_shard, job_id, job, k)
+            fresh = run is None or run.state == "failed" or run.deadline != shard.deadline
+            if shard.status is ShardStatus.ASSIGNED and fresh and h < shard.deadline:
+                self.state.runs[(job_id, k)] = ShardRun(job_id, k, shard.deadline)
+                nursery.start_soon(self._run_shard, job_id, job, k)
             elif shard.status is ShardStatus.QUERIED:
+                log.info("job %s shard %d: item %d queried, answering", job_id.hex()[:12], k, shard.query_index)
                 await self._answer(job_id, job, k, shard.query_index)
             elif (shard.status is ShardStatus.COMMITTED and h > shard.challenge_end
                   and self.state.settled.get(job_id, -1) < h - 2):
@@ -351,6 +357,7 @@ class WorkerAgent:
                           proof.header_hash)
         if await self.account.submit(Respond(job_id, k, claim)) is not None:
             self._responded.add(key)
+            log.info("job %s shard %d: answered the query of item %d", job_id.hex()[:12], k, index)
 
     # ---- reads (RPC) -----------------------------------------------------------------------
 

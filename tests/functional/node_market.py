@@ -100,7 +100,8 @@ def test_a_dishonest_worker_is_caught_slashed_and_its_shards_redone(daemons):
 
 
 def test_a_worker_killed_mid_job_is_replaced_and_the_job_completes(daemons):
-    client, workers = market(daemons, {"bob": worker_flags("bob", 50), "carol": worker_flags("carol", 80)})
+    two = ("--worker-slots", "2")  # bob, the cheaper, can take the whole job
+    client, workers = market(daemons, {"bob": worker_flags("bob", 50, *two), "carol": worker_flags("carol", 80, *two)})
     job = submit(client, deadline_blocks=30)
     wait_until(lambda: any(v["state"] == "awarded" for v in client.rpc("job_status", job=job)["views"]), 90,
                "the award")
@@ -118,7 +119,7 @@ def test_a_worker_killed_mid_job_is_replaced_and_the_job_completes(daemons):
 def test_workers_are_paid_by_settle_when_the_client_vanishes(daemons):
     client = daemons("client", mine=True, block_interval=BLOCK, extra=["--agent-key", "devnet:alice"])
     miner = daemons("miner", mine=True, block_interval=BLOCK, bootstrap=[client.p2p_addr])  # the chain goes on
-    bob = daemons("bob", bootstrap=[client.p2p_addr, miner.p2p_addr], extra=worker_flags("bob", 50))
+    bob = daemons("bob", bootstrap=[client.p2p_addr, miner.p2p_addr], extra=worker_flags("bob", 50, "--worker-slots", "2"))
     wait_converged([client, miner, bob], min_height=1)
     wait_until(lambda: staked(client, "bob") >= 100, 90, "bob's stake bonded")
     job = submit(client)
