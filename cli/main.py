@@ -12,7 +12,7 @@ from cli import market_loop  # noqa: F401  (registers `neuro job loop`)
 from cli.artifact import artifact_app
 from cli.chain_cmds import chain_app
 from cli.devnet import devnet_app
-from cli.market import job_app, stake_app, worker_app
+from cli.market import job_app, market_app, stake_app, worker_app
 from cli.node import node_app
 from cli.task import task_app
 from cli.tx import tx_app
@@ -35,6 +35,7 @@ app.add_typer(artifact_app, name="artifact")
 app.add_typer(job_app, name="job")
 app.add_typer(stake_app, name="stake")
 app.add_typer(worker_app, name="worker")
+app.add_typer(market_app, name="market")
 
 
 def main() -> None:

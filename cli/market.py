@@ -1,20 +1,22 @@
 """`neuro job show|list` and `neuro stake show`: the market's state, read through the daemon.
 
-Writing to the market (staking, posting, awarding, committing, challenging, settling) goes
+Staking from a wallet key is `neuro stake add|remove`; `neuro market prices` reads the clearing
+prices on chain. Writing to the market (posting, awarding, committing, challenging, settling) goes
 through `neuro tx build --kind ...`, `neuro tx sign` and `neuro tx send`; a worker's bid is
 signed with `neuro tx bid`.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.text import Text
 
-from cli.config import DatadirOpt, JsonOpt, KeystoreOpt, NetworkOpt, RpcOpt, Where
+from cli.config import DatadirOpt, JsonOpt, KeystoreOpt, NetworkOpt, PasswordFileOpt, RpcOpt, Where
 from cli.output import CliError, fields, guarded, note, print_json, table
-from cli.tx import address_of, client
+from cli.tx import DEFAULT_FEE_NTK, FeeOpt, WaitOpt, address_of, client
 from cli.wallet import OptionalNameArg
 
 job_app = typer.Typer(help="Market jobs: show one, list them.", no_args_is_help=True)
@@ -303,3 +305,234 @@ def worker_status(
     if found["shards"]:
         table("shards", ("job", "shard", "state", "root", "error"),
               [(s["job"][:16], s["shard"], s["state"], (s["root"] or "-")[:16], s["error"] or "") for s in found["shards"]])
+
+
+# ---- staking from a wallet key, prices, the worker's floors and earnings, a job's outputs --------
+
+market_app = typer.Typer(help="The market as a whole: recent clearing prices.", no_args_is_help=True)
+
+
+def _send_stake(kind: str, amount: str, sender: str | None, fee: str, wait: float | None, where: Where,
+                password_file: Path | None, json_out: bool) -> None:
+    """Sign and send a Stake or Unstake from a keystore key, as `neuro wallet send` sends a transfer:
+    checked against what the daemon sees before the password is asked."""
+    from chain.amounts import format_ntk
+    from chain.market_types import Stake, Unstake
+    from cli.config import read_password
+    from cli.tx import online_chain_id, submit
+    from wallet.payload_json import payload_from_json
+    from wallet.txfile import build_unsigned, sign_unsigned
+
+    store = where.keystore()
+    keyfile = store.resolve(sender)
+    payload = payload_from_json(kind, {"amount": amount}, where.hrp)  # bad-amount before any network call
+    assert isinstance(payload, (Stake, Unstake))
+    build_unsigned(chain_id=bytes(32), sender=keyfile.address, fee=fee, nonce=0, payload=payload)  # the fee too
+    rpc_client = client(where)
+    chain_id = online_chain_id(rpc_client, where)
+    account = rpc_client.call("account_get", address=keyfile.address)
+    unsigned = build_unsigned(chain_id=chain_id, sender=keyfile.address, fee=fee,
+                              nonce=int(account["pending_nonce"]), payload=payload)
+    if kind == "stake" and payload.amount + unsigned.fee > int(account["balance"]):
+        raise CliError(f"{keyfile.name} has {account['balance_ntk']} NTK; staking {amount} NTK with a {fee} NTK fee "
+                       "needs more", "insufficient-balance")
+    free = int(account["bonded"]) - int(account["locked"])
+    if kind == "unstake" and payload.amount > free:
+        raise CliError(f"{keyfile.name} has {format_ntk(max(0, free))} NTK of free stake (bonded {account['bonded_ntk']}, "
+                       f"locked {account['locked_ntk']} by awarded shards); cannot unstake {amount} NTK",
+                       "insufficient-free-stake")
+    key = store.unlock(keyfile.name, read_password(password_file))
+    submit(rpc_client, sign_unsigned(unsigned, key), wait, json_out, where.hrp)
+
+
+@stake_app.command("add")
+@guarded
+def stake_add(
+    amount: Annotated[str, typer.Argument(help="NTK to bond, e.g. 100")],
+    sender: Annotated[str | None, typer.Option("--from", help="key name (default: the default key)")] = None,
+    fee: FeeOpt = DEFAULT_FEE_NTK,
+    wait: WaitOpt = None,
+    network: NetworkOpt = "main",
+    datadir: DatadirOpt = None,
+    keystore: KeystoreOpt = None,
+    rpc: RpcOpt = None,
+    password_file: PasswordFileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Bond stake from a key's balance (a Stake transaction): a worker's bids count once bonded
+    reaches the network's minimum, and awarded shards lock part of it."""
+    _send_stake("stake", amount, sender, fee, wait, Where(network, datadir, keystore, rpc), password_file, json_out)
+
+
+@stake_app.command("remove")
+@guarded
+def stake_remove(
+    amount: Annotated[str, typer.Argument(help="NTK to unbond, e.g. 100")],
+    sender: Annotated[str | None, typer.Option("--from", help="key name (default: the default key)")] = None,
+    fee: FeeOpt = DEFAULT_FEE_NTK,
+    wait: WaitOpt = None,
+    network: NetworkOpt = "main",
+    datadir: DatadirOpt = None,
+    keystore: KeystoreOpt = None,
+    rpc: RpcOpt = None,
+    password_file: PasswordFileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Unbond free stake (an Unstake transaction): it stays slashable until its release height,
+    then `neuro tx build --kind release` moves it back to the balance."""
+    _send_stake("unstake", amount, sender, fee, wait, Where(network, datadir, keystore, rpc), password_file, json_out)
+
+
+def _prices_cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.1f}" if isinstance(value, float) and not value.is_integer() else f"{int(value):,}"
+
+
+@market_app.command("prices")
+@guarded
+def prices(
+    service: Annotated[str | None, typer.Option("--service", help=" | ".join(SERVICES))] = None,
+    last: Annotated[int, typer.Option("--last", min=1, max=1000, help="newest awarded jobs read")] = 50,
+    network: NetworkOpt = "main",
+    datadir: DatadirOpt = None,
+    rpc: RpcOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Recent clearing prices: the unit prices awarded to workers on chain, per service and per job."""
+    if service is not None and service not in SERVICES:
+        raise CliError(f"--service must be one of {', '.join(SERVICES)}, not {service!r}", "bad-service")
+    params: dict[str, Any] = {"last": last}
+    if service is not None:
+        params["service"] = service
+    found = client(Where(network, datadir, None, rpc)).call("market_prices", **params)
+    if json_out:
+        print_json(found)
+        return
+    if not found["jobs"]:
+        note(f"no awarded jobs{' of ' + service if service else ''} on chain (height {found['height']})")
+        return
+    table(f"clearing prices at height {found['height']} (base units per quote unit)",
+          ("service", "quote unit", "jobs", "shards", "low", "median", "high"),
+          [(s["service"], s["quote_unit"] or "-", s["jobs"], s["shards"], _prices_cell(s["low"]),
+            _prices_cell(s["median"]), _prices_cell(s["high"])) for s in found["services"].values()])
+    table(f"{len(found['jobs'])} newest awarded jobs",
+          ("job", "service", "status", "posted", "bids until", "awarded", "prices", "max price"),
+          [(j["job"][:16], j["service"], _status(j["status"]), j["posted"], j["bid_end"],
+            f"{j['awarded']}/{j['shards']}", ", ".join(f"{p:,}" for p in j["prices"]), f"{j['max_price']:,}")
+           for j in found["jobs"]])
+
+
+@worker_app.command("floor")
+@guarded
+def worker_floor(
+    network: NetworkOpt = "main",
+    datadir: DatadirOpt = None,
+    rpc: RpcOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """The worker agent's price floor per service: the floor it bids at now, the operator's bounds,
+    the learner's mean, and how many awards it has learned from."""
+    found = client(Where(network, datadir, None, rpc)).call("worker_floor")
+    if json_out:
+        print_json(found)
+        return
+    table(f"floors of {found['address']} (base units per quote unit)",
+          ("service", "floor", "min", "max", "mean", "awards seen", "last award"),
+          [(name, f"{f['floor']:,}", f"{f['min_floor']:,}", f"{f['max_floor']:,}", f"{f['mean_floor']:,.1f}",
+            f["rounds"], _or_dash(f["last_award_height"])) for name, f in found["floors"].items()])
+
+
+@worker_app.command("earnings")
+@guarded
+def worker_earnings(
+    address: Annotated[str | None, typer.Option("--address", help="another account (address or key name)")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="newest events read")] = 1000,
+    network: NetworkOpt = "main",
+    datadir: DatadirOpt = None,
+    keystore: KeystoreOpt = None,
+    rpc: RpcOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """What this node's agent account was paid, rewarded and slashed on the market, in total and per job."""
+    where = Where(network, datadir, keystore, rpc)
+    params: dict[str, Any] = {"limit": limit}
+    if address is not None:
+        params["address"] = address_of(where, address)
+    found = client(where).call("worker_earnings", **params)
+    if json_out:
+        print_json(found)
+        return
+    fields(None, [("address", found["address"]), ("paid", f"{found['paid_ntk']} NTK"),
+                  ("rewards", f"{found['rewards_ntk']} NTK"), ("slashed", f"{found['slashed_ntk']} NTK"),
+                  ("net", f"{found['net_ntk']} NTK")])
+    if found["jobs"]:
+        table("per job, newest first", ("job", "height", "shards", "paid", "rewards", "slashed", "net", "notes"),
+              [(j["job"][:16], j["height"], ",".join(map(str, j["shards"])), j["paid_ntk"], j["rewards_ntk"],
+                Text(j["slashed_ntk"], style="red") if j["slashed"] else j["slashed_ntk"], j["net_ntk"],
+                ",".join(j["notes"])) for j in found["jobs"]])
+
+
+@job_app.command("fetch")
+@guarded
+def job_fetch(
+    job: Annotated[str, typer.Argument(help="job id (hex)", metavar="JOB")],
+    out: Annotated[str, typer.Argument(help="folder to copy the verified shards into (shard-K each)", metavar="DIR")],
+    network: NetworkOpt = "main",
+    datadir: DatadirOpt = None,
+    rpc: RpcOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Copy the verified outputs of a job this node's client agent bought into DIR/shard-K
+    (the daemon's own copies, on this machine, stay where they are)."""
+    import shutil
+
+    status = client(Where(network, datadir, None, rpc)).call("job_status", job=job_id_param(job))
+    if status["state"] != "done":
+        detail = f": {status['message']}" if status["message"] else ""
+        raise CliError(f"job {status['job']} is {status['state']}, not done{detail}; follow it with "
+                       f"`neuro job status {status['job']}`", "job-not-done")
+    sources = [(k, Path(v["output"])) for k, v in enumerate(status["views"]) if v["output"]]
+    if not sources:
+        raise CliError(f"job {status['job']} has no verified shard outputs", "no-outputs")
+    missing = [str(path) for _, path in sources if not path.is_dir()]
+    if missing:
+        raise CliError(f"{missing[0]} is not on this machine: run the command where the daemon runs",
+                       "output-missing")
+    target = Path(out).expanduser()
+    clashes = [str(target / f"shard-{k}") for k, _ in sources if (target / f"shard-{k}").exists()]
+    if clashes:
+        raise CliError(f"{clashes[0]} exists: choose another DIR", "file-exists")
+    target.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for k, path in sources:
+        shutil.copytree(path, target / f"shard-{k}")
+        copied.append({"shard": k, "from": str(path), "to": str(target / f"shard-{k}"),
+                       "files": sum(1 for p in (target / f"shard-{k}").rglob("*") if p.is_file())})
+    skipped = [k for k, v in enumerate(status["views"]) if not v["output"]]
+    result = {"job": status["job"], "dir": str(target), "shards": copied, "skipped": skipped}
+    if json_out:
+        print_json(result)
+        return
+    table(f"job {status['job'][:16]}: copied into {target}", ("shard", "files", "to"),
+          [(c["shard"], c["files"], c["to"]) for c in copied])
+    if skipped:
+        note(f"[yellow]not copied[/yellow] (no verified output): shards {', '.join(map(str, skipped))}")
+
+
+@job_app.command("cancel")
+@guarded
+def job_cancel(
+    job: Annotated[str, typer.Argument(help="job id (hex)", metavar="JOB")],
+    network: NetworkOpt = "main",
+    datadir: DatadirOpt = None,
+    rpc: RpcOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Stop buying a job before its award: the agent awards nothing and posts Settle after the bid
+    window, which refunds the escrow. Once awarded, a job runs to its deadline."""
+    status = client(Where(network, datadir, None, rpc)).call("job_cancel", job=job_id_param(job))
+    if json_out:
+        print_json(status)
+        return
+    note(f"job {status['job']} cancelled: {status['message']}")

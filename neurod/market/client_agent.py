@@ -62,6 +62,7 @@ class ShardView:
     root: str = ""
     detail: str = ""
     output: str = ""
+    paid: int = 0  # what the chain paid for it (set once)
 
 
 @dataclass
@@ -70,7 +71,7 @@ class ClientJob:
     service: str
     shards: int
     max_price: int
-    state: str = "posted"  # posted | bidding | awarded | done | uncovered | failed
+    state: str = "posted"  # posted | bidding | awarded | cancelled | done | uncovered | failed
     message: str = ""
     posted_at: float = field(default_factory=time.time)
     bids: list[dict[str, Any]] = field(default_factory=list)
@@ -79,6 +80,7 @@ class ClientJob:
     paid: int = 0
     refunded: int = 0
     convicted: list[str] = field(default_factory=list)  # workers this client proved fraud against
+    closed: bool = False  # the job closed on chain and its outputs were taken: nothing left to do
 
     def note(self, height: int, text: str) -> None:
         self.events.append(f"[{height}] {text}")
@@ -137,7 +139,7 @@ class ClientAgent:
                 while True:
                     tip = self.node.chain.tip_hash
                     for job_id, record in list(self.jobs.items()):
-                        if record.state not in ("done", "failed"):
+                        if not record.closed and record.state not in ("done", "failed"):
                             try:
                                 await self.step(nursery, job_id, record)
                             except Exception:  # one job's trouble must not stop the others
@@ -169,7 +171,8 @@ class ClientAgent:
             if not unchecked:
                 self._finish(job_id, job, record, h)
             return
-        await self._award(job_id, job, record, h, nxt)
+        if record.state != "cancelled":  # a cancelled job is never awarded: Settle refunds it
+            await self._award(job_id, job, record, h, nxt)
         for k, shard in enumerate(job.shards):
             due = shard.status is ShardStatus.COMMITTED and h > shard.committed_at  # its beacon exists
             if due and record.views[k].state not in ("verified", "challenged", "disputed") \
@@ -281,7 +284,7 @@ class ClientAgent:
             self._busy.discard((job_id, k))
             return
         if verdict.ok:
-            view.state = "paid" if shard.status is ShardStatus.PAID else "verified"
+            view.state = "paid" if view.paid or shard.status is ShardStatus.PAID else "verified"
             view.detail, view.output = verdict.detail, str(out)
             record.note(chain.height, f"shard {k}: verified ({verdict.detail})")
         elif verdict.proof is not None:
@@ -350,14 +353,14 @@ class ClientAgent:
 
     def _follow(self, job: Job, record: ClientJob, h: int) -> None:
         hrp = self.node.chain.params.hrp
+        record.paid = sum(s.payment for s in job.shards if s.status is ShardStatus.PAID)
         for k, shard in enumerate(job.shards):
             view = record.views[k]
             view.worker = encode_address(shard.worker, hrp) if shard.worker else view.worker
             view.price = shard.price or view.price
             view.root = shard.root.hex() if shard.root else view.root
-            if shard.status is ShardStatus.PAID and view.state != "paid":
-                view.state = "paid"
-                record.paid += shard.payment
+            if shard.status is ShardStatus.PAID and not view.paid:
+                view.state, view.paid = "paid", shard.payment
                 record.note(h, f"shard {k}: paid {shard.payment} to {view.worker[:14]}..")
             elif shard.status is ShardStatus.REFUNDED:
                 view.state = "refunded"
@@ -372,11 +375,33 @@ class ClientAgent:
                 view.state = "committed"
 
     def _finish(self, job_id: bytes, job: Job, record: ClientJob, h: int) -> None:
+        record.closed = True
+        if record.state == "cancelled":  # final, so the loop lets it be
+            record.state, record.message = "failed", "cancelled before the award; the escrow was refunded"
+            record.note(h, f"closed: {record.message}")
+            return
         paid = sum(1 for s in job.shards if s.status is ShardStatus.PAID)
         record.state = "done" if paid == len(job.shards) else ("uncovered" if not paid else "done")
         record.message = (f"{paid}/{len(job.shards)} shards paid; outputs in "
                           f"{self.dir / 'jobs' / job_id.hex()[:16]}")
         record.note(h, f"closed: {record.message}")
+
+    # ---- cancel (`neuro job cancel`) -------------------------------------------------------
+
+    def awarded(self, job_id: bytes) -> bool:
+        """Whether an award of the job went out (mined or on its way): too late to cancel."""
+        job = self.node.chain.job(job_id)
+        on_chain = job is not None and any(s.status is not ShardStatus.OPEN for s in job.shards)
+        return on_chain or (job_id, "award") in self._sent or self.jobs[job_id].state == "awarded"
+
+    def cancel(self, job_id: bytes) -> None:
+        """Award nothing more for the job; `step` still posts Settle once the bid window is over,
+        which refunds the escrow and closes it. The caller checks `awarded` first."""
+        record = self.jobs[job_id]
+        if record.state != "cancelled":
+            record.state, record.message = "cancelled", "cancelled: the escrow comes back by Settle after the bid window"
+            record.note(self.node.chain.height, "cancelled by the owner before the award")
+            self.save()
 
     def status_json(self, job_id: bytes) -> dict[str, Any]:
         record = self.jobs[job_id]

@@ -140,3 +140,20 @@ def test_a_job_no_worker_will_take_says_why_and_is_refunded(daemons):
     wait_until(lambda: client.rpc("job_get", job=job)["status"] == "closed", 90, "the refund")
     after = int(client.rpc("account_get", address=devnet_address("alice"))["balance"])
     assert before - after < 10**7  # fees only: the escrow came back
+
+
+def test_a_worker_restarted_mid_job_runs_its_shards_again_and_is_paid(daemons):
+    """Nothing a worker needs is lost with its process: the chain says which shards are its own,
+    and the spec is deterministic, so after a kill it renders them again and is paid."""
+    two = ("--worker-slots", "2")
+    client, workers = market(daemons, {"bob": worker_flags("bob", 50, *two)})
+    job = submit(client, deadline_blocks=60)
+    wait_until(lambda: any(v["state"] == "awarded" for v in client.rpc("job_status", job=job)["views"]), 90,
+               "the award")
+    bob = workers["bob"]
+    bob.kill()
+    bob.start()
+    status = finished(client, job)
+    assert status["state"] == "done", status["events"]
+    assert set(paid_to(client, job)) == {devnet_address("bob")}
+    assert_delivered(status)
