@@ -73,7 +73,7 @@ from p2p.wire import frame
 log = logging.getLogger("neuro.p2p.artifacts")
 
 READ_PIECES = 64  # pieces per read request (<= MAX_READ_PIECES)
-STREAMS_PER_SOURCE = 2  # concurrent read streams to one source (servers allow 8)
+STREAMS_PER_SOURCE = 6  # concurrent streams to one source (servers allow 8): a dataset is many small files
 WRITE_BATCH = 4  # pieces checked and written per worker-thread call
 RETRIES = 3  # a source that goes away this many times in a row is dropped (no blame)
 MANIFEST_BACKOFF = 0.5  # seconds before the second manifest try of a source; doubles per try

@@ -23,6 +23,12 @@ patterns=()
 for module in ${MODULES:-}; do patterns+=("chain.${module}.*"); done
 
 cd "$work"
+# Workers forked from mutmut's main process, which ran the whole suite for its stats, inherit
+# LevelDB's "background thread started" flag without the thread: a store test then waits forever
+# on a compaction and the mutant is counted a timeout (detected) ten minutes later. A fork server
+# that never ran a test keeps the workers clean.
+grep -q '^process_isolation' pyproject.toml \
+  || sed -i 's/^\[tool\.mutmut\]$/&\nprocess_isolation = "forkserver"/' pyproject.toml
 start=$(date +%s)
 # mutmut's exit status is not the verdict (it exits 0 with survivors): score.py reads the results
 if ! "$py" -m mutmut run --max-children "${JOBS:-2}" ${patterns[@]+"${patterns[@]}"} > mutmut.log 2>&1; then

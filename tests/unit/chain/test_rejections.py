@@ -7,17 +7,24 @@ rejected block moved nothing: the tip and the state root are those from before.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from chain.chainstate import BlockStatus, ChainState
 from chain.devnet_keys import devnet_seed
 from chain.errors import ChainError, InvalidBlock, InvalidTransaction, RejectKind
-from chain.params import MAX_SUPPLY_UNITS
+from chain.params import BLOCK_VERSION, MAX_SUPPLY_UNITS
 from chain.pow import meets_target, pow_hash
 from chain.state import Account, apply_block, check_tx_against_state
-from chain.types import Block, Transaction
-from chain.validation import check_header, check_header_context
+from chain.types import Block, Header, Transaction
+from chain.validation import (
+    check_block_contents,
+    check_header,
+    check_header_context,
+    expected_bits,
+    median_time_past,
+)
 from tests.support.chain_builders import (
     account_of,
     block_time,
@@ -95,8 +102,7 @@ def test_high_hash_with_a_real_target() -> None:
     )
     bad = Block(good.header.with_nonce(nonce), good.txs)
     expect(rejected(chain, bad), "high-hash")
-    with pytest.raises(InvalidBlock, match="high-hash"):
-        check_header(bad.header, chain.params)
+    assert told(check_header, bad.header, chain.params) == "high-hash: proof of work does not meet the target"
     assert import_block(chain, good).tip_changed
 
 
@@ -349,3 +355,58 @@ def test_median_time_past_spans_exactly_the_last_eleven_blocks() -> None:
     earliest = make_block(chain, offset=mtp + 1 - block_time(chain, chain.tip_header))
     assert earliest.header.timestamp == mtp + 1 < parent_time  # before its parent, after the median
     assert import_block(chain, earliest).tip_changed
+
+
+# ---- what each rejection tells the peer: the reason, then what was expected and what came -----
+
+
+def told(check: Any, *args: Any, **kwargs: Any) -> str:
+    with pytest.raises(InvalidBlock) as info:
+        check(*args, **kwargs)
+    return str(info.value)
+
+
+def test_header_rejections_say_what_was_expected(chain: ChainState) -> None:
+    params, tip = chain.params, chain.tip_header
+    header = make_block(chain).header
+    assert told(check_header, replace(header, version=2), params) == f"bad-version (expected {BLOCK_VERSION}, got 2)"
+    assert told(check_header, replace(header, bits=0x2200FFFF), params) \
+        == "bad-diffbits: target not canonical or above the limit (expected None, got '0x2200ffff')"
+
+    stamps = chain.recent_timestamps(tip, params.median_time_span)
+    mtp = median_time_past(stamps)
+
+    def in_context(now: int | None = None, parent: Header = tip, **fields: Any) -> str:
+        child = forge_block(chain, tip, **fields).header
+        return told(check_header_context, child, parent, stamps, params, child.timestamp if now is None else now)
+
+    assert in_context(parent=chain.header(tip.parent)) == "bad-prevblk: parent hash does not match"
+    assert in_context(height=tip.height + 2) == f"bad-height (expected {tip.height + 1}, got {tip.height + 2})"
+    assert in_context(bits=0x2000FFFF) == (f"bad-diffbits: target does not follow ASERT "
+                                           f"(expected '{hex(expected_bits(params, tip))}', got '0x2000ffff')")
+    assert in_context(timestamp=mtp) == (f"time-too-old: not after the median of the last blocks "
+                                         f"(expected '> {mtp}', got {mtp})")
+    late = header.timestamp
+    assert in_context(now=late - params.max_future_drift - 1, timestamp=late) == (
+        f"time-too-new: too far in the future (expected '<= {late - 1}', got {late})")
+
+
+def test_block_rejections_say_what_was_expected(chain: ChainState) -> None:
+    params, tip = chain.params, chain.tip_header
+    tx1, tx2 = transfers(chain, ALICE, BOB, [5, 6])
+    block = forge_block(chain, tip, [tx1, tx2])
+    limit = params.max_block_bytes
+    check_block_contents(block, params, chain.chain_id, encoded_size=limit)  # the limit itself is fine
+    assert told(check_block_contents, block, params, chain.chain_id, encoded_size=limit + 1) \
+        == f"block-too-large (expected '<= {limit}', got {limit + 1})"
+    check_block_contents(block, replace(params, max_block_txs=2), chain.chain_id)
+    assert told(check_block_contents, block, replace(params, max_block_txs=1), chain.chain_id) \
+        == "too-many-txs (expected '<= 1', got 2)"
+    swapped = Block(block.header, block.txs[::-1])
+    assert told(check_block_contents, swapped, params, chain.chain_id) \
+        == "bad-txnmrklroot: transaction root does not match"
+    assert told(check_block_contents, forge_block(chain, tip, [tx1, tx1]), params, chain.chain_id) \
+        == "bad-txns-duplicate: a transaction appears twice"
+    stray = signed_transfer(bytes(32), ALICE, BOB, 5, 4)
+    assert told(check_block_contents, forge_block(chain, tip, [tx1, stray]), params, chain.chain_id) \
+        == f"bad-tx-chain-id: tx 1 (expected '{chain.chain_id.hex()}', got '{bytes(32).hex()}')"
