@@ -68,6 +68,7 @@ def test_each_shard_field_of_the_wrong_type_is_named(name: str) -> None:
     error = refusal(Shard.from_list, shard_with(**{name: "x"}))
     assert error.reason == "bad-encoding"
     assert f"shard.{name}: expected" in error.detail
+    assert error.detail.endswith(", got str")
 
 
 @pytest.mark.parametrize("name", JOB_FIELDS)
@@ -75,6 +76,7 @@ def test_each_job_field_of_the_wrong_type_is_named(name: str) -> None:
     error = refusal(Job.decode, job_with(**{name: "x"}))
     assert error.reason == "bad-encoding"
     assert f"job.{name}: expected" in error.detail
+    assert error.detail.endswith(", got str")
 
 
 @pytest.mark.parametrize("index", range(3))
@@ -181,3 +183,11 @@ def test_event_json_names_the_shard_or_none() -> None:
 
 def test_only_paid_and_refunded_shards_are_final() -> None:
     assert {s for s in ShardStatus if s.final} == {ShardStatus.PAID, ShardStatus.REFUNDED}
+
+
+def test_too_many_items_says_how_many() -> None:
+    error = refusal(Job.decode, job_with(shards=[Shard().to_list()] * 4097))
+    assert (error.reason, error.expected, error.got) == ("oversized", "<= 4096", 4097)
+    error = refusal(Shard.from_list, shard_with(voters=[bytes(20)] * (MAX_VOTERS + 1), fraud_votes=0))
+    assert (error.detail, error.expected, error.got) == ("shard.voters: too many items", f"<= {MAX_VOTERS}",
+                                                         MAX_VOTERS + 1)

@@ -161,3 +161,10 @@ def test_mine_stops_at_the_last_nonce() -> None:
     found = mine(HEADER.encode(), 0x2100FFFF, last, 10)
     assert found == last
     assert HEADER.with_nonce(last).nonce == b"\xff" * 8
+
+
+def test_mine_gives_up_at_the_end_of_the_nonce_space() -> None:
+    # a target of 1 is never met: the search runs to the end of the 64-bit nonce space and stops
+    header = bytes(100)
+    assert mine(header, 0x03000001, 2**64 - 3, 10) is None
+    assert mine(header, 0x03000001, 2**64, 10) is None
