@@ -10,6 +10,10 @@ Prices are quoted per `QUOTE_UNITS` compute units of the service's kind: a megap
 renders, a GFLOP for training, labelling and evaluation. A shard's payment is
 ``shard_units * unit_price // QUOTE_UNITS[service]``.
 
+A train job's data is a digits spec (rendered by the trainer) or artifacts named by their roots
+(`"source": "artifacts"`, e.g. the shards of a generate job bought earlier); the latter gives
+``train.steps``, since the chain cannot count items it never sees.
+
 Label and evaluate jobs name their model (``"model"``, a zoo model spec) and their image count
 (``"images"``) in the spec: the inputs are artifacts the worker fetches, so the chain prices
 from the declared count.
@@ -165,6 +169,8 @@ def _train_units(doc: dict[str, Any]) -> int:
         steps = _get(train, "steps", int, 0, "train.")
     else:
         data = _object(doc, "data", "")
+        if data.get("source") != "digits":  # data named by roots, or files: no count in the spec
+            raise _bad("train: give steps when the data is not a digits spec (epochs need its count)")
         count = _get(_object(data, "spec", "data."), "count", int, 10_000, "data.spec.")
         steps = _get(train, "epochs", int, 0, "train.") * (count // batch)
     if steps < 1:

@@ -200,17 +200,79 @@ def _job_view(status: dict[str, Any]) -> Any:
     return Group(head, rows, events, message)
 
 
+def escrow_at(service: str, docs: list[dict[str, Any]], shards: int, price: int) -> int:
+    """What posting ``docs`` at ``price`` locks in escrow: every shard's payment at that price."""
+    import json
+
+    from chain.job_spec import job_terms
+    from chain.market_types import Service
+
+    total = 0
+    for doc in docs:
+        canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+        try:
+            terms = job_terms(Service[service.upper()], canonical, len(canonical))
+        except ValueError as exc:  # InvalidTransaction: the spec the chain would refuse, named
+            raise CliError(f"spec: {exc}", getattr(exc, "reason", "bad-spec")) from None
+        total += sum(terms.payment(k, shards, price) for k in range(shards))
+    return total
+
+
+def fit_budget(service: str, docs: list[dict[str, Any]], shards: int, max_price: int | None, budget: int) -> int:
+    """The highest max price (at most ``max_price``, when given) whose escrow fits ``budget``."""
+    low, high = 0, max_price or budget * 10**9 + 1
+    while low < high:  # escrow grows with the price: the last price that fits
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if escrow_at(service, docs, shards, mid) <= budget else (low, mid - 1)
+    if low < 1 or escrow_at(service, docs, shards, low) < 1:
+        from chain.amounts import format_ntk
+
+        raise CliError(f"a budget of {format_ntk(budget)} NTK cannot pay for this work even at 1 base unit per "
+                       f"quote unit (that locks {format_ntk(escrow_at(service, docs, shards, 1))} NTK)",
+                       "budget-too-small")
+    return low
+
+
+def follow_jobs(rpc_client: Any, statuses: list[dict[str, Any]], timeout: float, quiet: bool) -> list[dict[str, Any]]:
+    """Follow jobs until each closes, with a live view of their bids, shards and events."""
+    import time
+
+    from rich.console import Group
+    from rich.live import Live
+
+    from cli.output import console
+
+    ends = time.monotonic() + timeout
+    with Live(Group(*map(_job_view, statuses)), console=console, refresh_per_second=4, transient=quiet) as live:
+        while any(s["state"] not in FINAL_STATES for s in statuses):
+            if time.monotonic() > ends:
+                late = [s["job"][:16] for s in statuses if s["state"] not in FINAL_STATES]
+                raise CliError(f"jobs {', '.join(late)} still open after {timeout:g} s", "wait-timeout")
+            time.sleep(WAIT_POLL_S)
+            statuses = [s if s["state"] in FINAL_STATES else rpc_client.call("job_status", job=s["job"])
+                        for s in statuses]
+            live.update(Group(*map(_job_view, statuses)))
+    return statuses
+
+
 @job_app.command("submit")
 @guarded
 def submit(
     service: Annotated[str, typer.Argument(help=" | ".join(SERVICES))],
     spec: Annotated[str, typer.Argument(help="the task spec, a JSON file", metavar="SPEC.json")],
     shards: Annotated[int, typer.Option("--shards", min=1, help="shard count (workers share them)")] = 1,
-    max_price: Annotated[int, typer.Option("--max-price", min=1, help="most paid per quote unit, base units")] = 1000,
+    max_price: Annotated[int | None, typer.Option(
+        "--max-price", min=1, help="most paid per quote unit, base units (default 1000, or what --budget allows)")
+    ] = None,
+    budget: Annotated[str | None, typer.Option(
+        "--budget", help="most locked in escrow, NTK, all jobs together: caps the max price")] = None,
     bid_blocks: Annotated[int, typer.Option("--bid-blocks", min=1, help="blocks bids are collected")] = 6,
     deadline: Annotated[int, typer.Option("--deadline", min=2, help="blocks from the post to the results")] = 100,
     challenge_blocks: Annotated[int, typer.Option("--challenge-blocks", min=1, help="blocks to verify and challenge each result")] = 30,
-    wait: Annotated[bool, typer.Option("--wait", help="follow the job until it closes")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="follow the jobs until they close")] = False,
+    real: Annotated[str | None, typer.Option(
+        "--real", help="train: score each delivered model on your real set here ('mnist', a folder of class "
+                       "folders, a .csv or a COCO .json) and keep the best; implies --wait")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="seconds --wait waits at most")] = 600.0,
     network: NetworkOpt = "main",
     datadir: DatadirOpt = None,
@@ -218,14 +280,13 @@ def submit(
     json_out: JsonOpt = False,
 ) -> None:
     """Buy work on the market: the node's agent posts the job (escrow locked), collects bids,
-    awards the cheapest covering pool, verifies what is delivered, and pays or proves fraud."""
+    awards the cheapest covering pool, verifies what is delivered, and pays or proves fraud.
+    A train spec listing "architectures" posts one job per architecture (`cli.architectures`)."""
     import json
-    import time
     from pathlib import Path
 
-    from rich.live import Live
-
-    from cli.output import console
+    from chain.amounts import format_ntk, parse_ntk
+    from cli.architectures import architecture_jobs, best, score_model
 
     if service not in SERVICES:
         raise CliError(f"service must be one of {', '.join(SERVICES)}, not {service!r}", "bad-service")
@@ -233,25 +294,47 @@ def submit(
         doc = json.loads(Path(spec).read_text())
     except (OSError, ValueError) as exc:
         raise CliError(f"{spec}: {exc}", "bad-spec-file") from None
+    if not isinstance(doc, dict):
+        raise CliError(f"{spec}: a task spec is a JSON object", "bad-spec-file")
+    docs = architecture_jobs(doc) if service == "train" else [doc]
+    if real is not None and service != "train":
+        raise CliError("--real scores delivered models: train jobs only", "bad-option")
+    price = max_price or 1000
+    if budget is not None:
+        try:
+            cap = parse_ntk(budget)
+        except ValueError as exc:
+            raise CliError(f"--budget: {exc}", "bad-amount") from None
+        price = fit_budget(service, docs, shards, max_price, cap)
+        note(f"max price {price} per quote unit: {format_ntk(escrow_at(service, docs, shards, price))} NTK in escrow "
+             f"of the {format_ntk(cap)} NTK budget")
     rpc_client = client(Where(network, datadir, None, rpc))
-    status = rpc_client.call("job_submit", service=service, spec=doc, shards=shards, max_price=max_price,
-                             bid_blocks=bid_blocks, deadline_blocks=deadline, challenge_blocks=challenge_blocks)
-    job = status["job"]
-    if not wait:
-        print_json(status) if json_out else note(f"job {job} posted; follow it with `neuro job status {job}`")
+    statuses = [rpc_client.call("job_submit", service=service, spec=d, shards=shards, max_price=price,
+                                bid_blocks=bid_blocks, deadline_blocks=deadline, challenge_blocks=challenge_blocks)
+                for d in docs]
+    if not wait and real is None:
+        if json_out:
+            print_json(statuses[0] if len(statuses) == 1 else statuses)
+        for status in statuses if not json_out else ():
+            note(f"job {status['job']} posted; follow it with `neuro job status {status['job']}`")
         return
-    ends = time.monotonic() + timeout
-    with Live(_job_view(status), console=console, refresh_per_second=4, transient=json_out) as live:
-        while status["state"] not in FINAL_STATES:
-            if time.monotonic() > ends:
-                raise CliError(f"job {job} is still {status['state']} after {timeout:g} s", "wait-timeout")
-            time.sleep(WAIT_POLL_S)
-            status = rpc_client.call("job_status", job=job)
-            live.update(_job_view(status))
+    statuses = follow_jobs(rpc_client, statuses, timeout, json_out)
+    failed = [s for s in statuses if s["state"] != "done"]
+    if real is None or failed:
+        if json_out:
+            print_json(statuses[0] if len(statuses) == 1 else statuses)
+        if failed:
+            raise CliError("; ".join(f"job {s['job']}: {s['state']}: {s['message']}" for s in failed),
+                           f"job-{failed[0]['state']}")
+        return
+    scored = [score_model(s["job"], d["train"]["model"], s["views"][0]["output"], real) for s, d in zip(statuses, docs)]
+    chosen = best(scored)
     if json_out:
-        print_json(status)
-    elif status["state"] != "done":
-        raise CliError(f"job {job}: {status['state']}: {status['message']}", f"job-{status['state']}")
+        print_json({"jobs": statuses, "scores": [vars(x) for x in scored], "best": vars(chosen)})
+        return
+    table(f"models scored on {real} (here; the real set never left this machine)",
+          ("job", "architecture", chosen.metric, "model"),
+          [(x.job[:16], x.model, f"{x.score:.3f}" + ("  best" if x is chosen else ""), x.output) for x in scored])
 
 
 @job_app.command("status")
@@ -291,7 +374,8 @@ def worker_status(
     rpc: RpcOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """The worker agent: services, measured speeds, price floors, stake, shards and bids."""
+    """The worker agent: services, measured speeds, price floors, stake, shards, bids and its
+    votes on dispute committees."""
     found = client(Where(network, datadir, None, rpc)).call("worker_status")
     if json_out:
         print_json(found)
@@ -305,6 +389,10 @@ def worker_status(
     if found["shards"]:
         table("shards", ("job", "shard", "state", "root", "error"),
               [(s["job"][:16], s["shard"], s["state"], (s["root"] or "-")[:16], s["error"] or "") for s in found["shards"]])
+    if found.get("votes"):
+        table("committee votes", ("job", "shard", "state", "verdict", "detail"),
+              [(v["job"][:16], v["shard"], v["state"], "-" if v["fraud"] is None else ("fraud" if v["fraud"] else "honest"),
+                v["detail"]) for v in found["votes"]])
 
 
 # ---- staking from a wallet key, prices, the worker's floors and earnings, a job's outputs --------

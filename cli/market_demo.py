@@ -3,8 +3,10 @@
 Four daemons on 127.0.0.1: node0 mines and runs alice's client agent; node1-3 are worker daemons
 (bob, carol, dave) with different price floors and slots. Workers stake at start, then:
 1. a Generate Data job for retail shelves, sharded across the workers, verified and paid;
-2. two rounds of the digits synthetic-to-real loop bought on the market (`neuro job loop`), each
-   model scored on real MNIST digits here, on the client;
+2. two rounds of the digits synthetic-to-real loop bought on the market (`neuro job loop`): each
+   round a generate job, then two train jobs on the digits it bought (named by their artifact
+   roots), one per architecture; each model is scored on real MNIST digits here, on the client,
+   and the better kept;
 3. a summary: bids and clearing prices, who earned what, accuracy per round, where the outputs
    are (datasets, models and a plot, copied into ``--out``).
 """
@@ -19,13 +21,16 @@ from typing import Any
 
 from chain.amounts import format_ntk
 from chain.devnet_keys import devnet_address
-from cli.market_loop import run_loop, wait_job
+from cli.market_loop import architecture_scores, run_loop, wait_job
 from cli.output import CliError, note, table
 
 CLIENT = "alice"
 WORKERS = (("bob", 200_000, 2), ("carol", 300_000, 1), ("dave", 450_000, 1))  # name, floor, slots
 BLOCK_INTERVAL = 0.5
 SHELF_SPEC = {"task": "render", "seed": 11, "spec": {"kind": "shelf", "count": 12}}
+# each round trains both on the digits it bought (two jobs, trained at once) and keeps the better
+ARCHITECTURES = ({"name": "cnn", "width": 16, "depth": 3, "image_size": 28},
+                 {"name": "cnn", "width": 8, "depth": 2, "image_size": 28})
 MAX_PRICE = 2_000_000  # base units per quote unit: above every floor
 STAKE_NTK = 100
 
@@ -84,13 +89,14 @@ def run_demo(root: Path, out: Path, *, rounds: int = 2, keep: bool = False) -> N
 
         note(f"2. the digits synthetic-to-real loop: {rounds} rounds bought on the market, scored on real MNIST here")
         loop = run_loop(rpc, {"kind": "digits"}, load_split(), rounds=rounds, items=2000, steps=100, shards=2,
-                        max_price=MAX_PRICE, out=out / "loop", timeout=300, say=note)
+                        max_price=MAX_PRICE, out=out / "loop", timeout=300, say=note, models=list(ARCHITECTURES))
         for r in loop:
             shutil.copytree(r.model, out / "loop" / f"model-round-{r.round}", dirs_exist_ok=True)
         plot = _plot(loop, out / "loop" / "accuracy.png")
 
-        jobs = [("shelves", shelf["job"])] + [(f"round {r.round} {kind}", job) for r in loop
-                                              for kind, job in (("digits", r.generate_job), ("train", r.train_job))]
+        jobs = [("shelves", shelf["job"])] + [
+            (f"round {r.round} {kind}", job) for r in loop
+            for kind, job in (("digits", r.generate_job), *((f"train {a['model']}", a["job"]) for a in r.architectures))]
         rows = []
         for label, job in jobs:
             status = rpc.call("job_status", job=job)
@@ -101,8 +107,8 @@ def run_demo(root: Path, out: Path, *, rounds: int = 2, keep: bool = False) -> N
         table("who earned what (paid by the jobs, from the chain's events)", ("worker", "earned NTK", "slashed NTK"),
               [(name, *_earned(rpc, name, [j for _, j in jobs])) for name, _, _ in WORKERS])
         table("accuracy per round (real MNIST digits, scored on the client)",
-              ("round", "tuning (100 real)", "held out (4,900 real)", "cost NTK"),
-              [(r.round, f"{r.tuning_accuracy:.3f}", f"{r.heldout_accuracy:.3f}", format_ntk(r.cost)) for r in loop])
+              ("round", "architectures: tuning (100 real)", "kept: held out (4,900 real)", "cost NTK"),
+              [(r.round, architecture_scores(r), f"{r.heldout_accuracy:.3f}", format_ntk(r.cost)) for r in loop])
         (out / "summary.json").write_text(json.dumps({"jobs": {label: job for label, job in jobs},
                                                       "loop": [vars(r) for r in loop]}, indent=1))
         note(f"outputs in {out}: shelves/ (the verified dataset), loop/ (models, loop.json, {plot.name}),"

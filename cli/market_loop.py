@@ -1,7 +1,7 @@
 """`neuro job loop`: the synthetic-to-real loop bought on the market.
 
 Each round buys a Generate job (digits from the round's spec) and a Train job (the zoo's CNN on
-that spec's digits) through the local daemon's client agent, which verifies both deliveries
+the digits just bought, named by the roots of the generate job's shards) through the local daemon's client agent, which verifies both deliveries
 (sampled re-renders; proof-of-learning replays) before paying. The delivered model is then scored
 on the client's own real digits, here, on this machine: the real set never leaves it. The score
 steers the generator spec with the loop's tuner (`worker.active`: TPE over the digits spec's
@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from chain.amounts import format_ntk
+from cli.architectures import describe
 from cli.config import DatadirOpt, JsonOpt, NetworkOpt, RpcOpt, Where
 from cli.market import FINAL_STATES, WAIT_POLL_S, job_app
 from cli.output import CliError, guarded, note, print_json, table
@@ -33,10 +34,11 @@ class LoopRound:
     spec: dict[str, Any]
     generate_job: str
     train_job: str
-    cost: int  # base units paid for both jobs
-    tuning_accuracy: float
+    cost: int  # base units paid for the round's jobs
+    tuning_accuracy: float  # of the best architecture's model, which the round keeps
     heldout_accuracy: float | None
-    model: str  # the delivered model's folder
+    model: str  # the kept model's folder
+    architectures: list[dict[str, Any]]  # per architecture: model, job, tuning_accuracy
 
 
 def wait_job(rpc: Any, job: str, timeout: float, say: Any) -> dict[str, Any]:
@@ -78,13 +80,19 @@ def real_split(real: str) -> Any:
     return _Split()
 
 
-def train_spec(fields: dict[str, Any], items: int, steps: int, seed: int) -> dict[str, Any]:
+DEFAULT_MODEL = {"name": "cnn", "width": 16, "depth": 3, "image_size": 28}
+
+
+def train_spec(roots: list[str], steps: int, seed: int, model: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train a zoo CNN on the digits bought by the round's generate job, named by the roots of
+    its shards: the trainer fetches those very files (from the client or the workers that
+    rendered them) and trains on nothing else."""
     return {
         "task": "train",
-        "train": {"model": {"name": "cnn", "width": 16, "depth": 3, "image_size": 28}, "steps": steps,
+        "train": {"model": model or DEFAULT_MODEL, "steps": steps,
                   "batch_size": 64, "lr": 0.01, "schedule": "cosine", "augment": {"shift": 2}, "seed": seed,
                   "pol_interval": max(10, steps // 4)},
-        "data": {"source": "digits", "seed": seed, "spec": {**fields, "kind": "digits", "count": items}},
+        "data": {"source": "artifacts", "roots": roots},
     }
 
 
@@ -101,6 +109,9 @@ def loop(
     max_price: Annotated[int, typer.Option("--max-price", help="most paid per quote unit (both jobs)")] = 1000,
     out: Annotated[Path, typer.Option("--out", help="where the report and the models go")] = Path("neuro-loop"),
     timeout: Annotated[float, typer.Option("--timeout", help="seconds each job may take")] = 600.0,
+    architectures: Annotated[Path | None, typer.Option(
+        "--architectures", help="a JSON list of zoo CNN specs: each round trains each (one job apiece) and "
+                                "keeps the best on the real set")] = None,
     network: NetworkOpt = "main",
     datadir: DatadirOpt = None,
     rpc: RpcOpt = None,
@@ -112,22 +123,36 @@ def loop(
         base = json.loads(spec.read_text())
     except (OSError, ValueError) as exc:
         raise CliError(f"{spec}: {exc}", "bad-spec-file") from None
+    models = [DEFAULT_MODEL]
+    if architectures is not None:
+        from cli.architectures import architecture_jobs
+
+        try:
+            listed = json.loads(architectures.read_text())
+        except (OSError, ValueError) as exc:
+            raise CliError(f"{architectures}: {exc}", "bad-spec-file") from None
+        models = [d["train"]["model"] for d in architecture_jobs({"train": {}, "architectures": listed})]
     rpc_client = client(Where(network, datadir, None, rpc))
     say = (lambda _line: None) if json_out else note
     done = run_loop(rpc_client, base.get("spec", base), real_split(real), rounds=rounds, items=items, steps=steps,
-                    shards=shards, max_price=max_price, out=out, timeout=timeout, say=say)
+                    shards=shards, max_price=max_price, out=out, timeout=timeout, say=say, models=models)
     if json_out:
         print_json([vars(r) for r in done])
         return
     table(f"synthetic-to-real loop on the market: {rounds} rounds (report: {out / 'loop.json'})",
-          ("round", "accuracy (real tuning)", "accuracy (real held out)", "cost NTK", "model"),
-          [(r.round, f"{r.tuning_accuracy:.3f}",
+          ("round", "architectures (real tuning accuracy)", "kept: tuning", "held out", "cost NTK", "model"),
+          [(r.round, architecture_scores(r), f"{r.tuning_accuracy:.3f}",
             "-" if r.heldout_accuracy is None else f"{r.heldout_accuracy:.3f}", format_ntk(r.cost), r.model)
            for r in done])
 
 
+def architecture_scores(r: LoopRound) -> str:
+    return ", ".join(f"{a['model']} {a['tuning_accuracy']:.3f}" for a in r.architectures)
+
+
 def run_loop(rpc_client: Any, base: dict[str, Any], split: Any, *, rounds: int, items: int, steps: int, shards: int,
-             max_price: int, out: Path, timeout: float, say: Any) -> list[LoopRound]:
+             max_price: int, out: Path, timeout: float, say: Any,
+             models: list[dict[str, Any]] | None = None) -> list[LoopRound]:
     """The rounds, bought through ``rpc_client`` (a client daemon); see the module."""
     import optuna
 
@@ -153,17 +178,27 @@ def run_loop(rpc_client: Any, base: dict[str, Any], split: Any, *, rounds: int, 
         generate = rpc_client.call("job_submit", service="generate", shards=shards, max_price=max_price, **windows, spec={
             "task": "render", "seed": seed, "spec": {**fields, "kind": "digits", "count": items}})
         generated = wait_job(rpc_client, generate["job"], timeout, say)
-        train = rpc_client.call("job_submit", service="train", shards=1, max_price=max_price, **windows,
-                                spec=train_spec(fields, items, steps, seed))
-        trained = wait_job(rpc_client, train["job"], timeout, say)
-        model_dir = Path(trained["views"][0]["output"])
-        model, _ = load_weights(model_dir / MODEL_FILE)
+        roots = [v["root"] for v in generated["views"]]
+        posted = [rpc_client.call("job_submit", service="train", shards=1, max_price=max_price, **windows,
+                                  spec=train_spec(roots, steps, seed, model)) for model in models or [DEFAULT_MODEL]]
+        tried = []
+        for model_spec, train in zip(models or [DEFAULT_MODEL], posted):  # all posted at once: trained in parallel
+            trained = wait_job(rpc_client, train["job"], timeout, say)
+            model_dir = Path(trained["views"][0]["output"])
+            model, _ = load_weights(model_dir / MODEL_FILE)
+            tried.append({"model": describe(model_spec), "job": train["job"], "paid": trained["paid"],
+                          "tuning_accuracy": accuracy(model, split.tuning), "output": str(model_dir), "weights": model})
+        kept = max(tried, key=lambda t: t["tuning_accuracy"])  # the first listed on a tie
         heldout = getattr(split, "heldout", None)
-        result = LoopRound(index, fields, generate["job"], train["job"], generated["paid"] + trained["paid"],
-                           accuracy(model, split.tuning), accuracy(model, heldout) if heldout is not None else None,
-                           str(model_dir))
+        result = LoopRound(index, fields, generate["job"], kept["job"],
+                           generated["paid"] + sum(t["paid"] for t in tried), kept["tuning_accuracy"],
+                           accuracy(kept["weights"], heldout) if heldout is not None else None, kept["output"],
+                           [{k: t[k] for k in ("model", "job", "tuning_accuracy")} for t in tried])
         study.tell(trial, result.tuning_accuracy)
         done.append(result)
+        if len(tried) > 1:
+            say(f"round {index}: architectures on the real tuning digits: {architecture_scores(result)};"
+                f" kept {kept['model']}")
         say(f"round {index}: real-digit accuracy {result.tuning_accuracy:.3f}"
             f" (held out {'-' if result.heldout_accuracy is None else f'{result.heldout_accuracy:.3f}'}),"
             f" cost {format_ntk(result.cost)} NTK")

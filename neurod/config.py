@@ -55,7 +55,7 @@ class NodeConfig:
     worker_floor_max: int = 10**6
     worker_slots: int = 1  # shards run at once, one child process each
     worker_stake: str = "0"  # NTK kept bonded (staked at start when the balance allows)
-    worker_fault: str | None = None  # test only, devnet only: "corrupt-item" (a dishonest worker)
+    worker_fault: str | None = None  # test only, devnet only: "corrupt-item" | "skip-training" (a dishonest worker)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -108,7 +108,7 @@ def _check(key: str, value: Any, where: str) -> Any:
 
 
 WORKER_SERVICES = ("generate", "train")
-WORKER_FAULTS = ("corrupt-item",)
+WORKER_FAULTS = ("corrupt-item", "skip-training")
 
 
 def _check_worker(settings: dict[str, Any]) -> None:

@@ -41,6 +41,7 @@ from chain.market_types import (
     Settle,
 )
 from neurod.market.account import AgentAccount
+from neurod.market.inputs import InputsUnavailable, fetch_root, local_inputs
 from neurod.procpool import process_pool
 
 if TYPE_CHECKING:
@@ -255,7 +256,7 @@ class ClientAgent:
                 view.state = "fetching"
                 sources = [view.peer] if view.peer else []
                 sources += view.addrs
-                await self._fetch(shard.root, sources)
+                await fetch_root(self.node, shard.root, sources)
             shutil.rmtree(out, ignore_errors=True)
             out.parent.mkdir(parents=True, exist_ok=True)
             self.node.artifacts.store.export(shard.root, out)
@@ -264,12 +265,19 @@ class ClientAgent:
             spec = chain.job_spec(job_id)
             assert spec is not None
             if job.service == Service.TRAIN:
+                inputs = await local_inputs(self.node, spec.decode(), out.parent / f"inputs-{k}")
                 verdict = await self._in_child(tasks.verify_train_delivery, str(out), spec.decode(), beacon,
-                                               TRAIN_SAMPLES)
+                                               TRAIN_SAMPLES, inputs)
             else:
                 start, stop = terms_of(job).shard_range(k, len(job.shards))
                 verdict = await self._in_child(tasks.verify_delivery, str(out), spec.decode(), start, stop, beacon,
                                                SAMPLES)
+        except InputsUnavailable as exc:  # our own copy of the job's data: checked again next block
+            if view.detail != f"cannot check yet: {exc}":  # said once, not every block it is retried
+                view.detail = f"cannot check yet: {exc}"
+                record.note(chain.height, f"shard {k}: {view.detail}")
+            self._busy.discard((job_id, k))
+            return
         except Exception as exc:  # noqa: BLE001 - undeliverable: the worker must answer a query on chain
             view.detail = f"not delivered: {exc}"
             if shard.status is ShardStatus.PAID:
@@ -306,17 +314,6 @@ class ClientAgent:
             view.detail = f"{verdict.reason}: {verdict.detail}"
             record.note(chain.height, f"shard {k}: {view.detail}")
         self._busy.discard((job_id, k))
-
-    async def _fetch(self, root: bytes, sources: list[str]) -> None:
-        p2p = self.node.p2p
-        p2p.fetch_artifact(root, sources)
-        while True:
-            progress = p2p.artifact_progress(root)
-            if self.node.artifacts.store.has(root):
-                return
-            if progress is not None and progress.state == "failed":
-                raise RuntimeError(progress.error or progress.reason or "fetch failed")
-            await trio.sleep(0.2)
 
     async def _in_child(self, fn: Any, *args: Any) -> Any:
         if self._pool is None:
@@ -366,7 +363,8 @@ class ClientAgent:
                 view.state = "refunded"
             elif shard.status is ShardStatus.ASSIGNED and view.state in ("open", "challenged", "queried"):
                 view.state = "awarded"
-            elif shard.status is ShardStatus.OPEN and view.state in ("challenged", "queried", "awarded", "committed"):
+            elif shard.status is ShardStatus.OPEN and view.state in ("challenged", "queried", "disputed", "awarded",
+                                                                        "committed"):
                 record.note(h, f"shard {k}: reopened (worker {view.worker[:14]}.. slashed)")
                 view.state = "open"
                 if view.worker and view.worker not in record.convicted:  # fraud, withholding or no-show

@@ -7,7 +7,9 @@ artifact into ``out`` and returns its root, so a crash of the child never touche
 
 ``fault`` is a test-only switch (refused outside a devnet, `neurod.market.settings`) that makes
 a dishonest worker: "corrupt-item" renders the shard's first item from another seed, then seals
-an artifact whose root commits to the wrong item, as a cheating worker would.
+an artifact whose root commits to the wrong item, as a cheating worker would; "skip-training"
+delivers a model whose proof-of-learning log claims batches it never trained on, re-signed and
+re-sealed (`worker.train.forgery`), for a dispute committee to convict.
 """
 
 from __future__ import annotations
@@ -40,12 +42,19 @@ def render_shard(spec_json: str, start: int, stop: int, out: str, fault: str | N
         shard_module.render_item = honest
 
 
-def train(spec_json: str, out: str) -> str:
-    """Run a train job's spec with the worker's task runner; returns the artifact root (hex)."""
+def train(spec_json: str, out: str, inputs: dict[str, str] | None = None, fault: str | None = None) -> str:
+    """Run a train job's spec with the worker's task runner; returns the artifact root (hex).
+    ``inputs`` maps the artifact roots the spec names to their local folders (`neurod.market.inputs`)."""
     from worker.artifact import read_manifest
     from worker.runner import run_task
+    from worker.tasks.data import artifact_folders
 
-    run_task("train", json.loads(spec_json), Path(out))
+    with artifact_folders(inputs or {}):
+        run_task("train", json.loads(spec_json), Path(out))
+    if fault == "skip-training":
+        from worker.train.forgery import forge_log, reverse_batches
+
+        forge_log(Path(out), reverse_batches)
     return read_manifest(out).root.hex()
 
 
@@ -131,15 +140,22 @@ def verify_delivery(out: str, spec_json: str, start: int, stop: int, beacon: byt
     return Delivery(True, "ok", verdict.describe())
 
 
-def verify_train_delivery(out: str, spec_json: str, beacon: bytes, samples: int) -> Delivery:
+def verify_train_delivery(out: str, spec_json: str, beacon: bytes, samples: int,
+                          inputs: dict[str, str] | None = None) -> Delivery:
     """Check a delivered model against its train job: the weights bound to the job's spec, and
     proof-of-learning segments sampled by ``beacon`` replayed within the calibrated tolerance
-    (`worker.verify.verify_output`). A model that fails goes to the dispute committee."""
+    (`worker.verify.verify_output`), on the job's data (``inputs`` as for `train`). A model that
+    fails goes to the dispute committee; inputs missing or damaged here raise
+    `neurod.market.inputs.InputsUnavailable` (no verdict)."""
+    from neurod.market.inputs import check_inputs
     from worker.errors import VerificationFailed
+    from worker.tasks.data import artifact_folders
     from worker.verify import verify_output
 
+    check_inputs(inputs or {})  # the job's data first: damage here is ours, not the worker's
     try:
-        verdict = verify_output(Path(out), beacon, samples, job=json.loads(spec_json))
+        with artifact_folders(inputs or {}):
+            verdict = verify_output(Path(out), beacon, samples, job=json.loads(spec_json))
     except VerificationFailed as exc:
         return Delivery(False, exc.reason, str(exc))
     if not verdict.ok:

@@ -45,6 +45,8 @@ from chain.market_types import (
 )
 from neurod.market.account import AgentAccount
 from neurod.market.bids import BidNotice
+from neurod.market.committee import CommitteeMember
+from neurod.market.inputs import local_inputs
 from neurod.procpool import process_pool
 
 if TYPE_CHECKING:
@@ -64,7 +66,7 @@ class WorkerSettings:
     floor_max: int = 10**9
     slots: int = 1  # shards run at once (child processes)
     stake: int = 0  # bonded stake to keep (base units); 0: whatever is bonded already
-    fault: str | None = None  # test only (devnet): "corrupt-item"
+    fault: str | None = None  # test only (devnet): "corrupt-item" | "skip-training"
 
 
 @dataclass
@@ -104,6 +106,8 @@ class WorkerAgent:
         self.scanned = node.chain.height
         self._pool: ProcessPoolExecutor | None = None
         self._responded: set[tuple[bytes, int, int]] = set()
+        self.committee = CommitteeMember(node, account)  # its stake seats it on disputes, whatever it sells
+        self._specs_checked: dict[bytes, bool] = {}  # job -> whether our task runner accepts its spec
 
     # ---- loop ------------------------------------------------------------------------------
 
@@ -128,6 +132,7 @@ class WorkerAgent:
         finally:
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
+            self.committee.close()
 
     async def step(self, nursery: trio.Nursery) -> None:
         chain = self.node.chain
@@ -138,9 +143,11 @@ class WorkerAgent:
             job = chain.job(job_id)
             if job is None or job.status is JobStatus.CLOSED:
                 self.watch.discard(job_id)
+                self._specs_checked.pop(job_id, None)
                 continue
             await self._maybe_bid(job_id, job, h)
             await self._own_shards(nursery, job_id, job, h)
+        await self.committee.step(nursery)
 
     # ---- stake, speed ----------------------------------------------------------------------
 
@@ -209,6 +216,23 @@ class WorkerAgent:
         # job larger than one machine is shared out across a pool
         return max(0, min(len(awardable), self.settings.slots - running, MAX_BID_SHARDS))
 
+    def _runnable(self, job_id: bytes) -> bool:
+        """Whether this worker's task runner accepts the job's spec: the chain checks only what
+        sets the price, so a spec it cannot run (an unknown field, a malformed root) gets no bid
+        rather than an award this worker would fail."""
+        if job_id not in self._specs_checked:
+            from worker.errors import WorkerError
+            from worker.tasks import parse_task
+
+            spec = self.node.chain.job_spec(job_id)
+            try:
+                parse_task(json.loads(spec or b"null"))
+                self._specs_checked[job_id] = True
+            except (WorkerError, ValueError) as exc:
+                log.info("job %s: not bidding, its spec is not one we run: %s", job_id.hex()[:12], exc)
+                self._specs_checked[job_id] = False
+        return self._specs_checked[job_id]
+
     async def _maybe_bid(self, job_id: bytes, job: Job, h: int) -> None:
         service = Service(job.service)
         if service not in self.settings.services:
@@ -216,7 +240,7 @@ class WorkerAgent:
         nxt = h + 1
         awardable = [k for k, s in enumerate(job.shards) if s.status is ShardStatus.OPEN
                      and nxt <= job.award_end(s)]
-        if not awardable or job.client == self.account.account_id:
+        if not awardable or job.client == self.account.account_id or not self._runnable(job_id):
             return
         price = self.floor(service)
         if price > job.max_price:
@@ -255,7 +279,8 @@ class WorkerAgent:
             elif shard.status is ShardStatus.QUERIED:
                 log.info("job %s shard %d: item %d queried, answering", job_id.hex()[:12], k, shard.query_index)
                 await self._answer(job_id, job, k, shard.query_index)
-            elif (shard.status is ShardStatus.COMMITTED and h > shard.challenge_end
+            elif (((shard.status is ShardStatus.COMMITTED and h > shard.challenge_end)
+                   or (shard.status is ShardStatus.DISPUTED and h > shard.query_deadline))  # the verdict
                   and self.state.settled.get(job_id, -1) < h - 2):
                 self.state.settled[job_id] = h
                 await self.account.submit(Settle(job_id))
@@ -310,6 +335,7 @@ class WorkerAgent:
         spec = chain.job_spec(job_id)
         n = len(job.shards)
         out = self.dir / "work" / f"{job_id.hex()[:16]}-{k}"
+        inputs_dir = out.with_name(out.name + "-inputs")  # the artifacts a train job names, exported
         shutil.rmtree(out, ignore_errors=True)
         out.parent.mkdir(parents=True, exist_ok=True)
         from neurod.market import tasks
@@ -323,11 +349,14 @@ class WorkerAgent:
                     tasks.render_shard, spec.decode(), start, stop, str(out), self.settings.fault))
                 items = stop - start
             else:
-                log.info("job %s: training", job_id.hex()[:12])
-                root = bytes.fromhex(await self._in_child(tasks.train, spec.decode(), str(out)))
+                inputs = await local_inputs(self.node, spec.decode(), inputs_dir)
+                log.info("job %s: training%s", job_id.hex()[:12], f" on {len(inputs)} artifacts" if inputs else "")
+                root = bytes.fromhex(await self._in_child(tasks.train, spec.decode(), str(out), inputs,
+                                                                self.settings.fault))
                 items = 1
             self.node.artifacts.store.put(out, pin=True)
             shutil.rmtree(out, ignore_errors=True)
+            shutil.rmtree(inputs_dir, ignore_errors=True)
         except Exception as exc:  # noqa: BLE001 - a failed shard is retried on the next block
             run.state, run.error = "failed", str(exc)
             log.warning("job %s shard %d failed: %s", job_id.hex()[:12], k, exc)
@@ -372,4 +401,5 @@ class WorkerAgent:
             "shards": [{"job": r.job_id.hex(), "shard": r.shard, "state": r.state, "root": r.root.hex() or None,
                         "error": r.error or None} for r in self.state.runs.values()],
             "bids": [{"job": j.hex(), "expiry": e, "price": p, "shards": c} for j, (e, p, c) in self.state.bids.items()],
+            "votes": self.committee.votes_json(),
         }

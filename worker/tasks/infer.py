@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from worker.tasks.data import load_data
-from worker.tasks.envelope import EvaluateTask, FileSource, LabelTask, RenderedSource
+from worker.tasks.envelope import (
+    ArtifactsSource,
+    EvaluateTask,
+    FileSource,
+    LabelTask,
+    RenderedSource,
+)
 from worker.tasks.progress import Emit, stage_progress
 from worker.tasks.train import pick_device
 from worker.tasks.units import forward_flops_of
@@ -44,7 +50,7 @@ def run_evaluate(task: EvaluateTask, out: Path, emit: Emit, device: str) -> dict
     report(0, 1)
     data = load_data(task.data, model)
     if isinstance(data, DetectionData):
-        if isinstance(task.data, RenderedSource):
+        if isinstance(task.data, (RenderedSource, ArtifactsSource)):
             truth = _ground_truth_file(data, out)
         else:
             assert isinstance(task.data, FileSource)  # only these sources hold detection data

@@ -126,6 +126,14 @@ def test_shard_payments_split_the_units() -> None:
 
 DIGITS_DOC = {"task": "render", "seed": 7, "spec": {"kind": "digits", "count": 8}}
 TRAIN_DOC = json.loads((EXAMPLES / "cnn_train.json").read_text())
+ARTIFACT_DATA = {"source": "artifacts", "roots": ["ab" * 32, "cd" * 32]}
+
+
+def test_a_train_job_on_bought_data_prices_its_steps_as_the_worker_counts() -> None:
+    doc = {**TRAIN_DOC, "train": {**TRAIN_DOC["train"], "steps": 300}, "data": ARTIFACT_DATA}
+    del doc["train"]["epochs"]
+    terms = job_terms(Service.TRAIN, canonical(doc), MAX_SPEC_BYTES)
+    assert (terms.items, terms.units) == (1, worker_units(doc))
 
 
 def bad(service: Service, spec: bytes, max_bytes: int = MAX_SPEC_BYTES) -> InvalidTransaction:
@@ -161,6 +169,7 @@ def bad(service: Service, spec: bytes, max_bytes: int = MAX_SPEC_BYTES) -> Inval
     (Service.TRAIN, canonical({**TRAIN_DOC, "train": {**TRAIN_DOC["train"], "model": {"name": "resnet"}}})),
     (Service.TRAIN, canonical({**TRAIN_DOC, "train": {**TRAIN_DOC["train"], "batch_size": 0}})),
     (Service.TRAIN, canonical({**TRAIN_DOC, "train": {**TRAIN_DOC["train"], "batch_size": 10**6}})),  # no steps
+    (Service.TRAIN, canonical({**TRAIN_DOC, "data": ARTIFACT_DATA})),  # epochs over data the chain cannot count
     (Service.TRAIN, canonical({**TRAIN_DOC, "train": {**TRAIN_DOC["train"], "model": {"name": "cnn", "depth": 65}}})),
     (Service.TRAIN, canonical({**TRAIN_DOC, "train": {"model": {"name": "cnn", "depth": 10**300}, "steps": 1}})),
     (Service.TRAIN, canonical({**TRAIN_DOC, "train": {"model": {"name": "cnn"}, "steps": 10**40, "batch_size": 1}})),

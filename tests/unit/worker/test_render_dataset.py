@@ -135,11 +135,71 @@ def test_training_data_is_read_only_from_an_intact_render(tmp_path: Path) -> Non
 
     out = tmp_path / "digits"
     render_dataset(DIGITS, 3, out)
-    assert len(load_rendered(out).labels) == DIGITS.count
+    assert len(load_rendered([(out, None)]).labels) == DIGITS.count
     labels_file = next(out.rglob("annotations.json"))
     doc = json.loads(labels_file.read_text())
     doc["labels"][0]["label"] = (doc["labels"][0]["label"] + 1) % 10
     labels_file.write_text(json.dumps(doc))
     with pytest.raises(ArtifactMismatch) as refused:
-        load_rendered(out)
+        load_rendered([(out, None)])
     assert refused.value.item == 0
+
+
+def _shards(tmp_path: Path, spec: object, bounds: list[tuple[int, int]]) -> dict[str, Path]:
+    """A generate job's delivered shards: root (hex) -> folder."""
+    folders = {}
+    for start, stop in bounds:
+        out = tmp_path / f"shard-{start}"
+        folders[render_shard(spec, 5, start, stop, out).root.hex()] = out
+    return folders
+
+
+def test_an_artifacts_source_reads_a_jobs_shards_by_root(tmp_path: Path) -> None:
+    """A train job names its data by the roots of the shards it bought: digits concatenated in
+    the order named, shelves merged into one COCO dataset with every image found."""
+    from worker.tasks.data import artifact_folders, load_data
+    from worker.tasks.envelope import ArtifactsSource
+
+    digits = _shards(tmp_path / "d", DIGITS, [(0, 4), (4, 9)])
+    source = ArtifactsSource(source="artifacts", roots=list(digits))
+    with artifact_folders(digits):
+        data = load_data(source)
+    whole = tmp_path / "whole"
+    render_dataset(DIGITS, 5, whole)
+    expected = load_data_from(whole)
+    assert np.array_equal(data.images, expected.images) and np.array_equal(data.labels, expected.labels)
+
+    shelves = _shards(tmp_path / "s", SHELF, [(0, 5), (5, 12)])
+    with artifact_folders(shelves):
+        merged = load_data(ArtifactsSource(source="artifacts", roots=list(shelves)))
+    assert len(merged) == SHELF.count
+    assert all(merged.image_path(i).is_file() for i in range(len(merged)))
+    assert len(set(merged.image_ids)) == SHELF.count
+
+
+def load_data_from(folder: Path) -> object:
+    from worker.tasks.data import load_rendered
+
+    return load_rendered([(folder, None)])
+
+
+def test_an_artifacts_source_refuses_a_folder_off_its_root_or_missing(tmp_path: Path) -> None:
+    from worker.tasks.data import artifact_folders, load_data
+    from worker.tasks.envelope import ArtifactsSource
+
+    digits = _shards(tmp_path, DIGITS, [(0, 4), (4, 9)])
+    first, second = list(digits)
+    with pytest.raises(SpecError, match="not available here"):
+        load_data(ArtifactsSource(source="artifacts", roots=[first]))
+    # a complete, self-consistent artifact, but not the one the job names
+    with artifact_folders({first: digits[second]}), pytest.raises(ArtifactMismatch):
+        load_data(ArtifactsSource(source="artifacts", roots=[first]))
+
+
+def test_an_artifacts_source_refuses_mixed_kinds(tmp_path: Path) -> None:
+    from worker.tasks.data import artifact_folders, load_data
+    from worker.tasks.envelope import ArtifactsSource
+
+    folders = {**_shards(tmp_path / "d", DIGITS, [(0, 3)]), **_shards(tmp_path / "s", SHELF, [(0, 2)])}
+    with artifact_folders(folders), pytest.raises(SpecError, match="mix kinds"):
+        load_data(ArtifactsSource(source="artifacts", roots=list(folders)))
