@@ -2,7 +2,7 @@
 
 Two files in the data dir, after bitcoind's `mempool.dat` and geth's transaction journal:
 
-- `mempool.dat`, the snapshot: every pending transaction with its admission time, rewritten
+- `mempool.dat`, the snapshot: every transaction in the mempool with its admission time, rewritten
   whole (temp file, fsync, rename, fsync of the directory) on clean shutdown, after each start,
   and periodically. A crash leaves the old or the new snapshot, never a torn one.
 - `mempool.journal`: transactions submitted through this node's RPC, appended as they are
@@ -20,7 +20,8 @@ write: that record is dropped quietly (its RPC call never replied). Any other da
 checksum, encoding, version, another chain's id, a short snapshot) sets the file aside as
 `<name>.bad` with one warning line; the entries before the damage, the other files and the chain
 are kept. Loaded entries are only candidates: `restore` re-validates each against the current tip
-(signatures included) before it re-enters the mempool.
+(signatures included) before it re-enters the mempool. Queued transactions (behind a nonce gap)
+are saved and restored like pending ones, and come back queued.
 
 While the snapshot is rewritten in a worker thread, RPC calls keep appending: `rotate_journal`
 first moves the journal to `mempool.journal.old` (covered by the snapshot being written, deleted
@@ -283,6 +284,13 @@ def restore(
     The tip may have moved since they were saved (blocks mined them, a reorg, another chain's
     files): each is decoded, its signature checked (one batch, on the node's verify workers),
     then admitted as at first. Those the tip no longer allows are dropped, counted by reason.
+
+    Each sender's transactions go back in nonce order (in the places its transactions held in
+    admission order, each with its own admission time): a fee bump moves a transaction to the end
+    of admission order, and replayed as it was saved, the later nonces would find a gap before
+    them and overflow the queue. In nonce order a transaction is queued on replay only where a gap
+    remains at the end, as it was queued before the restart. Queued ones past their queued life
+    expire at the end, and count as expired.
     """
     report = RestoreReport()
     candidates: dict[bytes, tuple[SavedTx, Transaction | None]] = {}
@@ -300,7 +308,7 @@ def restore(
     fresh = [(entry, tx) for entry, tx in live if now - entry.added <= mempool.limits.expiry_seconds]
     report.expired = len(live) - len(fresh)
     signed = signatures_valid([tx for _, tx in fresh]) if fresh else []
-    for (entry, tx), valid in zip(fresh, signed, strict=True):
+    for (entry, tx), valid in _in_nonce_order(list(zip(fresh, signed, strict=True))):
         try:
             if not valid:
                 report.dropped["bad-tx-signature"] += 1
@@ -310,4 +318,20 @@ def restore(
             report.dropped[exc.reason] += 1
         else:
             report.restored += 1
+    expired = mempool.expire(now)
+    report.restored -= expired
+    report.expired += expired
     return report
+
+
+_Candidate = tuple[tuple[SavedTx, Transaction], bool]
+
+
+def _in_nonce_order(candidates: list[_Candidate]) -> list[_Candidate]:
+    """Each sender's candidates sorted by nonce (stable: a replacement stays after the
+    transaction it replaces), in the places that sender's candidates held."""
+    by_sender: dict[bytes, list[_Candidate]] = {}
+    for candidate in candidates:
+        by_sender.setdefault(candidate[0][1].sender_account, []).append(candidate)
+    ordered = {sender: iter(sorted(group, key=lambda c: c[0][1].nonce)) for sender, group in by_sender.items()}
+    return [next(ordered[candidate[0][1].sender_account]) for candidate in candidates]

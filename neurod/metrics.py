@@ -22,6 +22,22 @@ class NodeMetrics:
         self.txs_rejected = Counter(
             "neuro_txs_rejected", "Transactions refused by the mempool, by reason", ["reason"], registry=r
         )
+        self.mempool_kind = Gauge(
+            "neuro_mempool_kind_txs",
+            "Transactions in the mempool by kind (pending: minable now; queued: behind a nonce gap)", ["kind"],
+            registry=r,
+        )
+        self.mempool_bytes = Gauge(
+            "neuro_mempool_bytes", "Encoded size of the mempool's transactions, by kind", ["kind"], registry=r
+        )
+        self.mempool_evictions = Counter(
+            "neuro_mempool_evictions",
+            "Transactions the mempool evicted to make room, by reason and by the evicted one's kind",
+            ["reason", "kind"], registry=r,
+        )
+        self.mempool_expiries = Counter(
+            "neuro_mempool_expired", "Transactions dropped from the mempool for age, by kind", ["kind"], registry=r
+        )
         self.bids_accepted = Counter("neuro_bids_accepted", "Market bids that passed the bid checks", registry=r)
         self.bids_rejected = Counter(
             "neuro_bids_rejected", "Market bids refused or ignored by the bid checks, by reason", ["reason"],
@@ -55,6 +71,13 @@ class NodeMetrics:
 
     def peer_banned(self, reason: str) -> None:
         self.peer_bans.labels(reason).inc()
+
+    # the mempool's MempoolObserver
+    def mempool_evicted(self, reason: str, kind: str) -> None:
+        self.mempool_evictions.labels(reason, kind).inc()
+
+    def mempool_expired(self, kind: str) -> None:
+        self.mempool_expiries.labels(kind).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -79,7 +79,7 @@ class Node:
                  self.chain.height, checked.blocks, checked.seconds)
         self.mempool = Mempool(
             self.chain, self.chain.chain_id,
-            MempoolLimits(max_txs=config.mempool_max_txs, min_fee=config.min_fee),
+            MempoolLimits.scaled(config.mempool_max_txs, min_fee=config.min_fee), observer=self.metrics,
         )
         # every mempool tx had its signature checked on admission: blocks skip re-checking them
         self.chain.verified_txids = self.mempool
@@ -289,6 +289,10 @@ class Node:
         self.metrics.height.set(self.chain.height)
         self.metrics.peers.set(len(self.p2p.peers()))
         self.metrics.mempool.set(len(self.mempool))
+        pool = self.mempool.stats()
+        for kind, count, size in (("pending", pool.pending, pool.pending_bytes), ("queued", pool.queued, pool.queued_bytes)):
+            self.metrics.mempool_kind.labels(kind).set(count)
+            self.metrics.mempool_bytes.labels(kind).set(size)
         return self.metrics.render()
 
     async def _maintenance(self) -> None:

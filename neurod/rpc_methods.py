@@ -66,7 +66,8 @@ class RpcMethods:
             "chain_head": self.chain_head, "chain_block": self.chain_block, "chain_tx": self.chain_tx,
             "chain_supply": self.chain_supply, "account_get": self.account_get,
             "account_history": self.account_history, "tx_submit": self.tx_submit,
-            "mempool_list": self.mempool_list, "tx_submit_many": self.tx_submit_many, "node_connect": self.node_connect,
+            "mempool_list": self.mempool_list, "mempool_info": self.mempool_info,
+            "tx_submit_many": self.tx_submit_many, "node_connect": self.node_connect,
             "node_verify_db": self.node_verify_db,
             "artifact_fetch": self.artifact_fetch, "artifact_progress": self.artifact_progress,
             "job_get": self.job_get, "job_list": self.job_list, "stake_get": self.stake_get,
@@ -286,6 +287,20 @@ class RpcMethods:
         limit = _int_param(limit, "limit", 1, MAX_MEMPOOL_LIST)
         txids = self.node.mempool.txids()
         return {"count": len(txids), "txs": [t.hex() for t in txids[:limit]]}
+
+    async def mempool_info(self) -> dict[str, Any]:
+        """The mempool's size by kind (pending: minable now; queued: behind a nonce gap) and its
+        limits (neurod/mempool.py)."""
+        mempool = self.node.mempool
+        stats, limits = mempool.stats(), mempool.limits
+        return {
+            "count": len(mempool), "bytes": stats.pending_bytes + stats.queued_bytes,
+            "pending": stats.pending, "pending_bytes": stats.pending_bytes,
+            "queued": stats.queued, "queued_bytes": stats.queued_bytes,
+            "max_txs": limits.max_txs, "max_bytes": limits.max_bytes, "max_per_sender": limits.max_per_sender,
+            "max_queued": limits.max_queued, "max_queued_per_sender": limits.max_queued_per_sender,
+            "min_fee": limits.min_fee,
+        }
 
     # ---- market (chain/market_rules.py) --------------------------------------------------------
 

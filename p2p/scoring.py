@@ -38,6 +38,7 @@ class Offence(enum.Enum):
     BAD_RESPONSE = "bad-response"  # a sync response that breaks the schema or our request
     TIMEOUT = "timeout"  # no answer to a sync request in time
     FALSE_WORK = "false-work"  # claimed more work than it could serve
+    STALLING = "stalling"  # held up sync: a block batch not served within the stall timeout
     BAD_ARTIFACT = "bad-artifact"  # artifact bytes that fail their hash (manifest, piece, file)
 
 
@@ -58,6 +59,7 @@ OFFENCE_PENALTY: dict[Offence, float] = {
     Offence.BAD_RESPONSE: 60.0,
     Offence.TIMEOUT: 10.0,
     Offence.FALSE_WORK: 25.0,
+    Offence.STALLING: 35.0,  # three stalls within a half-life: banned, disconnected
     Offence.BAD_ARTIFACT: 60.0,
 }
 DEFAULT_THRESHOLD = 100.0

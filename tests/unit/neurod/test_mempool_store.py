@@ -293,6 +293,37 @@ def test_restore_re_validates_against_the_tip_and_counts_what_it_drops() -> None
     )
 
 
+def test_restore_brings_pending_and_queued_back_as_they_were() -> None:
+    """A fee bump moves a transaction to the end of admission order; replayed in that order, the
+    sender's later nonces would stand behind a gap and overflow its queue. Each sender's
+    transactions go back in nonce order instead, and a queued one comes back queued, or expires
+    if it waited past its queued life."""
+    genesis, (a, b, c, *_) = funded_genesis(4, "10")
+    chain = new_chain(genesis)
+    limits = MempoolLimits(min_fee=10, max_queued_per_sender=2, queued_expiry_seconds=60.0)
+    pool = Mempool(chain, chain.chain_id, limits)
+    now = 1_800_000_000.0
+
+    def transfer(seed: bytes, nonce: int, fee: int = 100) -> Transaction:
+        return signed_transfer(chain.chain_id, seed, account_of(c), 1_000, nonce, fee=fee)
+
+    for nonce in range(5):
+        pool.add(transfer(a, nonce), now - 100)
+    pool.add(transfer(a, 0, fee=200), now - 90)  # bumped: now last in admission order
+    waiting, stale = transfer(b, 2), transfer(b, 4)
+    pool.add(stale, now - 61)
+    pool.add(waiting, now - 30)
+    saved = [SavedTx(encoded, added) for encoded, added in pool.entries()]
+
+    restored = Mempool(chain, chain.chain_id, limits)
+    report = restore(restored, saved, signatures_valid, now)
+
+    assert (report.restored, report.expired, dict(report.dropped)) == (6, 1, {})
+    assert sorted(restored.txids()) == sorted(set(pool.txids()) - {stale.txid})
+    assert [restored.kind(t) for t in pool.txids() if t != stale.txid] == ["pending"] * 5 + ["queued"]
+    assert restored.stats().pending == 5 and restored.stats().queued == 1
+
+
 # ---- in the node ---------------------------------------------------------------------------
 
 

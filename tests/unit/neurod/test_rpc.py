@@ -258,6 +258,24 @@ def test_tx_submit_many_answers_each_tx_in_order_and_gossips_the_admitted_once()
     assert node.local_flags == {True}  # RPC submissions are local: the mempool journals them
 
 
+def test_a_gap_flood_over_rpc_is_queued_capped_and_reported_by_mempool_info() -> None:
+    """Issue 17: gapped transactions go to the queue, 16 a sender at most, and `mempool_info`
+    tells pending from queued."""
+    node = StubNode()
+    gapped = [transfer_hex("alice", "dave", 1, nonce)[0] for nonce in range(1, 21)]
+    honest = transfer_hex("bob", "dave", 1, 0, fee=node.mempool.limits.min_fee)[0]
+    results = answer(app_over(node), request("tx_submit_many", {"txs": [*gapped, honest]}))["result"]
+    reasons = [r.get("reason", "ok") for r in results]
+    assert reasons == ["ok"] * 16 + ["sender-queue-full"] * 4 + ["ok"]
+    info = answer(app_over(node), request("mempool_info"))["result"]
+    sizes = {"pending_bytes": len(honest) // 2, "queued_bytes": sum(len(tx) // 2 for tx in gapped[:16])}
+    assert info == {
+        "count": 17, "bytes": sum(sizes.values()), "pending": 1, "queued": 16, **sizes,
+        "max_txs": 50_000, "max_bytes": 64 << 20, "max_per_sender": 256, "max_queued": 1_000,
+        "max_queued_per_sender": 16, "min_fee": 1_000,
+    }
+
+
 # ---- failed authentication ------------------------------------------------------------------
 
 

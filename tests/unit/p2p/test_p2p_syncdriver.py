@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import trio
+import trio.testing
 
 from chain.errors import RejectKind
 from p2p.backend import ChainStatus
 from p2p.scoring import Offence
 from p2p.sync import PeerFault, SyncServer
-from p2p.syncdriver import SyncDriver
+from p2p.syncdriver import MIN_STALL_SECONDS, NO_GAIN_STEPS, SyncDriver
 from p2p.wire import BlocksRequest, HeadersRequest, ItemsResponse, StatusRequest
 from tests.unit.p2p.nodes import run
 from tests.unit.p2p.toychain import ToyChain
@@ -133,3 +134,107 @@ def test_peer_claiming_work_it_does_not_serve_is_blamed() -> None:
         assert fresh.tip == fresh.genesis
 
     run(body)
+
+
+# ---- peers that try to hold sync still (issue: network hardening) ------------------------------
+
+
+class Alternator(InProcessPeers):
+    """Claims far more work, then answers header requests alternately with the first block and
+    the first two blocks of a real chain, and serves those blocks: a changed answer, no new work."""
+
+    def __init__(self, chains: dict[str, ToyChain], liar: str) -> None:
+        super().__init__(chains)
+        self.liar, self.chain = liar, chains[liar]
+        self.header_requests = 0
+
+    async def status(self, peer: str, timeout: float | None = None) -> ChainStatus:
+        status = await super().status(peer, timeout)
+        return ChainStatus(status.genesis, 10**6, status.tip, 10**12) if peer == self.liar else status
+
+    async def headers(self, peer: str, locator: list[bytes], limit: int) -> list[bytes]:
+        if peer != self.liar:
+            return await super().headers(peer, locator, limit)
+        self.header_requests += 1
+        await trio.lowlevel.checkpoint()
+        return [self.chain.headers[k] for k in self.chain.main[1 : 2 + self.header_requests % 2]]
+
+
+class SlowPeers(InProcessPeers):
+    """Peers in `slow` answer block requests only after `delay` seconds (a trickling peer)."""
+
+    def __init__(self, chains: dict[str, ToyChain], slow: set[str], delay: float = 25.0) -> None:
+        super().__init__(chains)
+        self.slow, self.delay = slow, delay
+
+    async def blocks(self, peer: str, hashes: list[bytes]) -> list[bytes]:
+        if peer in self.slow:
+            await trio.sleep(self.delay)
+        return await super().blocks(peer, hashes)
+
+
+async def copy_of(source: ToyChain) -> ToyChain:
+    mirror = ToyChain()
+    for key in source.main[1:]:
+        await mirror.import_block(source.blocks[key], None)
+    return mirror
+
+
+def test_an_alternating_peer_is_rotated_out_after_a_few_answers_without_new_work() -> None:
+    async def body() -> None:
+        real, fresh = ToyChain(), ToyChain()
+        real.mine(2)
+        blame: list[Any] = []
+        peers = Alternator({"alternator": real}, "alternator")
+        driver = _driver(fresh, peers, blame, batch=8)
+        await _drive(driver, {"alternator": await peers.status("alternator")}, driver.wait_round)
+        assert fresh.tip == real.main[2]  # what it served is kept
+        assert blame == [("alternator", Offence.FALSE_WORK)]
+        assert peers.header_requests <= NO_GAIN_STEPS + 2 and driver.rotations == 1
+        assert driver.resting("alternator")
+        driver.request_sync("alternator")  # its next claim gets no round while it rests
+        rounds = driver.rounds_done
+        await _drive(driver, {}, trio.testing.wait_all_tasks_blocked)
+        assert driver.rounds_done > rounds
+        assert peers.header_requests <= NO_GAIN_STEPS + 2
+
+    run(body)
+
+
+def test_an_alternating_peer_does_not_hold_an_honest_peers_round() -> None:
+    async def body() -> None:
+        honest, fresh = ToyChain(), ToyChain()
+        honest.mine(150)
+        blame: list[Any] = []
+        peers = Alternator({"alternator": honest, "honest": honest}, "alternator")
+        driver = _driver(fresh, peers, blame, batch=16)
+        claims = {"alternator": await peers.status("alternator"), "honest": honest.status()}
+        await _drive(driver, claims, lambda: fresh.wait_until(lambda: fresh.tip == honest.tip))
+        assert ("honest", Offence.FALSE_WORK) not in blame
+
+    run(body)
+
+
+def test_a_slow_helper_costs_one_stall_and_its_share_moves_to_the_fast_peer() -> None:
+    async def body() -> None:
+        source = ToyChain()
+        source.mine(200)
+        fresh = ToyChain()
+        blame: list[Any] = []
+        peers = SlowPeers({"fast": source, "slow": await copy_of(source)}, slow={"slow"})
+        driver = _driver(fresh, peers, blame, batch=10)
+        started = trio.current_time()
+        # both claim the work: the slow one is a helper of the fast one's round from the start
+        await _drive(driver, {"fast": source.status(), "slow": source.status()},
+                     lambda: fresh.wait_until(lambda: fresh.tip == source.tip))
+        elapsed = trio.current_time() - started
+        assert blame == [("slow", Offence.STALLING)] and driver.stalls == 1
+        assert elapsed < MIN_STALL_SECONDS + 5  # virtual time: one stall timeout, not one per batch
+        assert {origin for _, origin in fresh.imported} == {"fast"}
+
+    trio.run(_on_mock_clock, body, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+async def _on_mock_clock(fn: Any) -> None:
+    with trio.fail_after(600):
+        await fn()
