@@ -6,7 +6,11 @@ number of bytes between two processes built the same way (noise + yamux, 1 MiB w
 in the same run (goal >= 0.8), and the verify cost: seconds of hashing per GB (each piece against
 its list, then each whole file against the manifest), and as a share of the transfer time.
 
-    .venv/bin/python bench/artifact_transfer.py [--mb 200] [--runs 3]
+With ``--files N``: instead, a dataset shard of N files of 400 bytes (a market shard is ~500 of a
+few KB), fetched between two daemons: seconds and requests per shard, against the same files put
+into a fresh local store here (hashed, copied, fsynced) measured in the same run.
+
+    .venv/bin/python bench/artifact_transfer.py [--mb 200] [--runs 3] [--files 502]
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import trio
 
 MB = 1 << 20
+SHARD_FILE = 400  # bytes per file of a --files shard
 RAW_PROTOCOL = "/neuro-bench/raw/1"
 
 
@@ -104,6 +109,11 @@ def verify_seconds(folder: Path) -> tuple[float, int]:
 
 
 def fetch_seconds(workdir: Path, art: Path, root: bytes, run: int) -> float:
+    return float(fetch_progress(workdir, art, root, run)["seconds"])
+
+
+def fetch_progress(workdir: Path, art: Path, root: bytes, run: int) -> dict[str, object]:
+    """The final `artifact_progress` of a fetch of `art` between two fresh daemons."""
     from neurod.artifact_store import store_of
     from tests.support.daemons import Daemon, wait_until
 
@@ -119,21 +129,46 @@ def fetch_seconds(workdir: Path, art: Path, root: bytes, run: int) -> float:
         )
         if found["state"] != "done":
             raise RuntimeError(f"fetch failed: {found}")
-        return float(found["seconds"])
+        return found  # type: ignore[no-any-return]
     finally:
         fetcher.stop()
         server.stop()
+
+
+def shard_figure(workdir: Path, files: int, runs: int) -> None:
+    from neurod.artifact_store import ArtifactStore
+    from tests.support.artifacts import random_artifact
+
+    root = random_artifact(workdir / "shard", [SHARD_FILE] * files, kind="bench")
+    local = []
+    for run in range(runs):
+        started = time.perf_counter()
+        ArtifactStore(workdir / f"local{run}").put(workdir / "shard")
+        local.append(time.perf_counter() - started)
+    fetched = [fetch_progress(workdir, workdir / "shard", root, run) for run in range(runs)]
+    best = min(fetched, key=lambda p: float(p["seconds"]))  # type: ignore[arg-type]
+    seconds = float(best["seconds"])  # type: ignore[arg-type]
+    print(f"shard: {files} files of {SHARD_FILE} bytes, {runs} runs each (best of)")
+    print(f"local store put:     {min(local):6.2f} s  (runs: " + ", ".join(f"{s:.2f}" for s in local) + ")")
+    print(f"fetch, verified:     {seconds:6.2f} s, {best.get('requests', '?')} requests  (runs: "
+          + ", ".join(f"{float(p['seconds']):.2f} s/{p.get('requests', '?')}" for p in fetched) + ")")  # type: ignore[arg-type]
+    print(f"ratio fetch / local put: {seconds / min(local):.2f}; {files / seconds:.0f} files/s")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--files", type=int, help="a shard of this many small files instead")
     parser.add_argument("--raw-server", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--bytes", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.raw_server:
         raw_server(args.raw_server, args.bytes)
+        return
+    if args.files:
+        with tempfile.TemporaryDirectory(prefix="bench-artifact-") as tmp:
+            shard_figure(Path(tmp), args.files, args.runs)
         return
     total = args.mb * MB
     with tempfile.TemporaryDirectory(prefix="bench-artifact-") as tmp:

@@ -21,21 +21,13 @@ from net_common import funded_network, presigned
 from chain.chainstate import ChainState
 from chain.store import LevelKV
 from chain.types import Block
-from tests.support.chain_builders import make_block
+from tests.support.chain_builders import prebuilt_chain
 from tests.support.daemons import Daemon, wait_until
 
 
 def build_chain(genesis, seeds, datadir: Path, blocks: int, txs_per_block: int) -> list[bytes]:
     txs = presigned(genesis, seeds, -(-blocks * txs_per_block // len(seeds))) if txs_per_block else []
-    chain = ChainState(LevelKV(datadir / "chain"), genesis)
-    encoded = []
-    for height in range(blocks):
-        block = make_block(chain, txs[height * txs_per_block : (height + 1) * txs_per_block])
-        chain.process_block(block, block.header.timestamp)
-        encoded.append(block.hash)
-    out = [chain.block_bytes(h) or b"" for h in encoded]
-    chain.kv.close()
-    return out
+    return prebuilt_chain(genesis, datadir, blocks, txs, txs_per_block)[0]
 
 
 def local_import_rate(genesis, blocks: list[bytes], path: Path) -> float:

@@ -48,9 +48,14 @@ def _load(spec_path: Path) -> dict[str, Any]:
     from worker.runner import load_spec_file
 
     try:
-        return load_spec_file(spec_path)
+        doc = load_spec_file(spec_path)
     except WorkerError as exc:
         _fail(str(exc), exc.reason)
+    if isinstance(doc, dict) and "architectures" in doc:  # `cli.architectures`: one job per architecture
+        _fail(f"{spec_path} lists architectures: a set is bought on the market, one train job per architecture "
+              f"(`neuro job submit train {spec_path} --real DIR` keeps the best); to train one here, put it in "
+              "train.model", "architecture-set")
+    return doc
 
 
 @task_app.command("run")

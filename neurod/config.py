@@ -7,6 +7,7 @@ default), and every value is type-checked with a message naming the key.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -40,6 +41,11 @@ class NodeConfig:
     log_format: str = "text"  # text | json
     status_interval: float = 15.0
     redial_interval: float = 10.0
+    # inbound connection caps (p2p/limits.py); tests on 127.0.0.1 raise the per-IP ones
+    max_inbound: int = 100
+    max_inbound_per_ip: int = 8
+    max_pending_inbound: int = 16  # inbound connections in their handshakes at once
+    max_pending_per_ip: int = 4
     mempool_max_txs: int = 50_000
     min_fee: int = 1_000
     check_blocks: int = 6  # main-chain blocks read back and undone in a scratch overlay at start
@@ -53,7 +59,8 @@ class NodeConfig:
     worker_services: tuple[str, ...] = ("generate",)  # generate | train
     worker_floor_min: int = 1  # bounds of the adaptive price floor, base units per quote unit
     worker_floor_max: int = 10**6
-    worker_slots: int = 1  # shards run at once, one child process each
+    worker_slots: int = 1  # shards run at once on the CPU, one child process each (no GPU in use)
+    worker_devices: str = "auto"  # auto (one slot per CUDA GPU, else worker_slots CPU slots) | cpu | cuda:0,cuda:1,...
     worker_stake: str = "0"  # NTK kept bonded (staked at start when the balance allows)
     worker_fault: str | None = None  # test only, devnet only: "corrupt-item" | "skip-training" (a dishonest worker)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -83,10 +90,12 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "rpc_port": int, "mine": bool, "miner_address": str, "mining_processes": int,
     "block_interval": (int, float), "verify_workers": int, "log_level": str, "log_format": str,
     "status_interval": (int, float), "redial_interval": (int, float), "mempool_max_txs": int,
+    "max_inbound": int, "max_inbound_per_ip": int, "max_pending_inbound": int, "max_pending_per_ip": int,
     "min_fee": int, "check_blocks": int, "verify_checksums": bool,
     "artifact_budget_mb": int, "artifact_serve": bool,
     "agent_key": str, "agent_password_file": str, "worker": bool, "worker_services": list,
     "worker_floor_min": int, "worker_floor_max": int, "worker_slots": int, "worker_stake": str, "worker_fault": str,
+    "worker_devices": str,
 }
 
 
@@ -122,6 +131,9 @@ def _check_worker(settings: dict[str, Any]) -> None:
         raise ConfigError(f"worker floor bounds must satisfy 1 <= worker_floor_min <= worker_floor_max, got {low}, {high}")
     if settings.get("worker_slots", 1) < 1:
         raise ConfigError("worker_slots must be 1 or more")
+    devices = settings.get("worker_devices", "auto")
+    if devices not in ("auto", "cpu") and not re.fullmatch(r"cuda:\d+(,cuda:\d+)*", devices):
+        raise ConfigError(f"worker_devices must be auto, cpu or a list like cuda:0,cuda:1; got {devices!r}")
     try:
         parse_ntk(settings.get("worker_stake", "0"))
     except AmountError as exc:
@@ -148,6 +160,9 @@ def load_config(datadir: Path, overrides: dict[str, Any]) -> NodeConfig:
     settings.update({k: _check(k, v, "command line") for k, v in overrides.items() if v is not None})
     if settings.get("check_blocks", 0) < 0:
         raise ConfigError(f"check_blocks must be 0 or more, got {settings['check_blocks']}")
+    for cap in ("max_inbound", "max_inbound_per_ip", "max_pending_inbound", "max_pending_per_ip"):
+        if settings.get(cap, 1) < 1:
+            raise ConfigError(f"{cap} must be 1 or more, got {settings[cap]}")
     if settings.get("artifact_budget_mb", 1) < 1:
         raise ConfigError(f"artifact_budget_mb must be 1 or more, got {settings['artifact_budget_mb']}")
     if settings.get("log_format", "text") not in ("text", "json"):

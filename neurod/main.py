@@ -55,7 +55,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     market.add_argument("--worker-services", type=lambda v: v.split(","), help="comma list: generate,train")
     market.add_argument("--worker-floor-min", type=int, help="lowest price floor, base units per quote unit")
     market.add_argument("--worker-floor-max", type=int, help="highest price floor")
-    market.add_argument("--worker-slots", type=int, help="shards run at once")
+    market.add_argument("--worker-slots", type=int, help="shards run at once on the CPU")
+    market.add_argument("--worker-devices", help="auto (a slot per CUDA GPU, else CPU slots) | cpu | cuda:0,cuda:1")
     market.add_argument("--worker-stake", help="NTK to keep bonded")
     market.add_argument("--worker-fault", help=argparse.SUPPRESS)  # devnet tests: a dishonest worker
     return p.parse_args(argv)
@@ -138,7 +139,7 @@ def run(args: argparse.Namespace) -> None:
         "agent_password_file": args.agent_password_file, "worker": args.worker,
         "worker_services": args.worker_services, "worker_floor_min": args.worker_floor_min,
         "worker_floor_max": args.worker_floor_max, "worker_slots": args.worker_slots,
-        "worker_stake": args.worker_stake, "worker_fault": args.worker_fault,
+        "worker_stake": args.worker_stake, "worker_fault": args.worker_fault, "worker_devices": args.worker_devices,
     }
     config = load_config(datadir, overrides)
     setup_logging(config.log_level, config.log_format, datadir / LOG_FILE)

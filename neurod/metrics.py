@@ -38,6 +38,11 @@ class NodeMetrics:
         self.mempool_expiries = Counter(
             "neuro_mempool_expired", "Transactions dropped from the mempool for age, by kind", ["kind"], registry=r
         )
+        self.sync_events = Gauge(
+            "neuro_sync_events",
+            "Sync since start, by event: rounds run, stalls (a helper's block batch moved to another peer), "
+            "rotations (a peer rotated out for bringing no new work)", ["event"], registry=r,
+        )
         self.bids_accepted = Counter("neuro_bids_accepted", "Market bids that passed the bid checks", registry=r)
         self.bids_rejected = Counter(
             "neuro_bids_rejected", "Market bids refused or ignored by the bid checks, by reason", ["reason"],
@@ -49,6 +54,16 @@ class NodeMetrics:
         self.peer_bans = Counter(
             "neuro_peer_bans", "Peers banned, by the offence that crossed the threshold (or manual)", ["reason"],
             registry=r,
+        )
+        self.connection_refusals = Counter(
+            "neuro_connection_refusals",
+            "Inbound connections refused, by reason (pending-full, pending-per-ip, per-ip, banned, inbound-full), and "
+            "inbound connections closed to make room (evicted; per-identity: replaced by a newer one of the same peer)",
+            ["reason"], registry=r,
+        )
+        self.connections = Gauge(
+            "neuro_connections", "Open libp2p connections by direction (pending: inbound, still in handshakes)",
+            ["direction"], registry=r,
         )
         self.rpc_auth_failures = Counter(
             "neuro_rpc_auth_failures", "Failed RPC authentications, by outcome (refused: 401, throttled: 429)",
@@ -71,6 +86,10 @@ class NodeMetrics:
 
     def peer_banned(self, reason: str) -> None:
         self.peer_bans.labels(reason).inc()
+
+    # the p2p layer's ConnectionObserver
+    def connection_refused(self, reason: str) -> None:
+        self.connection_refusals.labels(reason).inc()
 
     # the mempool's MempoolObserver
     def mempool_evicted(self, reason: str, kind: str) -> None:

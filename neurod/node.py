@@ -43,6 +43,7 @@ from neurod.miner import Miner
 from neurod.rpc import RpcApp, serve_rpc, write_cookie
 from neurod.rpc_methods import RpcMethods
 from p2p.config import P2PConfig
+from p2p.limits import ConnectionLimits
 from p2p.node import P2P
 
 log = logging.getLogger("neuro.node")
@@ -99,6 +100,11 @@ class Node:
                 data_dir=self.datadir, listen=config.resolved_listen(), bootstrap=list(config.bootstrap),
                 status_interval=config.status_interval, redial_interval=config.redial_interval,
                 observer=self.metrics,
+                limits=ConnectionLimits(
+                    max_inbound=config.max_inbound, max_inbound_per_ip=config.max_inbound_per_ip,
+                    max_pending=config.max_pending_inbound, max_pending_per_ip=config.max_pending_per_ip,
+                ),
+                connection_observer=self.metrics,
             ),
             self.backend,
             on_bid=self.backend.accept_bid,
@@ -288,11 +294,16 @@ class Node:
         """Gauges are read from their source at scrape time, so they are never stale."""
         self.metrics.height.set(self.chain.height)
         self.metrics.peers.set(len(self.p2p.peers()))
+        for direction, count in self.p2p.connection_counts().items():
+            self.metrics.connections.labels(direction).set(count)
         self.metrics.mempool.set(len(self.mempool))
         pool = self.mempool.stats()
         for kind, count, size in (("pending", pool.pending, pool.pending_bytes), ("queued", pool.queued, pool.queued_bytes)):
             self.metrics.mempool_kind.labels(kind).set(count)
             self.metrics.mempool_bytes.labels(kind).set(size)
+        driver = self.p2p.driver
+        for event, count in (("round", driver.rounds_done), ("stall", driver.stalls), ("rotation", driver.rotations)):
+            self.metrics.sync_events.labels(event).set(count)
         return self.metrics.render()
 
     async def _maintenance(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from p2p.limits import ConnectionLimits, ConnectionObserver, Uncounted
 from p2p.scoring import DEFAULT_HALF_LIFE, DEFAULT_THRESHOLD, PolicyObserver, Rate, Unobserved
 from p2p.wire import DEFAULT_MAX_RESPONSE_BYTES
 
@@ -54,3 +55,5 @@ class P2PConfig:
     artifact_rate: Rate = field(default_factory=lambda: Rate(per_second=256.0 * 2**20, burst=64.0 * 2**20))
     artifact_timeout: float = 30.0  # seconds for a manifest or piece-list answer; 3x for a read
     observer: PolicyObserver = field(default_factory=Unobserved)  # told of every penalty and ban
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)  # inbound caps (p2p.limits)
+    connection_observer: ConnectionObserver = field(default_factory=Uncounted)  # told of refusals

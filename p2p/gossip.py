@@ -15,6 +15,13 @@ when its 32-slot channel is full), de-duplicated by message id, and processed in
 Outgoing transactions are collected by a batcher into one message per `tx_batch_size` or per
 `tx_batch_delay` seconds, and every publish waits while a peer's outbound queue is near full,
 because libp2p drops silently instead of blocking.
+
+Size: each topic has a cap (`cap`). A message over it is never sent: `publish` refuses it with
+`P2PError("gossip-oversize")` (libp2p would otherwise send what fits its own 1 MiB RPC cap, for
+every peer to penalise us, and silently drop anything larger). Received, a message over the
+topic's cap is dropped by the validator and its forwarder penalised (`oversize`, 60 points); an
+RPC over libp2p's 1 MiB is refused by the library before any validator sees it, and
+`host.SerialPubsub` turns that into the same penalty.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from libp2p.pubsub.pb import rpc_pb2
 from chain.errors import RejectKind
 from p2p.backend import ChainBackend, Outcome, Verdict
 from p2p.config import P2PConfig
-from p2p.errors import WireError
+from p2p.errors import P2PError, WireError
 from p2p.host import Host
 from p2p.scoring import Offence
 from p2p.wire import decode_tx_batch, encode_tx_batch
@@ -87,7 +94,9 @@ class Gossip:
         banned: Banned,
         on_missing_parent: Callable[[str], None],
         on_bid: BidHandler | None = None,
+        on_new_block: Callable[[str], None] | None = None,
     ) -> None:
+        """`on_new_block(peer)`: `peer` forwarded a block the backend accepted (new to us)."""
         self._host = host
         self._backend = backend
         self._config = config
@@ -96,6 +105,7 @@ class Gossip:
         self._banned = banned
         self._on_missing_parent = on_missing_parent
         self._on_bid = on_bid
+        self._on_new_block = on_new_block
         chain = backend.chain_id
         self.topics = {n: topic_name(chain, n) for n in ("blocks", "txs", "bids")}
         self._seen = _Lru(SEEN_CAPACITY)
@@ -118,6 +128,10 @@ class Gossip:
                 nursery.start_soon(self._process, name, recv)
             nursery.start_soon(self._batch_txs)
             task_status.started()
+
+    def cap(self, name: str) -> int:
+        """The largest message topic `name` carries, in bytes."""
+        return self._config.max_block_gossip_bytes if name == "blocks" else self._config.max_tx_batch_bytes
 
     def topic_peers(self, name: str) -> list[str]:
         """Peers known to subscribe to one of our topics."""
@@ -208,6 +222,8 @@ class Gossip:
                 log.exception("%s import failed", name)
                 continue
             self.delivered[name] += 1
+            if verdict.accepted and name == "blocks" and self._on_new_block is not None:
+                self._on_new_block(origin)
             if verdict.outcome is Outcome.REJECT and authored:
                 self._penalise(origin, verdict.kind, f"{name}: {verdict.reason}")
             elif verdict.kind is RejectKind.MISSING and name == "blocks":
@@ -236,6 +252,9 @@ class Gossip:
                 await trio.sleep(0.02)
 
     async def publish(self, name: str, data: bytes) -> None:
+        """Publish on topic `name`; a message over the topic's cap is refused, never sent."""
+        if len(data) > self.cap(name):
+            raise P2PError("gossip-oversize", f"{name} message of {len(data)} bytes is over the {self.cap(name)}-byte cap")
         # libp2p's publish reads the listeners' addresses before its first checkpoint: during a
         # shutdown they may be closed already (EBADF), so a cancelled caller stops here instead
         await trio.lowlevel.checkpoint_if_cancelled()
@@ -265,5 +284,7 @@ class Gossip:
                     size += len(tx) + 5
             try:
                 await self.publish("txs", encode_tx_batch(batch))
+            except P2PError as exc:  # a transaction too large for any batch: it travels in blocks
+                log.warning("%d transactions not gossiped: %s", len(batch), exc)
             except Exception:  # a failed publish must not stop all future tx gossip
                 log.exception("publishing a batch of %d txs failed", len(batch))

@@ -2,6 +2,10 @@
 
 Ed25519 identity kept in the data dir; noise only (no plaintext); yamux; one connection per peer;
 GossipSub meshsub 1.1/1.0 tuned for throughput; message id = blake2b-256 of the payload; StrictSign.
+Inbound connections go through `p2p.inbound` (our caps, and the fix for py-libp2p's inbound slots
+that were never given back); libp2p's auto-connector is off (it dialed every peer in the
+peerstore, banned ones included, whenever we had fewer than 200 connections: our re-dial loop
+decides whom to dial).
 `Host` turns libp2p's world (ID, Multiaddr, INetStream, notifees) into `str` peer ids, `str`
 addresses and plain callbacks, so nothing outside this package touches a libp2p type.
 """
@@ -41,6 +45,8 @@ from libp2p.tools.anyio_service import background_trio_service
 from chain.files import write_atomic
 from p2p.errors import ConfigError, P2PError, RequestFailed, WireError
 from p2p.files import describe
+from p2p.inbound import InboundGate
+from p2p.limits import ConnectionLimits
 from p2p.wire import read_frame
 
 log = logging.getLogger("neuro.p2p")
@@ -49,6 +55,7 @@ log = logging.getLogger("neuro.p2p")
 ReadFn = Callable[[int], Awaitable[bytes]]
 StreamHandler = Callable[[str, ReadFn, Callable[[bytes], Awaitable[None]]], Awaitable[None]]
 PeerEvent = Callable[[str, str], None]  # (peer id, "inbound" | "outbound")
+RPC_TOO_LARGE = "rpc-too-large"  # what `on_bad_gossip` is told of a pubsub RPC over libp2p's cap
 
 
 KEY_REMEDY = "restore it from a backup, or delete it to start under a new peer id"
@@ -125,19 +132,40 @@ class Host:
         on_connect: PeerEvent,
         on_disconnect: PeerEvent,
         on_bad_gossip: PeerEvent | None = None,
+        limits: ConnectionLimits | None = None,
+        banned: Callable[[str], bool] = lambda peer: False,
+        points: Callable[[str], float] = lambda peer: 0.0,
+        on_refused: Callable[[str], None] = lambda reason: None,
+        handshake_timeout: float = 5.0,
     ) -> None:
+        """`limits` caps inbound connections (`p2p.limits`), which ask `banned` and `points`
+        (misbehaviour points) about a peer and report each refusal's reason to `on_refused`;
+        `handshake_timeout` bounds an inbound noise + yamux upgrade."""
         self._listen = [parse_addr(a) for a in listen]
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
         self._on_bad_gossip = on_bad_gossip
         self._nursery: trio.Nursery | None = None
+        limits = limits or ConnectionLimits()
+        most = limits.max_inbound + limits.max_outbound
         self.libp2p = new_host(
             key_pair=key_pair,
             listen_addrs=self._listen,
             sec_opt={NOISE: Noise(key_pair, noise_privkey=create_x25519().private_key)},
             muxer_opt={TProtocol(YAMUX): Yamux},
-            connection_config=ConnectionConfig(max_connections_per_peer=1),
+            # the global cap leaves `max_outbound` slots that inbound (capped by the gate) never
+            # reaches; the watermarks at the cap keep libp2p's pruner from closing anyone
+            connection_config=ConnectionConfig(
+                max_connections_per_peer=1, max_connections=most, min_connections=0,
+                low_watermark=0, high_watermark=most,
+            ),
         )
+        swarm: Any = self.libp2p.get_network()
+        swarm.auto_connector.maybe_connect = _no_auto_dial
+        self.inbound = InboundGate(
+            limits, upgrade_timeout=handshake_timeout, banned=banned, points=points, on_refused=on_refused,
+        )
+        self.inbound.install(swarm)
         self.router = GossipSub(
             protocols=[PROTOCOL_ID_V11, PROTOCOL_ID],
             degree=6,
@@ -148,6 +176,7 @@ class Host:
             eclipse_protection_enabled=False,
         )
         self.pubsub = SerialPubsub(self.libp2p, self.router, msg_id_constructor=message_id)
+        self.pubsub.on_oversize = self._oversize_rpc
         self._guard_pubsub_streams()
         self.peer_id = str(self.libp2p.get_id())
 
@@ -255,6 +284,11 @@ class Host:
         for protocol in self.router.get_protocols():
             self.libp2p.set_stream_handler(protocol, guarded)
 
+    def _oversize_rpc(self, peer: str) -> None:
+        log.info("pubsub RPC over %d bytes from %s: stream reset", self.pubsub.max_inbound_rpc_size, peer)
+        if self._on_bad_gossip is not None:
+            self._on_bad_gossip(peer, RPC_TOO_LARGE)
+
     def set_handler(self, protocol: str, handler: StreamHandler) -> None:
         """Serve `protocol`; an exception in `handler` is logged, never allowed to kill the host."""
 
@@ -343,6 +377,24 @@ class Host:
     def mesh_peers(self, topic: str) -> list[str]:
         return [str(p) for p in self.router.mesh.get(topic, ())]
 
+    def mark_handshaken(self, peer: str) -> None:
+        """`peer` passed the chain handshake: an inbound connection of its is no longer pending."""
+        self.inbound.slots.handshaken(peer)
+
+    def mark_useful(self, peer: str) -> None:
+        """`peer` gave us a block we lacked: its inbound slot is protected from eviction."""
+        self.inbound.slots.useful(peer, trio.current_time())
+
+    def connection_counts(self) -> dict[str, int]:
+        """Open connections by direction, and inbound ones still in their handshakes."""
+        swarm: Any = self.libp2p.get_network()
+        outbound = sum(
+            1 for conns in list(swarm.connections.values()) for conn in conns
+            if getattr(getattr(conn, "direction", None), "name", "").lower() == "outbound"
+        )
+        slots = self.inbound.slots
+        return {"inbound": slots.inbound(), "outbound": outbound, "pending": slots.pending()}
+
     def _on_connected(self, conn: INetConn) -> None:
         peer = str(conn.muxed_conn.peer_id)
         direction = getattr(conn, "direction", None)
@@ -365,6 +417,12 @@ class SerialPubsub(Pubsub):
     the stream and blames the sender: an honest peer gossiping a large block loses it and earns
     a penalty (measured: tests/unit/p2p/test_p2p_host.py, two 300 KB writes). A lock per stream
     makes each RPC one contiguous write.
+
+    It also reports an inbound RPC over `max_inbound_rpc_size` (1 MiB) to `on_oversize`: the
+    library reads the length prefix, resets the stream and forgets the peer's subscriptions, all
+    inside its read loop, and tells nobody, so a peer could send 5 MB messages for free. The
+    read loop resets the stream it reads only in that case, so the stream it is handed is
+    wrapped to catch that reset (`_ResetWatch`).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -372,11 +430,41 @@ class SerialPubsub(Pubsub):
         self._write_locks: weakref.WeakKeyDictionary[INetStream, trio.Lock] = (
             weakref.WeakKeyDictionary()
         )
+        self.on_oversize: Callable[[str], None] | None = None
+
+    async def continuously_read_stream(self, stream: INetStream) -> None:
+        peer = str(stream.muxed_conn.peer_id)
+
+        def reset() -> None:
+            if self.on_oversize is not None:
+                self.on_oversize(peer)
+
+        await super().continuously_read_stream(_ResetWatch(stream, reset))  # type: ignore[arg-type]
 
     async def write_msg(self, stream: INetStream, rpc_msg: rpc_pb2.RPC) -> bool:
         lock = self._write_locks.setdefault(stream, trio.Lock())
         async with lock:
             return await super().write_msg(stream, rpc_msg)
+
+
+class _ResetWatch:
+    """A stream as Pubsub's read loop sees it: the same in every respect, except that a reset is
+    told to `on_reset` first (see `SerialPubsub`)."""
+
+    def __init__(self, stream: INetStream, on_reset: Callable[[], None]) -> None:
+        self._stream = stream
+        self._on_reset = on_reset
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    async def reset(self) -> None:
+        self._on_reset()
+        await self._stream.reset()
+
+
+async def _no_auto_dial() -> None:
+    """libp2p's auto-connector, switched off (see the module docstring)."""
 
 
 async def _reset(stream: INetStream) -> None:

@@ -1,27 +1,30 @@
 """`P2P`: the one object neurod holds: host, gossip, sync server and driver, peer policy.
 
 Peer policy lives here: the chain-id handshake on every new connection, misbehaviour points
-and bans (`p2p.scoring`), per-peer rate limits, re-dialing bootstrap peers, and forgetting
-peers that left. Everything public speaks `str` peer ids and `str` multiaddrs.
+and bans (`p2p.scoring`), per-peer rate limits, inbound connection caps (`p2p.limits`, applied
+by the host; a peer that brings us a new block, by gossip or sync, is marked useful there and
+keeps its inbound slot), re-dialing bootstrap peers, and forgetting peers that left. Everything
+public speaks `str` peer ids and `str` multiaddrs.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import trio
 
 from chain.errors import RejectKind
 from p2p.artifact_fetch import ArtifactTransfers, FetchProgress
 from p2p.artifacts import ArtifactBackend, ArtifactServer, artifact_protocol
-from p2p.backend import ChainBackend
+from p2p.backend import ChainBackend, Verdict
 from p2p.config import BAN_FILE, KEY_FILE, P2PConfig
 from p2p.errors import P2PError, RequestFailed
 from p2p.gossip import BidHandler, Gossip
-from p2p.host import Host, load_or_create_key
+from p2p.host import RPC_TOO_LARGE, Host, load_or_create_key
 from p2p.scoring import MANUAL_BAN, BanList, Offence, PeerScores, RateLimiter, penalty
 from p2p.sync import PeerFault, SyncClient, SyncServer, sync_protocol
 from p2p.syncdriver import SyncDriver
@@ -60,7 +63,12 @@ class P2P:
             config.listen,
             on_connect=self._on_connect,
             on_disconnect=self._on_disconnect,
-            on_bad_gossip=lambda peer, why: self.penalise(peer, RejectKind.MALFORMED, f"pubsub: {why}"),
+            on_bad_gossip=self._bad_pubsub,
+            limits=config.limits,
+            banned=self.is_banned,
+            points=lambda peer: self.scores.points(peer, trio.current_time()),
+            on_refused=config.connection_observer.connection_refused,
+            handshake_timeout=config.handshake_timeout,
         )
         self.peer_id = self._host.peer_id
         protocol = sync_protocol(backend.chain_id)
@@ -74,7 +82,7 @@ class P2P:
         server = SyncServer(backend, self.penalise, self._allow, config.max_response_bytes)
         self._host.set_handler(protocol, server.handle)
         self.driver = SyncDriver(
-            backend,
+            cast(ChainBackend, _CreditingImports(backend, self._host.mark_useful)),
             self._client,
             self.penalise,
             status_interval=config.status_interval,
@@ -90,6 +98,7 @@ class P2P:
             banned=self.is_banned,
             on_missing_parent=self.driver.request_sync,
             on_bid=on_bid,
+            on_new_block=self._host.mark_useful,
         )
         self.artifacts: ArtifactTransfers | None = None
         self._artifact_server: ArtifactServer | None = None
@@ -128,6 +137,10 @@ class P2P:
 
     def listen_addrs(self) -> list[str]:
         return self._host.listen_addrs()
+
+    def connection_counts(self) -> dict[str, int]:
+        """Open connections: "inbound", "outbound", and "pending" (inbound, still handshaking)."""
+        return self._host.connection_counts()
 
     def peers(self) -> list[PeerView]:
         now = trio.current_time()
@@ -185,6 +198,10 @@ class P2P:
             log.warning("banning %s for %.0f s: %s", peer, self.config.ban_seconds, reason)
             self._record_ban(peer, self.config.ban_seconds, cause.value)
             self._host.spawn(self._host.disconnect, peer)
+
+    def _bad_pubsub(self, peer: str, why: str) -> None:
+        """A pubsub stream the library could not read: over its RPC size cap, or undecodable."""
+        self.penalise(peer, Offence.OVERSIZE if why == RPC_TOO_LARGE else RejectKind.MALFORMED, f"pubsub: {why}")
 
     def fetch_artifact(self, root: bytes, sources: list[str]) -> FetchProgress:
         """Start fetching artifact `root` (returns at once; see `artifact_progress`). `sources`
@@ -284,6 +301,7 @@ class P2P:
         if not self._host.is_connected(peer):
             return
         self._peers[peer] = direction
+        self._host.mark_handshaken(peer)
         self._notify_peers_changed()
         self.driver.on_status(peer, theirs)
 
@@ -316,3 +334,21 @@ class P2P:
             now = trio.current_time()
             self.scores.prune(now)
             self._wrong_chain = {p: t for p, t in self._wrong_chain.items() if t > now}
+
+
+class _CreditingImports:
+    """The chain backend as the sync driver sees it: a batch that brings a block we lacked
+    credits the peer that served it (`Host.mark_useful`); everything else passes through."""
+
+    def __init__(self, backend: ChainBackend, credit: Callable[[str], None]) -> None:
+        self._backend = backend
+        self._credit = credit
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+    async def import_blocks(self, blocks: list[bytes], origin: str | None) -> list[Verdict]:
+        verdicts = await self._backend.import_blocks(blocks, origin)
+        if origin is not None and any(v.accepted for v in verdicts):
+            self._credit(origin)
+        return verdicts

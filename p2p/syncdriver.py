@@ -16,12 +16,14 @@ No peer can hold sync still (each rule answers an attack seen on a live node):
   answering alternately [1] and [1, 2] once froze sync at height 2 while counting as progress);
   `NO_GAIN_STEPS` steps in a row without new work cost the peer `FALSE_WORK` and it is rotated
   out (no round with it for `REST_SECONDS`).
-- Block-fetch helpers are ranked by their measured seconds per block, and a helper's batch that
-  is not served within the stall timeout (a few times the fastest peer's batch time, at least
-  `MIN_STALL_SECONDS`) goes to the round's own peer at once. The helper is penalised
-  (`Offence.STALLING`), so a repeat offender is banned and disconnected, and it is not used as a
-  helper again while it rests. This is Bitcoin Core's stalling-peer rule for its block download
-  window: the slow peer's share moves to the others instead of every batch waiting out a timeout.
+- Block-fetch helpers are ranked by their measured seconds per block. A helper's batch not
+  served within the hedge delay (a few times the fastest peer's batch time, at least
+  `MIN_HEDGE_SECONDS`) is asked of the round's own peer too, and the first answer is imported.
+  A helper that loses `STALL_STRIKES` such races is stalling: it is penalised
+  (`Offence.STALLING`, so a repeat offender is banned and disconnected) and rests. This is
+  Bitcoin Core's stalling-peer rule for its block download window, with the wait cut short by the
+  duplicate request: the slow peer's share moves to the others instead of every batch waiting
+  out a timeout, and an honest helper that is merely slower is never blamed for one late batch.
 
 A peer that claims work it cannot serve, serves data the backend rejects, or does not answer,
 is penalised through `penalise`; a peer that simply disconnects is not.
@@ -47,8 +49,9 @@ MAX_IN_FLIGHT = 4
 MAX_ROUNDS = 3  # sync rounds with different peers at once
 NO_GAIN_STEPS = 3  # steps in a row without new work before a peer is judged to be stalling sync
 REST_SECONDS = 60.0  # a peer rotated out gets no sync round (nor helper share) for this long
-MIN_STALL_SECONDS = 2.0  # Bitcoin Core's BLOCK_STALLING_TIMEOUT_DEFAULT
-STALL_FACTOR = 8.0  # a helper's batch may take this many times the fastest peer's before it stalls
+MIN_HEDGE_SECONDS = 0.5  # a helper's batch unanswered this long is asked of the round's peer too
+HEDGE_FACTOR = 4.0  # ... or this many times the fastest peer's time for such a batch, if longer
+STALL_STRIKES = 2  # races lost to the round's peer before a helper is judged stalling
 SPEED_WEIGHT = 0.3  # of a new measurement in a peer's moving average of seconds per block
 
 Penalise = Callable[[str, "RejectKind | Offence", str], None]
@@ -56,6 +59,14 @@ Penalise = Callable[[str, "RejectKind | Offence", str], None]
 
 class _Abort(Exception):
     """Ends one sync round with a peer (already penalised where due)."""
+
+
+class _Race:
+    """A helper's batch, maybe hedged with the round's peer: the first full answer wins."""
+
+    def __init__(self) -> None:
+        self.winner: tuple[str, list[bytes]] | None = None
+        self.helper_done = trio.Event()  # it answered (in full or not) or failed
 
 
 class SyncDriver:
@@ -88,9 +99,10 @@ class SyncDriver:
         self._rounds: set[str] = set()  # peers with a round under way
         self._resting: dict[str, float] = {}  # peer -> trio time until which it gets no round
         self._seconds_per_block: dict[str, float] = {}  # moving average over full block answers
+        self._strikes: dict[str, int] = {}  # helper -> races lost to a round's peer since it last rested
         # for metrics
         self.rounds_done = 0
-        self.stalls = 0  # helper batches moved to another peer
+        self.stalls = 0  # helper batches answered first by the round's peer (hedged requests)
         self.rotations = 0  # peers rotated out for bringing no new work
         self._progress = trio.Event()
 
@@ -256,11 +268,18 @@ class SyncDriver:
         others.sort(key=lambda p: self._seconds_per_block.get(p, 0.0))
         return [peer, *others[:3]]
 
-    def _stall_seconds(self, blocks: int) -> float:
-        """How long a helper may take over a batch: a few times what the fastest measured peer
-        takes, at least `MIN_STALL_SECONDS`."""
+    def _hedge_seconds(self, blocks: int) -> float:
+        """How long a helper's batch may go unanswered before the round's peer is asked too."""
         fastest = min(self._seconds_per_block.values(), default=0.0)
-        return max(MIN_STALL_SECONDS, STALL_FACTOR * fastest * blocks)
+        return max(MIN_HEDGE_SECONDS, HEDGE_FACTOR * fastest * blocks)
+
+    def _take_slot(self, helper: str, race: _Race) -> bool:
+        """Take one of `helper`'s request slots for `race` (released by `_race_helper`), if free."""
+        try:
+            self._slots(helper).acquire_on_behalf_of_nowait(race)
+        except trio.WouldBlock:
+            return False
+        return True
 
     def _slots(self, peer: str) -> trio.CapacityLimiter:
         limiter = self._in_flight.get(peer)
@@ -273,10 +292,13 @@ class SyncDriver:
         started = trio.current_time()
         blocks = await self._client.blocks(source, batch)
         if blocks and len(blocks) == len(batch):
-            took = (trio.current_time() - started) / len(blocks)
-            seen = self._seconds_per_block.get(source)
-            self._seconds_per_block[source] = took if seen is None else seen + SPEED_WEIGHT * (took - seen)
+            self._note_speed(source, (trio.current_time() - started) / len(blocks))
         return blocks
+
+    def _note_speed(self, peer: str, seconds_per_block: float) -> None:
+        seen = self._seconds_per_block.get(peer)
+        self._seconds_per_block[peer] = seconds_per_block if seen is None else \
+            seen + SPEED_WEIGHT * (seconds_per_block - seen)
 
     async def _fetch(
         self,
@@ -285,44 +307,68 @@ class SyncDriver:
         batch: list[bytes],
         send: trio.MemorySendChannel[tuple[str, list[bytes]]],
     ) -> None:
-        """Fetch one batch from `source`; a helper that lacks part of it (it may follow another
-        branch) is not blamed and `peer`, whose headers named the blocks, is asked instead, as it
-        is when the helper stalls (which is blamed, and rests)."""
+        """Fetch one batch from `source`, hedged with `peer` (whose headers named the blocks) when
+        a helper is slow; a helper that lacks part of the batch (it may follow another branch) is
+        not blamed, and `peer` is asked instead."""
         async with send:
-            if source != peer:
-                served = await self._from_helper(source, batch)
-                if served is not None:
-                    await send.send((source, served))
-                    return
-            try:
-                async with self._slots(peer):
-                    blocks = await self._timed_blocks(peer, batch)
-                if not blocks:  # it answered, with nothing: its headers were a bluff
-                    self._penalise(peer, Offence.FALSE_WORK, "served none of the blocks it named")
-            except PeerFault as fault:  # refused or gone: blamed only for a real offence
-                self._blame(peer, fault)
-                blocks = []
-            await send.send((peer, blocks))
+            race = _Race()
+            if source == peer or self.resting(source) or not self._take_slot(source, race):
+                # the round's own peer, a helper that stalled on another batch, or one whose
+                # request slots are all taken (never queue behind a helper: the hedge clock
+                # starts when the request goes out)
+                await send.send((peer, await self._from_peer(peer, batch)))
+                return
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._race_helper, source, batch, race, nursery.cancel_scope)
+                with trio.move_on_after(self._hedge_seconds(len(batch))):
+                    await race.helper_done.wait()
+                if race.winner is None:  # slow, or it lacks part: the round's own peer is asked too
+                    nursery.start_soon(self._race_peer, peer, batch, race, nursery.cancel_scope)
+            if not race.helper_done.is_set():  # still on it when the peer answered: a strike
+                self._strike(source)
+            await send.send(race.winner or (peer, []))
 
-    async def _from_helper(self, source: str, batch: list[bytes]) -> list[bytes] | None:
-        """The whole batch from a helper, or None: it lacks part of it (no blame), failed, or
-        stalled (blamed once, however many of its batches were waiting; then it rests)."""
-        limit = self._stall_seconds(len(batch))
+    async def _race_helper(self, source: str, batch: list[bytes], race: _Race, scope: trio.CancelScope) -> None:
+        started = trio.current_time()
         try:
-            async with self._slots(source):  # the stall clock starts once the request is sent
-                if self.resting(source):  # it stalled on another batch meanwhile
-                    return None
-                with trio.move_on_after(limit) as waited:
-                    blocks = await self._timed_blocks(source, batch)
+            blocks = await self._timed_blocks(source, batch)
+            if len(blocks) == len(batch) and race.winner is None:
+                race.winner = (source, blocks)
+                scope.cancel()
         except PeerFault as fault:
             self._blame(source, fault)
-            return None
-        if waited.cancelled_caught:
-            if not self.resting(source):
-                self.stalls += 1
-                self._rotate_out(source, Offence.STALLING, f"no answer to {len(batch)} blocks in {limit:.1f} s")
-            return None
-        return blocks if len(blocks) == len(batch) else None
+        except trio.Cancelled:
+            if race.winner is not None and race.winner[0] != source:  # lost: it takes at least this long
+                self._note_speed(source, (trio.current_time() - started) / len(batch))
+            raise
+        finally:
+            self._slots(source).release_on_behalf_of(race)
+        race.helper_done.set()
+
+    async def _race_peer(self, peer: str, batch: list[bytes], race: _Race, scope: trio.CancelScope) -> None:
+        blocks = await self._from_peer(peer, batch)
+        if race.winner is None:
+            race.winner = (peer, blocks)
+            scope.cancel()
+
+    async def _from_peer(self, peer: str, batch: list[bytes]) -> list[bytes]:
+        try:
+            async with self._slots(peer):
+                blocks = await self._timed_blocks(peer, batch)
+            if not blocks:  # it answered, with nothing: its headers were a bluff
+                self._penalise(peer, Offence.FALSE_WORK, "served none of the blocks it named")
+            return blocks
+        except PeerFault as fault:  # refused or gone: blamed only for a real offence
+            self._blame(peer, fault)
+            return []
+
+    def _strike(self, helper: str) -> None:
+        """A helper lost a race to the round's peer; `STALL_STRIKES` of them make it stalling."""
+        strikes = self._strikes[helper] = self._strikes.get(helper, 0) + 1
+        self.stalls += 1
+        if strikes >= STALL_STRIKES and not self.resting(helper):
+            self._strikes.pop(helper, None)
+            self._rotate_out(helper, Offence.STALLING, f"{strikes} block batches answered later than the round's peer")
 
     async def _import(self, source: str, blocks: list[bytes]) -> bool:
         """Import one fetched batch in order; False stops the round."""

@@ -33,7 +33,8 @@ class Agents:
             settings = WorkerSettings(
                 services=tuple(SERVICE_NAMES[s] for s in config.worker_services),
                 floor_min=config.worker_floor_min, floor_max=config.worker_floor_max,
-                slots=config.worker_slots, stake=parse_ntk(config.worker_stake), fault=config.worker_fault,
+                slots=config.worker_slots, devices=config.worker_devices, stake=parse_ntk(config.worker_stake),
+                fault=config.worker_fault,
             )
             worker = WorkerAgent(node, account, settings)
         return cls(ClientAgent(node, account), worker)

@@ -15,12 +15,22 @@ re-sealed (`worker.train.forgery`), for a dispute committee to convict.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 CALIBRATION_ITEMS = 6
+CUDA_VISIBLE = "CUDA_VISIBLE_DEVICES"
+
+
+def cuda_devices() -> list[str]:
+    """This machine's CUDA GPUs as worker slots ("cuda:0", ...); none without CUDA (run in a child:
+    it imports torch)."""
+    from worker.device import cuda_count
+
+    return [f"cuda:{index}" for index in range(cuda_count())]
 
 
 def render_shard(spec_json: str, start: int, stop: int, out: str, fault: str | None = None) -> str:
@@ -42,15 +52,27 @@ def render_shard(spec_json: str, start: int, stop: int, out: str, fault: str | N
         shard_module.render_item = honest
 
 
-def train(spec_json: str, out: str, inputs: dict[str, str] | None = None, fault: str | None = None) -> str:
+def train(spec_json: str, out: str, inputs: dict[str, str] | None = None, fault: str | None = None,
+          device: str = "cpu") -> str:
     """Run a train job's spec with the worker's task runner; returns the artifact root (hex).
-    ``inputs`` maps the artifact roots the spec names to their local folders (`neurod.market.inputs`)."""
+    ``inputs`` maps the artifact roots the spec names to their local folders (`neurod.market.inputs`);
+    ``device`` is the worker's slot: "cpu" or "cuda:N" (the task process then sees GPU N alone)."""
     from worker.artifact import read_manifest
     from worker.runner import run_task
     from worker.tasks.data import artifact_folders
 
-    with artifact_folders(inputs or {}):
-        run_task("train", json.loads(spec_json), Path(out))
+    kind, _, index = device.partition(":")
+    saved = os.environ.get(CUDA_VISIBLE)
+    if kind == "cuda":
+        os.environ[CUDA_VISIBLE] = index  # inherited by the task process (`worker.runner`)
+    try:
+        with artifact_folders(inputs or {}):
+            run_task("train", json.loads(spec_json), Path(out), device=kind)
+    finally:
+        if saved is None:
+            os.environ.pop(CUDA_VISIBLE, None)
+        else:
+            os.environ[CUDA_VISIBLE] = saved
     if fault == "skip-training":
         from worker.train.forgery import forge_log, reverse_batches
 
@@ -74,8 +96,9 @@ def calibrate_render() -> float:
     return units / max(time.perf_counter() - start, 1e-6)
 
 
-def calibrate_train() -> float:
-    """Training units (FLOPs) per second: a few steps of the zoo CNN on random digits."""
+def calibrate_train(device: str = "cpu") -> float:
+    """Training units (FLOPs) per second on ``device`` (a worker slot: "cpu" or "cuda:N"): a few
+    steps of the zoo CNN on random digits, after one untimed warm-up step."""
     import torch
 
     from chain.compute_units import cnn_forward_flops, training_units
@@ -85,15 +108,23 @@ def calibrate_train() -> float:
     model = torch.nn.Sequential(
         torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(16, 16, 3, padding=1),
         torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(16 * size * size, 10),
-    )
+    ).to(device)
     optimiser = torch.optim.SGD(model.parameters(), lr=0.01)
-    images, labels = torch.randn(batch, 1, size, size), torch.randint(0, 10, (batch,))
-    steps = 5
-    start = time.perf_counter()
-    for _ in range(steps):
+    images = torch.randn(batch, 1, size, size, device=device)
+    labels = torch.randint(0, 10, (batch,), device=device)
+
+    def step() -> None:
         optimiser.zero_grad()
         torch.nn.functional.cross_entropy(model(images), labels).backward()
         optimiser.step()
+
+    step()
+    steps = 5
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
     seconds = max(time.perf_counter() - start, 1e-6)
     return training_units(cnn_forward_flops(size, 1, 16, 2, 10), batch, steps) / seconds
 

@@ -64,7 +64,8 @@ class WorkerSettings:
     services: tuple[Service, ...] = (Service.GENERATE,)
     floor_min: int = 1  # base units per quote unit: the operator's bounds on the adaptive floor
     floor_max: int = 10**9
-    slots: int = 1  # shards run at once (child processes)
+    slots: int = 1  # shards run at once on the CPU (child processes), when no GPU is in use
+    devices: str = "auto"  # auto: one slot per CUDA GPU, else `slots` CPU slots | cpu | "cuda:0,cuda:1"
     stake: int = 0  # bonded stake to keep (base units); 0: whatever is bonded already
     fault: str | None = None  # test only (devnet): "corrupt-item" | "skip-training"
 
@@ -100,6 +101,9 @@ class WorkerAgent:
         self.dir.mkdir(exist_ok=True)
         self.state = WorkerState()
         self.speeds: dict[Service, float] = {}
+        self.devices: list[str] = ["cpu"] * settings.slots  # resolved at start (`_resolve_devices`)
+        self._free_devices: set[str] = set()
+        self._device_freed = trio.Event()
         self.floors = {s: AdaptiveFloor(settings.floor_min, settings.floor_max) for s in settings.services}
         self._load_floors()
         self.watch: set[bytes] = set()
@@ -112,6 +116,8 @@ class WorkerAgent:
     # ---- loop ------------------------------------------------------------------------------
 
     async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        self.devices = await self._resolve_devices()
+        self._free_devices = set(self.devices)
         self.speeds = await self._speeds()
         log.info("worker agent %s: services %s, speeds %s units/s", self.account.address(),
                  ",".join(s.name.lower() for s in self.settings.services),
@@ -161,19 +167,51 @@ class WorkerAgent:
 
         path = self.dir / SPEED_FILE
         try:
-            saved = {Service[k.upper()]: float(v) for k, v in json.loads(path.read_text()).items()}
+            saved = {Service[k.upper()]: float(v) for k, v in json.loads(path.read_text()).items() if k != "device"}
         except (OSError, ValueError, KeyError):
             saved = {}
-        measure = {Service.GENERATE: tasks.calibrate_render, Service.TRAIN: tasks.calibrate_train}
+        measured_on = json.loads(path.read_text()).get("device") if saved else None
+        if measured_on != self.devices[0]:  # a speed is the device's: another device is measured anew
+            saved.pop(Service.TRAIN, None)
+        measure = {Service.GENERATE: (tasks.calibrate_render,), Service.TRAIN: (tasks.calibrate_train, self.devices[0])}
         for service in self.settings.services:
             if service not in saved and service in measure:
-                saved[service] = await self._in_child(measure[service])
-        path.write_text(json.dumps({s.name.lower(): v for s, v in saved.items()}))
+                saved[service] = await self._in_child(*measure[service])
+        path.write_text(json.dumps({**{s.name.lower(): v for s, v in saved.items()}, "device": self.devices[0]}))
         return saved
+
+    async def _resolve_devices(self) -> list[str]:
+        """The worker's slots: one per CUDA GPU (`devices = "auto"` on a GPU box, or as listed),
+        else `slots` CPU slots. A listed GPU that is not there is refused at start."""
+        from neurod.market import tasks
+
+        wanted = self.settings.devices
+        if wanted == "cpu":
+            return ["cpu"] * self.settings.slots
+        present = await self._in_child(tasks.cuda_devices)
+        if wanted == "auto":
+            return present or ["cpu"] * self.settings.slots
+        listed = wanted.split(",")
+        missing = [d for d in listed if d not in present]
+        if missing:
+            raise RuntimeError(f"worker_devices lists {', '.join(missing)}, not present here "
+                               f"({', '.join(present) or 'no CUDA device'})")
+        return listed
+
+    async def _device(self) -> str:
+        """A free slot, waited for (an award may come while our slots are busy)."""
+        while not self._free_devices:
+            await self._device_freed.wait()
+        return self._free_devices.pop()
+
+    def _release(self, device: str) -> None:
+        self._free_devices.add(device)
+        self._device_freed.set()
+        self._device_freed = trio.Event()
 
     async def _in_child(self, fn: Any, *args: Any) -> Any:
         if self._pool is None:
-            self._pool = process_pool(max(1, self.settings.slots))
+            self._pool = process_pool(max(1, len(self.devices)))
         future = self._pool.submit(fn, *args)
         return await trio.to_thread.run_sync(future.result, abandon_on_cancel=True)
 
@@ -214,7 +252,7 @@ class WorkerAgent:
         running = sum(r.state == "running" for r in self.state.runs.values())
         # offer what the free slots run at once: each shard then finishes as soon as it can, and a
         # job larger than one machine is shared out across a pool
-        return max(0, min(len(awardable), self.settings.slots - running, MAX_BID_SHARDS))
+        return max(0, min(len(awardable), len(self.devices) - running, MAX_BID_SHARDS))
 
     def _runnable(self, job_id: bytes) -> bool:
         """Whether this worker's task runner accepts the job's spec: the chain checks only what
@@ -340,6 +378,7 @@ class WorkerAgent:
         out.parent.mkdir(parents=True, exist_ok=True)
         from neurod.market import tasks
 
+        device = await self._device()
         try:
             assert spec is not None, "the spec of a job on chain is stored with it"
             if Service(job.service) is Service.GENERATE:
@@ -350,9 +389,10 @@ class WorkerAgent:
                 items = stop - start
             else:
                 inputs = await local_inputs(self.node, spec.decode(), inputs_dir)
-                log.info("job %s: training%s", job_id.hex()[:12], f" on {len(inputs)} artifacts" if inputs else "")
+                log.info("job %s: training on %s%s", job_id.hex()[:12], device,
+                         f", data: {len(inputs)} artifacts" if inputs else "")
                 root = bytes.fromhex(await self._in_child(tasks.train, spec.decode(), str(out), inputs,
-                                                                self.settings.fault))
+                                                          self.settings.fault, device))
                 items = 1
             self.node.artifacts.store.put(out, pin=True)
             shutil.rmtree(out, ignore_errors=True)
@@ -361,6 +401,8 @@ class WorkerAgent:
             run.state, run.error = "failed", str(exc)
             log.warning("job %s shard %d failed: %s", job_id.hex()[:12], k, exc)
             return
+        finally:
+            self._release(device)
         run.root = root
         if await self.account.submit(ResultCommit(job_id, k, root, items)) is None:
             run.state = "failed"
@@ -396,7 +438,8 @@ class WorkerAgent:
             "services": [s.name.lower() for s in self.settings.services],
             "speeds": {s.name.lower(): v for s, v in self.speeds.items()},
             "floors": {s.name.lower(): f.to_json() for s, f in self.floors.items()},
-            "slots": self.settings.slots,
+            "slots": len(self.devices),
+            "devices": self.devices,
             "bonded": self.account.bonded(),
             "shards": [{"job": r.job_id.hex(), "shard": r.shard, "state": r.state, "root": r.root.hex() or None,
                         "error": r.error or None} for r in self.state.runs.values()],

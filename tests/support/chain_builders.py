@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from chain.assembly import assemble_block
 from chain.chainstate import ChainState, ImportResult
@@ -28,6 +29,9 @@ from chain.pow import mine
 from chain.store import KV, MemoryKV
 from chain.types import Block, Header, Transaction, Transfer
 from chain.validation import expected_bits, tx_root
+
+if TYPE_CHECKING:
+    from p2p.backend import ChainStatus
 
 TEST_HRP = "tntk"
 DEFAULT_FEE = 10
@@ -259,3 +263,23 @@ def chain_split(
 def import_all(chain: ChainState, blocks: Iterable[Block]) -> list[ImportResult]:
     """Import each of ``blocks`` in order; returns the import results."""
     return [import_block(chain, block) for block in blocks]
+
+
+def prebuilt_chain(genesis: Genesis, datadir: Path, blocks: int, txs: Sequence[Transaction] = (),
+                   txs_per_block: int = 0) -> tuple[list[bytes], ChainStatus]:
+    """Mine ``blocks`` blocks (``txs_per_block`` of ``txs`` each, in order) straight into a
+    daemon's LevelDB under ``datadir`` before it starts; the encoded blocks in chain order, and the
+    status the daemon will answer the sync handshake with."""
+    from chain.store import LevelKV
+    from p2p.backend import ChainStatus
+
+    chain = ChainState(LevelKV(datadir / "chain"), genesis)
+    hashes = []
+    for height in range(blocks):
+        block = make_block(chain, txs[height * txs_per_block : (height + 1) * txs_per_block])
+        chain.process_block(block, block.header.timestamp)
+        hashes.append(block.hash)
+    encoded = [chain.block_bytes(h) or b"" for h in hashes]
+    status = ChainStatus(chain.chain_id, chain.height, chain.tip_hash, chain.tip_meta.work)
+    chain.kv.close()
+    return encoded, status

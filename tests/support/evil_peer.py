@@ -226,3 +226,76 @@ class EvilPeer:
 async def _set_when(event: trio.Event, scope: trio.CancelScope) -> None:
     await event.wait()
     scope.cancel()
+
+
+class MirrorPeer(EvilPeer):
+    """Serves a fixed chain (``blocks``, encoded, in chain order) over the real sync protocol as an
+    honest peer would, except as told:
+    - ``block_delay``: seconds before each block answer (None: never answers one), a slow or
+      stalling block-fetch helper;
+    - ``alternate``: claims far more work than it has, and answers every headers request
+      alternately with the chain's first header and its first two (an answer that changes but
+      never brings new work).
+    ``claim`` is the status it answers with (the honest source's, for a helper)."""
+
+    def __init__(self, data_dir: Path, blocks: list[bytes], claim: ChainStatus, *,
+                 block_delay: float | None = 0.0, alternate: bool = False) -> None:
+        from chain.types import Block
+
+        if alternate:
+            claim = ChainStatus(claim.genesis, claim.height * 1000, claim.tip, claim.work * 1000)
+        super().__init__(data_dir, claim)
+        decoded = [Block.decode(data) for data in blocks]
+        self.order = [decoded[0].header.parent] + [b.hash for b in decoded]  # genesis first
+        self.position = {h: i for i, h in enumerate(self.order)}
+        self.header_bytes = [b.header.encode() for b in decoded]
+        self.block_bytes = dict(zip(self.order[1:], blocks))
+        self.block_delay, self.alternate = block_delay, alternate
+        self.header_requests = self.block_requests = self.blocks_served = 0
+
+    async def _serve(self, peer: str, read: ReadFn, write: Any) -> None:
+        request = decode_request(await read_frame(read, MAX_REQUEST_BYTES))
+        self.requests_served += 1
+        if isinstance(request, StatusRequest):
+            assert self.claim is not None
+            await write(frame(encode_response(self.claim)))
+            self._fire("status", peer)
+            return
+        if isinstance(request, HeadersRequest):
+            self.header_requests += 1
+            if self.alternate:
+                items = self.header_bytes[: 1 + self.header_requests % 2]
+            else:
+                start = next((self.position[h] for h in request.locator if h in self.position), 0)
+                items = self.header_bytes[start : start + request.limit]
+            await write(frame(encode_response(ItemsResponse("headers", tuple(items)))))
+            return
+        self.block_requests += 1
+        if self.block_delay is None:
+            await trio.sleep_forever()
+        await trio.sleep(self.block_delay)
+        found = [self.block_bytes[h] for h in request.hashes if h in self.block_bytes]
+        self.blocks_served += len(found)
+        await write(frame(encode_response(ItemsResponse("blocks", tuple(found)))))
+
+
+async def publish_raw_rpc(evil: EvilPeer, peer: str, name: str, data: bytes) -> None:
+    """Publish `data` on topic `name` as one pubsub RPC written straight onto a fresh meshsub
+    stream, bypassing py-libp2p's own sender-side 1 MiB cap (`EvilPeer.publish` goes through it,
+    and its library silently drops anything larger): what another implementation, or a hostile
+    one, can send. Returns when the target resets the stream (or after 5 s)."""
+    import contextlib
+
+    from libp2p.custom_types import TProtocol
+    from libp2p.peer.id import ID
+    from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11
+    from libp2p.pubsub.pb import rpc_pb2
+    from libp2p.utils import encode_varint_prefixed
+
+    topic = topic_name(evil.chain_id, name)
+    rpc = rpc_pb2.RPC(publish=[rpc_pb2.Message(data=data, topicIDs=[topic], seqno=b"\0" * 8)])
+    stream = await evil.host.libp2p.new_stream(ID.from_base58(peer), [TProtocol(PROTOCOL_ID_V11)])
+    with contextlib.suppress(Exception):  # the target resets the stream: the expected answer
+        await stream.write(encode_varint_prefixed(rpc.SerializeToString()))
+        with trio.move_on_after(5):
+            await stream.read(1)

@@ -63,3 +63,11 @@ def test_error_text_with_brackets_is_shown_verbatim(tmp_path: Path) -> None:
     result = runner.invoke(task_app, ["run", "render", str(spec), "--out", str(tmp_path / "o")])
     assert result.exit_code == 1
     assert "[min, max]" in result.output  # rich markup must not swallow the spec error's text
+
+
+def test_an_architecture_set_says_it_is_bought_on_the_market(tmp_path: Path) -> None:
+    result = runner.invoke(task_app, ["run", "train", str(EXAMPLES / "cnn_architectures.json"),
+                                      "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "error (architecture-set)" in result.output and "neuro job submit train" in result.output
+    assert not (tmp_path / "o").exists()
