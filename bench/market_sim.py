@@ -9,7 +9,7 @@ sd 0.3 in log), a speed in units per block (lognormal, sd 0.5 in log) and a cap 
 bid offers (2 to 6). Its operator's bounds are [1.05 x cost, 4 x cost]. Its backlog (units
 awarded, not yet done) drains at its speed every block. On a job it bids when it can finish at
 least one shard by the deadline, for ``min(cap, shards it can finish by the deadline)`` shards, at
-``max(floor, ceil(1.05 x cost))`` (the floor is its `AdaptiveFloor`'s draw), when that is at or
+``max(floor, ceil(1.05 x cost))`` (the floor is its `AdaptiveFloor`'s `floor`), when that is at or
 under the job's max price.
 
 Demand. Jobs arrive per block (Poisson) in four phases of `PHASE_BLOCKS` each:
@@ -31,8 +31,12 @@ Figures, each with its goal:
   (payments minus its cost) in the run, over the most it would have earned with any one fixed
   level of its floor grid, replayed against the same market (every other bid as it was, its own
   backlog and capacities replayed with it). The replay is checked to reproduce each worker's
-  actual earnings from its actual prices. Median and 10th percentile over the workers that any
-  fixed level would have made money for. Goal >= 0.95 for both.
+  actual earnings from its actual prices. Median, 10th percentile and the worst worker over the
+  workers that any fixed level would have made money for. Goal >= 0.95 for each. The workers
+  under it are counted by how many informative awards (ones where its floor's levels earned
+  differently) their floor learnt from: from a few dozen no learner can promise 0.95 of the best
+  fixed level (the minimax regret over K levels and n awards is about sqrt(n ln K / 2) awards'
+  earnings), and the worst workers are nearly always those.
 - blocks until clearing prices settle after each demand shift: the 20-block moving mean of the
   mean price paid per quote unit enters, and stays until the phase ends, within 5% of the
   phase's final level (its mean over the last 30% of the phase). Reported.
@@ -40,12 +44,15 @@ Figures, each with its goal:
   workers with capacity at their cost, the same capacities), the share of the surplus that the
   floors win for the workers; no goal (the floors exist to raise it).
 
-    .venv/bin/python bench/market_sim.py [--seed N] [--blocks-per-phase N]
+    .venv/bin/python bench/market_sim.py [--seed N | --seeds 7-11] [--blocks-per-phase N]
+
+With ``--seeds``, one row of figures per seed, then each figure's worst seed against its goal.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import sys
 import time
@@ -75,6 +82,8 @@ SETTLE_WINDOW = 20
 SETTLE_BAND = 0.05
 GOAL_COST = 1.05
 GOAL_EARNINGS = 0.95
+INFORMATION_BANDS = (0, 30, 100, 300)  # informative awards: the bands workers under the goal are counted in
+GRID_LEVELS = 36  # levels of the workers' floor grids ([1.05, 4] x cost in 4% steps), for the bound
 Q = QUOTE_UNITS[Service.GENERATE]
 
 
@@ -270,55 +279,172 @@ def percentile(values: list[float], q: float) -> float:
 
 def verdict(value: float, goal: float, higher: bool) -> str:
     ok = value >= goal if higher else value <= goal
-    return "met" if ok else "not met"
+    return "met" if ok else "NOT met"
+
+
+@dataclass
+class Outcome:
+    """One seed's run: the figures the report prints."""
+
+    seed: int
+    jobs: list[JobRecord]
+    floors: list[float]
+    settled: list[int | None]
+    ratios: list[float]  # adaptive over best fixed, per worker that some fixed level pays
+    informative: list[int]  # per compared worker: awards on which its floor's levels earned differently
+    replay_ok: bool
+    cost_ratio: float
+    surplus: float
+    cpu: float
+
+    @property
+    def median(self) -> float:
+        return percentile(self.ratios, 50)
+
+    @property
+    def p10(self) -> float:
+        return percentile(self.ratios, 10)
+
+    @property
+    def meeting(self) -> int:
+        return sum(r >= GOAL_EARNINGS for r in self.ratios)
+
+
+
+def short_by_information(ratios: list[float], informative: list[int]) -> list[int]:
+    """Workers under the earnings goal, counted in each band of `INFORMATION_BANDS`."""
+    short = [n for r, n in zip(ratios, informative, strict=True) if r < GOAL_EARNINGS]
+    edges = [*INFORMATION_BANDS, math.inf]
+    return [sum(lo <= n < hi for n in short) for lo, hi in itertools.pairwise(edges)]
+
+
+def run(seed: int, phase_blocks: int) -> Outcome:
+    started = time.process_time()
+    workers, jobs, floors = run_market(seed, phase_blocks)
+    earned = replay(workers, jobs)
+    actual = np.array([w.earnings for w in workers])
+    best = earned[:, :-1].max(axis=1)
+    compared = [i for i in range(len(workers)) if best[i] > 0]
+    covered = [j for j in jobs if j.covered]
+    paid = sum(j.paid for j in covered)
+    return Outcome(seed, jobs, floors, settle_blocks(jobs, phase_blocks),
+                   [float(actual[i] / best[i]) for i in compared], [workers[i].floor.informative for i in compared],
+                   bool(np.allclose(earned[:, -1], actual, rtol=1e-9, atol=1e-3)),
+                   paid / sum(j.optimal for j in covered), paid / sum(j.at_cost for j in covered),
+                   time.process_time() - started)
+
+
+def few_awards_bound(awards: int, levels: int) -> float:
+    """The most of the best fixed level's earnings a learner can promise from ``awards``
+    informative awards over ``levels`` levels: the minimax regret of prediction with expert advice
+    is about sqrt(n ln K / 2) rounds' worth of the loss range (Cesa-Bianchi and Lugosi, "Prediction,
+    Learning, and Games", 2006, theorem 3.7), and the best level earns at most n rounds' worth."""
+    return 1 - math.sqrt(math.log(levels) / (2 * awards))
+
+
+def band_names() -> list[str]:
+    edges = [*INFORMATION_BANDS, math.inf]
+    return [f"{lo}-{hi - 1}" if hi < math.inf else f">={lo}" for lo, hi in itertools.pairwise(edges)]
+
+
+def report_seed(out: Outcome, phase_blocks: int, workers: int) -> None:
+    print(f"{'phase':<11}{'jobs':>6}{'covered':>9}{'price/cost':>12}{'floor/cost at end':>19}{'settled after':>15}")
+    for p, (name, _) in enumerate(PHASES):
+        mine = [j for j in out.jobs if j.phase == p]
+        covered = [j for j in mine if j.covered]
+        units = sum(j.n * j.units for j in covered) / Q
+        price = sum(j.paid for j in covered) / units / REF_COST if units else float("nan")
+        after = "never" if out.settled[p] is None else f"{out.settled[p]} blocks"
+        print(f"{name:<11}{len(mine):>6}{len(covered) / max(len(mine), 1):>9.0%}{price:>12.3f}"
+              f"{out.floors[p]:>19.3f}{after:>15}")
+    print(f"replay reproduces every worker's market earnings: {'yes' if out.replay_ok else 'NO'}")
+    print(f"workers compared: {len(out.ratios)} of {workers} (the rest earn nothing at any fixed level)")
+    print(f"cpu time: {out.cpu:.1f} s, {len(out.jobs)} jobs")
+    print(f"{'figure':<58}{'value':>8}  {'goal':<8}verdict")
+    print(f"{'client cost vs the optimal assignment of its bids':<58}{out.cost_ratio:>8.4f}  {'<= 1.05':<8}"
+          f"{verdict(out.cost_ratio, GOAL_COST, higher=False)}")
+    print(f"{'worker earnings, adaptive vs best fixed floor: median':<58}{out.median:>8.3f}  {'>= 0.95':<8}"
+          f"{verdict(out.median, GOAL_EARNINGS, higher=True)}")
+    print(f"{'worker earnings, adaptive vs best fixed floor: 10th pct':<58}{out.p10:>8.3f}  {'>= 0.95':<8}"
+          f"{verdict(out.p10, GOAL_EARNINGS, higher=True)}")
+    print(f"{'worker earnings, adaptive vs best fixed floor: each worker':<58}{min(out.ratios):>8.3f}  {'>= 0.95':<8}"
+          f"{verdict(min(out.ratios), GOAL_EARNINGS, higher=True)} ({out.meeting} of {len(out.ratios)} workers "
+          f"at >= {GOAL_EARNINGS})")
+    for p, (name, _) in enumerate(PHASES[1:], start=1):
+        after = "never" if out.settled[p] is None else str(out.settled[p])
+        print(f"{'blocks until clearing prices settle after: ' + name:<58}{after:>8}  {'report':<8}reported")
+    print(f"{'client cost vs every worker bidding its true cost':<58}{out.surplus:>8.3f}  {'none':<8}reported")
+    if out.meeting < len(out.ratios):
+        explain_short(out.ratios, out.informative)
+    if not out.replay_ok:
+        print("replay check NOT met: the figures above are not trustworthy")
+
+
+def explain_short(ratios: list[float], informative: list[int]) -> None:
+    """Who falls short: by the informative awards they learnt from, and which of them no learner
+    could have been sure to bring to the goal."""
+    short = short_by_information(ratios, informative)
+    counts = ", ".join(f"{name}: {n}" for name, n in zip(band_names(), short, strict=True))
+    few = INFORMATION_BANDS[1]
+    learnt = [r for r, n in zip(ratios, informative, strict=True) if n >= few]
+    print(f"workers under {GOAL_EARNINGS}, by the informative awards their floor learnt from: {counts}")
+    print(f"  {short[0]} of them learnt from under {few}: there no learner can promise {GOAL_EARNINGS} of the best "
+          f"fixed level (the minimax regret over {GRID_LEVELS} levels allows {few_awards_bound(few, GRID_LEVELS):.2f} "
+          f"at {few} awards)")
+    if learnt:
+        print(f"  {sum(r < GOAL_EARNINGS for r in learnt)} of the {len(learnt)} workers that learnt from {few} or more "
+              f"fall short, the worst at {min(learnt):.3f}: the learner's regret, not a bound")
+
+
+def report_seeds(outs: list[Outcome]) -> None:
+    """One row per seed, then each figure's worst seed against its goal."""
+    under = f"under 0.95 by informative awards ({'/'.join(band_names())})"
+    print(f"{'seed':>5}{'client cost':>13}{'median':>8}{'p10':>8}{'worst':>8}{'>= 0.95':>10}  {under}  replay")
+    for out in outs:
+        short = "/".join(str(n) for n in short_by_information(out.ratios, out.informative))
+        print(f"{out.seed:>5}{out.cost_ratio:>13.4f}{out.median:>8.3f}{out.p10:>8.3f}{min(out.ratios):>8.3f}"
+              f"{f'{out.meeting}/{len(out.ratios)}':>10}  {short:<{len(under)}}  {'yes' if out.replay_ok else 'NO'}")
+    print(f"{'figure (its worst seed)':<58}{'value':>8}  {'goal':<8}verdict")
+    figures = [("client cost vs the optimal assignment of its bids", [o.cost_ratio for o in outs], GOAL_COST, False),
+               ("worker earnings, adaptive vs best fixed floor: median", [o.median for o in outs], GOAL_EARNINGS, True),
+               ("worker earnings, adaptive vs best fixed floor: 10th pct", [o.p10 for o in outs], GOAL_EARNINGS, True),
+               ("worker earnings, adaptive vs best fixed floor: each worker", [min(o.ratios) for o in outs],
+                GOAL_EARNINGS, True)]
+    for name, values, goal, higher in figures:
+        worst = min(values) if higher else max(values)
+        passing = sum(verdict(v, goal, higher) == "met" for v in values)
+        sign = ">=" if higher else "<="
+        print(f"{name:<58}{worst:>8.4f}  {f'{sign} {goal}':<8}{verdict(worst, goal, higher)} "
+              f"(on {passing} of {len(outs)} seeds)")
+    if any(o.meeting < len(o.ratios) for o in outs):
+        explain_short(list(itertools.chain.from_iterable(o.ratios for o in outs)),
+                      list(itertools.chain.from_iterable(o.informative for o in outs)))
+    if not all(o.replay_ok for o in outs):
+        print("replay check NOT met: the figures above are not trustworthy")
+
+
+def seed_list(text: str) -> list[int]:
+    """``7,9`` or ``7-11`` or a mix of both."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        seeds += range(int(lo), int(hi or lo) + 1)
+    return seeds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--seeds", type=seed_list, help="several seeds, e.g. 7-11: one row each, then the worst")
     parser.add_argument("--blocks-per-phase", type=int, default=PHASE_BLOCKS)
     args = parser.parse_args()
-    started = time.process_time()
-    print(f"market_sim: seed {args.seed}, {WORKERS} workers + 1 entrant, {len(PHASES)} phases of "
-          f"{args.blocks_per_phase} blocks")
-    workers, jobs, floors = run_market(args.seed, args.blocks_per_phase)
-    earned = replay(workers, jobs)
-    actual = np.array([w.earnings for w in workers])
-    replay_ok = bool(np.allclose(earned[:, -1], actual, rtol=1e-9, atol=1e-3))
-    best = earned[:, :-1].max(axis=1)
-    ratios = [float(actual[i] / best[i]) for i in range(len(workers)) if best[i] > 0]
-    settled = settle_blocks(jobs, args.blocks_per_phase)
-
-    print(f"{'phase':<11}{'jobs':>6}{'covered':>9}{'price/cost':>12}{'floor/cost at end':>19}{'settled after':>15}")
-    for p, (name, _) in enumerate(PHASES):
-        mine = [j for j in jobs if j.phase == p]
-        covered = [j for j in mine if j.covered]
-        units = sum(j.n * j.units for j in covered) / Q
-        price = sum(j.paid for j in covered) / units / REF_COST if units else float("nan")
-        after = "never" if settled[p] is None else f"{settled[p]} blocks"
-        print(f"{name:<11}{len(mine):>6}{len(covered) / max(len(mine), 1):>9.0%}{price:>12.3f}"
-              f"{floors[p]:>19.3f}{after:>15}")
-    covered = [j for j in jobs if j.covered]
-    paid = sum(j.paid for j in covered)
-    cost_ratio = paid / sum(j.optimal for j in covered)
-    surplus = paid / sum(j.at_cost for j in covered)
-    median, p10 = percentile(ratios, 50), percentile(ratios, 10)
-    print(f"replay reproduces every worker's market earnings: {'yes' if replay_ok else 'NO'}")
-    print(f"workers compared: {len(ratios)} of {len(workers)} (the rest earn nothing at any fixed level)")
-    print(f"cpu time: {time.process_time() - started:.1f} s, {len(jobs)} jobs")
-    print(f"{'figure':<58}{'value':>8}  {'goal':<8}verdict")
-    print(f"{'client cost vs the optimal assignment of its bids':<58}{cost_ratio:>8.4f}  {'<= 1.05':<8}"
-          f"{verdict(cost_ratio, GOAL_COST, higher=False)}")
-    print(f"{'worker earnings, adaptive vs best fixed floor: median':<58}{median:>8.3f}  {'>= 0.95':<8}"
-          f"{verdict(median, GOAL_EARNINGS, higher=True)}")
-    print(f"{'worker earnings, adaptive vs best fixed floor: 10th pct':<58}{p10:>8.3f}  {'>= 0.95':<8}"
-          f"{verdict(p10, GOAL_EARNINGS, higher=True)}")
-    for p, (name, _) in enumerate(PHASES[1:], start=1):
-        after = "never" if settled[p] is None else str(settled[p])
-        print(f"{'blocks until clearing prices settle after: ' + name:<58}{after:>8}  {'report':<8}reported")
-    print(f"{'client cost vs every worker bidding its true cost':<58}{surplus:>8.3f}  {'none':<8}reported")
-    if not replay_ok:
-        print("replay check not met: the figures above are not trustworthy")
+    seeds = args.seeds or [args.seed]
+    print(f"market_sim: seed{'s' if len(seeds) > 1 else ''} {','.join(map(str, seeds))}, {WORKERS} workers + 1 "
+          f"entrant, {len(PHASES)} phases of {args.blocks_per_phase} blocks")
+    if len(seeds) == 1:
+        report_seed(run(seeds[0], args.blocks_per_phase), args.blocks_per_phase, WORKERS + 1)
+    else:
+        report_seeds([run(seed, args.blocks_per_phase) for seed in seeds])
 
 
 if __name__ == "__main__":

@@ -394,7 +394,8 @@ class RpcMethods:
             return progress.to_json(trio.current_time())
         if self.node.artifacts.has(root):
             return {"root": root.hex(), "state": "done", "bytes_total": 0, "bytes_done": 0, "bytes_resumed": 0,
-                    "rate": 0.0, "seconds": 0.0, "reason": "", "error": "", "sources": [], "dropped": {}}
+                    "rate": 0.0, "seconds": 0.0, "reason": "", "error": "", "sources": [], "dropped": {},
+                    "requests": 0}
         raise RpcError(NOT_FOUND, f"no fetch of {root.hex()}", {"reason": "unknown-fetch"})
 
     async def artifact_fetch(self, root: Any, sources: Any = None, **named: Any) -> dict[str, Any]:

@@ -9,7 +9,10 @@ Order of checks, cheapest first, each before anything is kept:
    the two lies, and step 4 tells which);
 3. every piece, against the file's list (a one-piece file: against the manifest's file hash),
    before it is written into the partial file: a bad piece costs the source that sent it
-   `BAD_ARTIFACT` and it is dropped from the fetch (its list said otherwise);
+   `BAD_ARTIFACT` and it is dropped from the fetch (its list said otherwise). One-piece files
+   travel in batches (`read-files`), each file of a batch checked the same way before it is
+   written: a bad one costs its source `BAD_ARTIFACT`, and the files of the batch not yet
+   written go to the other sources;
 4. the whole file against the manifest hash, as the store adopts it: a mismatch means the list
    itself lied, so every source that vouched for it is penalised and dropped, the file starts
    over, and the sources set aside in step 2 take it.
@@ -25,6 +28,12 @@ Departures: a source whose request fails without an answer (the connection or st
 stream that ends early once its connection has gone) is not blamed; it is dialed again and
 retried, and dropped after RETRIES such failures in a row. A stream that ends early while the
 connection stays up is an offence (`bad-response`).
+
+Small files: a source is sent `read-files` requests for the one-piece files, in batches sized so
+that every stream of every source gets a share (at least MIN_READ_FILES files, at most the
+protocol's caps). A source that answers `unknown-request` (a server older than `read-files`, which
+charges a BAD_REQUEST for it) is read file by file; `ReadFilesSupport` remembers that for the
+node's other fetches and lets only one probe per source be under way at a time.
 
 Resume: pieces land in the backend's partial folder (`<hash>.part`, preallocated, written in
 place) next to the file's piece list (`<hash>.pieces`). A restarted fetch re-hashes the partial
@@ -48,6 +57,8 @@ import trio
 from p2p.artifacts import (
     MAX_LIST_FRAME,
     MAX_MANIFEST_FRAME,
+    MAX_READ_FILES,
+    MAX_READ_FILES_BYTES,
     PIECE_SIZE,
     ArtifactBackend,
     ArtifactRejected,
@@ -56,6 +67,7 @@ from p2p.artifacts import (
     Penalise,
     PieceReader,
     PiecesRequest,
+    ReadFilesRequest,
     ReadRequest,
     Refused,
     decode_manifest_response,
@@ -63,6 +75,7 @@ from p2p.artifacts import (
     encode_request,
     piece_count,
     verified_pieces,
+    write_files,
     write_pieces,
 )
 from p2p.errors import P2PError, RequestFailed, WireError
@@ -75,6 +88,11 @@ log = logging.getLogger("neuro.p2p.artifacts")
 READ_PIECES = 64  # pieces per read request (<= MAX_READ_PIECES)
 STREAMS_PER_SOURCE = 6  # concurrent streams to one source (servers allow 8): a dataset is many small files
 WRITE_BATCH = 4  # pieces checked and written per worker-thread call
+MIN_READ_FILES = 16  # one-piece files per read-files request, unless fewer are left
+WRITE_FILES = 64  # one-piece files checked and written per worker-thread call
+WRITE_FILES_BYTES = 4 * PIECE_SIZE  # ... or fewer, up to this many bytes
+READ_FILES_RECHECK = 3600.0  # seconds before a source that lacked read-files is probed again
+KEPT_SOURCES = 4096  # sources whose read-files support a node remembers
 RETRIES = 3  # a source that goes away this many times in a row is dropped (no blame)
 MANIFEST_BACKOFF = 0.5  # seconds before the second manifest try of a source; doubles per try
 DEPARTURE_GRACE = 1.0  # a stream that ended early: seconds to see whether its connection went
@@ -102,6 +120,7 @@ class FetchProgress:
     done: int = 0  # of those, bytes verified and written
     resumed: int = 0  # bytes found verified in partial files when the fetch started
     reason: str = ""  # kebab-case, when failed
+    requests: int = 0  # requests sent to sources (manifest, piece lists, reads)
     error: str = ""
     sources: list[str] = field(default_factory=list)
     dropped: dict[str, str] = field(default_factory=dict)  # source -> why it was dropped
@@ -130,7 +149,7 @@ class FetchProgress:
         rate = self.rate(now) if self.state == "fetching" else (self.done - self.resumed) / max(elapsed, 1e-9)
         return {
             "root": self.root.hex(), "state": self.state, "bytes_total": self.total, "bytes_done": self.done,
-            "bytes_resumed": self.resumed, "rate": rate, "seconds": elapsed, "reason": self.reason,
+            "bytes_resumed": self.resumed, "requests": self.requests, "rate": rate, "seconds": elapsed, "reason": self.reason,
             "error": self.error, "sources": list(self.sources), "dropped": dict(self.dropped),
         }
 
@@ -158,17 +177,91 @@ class _File:
         return sum(self.piece_len(i) for i in self.have)
 
 
+@dataclass(frozen=True, slots=True)
+class _Pieces:
+    """A job: pieces `indices` (consecutive) of one file."""
+
+    file: _File
+    indices: list[int]
+    generation: int
+
+
+@dataclass(slots=True)
+class _Files:
+    """A job: one-piece files whole, in one read-files request."""
+
+    files: list[tuple[_File, int]]  # each with its generation when taken
+    served: bool = False  # the source answered with a file frame: it speaks read-files
+
+
+class ReadFilesSupport:
+    """Which sources answer `read-files`, shared by a node's fetches. A source not known either
+    way is probed by one request at a time, the node's other streams to it waiting for the
+    answer: a server older than read-files charges BAD_REQUEST for each, and several probes at
+    once (six streams, four shards) would get us banned. One found lacking it is read file by
+    file, and probed again after READ_FILES_RECHECK seconds (it may have been upgraded by then;
+    the points of one probe have long decayed)."""
+
+    def __init__(self) -> None:
+        self._serving: dict[str, None] = {}  # answered read-files (insertion order: oldest first)
+        self._lacking: dict[str, float] = {}  # answered unknown-request, and when
+        self._probing: set[str] = set()
+        self._watchers: set[Callable[[], None]] = set()  # fetches waiting on a probe's answer
+
+    def use(self, source: str, now: float) -> str:
+        """How to ask `source` for one-piece files now: "batch", "probe" (a batch; the probe is
+        under way until `settle`), "wait" (another probe is), or "single" (one read per file)."""
+        if source in self._serving:
+            return "batch"
+        lacking = self._lacking.get(source)
+        if lacking is not None and now - lacking < READ_FILES_RECHECK:
+            return "single"
+        if source in self._probing:
+            return "wait"
+        self._probing.add(source)
+        return "probe"
+
+    def settle(self, source: str, served: bool | None, now: float) -> None:
+        """A read-files request to `source` ended: it served files (True), answered
+        `unknown-request` (False), or neither (None: nothing learnt)."""
+        probed = source in self._probing
+        self._probing.discard(source)
+        if served:
+            self._lacking.pop(source, None)
+            self._serving[source] = None
+        elif served is False:
+            self._serving.pop(source, None)
+            self._lacking[source] = now
+        for known in (self._serving, self._lacking):
+            while len(known) > KEPT_SOURCES:
+                del known[next(iter(known))]
+        if probed:
+            for wake in list(self._watchers):
+                wake()
+
+    def watch(self, wake: Callable[[], None]) -> None:
+        self._watchers.add(wake)
+
+    def unwatch(self, wake: Callable[[], None]) -> None:
+        self._watchers.discard(wake)
+
+
+def _lacks_read_files(exc: Exception) -> bool:
+    return isinstance(exc, Refused) and exc.reason == "unknown-request"
+
+
 class ArtifactFetch:
     """One running fetch; `run` returns when it is done or failed (see `progress`)."""
 
     def __init__(
         self, host: Host, protocol: str, backend: ArtifactBackend, penalise: Penalise,
-        root: bytes, timeout: float, may_dial: MayDial | None = None,
+        root: bytes, timeout: float, may_dial: MayDial | None = None, support: ReadFilesSupport | None = None,
     ) -> None:
         self.host, self.protocol, self.backend, self.penalise = host, protocol, backend, penalise
         self.root = root
         self.timeout = timeout
         self.may_dial = may_dial  # None: any source that went away may be dialed again
+        self.support = support or ReadFilesSupport()
         self.progress = FetchProgress(root, started=trio.current_time())
         self._active: list[str] = []
         self._strikes: dict[str, int] = {}  # failures in a row without blame, per source
@@ -179,6 +272,7 @@ class ArtifactFetch:
         self._files: list[_File] = []
         self._wake = trio.Event()
         self._inflight = 0  # read jobs and whole-file checks under way
+        self._file_share = MIN_READ_FILES  # one-piece files per read-files request
         self._jobs: trio.Nursery | None = None
         self._local_error: OSError | ArtifactRejected | None = None
 
@@ -215,7 +309,7 @@ class ArtifactFetch:
             return
         data, specs = found
         folder = self.backend.partial_dir(self.root)
-        self._files = [await trio.to_thread.run_sync(_open_file, folder, spec) for spec in specs]
+        self._files = await trio.to_thread.run_sync(_open_files, folder, specs)
         progress.total = sum(f.spec.size for f in self._files)
         progress.done = progress.resumed = sum(f.have_bytes() for f in self._files)
         progress.state = "fetching"
@@ -225,11 +319,14 @@ class ArtifactFetch:
                 await self._finish_file(f, blame=False)
         log.info("fetching artifact %s: %d files, %d bytes (%d resumed) from %d sources",
                  self.root.hex()[:16], len(specs), progress.total, progress.resumed, len(self._active))
-        async with trio.open_nursery() as nursery:
-            self._jobs = nursery
-            for source in list(self._active):
-                for _ in range(STREAMS_PER_SOURCE):
-                    nursery.start_soon(self._worker, source)
+        small = sum(1 for f in self._files if f.count == 1 and not f.have)
+        share = -(-small // max(1, len(self._active) * STREAMS_PER_SOURCE))
+        self._file_share = min(MAX_READ_FILES, max(MIN_READ_FILES, share))
+        self.support.watch(self._wake_all)
+        try:
+            await self._fetch_files()
+        finally:
+            self.support.unwatch(self._wake_all)
         if self._local_error is not None:
             raise self._local_error
         if any(not f.stored for f in self._files):
@@ -239,6 +336,15 @@ class ArtifactFetch:
         await trio.to_thread.run_sync(self.backend.complete, self.root, data)
         progress.finish("done", trio.current_time())
         log.info("artifact %s fetched: %d bytes", self.root.hex()[:16], progress.total)
+
+    async def _fetch_files(self) -> None:
+        async with trio.open_nursery() as nursery:
+            self._jobs = nursery
+            # round the sources: the first jobs go one to each source, whichever order trio
+            # runs new tasks in (it reverses a batch at random)
+            for _ in range(STREAMS_PER_SOURCE):
+                for source in list(self._active):
+                    nursery.start_soon(self._worker, source)
 
     async def _manifest(self) -> tuple[bytes, list[FileSpec]] | None:
         """The manifest from the first source that has one matching the root; a source that
@@ -287,23 +393,30 @@ class ArtifactFetch:
                     return
                 await self._wake.wait()
                 continue
-            f, indices, generation = job
             self._inflight += 1
             seen = self._strike_seq.get(source, 0)
             pause = 0.0
+            lacking = False
             try:
                 await self._reach(source)
-                await self._serve_job(source, f, indices, generation)
+                if isinstance(job, _Files):
+                    await self._serve_files(source, job)
+                else:
+                    await self._serve_job(source, job.file, job.indices, job.generation)
                 self._strikes.pop(source, None)
             except _Fault as fault:
                 self._fault(source, fault.offence, str(fault))
             except Exception as exc:  # noqa: BLE001 - sorted by _failure
-                if self._failure(source, await self._departed(source, exc), seen):
+                if isinstance(job, _Files) and _lacks_read_files(exc):
+                    log.info("artifact source %s lacks read-files: reading its files one by one", source)
+                    lacking = True
+                elif self._failure(source, await self._departed(source, exc), seen):
                     pause = 0.5 if isinstance(exc, Refused) else 1.0
             finally:
                 self._inflight -= 1
-                if f.generation == generation:
-                    f.todo |= set(indices) - f.have
+                self._hand_back(job)
+                if isinstance(job, _Files):
+                    self.support.settle(source, False if lacking else (job.served or None), trio.current_time())
                 self._wake_all()
             if pause:  # after handing the job back: a busy or departed source must not hold it
                 await trio.sleep(pause)
@@ -311,17 +424,47 @@ class ArtifactFetch:
     def _eligible(self, source: str) -> bool:
         return any(not f.stored and source not in f.refused and f.todo for f in self._files)
 
-    def _take(self, source: str) -> tuple[_File, list[int], int] | None:
+    def _take(self, source: str) -> _Pieces | _Files | None:
         for f in self._files:
             if f.stored or not f.todo or source in f.refused:
                 continue
+            if f.count == 1:
+                how = self.support.use(source, trio.current_time())
+                if how == "wait":
+                    continue  # larger files meanwhile; the probe's answer wakes us
+                if how != "single":
+                    return self._take_files()
             first = min(f.todo)
             indices = [first]
             while len(indices) < READ_PIECES and indices[-1] + 1 in f.todo:
                 indices.append(indices[-1] + 1)
             f.todo -= set(indices)
-            return f, indices, f.generation
+            return _Pieces(f, indices, f.generation)
         return None
+
+    def _take_files(self) -> _Files:
+        """One-piece files still to fetch, in order: a share of them for one stream of one source
+        (the sources' streams split them as they split a large file's pieces), within the caps."""
+        small = [f for f in self._files if f.count == 1 and f.todo and not f.stored]
+        job, size = _Files([]), 0
+        for f in small[:self._file_share]:
+            if job.files and size + f.spec.size > MAX_READ_FILES_BYTES:
+                break
+            size += f.spec.size
+            f.todo.clear()
+            job.files.append((f, f.generation))
+        return job
+
+    @staticmethod
+    def _hand_back(job: _Pieces | _Files) -> None:
+        """What a job did not deliver goes back to be taken again (unless its file started over)."""
+        if isinstance(job, _Pieces):
+            if job.file.generation == job.generation:
+                job.file.todo |= set(job.indices) - job.file.have
+            return
+        for f, generation in job.files:
+            if f.generation == generation and not f.have:
+                f.todo.add(0)
 
     def _wake_all(self) -> None:
         self._wake.set()
@@ -391,11 +534,46 @@ class ArtifactFetch:
             raise trio.TooSlowError
         self._finish_when_whole(f)
 
+    async def _serve_files(self, source: str, job: _Files) -> None:
+        request = ReadFilesRequest(self.root, tuple(f.spec.hash for f, _ in job.files))
+        with trio.CancelScope(deadline=trio.current_time() + self.timeout * 3) as scope:
+            await self._paced(source)
+            async with self.host.stream_request(source, self.protocol, frame(encode_request(request))) as read:
+                frames = PieceReader(read)
+                batch: list[tuple[_File, int, bytearray]] = []
+                size = 0
+                for n, (f, generation) in enumerate(job.files):
+                    batch.append((f, generation, await frames.file(f.spec.hash, f.spec.size)))
+                    job.served = True
+                    scope.deadline = trio.current_time() + self.timeout
+                    size += f.spec.size
+                    if len(batch) == WRITE_FILES or size >= WRITE_FILES_BYTES or n == len(job.files) - 1:
+                        await self._write_files(batch)
+                        batch, size = [], 0
+        if scope.cancelled_caught:
+            raise trio.TooSlowError
+
+    async def _write_files(self, batch: list[tuple[_File, int, bytearray]]) -> None:
+        """Check one-piece files against their manifest hashes and write them, in one worker-
+        thread call; each written file is then checked whole and stored in the background."""
+        live = [(f, data) for f, generation, data in batch if f.generation == generation and not f.have]
+        written = await trio.to_thread.run_sync(write_files, [(f.part, f.spec.hash, data) for f, data in live])
+        for f, data in live[:written]:
+            f.have.add(0)
+            self.progress.done += len(data)
+            self._finish_when_whole(f)
+        self.progress.note(trio.current_time())
+        if written < len(live):
+            raise _Fault(Offence.BAD_ARTIFACT, f"file {live[written][0].spec.hash.hex()[:16]} fails its hash")
+
     async def _write(self, f: _File, batch: list[tuple[int, bytearray]], generation: int) -> bool:
         """Check a batch of pieces against the file's list and write them, in one worker-thread
         call; False when the file started over meanwhile (the pieces are void)."""
         if f.generation != generation:
             return False
+        if f.count == 1:  # written whole, as in a read-files answer
+            await self._write_files([(f, generation, batch[0][1])])
+            return True
         assert f.hashes is not None
         written = await trio.to_thread.run_sync(write_pieces, f.fd, batch, f.hashes)
         if f.generation != generation:
@@ -416,6 +594,7 @@ class ArtifactFetch:
         bucket = self._pace.setdefault(source, TokenBucket(REQUEST_PACE.per_second, REQUEST_PACE.burst))
         while not bucket.take(trio.current_time()):
             await trio.sleep(1 / REQUEST_PACE.per_second)
+        self.progress.requests += 1
 
     async def _piece_list(self, source: str, f: _File) -> list[bytes]:
         await self._paced(source)
@@ -462,8 +641,9 @@ class ArtifactFetch:
         try:
             if await trio.to_thread.run_sync(_sync_and_adopt, self.backend, f):
                 f.stored = True
-                os.close(f.fd)
-                f.fd = -1
+                if f.fd >= 0:
+                    os.close(f.fd)
+                    f.fd = -1
                 f.part.with_suffix(".pieces").unlink(missing_ok=True)
                 return
             # every piece matched the list and the file does not: the list lied, and the pieces
@@ -482,7 +662,8 @@ class ArtifactFetch:
         if not keep_candidate:
             self.progress.done -= f.have_bytes()
             f.have = set()
-        f.hashes, f.backers, f.refused = None, set(), set()
+        f.hashes = [f.spec.hash] if f.count == 1 else None  # a one-piece file's list is its hash
+        f.backers, f.refused = set(), set()
         f.todo = set(range(f.count)) - f.have
 
     def _fault(self, source: str, offence: Offence, detail: str) -> None:
@@ -543,29 +724,42 @@ def _dial_addrs(peer: str, addrs: list[str]) -> list[str]:
     return [a if "/p2p/" in a else f"{a}/p2p/{peer}" for a in addrs][:MAX_REDIAL_ADDRS]
 
 
+def _open_files(folder: Path, specs: list[FileSpec]) -> list[_File]:
+    return [_open_file(folder, spec) for spec in specs]
+
+
 def _open_file(folder: Path, spec: FileSpec) -> _File:
-    """The partial file of `spec`, created at its full size, with the pieces already verified
-    against its saved list (or, for a one-piece file, against the manifest hash)."""
+    """The partial file of `spec` with the pieces already verified against its saved list,
+    created at its full size; a one-piece file is not created here but written whole when it
+    comes (`write_files`), so it is there whole, verified against the manifest hash, or not."""
     count = piece_count(spec.size)
     part = folder / f"{spec.hash.hex()}.part"
     f = _File(spec, part, count)
-    f.fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o600)
-    if os.fstat(f.fd).st_size != spec.size:
-        os.ftruncate(f.fd, spec.size)
     if count == 1:
         f.hashes = [spec.hash]
         f.have = verified_pieces(part, f.hashes, spec.size)
-    else:
-        saved = _load_list(part.with_suffix(".pieces"), count)
-        if saved is not None:
-            f.candidate = (saved, verified_pieces(part, saved, spec.size))
-            f.have = set(f.candidate[1])
+        f.todo = {0} - f.have
+        return f
+    f.fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o600)
+    if os.fstat(f.fd).st_size != spec.size:
+        os.ftruncate(f.fd, spec.size)
+    saved = _load_list(part.with_suffix(".pieces"), count)
+    if saved is not None:
+        f.candidate = (saved, verified_pieces(part, saved, spec.size))
+        f.have = set(f.candidate[1])
     f.todo = set(range(count)) - f.have
     return f
 
 
 def _sync_and_adopt(backend: ArtifactBackend, f: _File) -> bool:
-    os.fsync(f.fd)
+    if f.fd >= 0:
+        os.fsync(f.fd)
+    else:
+        fd = os.open(f.part, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     return backend.adopt_file(f.spec, f.part)
 
 
@@ -603,6 +797,7 @@ class ArtifactTransfers:
         self._penalise, self._timeout, self._may_dial = penalise, timeout, may_dial
         self._fetches: dict[bytes, ArtifactFetch] = {}
         self._nursery: trio.Nursery | None = None
+        self._support = ReadFilesSupport()  # one view of the sources for all fetches
 
     async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -620,7 +815,8 @@ class ArtifactTransfers:
         if self._nursery is None:
             raise P2PError("not-running", "the artifact service is not running")
         fetch = ArtifactFetch(
-            self._host, self._protocol, self._backend, self._penalise, root, self._timeout, self._may_dial
+            self._host, self._protocol, self._backend, self._penalise, root, self._timeout, self._may_dial,
+            self._support,
         )
         self._fetches.pop(root, None)
         self._fetches[root] = fetch

@@ -8,6 +8,13 @@ manifest on its own. Each server therefore answers a file's piece list (BLAKE3 o
 before writing it, and the whole file against the manifest hash before it enters the store. A
 file of at most one piece needs no list: its one piece hash is the manifest's file hash.
 
+Why `read-files`: a dataset shard is hundreds of files of a few KB, each one piece. One request
+each would cost a stream and a slot of the peer's request rate per file; a `read-files` request
+asks for up to MAX_READ_FILES one-piece files (MAX_READ_FILES_BYTES in all) and is answered with
+one frame per file, tagged by its hash, each checked against the manifest's hash before it is
+written. A server that predates it answers `["error", "unknown-request"]` (and, being old,
+charges BAD_REQUEST for it): the fetcher then reads that source's files one by one.
+
 The server answers only what its backend holds and its policy allows (`may_fetch`), paces each
 peer's bytes with a token bucket, and caps each peer's concurrent artifact streams. p2p never
 decodes a manifest: the backend (neurod, over its artifact store) does.
@@ -15,6 +22,7 @@ decodes a manifest: the backend (neurod, over its artifact store) does.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -34,11 +42,15 @@ log = logging.getLogger("neuro.p2p.artifacts")
 
 PIECE_SIZE = 1 << 20  # bytes per piece; the last piece of a file may be shorter
 MAX_READ_PIECES = 64  # pieces one `read` request may ask for
+MAX_READ_FILES = 256  # one-piece files one `read-files` request may ask for
+MAX_READ_FILES_BYTES = 4 << 20  # their bytes in all, by the manifest's sizes
 MAX_MANIFEST_FRAME = 64 << 20  # a manifest larger than this cannot travel in v1
 MAX_LIST_FRAME = 8 << 20  # 262,144 piece hashes: files up to 256 GiB
 MAX_PIECE_FRAME = PIECE_SIZE + 64
 MAX_REASON = 64
 SEND_BATCH = 4  # pieces a server reads from disk per worker-thread call
+SEND_FILES = 64  # small files a server reads from disk per worker-thread call
+SEND_COALESCE = 1 << 16  # small-file frames are written together up to this many bytes
 READ_CHUNK = 1 << 16  # bytes a fetcher asks of its stream per read
 
 Penalise = Callable[[str, Offence, str], None]
@@ -139,7 +151,15 @@ class ReadRequest:
     count: int
 
 
-ArtifactRequest = ManifestRequest | PiecesRequest | ReadRequest
+@dataclass(frozen=True, slots=True)
+class ReadFilesRequest:
+    """Whole one-piece files, answered in this order; distinct, 1 to MAX_READ_FILES of them."""
+
+    root: bytes
+    file_hashes: tuple[bytes, ...]
+
+
+ArtifactRequest = ManifestRequest | PiecesRequest | ReadRequest | ReadFilesRequest
 
 
 def encode_request(req: ArtifactRequest) -> bytes:
@@ -147,6 +167,8 @@ def encode_request(req: ArtifactRequest) -> bytes:
         return _pack(["manifest", req.root])
     if isinstance(req, PiecesRequest):
         return _pack(["pieces", req.root, req.file_hash])
+    if isinstance(req, ReadFilesRequest):
+        return _pack(["read-files", req.root, list(req.file_hashes)])
     return _pack(["read", req.root, req.file_hash, req.first, req.count])
 
 
@@ -182,6 +204,14 @@ def decode_request(data: bytes) -> ArtifactRequest:
         if not 1 <= count <= MAX_READ_PIECES:
             raise WireError("bad-count", f"count {count} outside 1..{MAX_READ_PIECES}")
         return ReadRequest(_hash(obj[1], "root"), _hash(obj[2], "file"), first, count)
+    if tag == "read-files":
+        _fields(obj, 3)
+        if not isinstance(obj[2], list) or not 1 <= len(obj[2]) <= MAX_READ_FILES:
+            raise WireError("bad-count", f"read-files must list 1..{MAX_READ_FILES} files")
+        hashes = tuple(_hash(h, "file") for h in obj[2])
+        if len(set(hashes)) != len(hashes):
+            raise WireError("bad-shape", "read-files lists a file twice")
+        return ReadFilesRequest(_hash(obj[1], "root"), hashes)
     raise WireError("unknown-request", f"tag {tag!r}")
 
 
@@ -231,24 +261,44 @@ def decode_piece(data: bytes, index: int, length: int) -> bytes:
     return bytes(obj[2])
 
 
+def decode_file(data: bytes, file_hash: bytes, length: int) -> bytes:
+    """One `["file", file_hash, bytes]` frame of a read-files answer, which must be the file
+    asked for next, of exactly its manifest size (whether its bytes hash to it is checked
+    apart: a wrong file body is a bad artifact, a wrong frame a bad response)."""
+    obj = _unpack(data, MAX_PIECE_FRAME)
+    _expect(obj, "file", 3)
+    if obj[1] != file_hash or not isinstance(obj[2], bytes) or len(obj[2]) != length:
+        raise WireError("bad-file", f"expected file {file_hash.hex()[:16]} of {length} bytes")
+    return bytes(obj[2])
+
+
+def _bin_header(length: int) -> bytes:
+    if length < 1 << 8:
+        return b"\xc4" + length.to_bytes(1, "big")
+    if length < 1 << 16:
+        return b"\xc5" + length.to_bytes(2, "big")
+    return b"\xc6" + length.to_bytes(4, "big")
+
+
 def piece_header(index: int, length: int) -> bytes:
     """The canonical msgpack of `["piece", index, <length bytes>]` up to the bytes themselves
     (array of 3, the tag, the index as the shortest uint, the bin header): a piece frame's body
     is exactly this header followed by the piece."""
-    if length < 1 << 8:
-        bin_header = b"\xc4" + length.to_bytes(1, "big")
-    elif length < 1 << 16:
-        bin_header = b"\xc5" + length.to_bytes(2, "big")
-    else:
-        bin_header = b"\xc6" + length.to_bytes(4, "big")
-    return _PIECE_TAG + _pack(index) + bin_header
+    return _PIECE_TAG + _pack(index) + _bin_header(length)
+
+
+def file_header(file_hash: bytes, length: int) -> bytes:
+    """As `piece_header`, for `["file", file_hash, <length bytes>]`."""
+    return _FILE_TAG + b"\xc4\x20" + file_hash + _bin_header(length)
 
 
 _PIECE_TAG = b"\x93" + _pack("piece")  # fixarray of 3, then the tag
+_FILE_TAG = b"\x93" + _pack("file")
 
 
 class PieceReader:
-    """Reads the piece frames of one `read` answer off a stream.
+    """Reads the piece frames of one `read` answer (or the file frames of a `read-files` one)
+    off a stream.
 
     Only the small header of each frame is compared, byte for byte, with the one canonical
     header of the piece asked for (`piece_header`), and the length prefix with the header plus
@@ -282,18 +332,26 @@ class PieceReader:
 
     async def piece(self, index: int, length: int) -> bytearray:
         """The next frame, which must be piece `index` of exactly `length` bytes."""
+        return await self._frame(piece_header(index, length), length, lambda body: decode_piece(body, index, length))
+
+    async def file(self, file_hash: bytes, length: int) -> bytearray:
+        """The next frame, which must be file `file_hash` of exactly `length` bytes."""
+        return await self._frame(
+            file_header(file_hash, length), length, lambda body: decode_file(body, file_hash, length)
+        )
+
+    async def _frame(self, header: bytes, length: int, decode: Callable[[bytes], bytes]) -> bytearray:
         size = int.from_bytes(await self.exactly(FRAME_PREFIX), "big")
         if size > MAX_PIECE_FRAME:
             raise WireError("oversize", f"frame of {size} bytes > {MAX_PIECE_FRAME}")
-        header = piece_header(index, length)
         if size != len(header) + length:
-            decode_piece(bytes(await self.exactly(size)), index, length)  # raises: it is not
-            raise WireError("bad-piece", f"expected piece {index} of {length} bytes")
+            decode(bytes(await self.exactly(size)))  # raises: it is not the frame expected
+            raise WireError("bad-frame", "not the frame expected")  # unreachable: decode raised
         got = await self.exactly(len(header))
         data = await self.exactly(length)
         if got != header:
-            decode_piece(bytes(got + data), index, length)  # raises: it is not
-            raise WireError("bad-piece", f"expected piece {index} of {length} bytes")
+            decode(bytes(got + data))  # raises: it is not the frame expected
+            raise WireError("bad-frame", "not the frame expected")
         return data
 
 
@@ -314,18 +372,36 @@ def piece_frames(path: Path, first: int, count: int, size: int) -> list[bytearra
         f.seek(first * PIECE_SIZE)
         for index in range(first, first + count):
             length = min(PIECE_SIZE, size - index * PIECE_SIZE)
-            header = piece_header(index, length)
-            head = FRAME_PREFIX + len(header)
-            out = bytearray(head + length)
-            out[:head] = (len(header) + length).to_bytes(FRAME_PREFIX, "big") + header
-            view = memoryview(out)[head:]
-            while view:
-                got = f.readinto(view)
-                if not got:
-                    raise OSError(f"{path} ends before piece {index}")
-                view = view[got:]
-            frames.append(out)
+            frames.append(_read_frame(f, piece_header(index, length), length, f"{path} ends before piece {index}"))
     return frames
+
+
+def file_frames(files: list[tuple[bytes, Path, int]]) -> list[bytearray]:
+    """(hash, path, size) of one-piece files as ready-to-write file frames (thread), built like
+    `piece_frames`."""
+    frames = []
+    for file_hash, path, size in files:
+        with open(path, "rb", buffering=0) as f:
+            frames.append(_read_frame(f, file_header(file_hash, size), size, f"{path} is shorter than {size} bytes"))
+    return frames
+
+
+def _read_frame(f: io.FileIO, header: bytes, length: int, short: str) -> bytearray:
+    """A frame of `header` and the next `length` bytes of `f`, read in place."""
+    head = FRAME_PREFIX + len(header)
+    out = bytearray(head + length)
+    out[:head] = (len(header) + length).to_bytes(FRAME_PREFIX, "big") + header
+    view = memoryview(out)[head:]
+    while view:
+        got = f.readinto(view)
+        if not got:
+            raise OSError(short)
+        view = view[got:]
+    return out
+
+
+def _file_paths(backend: ArtifactBackend, root: bytes, hashes: tuple[bytes, ...]) -> list[tuple[Path, int] | None]:
+    return [backend.file_path(root, h) for h in hashes]
 
 
 @dataclass(slots=True)
@@ -364,8 +440,9 @@ class ArtifactServer:
         try:
             request = decode_request(await read_frame(read, MAX_REQUEST_BYTES))
         except WireError as exc:
-            offence = Offence.OVERSIZE if exc.reason == "oversize" else Offence.BAD_REQUEST
-            self.penalise(peer, offence, str(exc))
+            # a well-formed request of a kind we do not know is a newer peer probing: no offence
+            if exc.reason != "unknown-request":
+                self.penalise(peer, Offence.OVERSIZE if exc.reason == "oversize" else Offence.BAD_REQUEST, str(exc))
             await write(error_frame(exc.reason))
             return
         if not self.backend.may_fetch(peer, request.root):
@@ -377,6 +454,9 @@ class ArtifactServer:
                 await write(error_frame("unknown-artifact" if data is None else "manifest-too-large"))
                 return
             await write(frame(_pack(["manifest", data])))
+            return
+        if isinstance(request, ReadFilesRequest):
+            await self._serve_files(peer, write, request)
             return
         found = await trio.to_thread.run_sync(self.backend.file_path, request.root, request.file_hash)
         if found is None:
@@ -393,6 +473,46 @@ class ArtifactServer:
             return
         await self._send_pieces(peer, write, path, size, request)
 
+    async def _serve_files(self, peer: str, write: Write, request: ReadFilesRequest) -> None:
+        """Every file listed must be a one-piece file of the artifact, within the byte cap;
+        then one frame per file, in order, paced by the peer's byte bucket like pieces."""
+        found = await trio.to_thread.run_sync(_file_paths, self.backend, request.root, request.file_hashes)
+        if any(f is None for f in found):
+            await write(error_frame("unknown-file"))
+            return
+        files = [(h, path, size) for h, (path, size) in zip(request.file_hashes, filter(None, found), strict=True)]
+        if any(size > PIECE_SIZE for _, _, size in files):
+            self.penalise(peer, Offence.BAD_REQUEST, "read-files asked for a file of several pieces")
+            await write(error_frame("not-one-piece"))
+            return
+        if sum(size for _, _, size in files) > MAX_READ_FILES_BYTES:
+            self.penalise(peer, Offence.BAD_REQUEST, f"read-files asked for over {MAX_READ_FILES_BYTES} bytes")
+            await write(error_frame("too-many-bytes"))
+            return
+        bucket = self._bucket(peer)
+        out = bytearray()
+        for start in range(0, len(files), SEND_FILES):
+            for data in await trio.to_thread.run_sync(file_frames, files[start:start + SEND_FILES]):
+                length = len(data)
+                if not bucket.take(trio.current_time(), length):
+                    if out:  # what is paid for goes out before the wait
+                        await write(bytes(out))
+                        out.clear()
+                    while not bucket.take(trio.current_time(), length):
+                        await trio.sleep(max(0.001, (length - bucket.tokens) / bucket.rate))
+                out += data
+                if len(out) >= SEND_COALESCE:
+                    await write(bytes(out))
+                    out.clear()
+        if out:
+            await write(bytes(out))
+
+    def _bucket(self, peer: str) -> TokenBucket:
+        bucket = self._buckets.get(peer)
+        if bucket is None:
+            bucket = self._buckets[peer] = TokenBucket(self.byte_rate.per_second, self.byte_rate.burst)
+        return bucket
+
     async def _piece_list(self, file_hash: bytes, path: Path, size: int) -> list[bytes]:
         hashes = self._lists.get(file_hash)
         if hashes is None:
@@ -404,9 +524,7 @@ class ArtifactServer:
 
     async def _send_pieces(self, peer: str, write: Write, path: Path, size: int, req: ReadRequest) -> None:
         """Read a few pieces at a time in a thread; pace each by the peer's byte bucket."""
-        bucket = self._buckets.get(peer)
-        if bucket is None:
-            bucket = self._buckets[peer] = TokenBucket(self.byte_rate.per_second, self.byte_rate.burst)
+        bucket = self._bucket(peer)
         index = req.first
         end = req.first + req.count
         while index < end:
@@ -420,7 +538,7 @@ class ArtifactServer:
                 index += 1
 
 
-def write_piece(fd: int, index: int, data: bytes, expected: bytes) -> bool:
+def write_piece(fd: int, index: int, data: bytes | bytearray, expected: bytes) -> bool:
     """Check one piece against its expected hash and write it in place if it matches (thread)."""
     if blake3(data).digest() != expected:
         return False
@@ -435,6 +553,18 @@ def write_pieces(fd: int, pieces: list[tuple[int, bytearray]], hashes: list[byte
         if not write_piece(fd, index, data, hashes[index]):
             return done
     return len(pieces)
+
+
+def write_files(files: list[tuple[Path, bytes, bytearray]]) -> int:
+    """(path, expected hash, bytes) of one-piece files: check each against its manifest hash
+    and write it whole at `path` (not synced), in order, stopping at the first that does not
+    match (thread); returns how many were written."""
+    for done, (path, expected, data) in enumerate(files):
+        if blake3(data).digest() != expected:
+            return done
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+            out.write(data)
+    return len(files)
 
 
 def verified_pieces(path: Path, hashes: list[bytes], size: int) -> set[int]:

@@ -171,8 +171,10 @@ class EvilPeer:
         from p2p.artifacts import (
             ManifestRequest,
             PiecesRequest,
+            ReadFilesRequest,
             artifact_protocol,
             error_frame,
+            file_frames,
             piece_hashes,
             read_range,
         )
@@ -184,6 +186,13 @@ class EvilPeer:
         files = {f.hash: (folder / f.path, f.size) for f in manifest.files}
         self.bad_pieces_served = 0
 
+        def flipped_files(hashes: list[bytes]) -> list[bytearray]:
+            frames = file_frames([(h, *files[h]) for h in hashes])
+            for data, h in zip(frames, hashes, strict=True):
+                if files[h][1]:
+                    data[-1] ^= 0xFF  # the file's last byte: the frame ends with its content
+            return frames
+
         async def serve(peer: str, read: ReadFn, write: Any) -> None:
             request = decode_artifact_request(await read_frame(read, MAX_REQUEST_BYTES))
             if request.root != manifest.root:
@@ -191,6 +200,14 @@ class EvilPeer:
                 return
             if isinstance(request, ManifestRequest):
                 await write(frame(_pack(["manifest", (folder / MANIFEST_FILE).read_bytes()])))
+                return
+            if isinstance(request, ReadFilesRequest):
+                if not all(h in files for h in request.file_hashes):
+                    await write(error_frame("unknown-file"))
+                    return
+                for data in await trio.to_thread.run_sync(flipped_files, request.file_hashes):
+                    self.bad_pieces_served += 1
+                    await write(bytes(data))
                 return
             if request.file_hash not in files:
                 await write(error_frame("unknown-file"))

@@ -19,13 +19,14 @@ import trio
 
 from neurod.artifact_backend import StoreArtifacts
 from neurod.artifact_store import ArtifactStore
-from p2p.artifact_fetch import RETRIES, WRITE_BATCH, ArtifactFetch, FetchProgress
+from p2p.artifact_fetch import RETRIES, WRITE_BATCH, ArtifactFetch, FetchProgress, ReadFilesSupport
 from p2p.artifacts import (
     MAX_READ_PIECES,
     PIECE_SIZE,
     ArtifactServer,
     ManifestRequest,
     PieceReader,
+    ReadFilesRequest,
     ReadRequest,
     Refused,
     decode_piece,
@@ -446,10 +447,11 @@ def _feed(data: bytes, *, stall: bool = False, on_end: Callable[[], None] | None
 
 class FakeHost:
     """Stands in for `Host` under an `ArtifactFetch`: each source is an `ArtifactServer` over its
-    own store, answered in memory. A test can make a source's next read of more than `k` pieces
-    end after `k` of them (`cut`: "truncate" with the connection up, "depart" with the connection
-    gone at the end, "stall": no more bytes), answer `busy` while a condition holds, or reset its
-    first requests (`flaky`); connections and dials are plain flags."""
+    own store, answered in memory. A test can make a source's
+    next read of more than `k` pieces (or files) end after `k` of them (`cut`: "truncate" with the
+    connection up, "depart" with the connection gone at the end, "stall": no more bytes), answer
+    `busy` while a condition holds, reset its first requests (`flaky`), or answer read-files as a
+    server that predates it does (`old`); connections and dials are plain flags."""
 
     def __init__(self, stores: dict[str, ArtifactStore]) -> None:
         def never(*_: object) -> None:
@@ -463,7 +465,11 @@ class FakeHost:
         self.connected = set(stores)
         self.reachable = set(stores)
         self.dials: list[str] = []
-        self.reads: list[tuple[str, bytes, int, int]] = []  # (source, file hash, first, count)
+        # reads a source answered with data (not an error): (source, file hash, first, count)
+        self.reads: list[tuple[str, bytes, int, int]] = []
+        self.file_reads: list[tuple[str, tuple[bytes, ...]]] = []  # the same of read-files: (source, files)
+        self.old: set[str] = set()
+        self.old_refusals: list[str] = []  # read-files an old source refused (and charged for)
         self.cut: dict[str, tuple[int, str]] = {}
         self.busy_while: dict[str, Callable[[], bool]] = {}
         self.flaky: dict[str, int] = {}
@@ -491,6 +497,9 @@ class FakeHost:
         busy = self.busy_while.get(peer)
         if busy is not None and busy():
             return error_frame("busy")
+        if peer in self.old and isinstance(decode_request(data[FRAME_PREFIX:]), ReadFilesRequest):
+            self.old_refusals.append(peer)  # the old server's answer (it also charges BAD_REQUEST)
+            return error_frame("unknown-request")
         out = bytearray()
 
         async def write(chunk: bytes) -> None:
@@ -506,10 +515,16 @@ class FakeHost:
     async def stream_request(self, peer: str, protocol: str, data: bytes) -> AsyncIterator[ReadFn]:
         out = await self._answer(peer, data)
         request = decode_request(data[FRAME_PREFIX:])
-        assert isinstance(request, ReadRequest)
-        self.reads.append((peer, request.file_hash, request.first, request.count))
+        refused = out[FRAME_PREFIX:FRAME_PREFIX + len(_ERROR_TAG)] == _ERROR_TAG
+        if isinstance(request, ReadFilesRequest):
+            self.file_reads += [] if refused else [(peer, request.file_hashes)]
+            frames = len(request.file_hashes)
+        else:
+            assert isinstance(request, ReadRequest)
+            self.reads += [] if refused else [(peer, request.file_hash, request.first, request.count)]
+            frames = request.count
         cut = self.cut.get(peer)
-        if cut is None or request.count <= cut[0]:
+        if cut is None or frames <= cut[0]:
             yield _feed(out)
             return
         del self.cut[peer]
@@ -519,6 +534,9 @@ class FakeHost:
             end += FRAME_PREFIX + int.from_bytes(out[end:end + FRAME_PREFIX], "big")
         yield _feed(out[:end + FRAME_PREFIX], stall=how == "stall",
                     on_end=(lambda: self.connected.discard(peer)) if how == "depart" else None)
+
+
+_ERROR_TAG = b"\x92\xa5error"  # an ["error", reason] frame's body starts so
 
 
 CUT = 2 * WRITE_BATCH  # pieces a cut read delivers: all written before the cut
@@ -538,17 +556,19 @@ def _sources(tmp_path: Path, *names: str) -> tuple[bytes, bytes, FakeHost]:
 
 def _fetch(
     tmp_path: Path, host: FakeHost, root: bytes, sources: list[str], *, timeout: float = 10.0,
-    busy_until_dropped: tuple[str, str] | None = None,
+    busy_until_dropped: tuple[str, str] | None = None, support: ReadFilesSupport | None = None,
+    fetcher: str = "fetcher",
 ) -> tuple[FetchProgress, list[tuple[str, Offence]]]:
-    """Run one fetch over `host`; its progress and the penalties it dealt. `busy_until_dropped`
-    = (a, b): source `a` answers busy until `b` is dropped (so `b` alone vouches for the list)."""
+    """Run one fetch over `host` into the store `fetcher`; its progress and the penalties it
+    dealt. `busy_until_dropped` = (a, b): source `a` answers busy until `b` is dropped (so `b`
+    alone vouches for the list). `support`: what earlier fetches learnt of read-files."""
     penalties: list[tuple[str, Offence]] = []
     progress: list[FetchProgress] = []
 
     async def body() -> None:
         fetch = ArtifactFetch(
-            cast(Host, host), "/test/artifact/1", StoreArtifacts(_store(tmp_path, "fetcher")),
-            lambda peer, offence, _: penalties.append((peer, offence)), root, timeout,
+            cast(Host, host), "/test/artifact/1", StoreArtifacts(_store(tmp_path, fetcher)),
+            lambda peer, offence, _: penalties.append((peer, offence)), root, timeout, support=support,
         )
         progress.append(fetch.progress)
         if busy_until_dropped is not None:
