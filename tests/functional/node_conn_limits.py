@@ -25,6 +25,7 @@ from typing import Any
 import trio
 
 from p2p.backend import ChainStatus
+from tests.support.chain_builders import prebuilt_chain
 from tests.support.daemons import Daemon, wait_converged, wait_until
 from tests.support.peer_crowd import PeerCrowd
 from tests.support.txs import DEVNET, transfer_hex
@@ -155,3 +156,35 @@ def test_per_ip_cap_refuses_with_its_reason(daemons, tmp_path):
 
     assert run_bounded(crowd_of_six, 120) == 3
     assert samples(target, "neuro_connection_refusals_total").get("per-ip", 0) >= 3
+
+
+def test_an_honest_node_syncs_500_blocks_while_200_hostile_peers_hold_connections(daemons, tmp_path):
+    """Issue 17's end-to-end case: 200 hostile identities dial the syncing node first (it admits
+    what its inbound cap allows and refuses the rest by reason), then its operator connects it to
+    an honest node holding 500 blocks, and it reaches that tip. bench/net_adversarial.py times
+    the same setting against a clean sync."""
+    _, status = prebuilt_chain(DEVNET, tmp_path / "honest", 500)
+    honest = daemons("honest")
+    configure(tmp_path / "target", **LOOPBACK)
+    target = daemons("target")
+    assert honest.height() == 500 and target.height() == 0
+    admitted_by_target: list[int] = []
+
+    async def attack() -> None:
+        async with trio.open_nursery() as nursery:
+            crowd = PeerCrowd(200, CLAIM)
+            await nursery.start(crowd.run)
+            admitted = await crowd.connect_all(target.p2p_addr, timeout=60, concurrency=8)
+            admitted_by_target.append(admitted)
+            print(f"{admitted} of 200 hostile peers admitted and holding their connections")
+            assert admitted >= 50, "the crowd should fill the inbound slots it is allowed"
+            await in_thread(target.connect, honest.p2p_addr)
+            await in_thread(lambda: wait_until(lambda: target.tip() == status.tip.hex(), 120, "the 500-block sync", 0.05))
+            assert crowd.held() >= 50, "the crowd was still holding its connections during the sync"
+            nursery.cancel_scope.cancel()
+
+    run_bounded(attack, 300)
+    assert target.height() == 500
+    refusals = samples(target, "neuro_connection_refusals_total")
+    print(f"refusals by reason: {refusals}")
+    assert sum(refusals.values()) >= 200 - admitted_by_target[0], "every peer turned away is counted by reason"
