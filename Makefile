@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test unit functional bench demo lint typecheck duplicates mutation clean
+.PHONY: venv test unit functional bench demo lint typecheck duplicates mutation clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,14 +17,22 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
+# the dashboard's browser test (tests/functional/ui_browser.py) drives Debian's chromium through
+# chromium-driver; its screenshot lands in ./test-artifacts/
+ARTIFACTS := NEURO_TEST_ARTIFACTS=$(CURDIR)/test-artifacts
+
+browser:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { \
+	    apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver; }
+
+test: $(STAMP) browser
+	$(ARTIFACTS) $(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 tests/unit
 
-functional: $(STAMP)
-	$(BIN)/python -m pytest -q tests/functional
+functional: $(STAMP) browser
+	$(ARTIFACTS) $(BIN)/python -m pytest -q tests/functional
 
 bench: $(STAMP)
 	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
@@ -43,4 +51,4 @@ mutation: $(STAMP)
 	PYTHON=$(abspath $(BIN))/python bash tests/mutation/run.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache test-artifacts

@@ -86,13 +86,12 @@ def worker_flags(name: str, slots: int) -> list[str]:
 
 
 def rpc_client(entry: Any) -> Any:
-    from cli.config import RpcTarget
-    from cli.rpc import RpcClient
+    from neurod.devnet import client_of
 
-    info = entry.info()
-    if info is None:
+    client = client_of(entry, timeout=30)
+    if client is None:
         raise SystemExit(f"{entry.name} is not answering")
-    return RpcClient(RpcTarget(info["rpc_url"], Path(entry.datadir) / ".cookie", "devnet"), timeout=30)
+    return client
 
 
 def wait(check: Any, seconds: float, what: str) -> None:

@@ -41,7 +41,7 @@ def assemble_block(
     view = _StateView(Overlay(chain.kv), chain.decoded_accounts, chain.decoded_jobs)
     ledger = Ledger(view)
     height = parent.height + 1
-    market = MarketContext(params.market, chain.chain_id, height, chain.adjudicator)
+    market = MarketContext(params.market, chain.chain_id, height, chain.adjudicator, chain.treasury)
     chosen: list[Transaction] = []
     skipped: list[tuple[Transaction, ChainError]] = []
     fees = 0
@@ -89,7 +89,8 @@ def check_against_tip(chain: ChainState, tx: Transaction) -> None:
     ledger = Ledger(view)
     sender = ledger.get(tx.sender_account)
     ledger.set(tx.sender_account, sender._replace(nonce=tx.nonce))
-    market = MarketContext(chain.params.market, chain.chain_id, chain.height + 1, chain.adjudicator)
+    market = MarketContext(chain.params.market, chain.chain_id, chain.height + 1, chain.adjudicator,
+                           chain.treasury)
     try:
         apply_transaction(ledger, tx, market)
     except InvalidTransaction as exc:
@@ -102,4 +103,6 @@ def check_against_tip(chain: ChainState, tx: Transaction) -> None:
 
 # refusals that no later state can turn valid: the peer that relayed one is penalised
 PROVABLY_FALSE = frozenset({"bad-proof-path", "challenge-honest-item", "bad-job-spec", "spec-too-large",
-                            "bid-wrong-chain", "bid-wrong-job", "bid-above-max-price"})
+                            "bid-wrong-chain", "bid-wrong-job", "bid-above-max-price",
+                            "voucher-forged", "voucher-wrong-chain", "voucher-beneficiary-mismatch", "voucher-claim-invalid",
+                            "fee-above-voucher"})

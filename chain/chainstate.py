@@ -28,6 +28,7 @@ from chain.market_rules import Adjudicator
 from chain.merkle import merkle_root
 from chain.params import ChainParams
 from chain.pow import work_of
+from chain.records import record_key, record_value_hash
 from chain.state import Account, BlockEffects, account_value_hash, apply_block
 from chain.store import KV, FaultListener, Overlay, StateCache
 from chain.trie import compute_root, root_of, update_trie
@@ -91,21 +92,28 @@ class _Undo:
     jobs: list[tuple[bytes, bytes | None]] = field(default_factory=list)  # stored bytes before
     totals: bytes = b""
     rows: list[bytes] = field(default_factory=list)
+    records: list[tuple[bytes, bytes | None]] = field(default_factory=list)  # `chain.records`, by store key
 
     @staticmethod
     def encode_stored(supply: int, accounts: list[tuple[bytes, bytes | None]],
                       jobs: list[tuple[bytes, bytes | None]] = (), totals: bytes = b"",  # type: ignore[assignment]
-                      rows: list[bytes] = ()) -> bytes:  # type: ignore[assignment]
-        """From each record's stored bytes (None: absent), which need no re-encoding."""
-        return enc.pack([supply, [[k, v or b""] for k, v in accounts], [[k, v or b""] for k, v in jobs], totals,
-                         list(rows)])
+                      rows: list[bytes] = (),  # type: ignore[assignment]
+                      records: list[tuple[bytes, bytes | None]] = ()) -> bytes:  # type: ignore[assignment]
+        """From each record's stored bytes (None: absent), which need no re-encoding. A block
+        that touched no `chain.records` record keeps the five-field layout of earlier stores."""
+        fields = [supply, [[k, v or b""] for k, v in accounts], [[k, v or b""] for k, v in jobs], totals, list(rows)]
+        if records:
+            fields.append([[k, v or b""] for k, v in records])
+        return enc.pack(fields)
 
     @classmethod
     def decode(cls, data: bytes) -> _Undo:
-        supply, accounts, jobs, totals, rows = enc.fields(enc.unpack(data, what="undo", max_size=64 << 20), "undo", 5)
+        value = enc.unpack(data, what="undo", max_size=64 << 20)
+        records = enc.as_list(value.pop(), "undo.records", max_len=1 << 20) if type(value) is list and len(value) == 6 else []
+        supply, accounts, jobs, totals, rows = enc.fields(value, "undo", 5)
         Totals.decode(totals)  # a damaged record fails here, named, not in the middle of an undo
         return cls(supply, [(k, Account.decode(v) if v else None) for k, v in accounts],
-                   [(k, v or None) for k, v in jobs], totals, rows)
+                   [(k, v or None) for k, v in jobs], totals, rows, [(k, v or None) for k, v in records])
 
 
 class DecodeMemo(Generic[R]):
@@ -170,6 +178,9 @@ class _StateView:
 
     def block_hash(self, height: int) -> bytes | None:
         return self.db.get(schema.height_key(height))
+
+    def record(self, store_key: bytes) -> bytes | None:
+        return self.db.get(store_key)
 
     def totals(self) -> Totals:
         data = self.db.get(schema.TOTALS)
@@ -283,6 +294,7 @@ class ChainState:
         self.decoded_jobs = JobMemo()
         self.genesis = genesis
         self.params: ChainParams = genesis.params
+        self.treasury = genesis.names.get("treasury", b"")  # a listing sale's protocol fee goes there
         self.chain_id = genesis.chain_id
         self.pool = verify_pool
         # ids of transactions whose signatures the owner already checked (its mempool)
@@ -384,6 +396,7 @@ class ChainState:
         the stored trie: what the incremental root must equal."""
         values = {key: account.value_hash for key, account in self.accounts()}
         values.update({job_key(job_id): job.value_hash for job_id, job in self.jobs()})
+        values.update(self.record_hashes())
         values[TOTALS_KEY] = self.totals().value_hash
         return compute_root(values)
 
@@ -395,6 +408,20 @@ class ChainState:
 
     def job(self, job_id: bytes) -> Job | None:
         return _StateView(self.kv).job(job_id)
+
+    def record(self, store_key: bytes) -> bytes | None:
+        """A `chain.records` record's bytes at the tip (a listing, a purchase)."""
+        return self.kv.get(store_key)
+
+    def records(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """(id, bytes) of every record under one of `schema.RECORD_PREFIXES`, in id order."""
+        for key, value in self.kv.iterate(prefix):
+            yield key[len(prefix):], value
+
+    def record_hashes(self) -> dict[bytes, bytes]:
+        """Trie key -> value hash of every `chain.records` record (a root from scratch)."""
+        return {record_key(prefix + record_id): record_value_hash(value)
+                for prefix in schema.RECORD_PREFIXES for record_id, value in self.records(prefix)}
 
     def job_spec(self, job_id: bytes) -> bytes | None:
         return self.kv.get(schema.JOB_SPEC + job_id)
@@ -655,7 +682,7 @@ class ChainState:
     def _connect(self, db: Overlay, block: Block, supply: int) -> int:
         view = _StateView(db, self.decoded_accounts, self.decoded_jobs)
         effects: BlockEffects = apply_block(self.params, view, block, supply, chain_id=self.chain_id,
-                                            adjudicator=self.adjudicator)
+                                            adjudicator=self.adjudicator, treasury=self.treasury)
         changes = effects.changes
         encoded = {account_id: after.encode() for account_id, (_, after) in changes.items()}
         updates = {k: account_value_hash(v) for k, v in encoded.items()}
@@ -665,6 +692,8 @@ class ChainState:
         assert effects.totals is not None
         totals = effects.totals[1].encode()
         updates[TOTALS_KEY] = effects.totals[1].value_hash
+        for store_key, (_, value) in effects.records.items():
+            updates[record_key(store_key)] = record_value_hash(value)
         root, nodes = update_trie(view.node, updates)
         if root != block.header.state_root:
             raise InvalidBlock("bad-state-root", expected=root.hex(), got=block.header.state_root.hex())
@@ -674,8 +703,10 @@ class ChainState:
         # undo data: each touched record's stored bytes before the block, as read (b"": absent)
         put(schema.UNDO + block_hash, _Undo.encode_stored(
             supply, [(k, view.read[k]) for k in changes], [(k, view.jobs_read.get(k)) for k in jobs],
-            view.totals_read, [key for key, _ in rows],
+            view.totals_read, [key for key, _ in rows], [(k, before) for k, (before, _) in effects.records.items()],
         ))
+        for store_key, (_, value) in effects.records.items():
+            put(store_key, value)
         for job_id, data in jobs.items():
             put(schema.JOB + job_id, data)
             self.decoded_jobs.remember(data, effects.jobs[job_id][1])
@@ -731,6 +762,12 @@ class ChainState:
                 updates[job_key(job_id)] = hash256(job_bytes, person=JOB_VALUE_PERSON)
         for key in undo.rows:
             db.delete(key)
+        for store_key, value in undo.records:
+            if value is None:
+                db.delete(store_key)
+            else:
+                db.put(store_key, value)
+            updates[record_key(store_key)] = record_value_hash(value) if value is not None else None
         db.put(schema.TOTALS, undo.totals)
         updates[TOTALS_KEY] = Totals.decode(undo.totals).value_hash
         _, nodes = update_trie(view.node, updates)

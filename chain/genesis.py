@@ -50,7 +50,7 @@ class Genesis:
 
     def __post_init__(self) -> None:
         header = Header(
-            version=BLOCK_VERSION, height=0, parent=params_digest(self.params),
+            version=BLOCK_VERSION, height=0, parent=params_digest(self.params, self.names.get("treasury", b"")),
             timestamp=self.params.genesis_time, bits=self.params.genesis_bits,
             tx_root=merkle_root([]), state_root=self.state_root, miner=bytes(20),
         )
@@ -82,10 +82,14 @@ class Genesis:
         return sum(amount for _, amount in self.allocations)
 
 
-def params_digest(params: ChainParams) -> bytes:
-    """Every consensus parameter, market rules included (a nested list), is in the chain id."""
+def params_digest(params: ChainParams, treasury: bytes = b"") -> bytes:
+    """Every consensus parameter, market rules included (a nested list), is in the chain id, and
+    so is the treasury's account (``accounts.treasury``): consensus reads it (its key signs
+    vouchers, it alone posts buyback offers), so two files naming different treasuries must be
+    two networks."""
     values: list[Any] = [getattr(params, f.name) for f in fields(params) if f.name != "market"]
     values.append([getattr(params.market, f.name) for f in fields(params.market)])
+    values.append(treasury)
     return hash256(enc.pack(values), person=b"neuro-params")
 
 

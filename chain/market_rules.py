@@ -27,6 +27,7 @@ from chain.errors import InvalidTransaction, RejectKind, StoreError
 from chain.hashing import hash256
 from chain.job_spec import JobTerms, job_terms
 from chain.jobs import MAX_VOTERS, Event, Job, JobStatus, Shard, ShardStatus, evolve
+from chain.listing_rules import LISTING_RULES
 from chain.market_types import (
     Accept,
     Challenge,
@@ -43,6 +44,7 @@ from chain.market_types import (
     Vote,
 )
 from chain.params import BASIS_POINTS, MAX_SUPPLY_UNITS, MarketParams
+from chain.treasury_rules import TREASURY_RULES
 
 if TYPE_CHECKING:
     from chain.state import Ledger
@@ -50,6 +52,10 @@ if TYPE_CHECKING:
 
 SPEC_PERSON = b"neuro-spec"
 COMMITTEE_PERSON = b"neuro-committee"
+# results judged by a drawn committee (a claim-less Challenge disputes them): training runs, whose
+# replay is not bit-identical across machines, and labels, which take running a model to check
+# (`neurod.market.label_check`); any other claim-less Challenge is a query the worker answers
+COMMITTEE_SERVICES = frozenset({Service.TRAIN, Service.LABEL})
 
 
 class Adjudicator(Protocol):
@@ -69,6 +75,8 @@ class MarketContext:
     chain_id: bytes
     height: int  # of the block the transaction is in
     adjudicator: Adjudicator | None = None
+    treasury: bytes = b""  # genesis names["treasury"]: a listing sale's protocol fee goes there; its key
+    # signs vouchers and it alone posts buyback offers (`chain.treasury_rules`)
 
 
 def spec_hash(spec: bytes) -> bytes:
@@ -315,9 +323,9 @@ def apply_challenge(ledger: Ledger, ctx: MarketContext, tx: Transaction, payload
         raise _fail("insufficient-balance", "a query or dispute locks the challenge bond", expected=f">= {bond}",
                     got=account.balance)
     ledger.set(challenger, evolve(account, balance=account.balance - bond))
-    if job.service == Service.TRAIN:
-        # a training result cannot be re-run in consensus (worker/README.md, Training disputes):
-        # the committee that the next block's hash draws votes until the deadline
+    if job.service in COMMITTEE_SERVICES:
+        # a training result or a model's labels cannot be re-run in consensus (worker/README.md,
+        # Training disputes): the committee that the next block's hash draws votes until the deadline
         status, deadline = ShardStatus.DISPUTED, ctx.height + 1 + ctx.params.vote_blocks
     else:
         status, deadline = ShardStatus.QUERIED, ctx.height + ctx.params.response_blocks
@@ -529,7 +537,7 @@ def apply_settle(ledger: Ledger, ctx: MarketContext, tx: Transaction, payload: S
 RULES: dict[type, Callable[[Ledger, MarketContext, Transaction, Any], None]] = {
     Stake: apply_stake, Unstake: apply_unstake, Release: apply_release, JobPost: apply_post,
     JobAward: apply_award, ResultCommit: apply_commit, Challenge: apply_challenge, Respond: apply_respond,
-    Accept: apply_accept, Settle: apply_settle, Vote: apply_vote,
+    Accept: apply_accept, Settle: apply_settle, Vote: apply_vote, **LISTING_RULES, **TREASURY_RULES,
 }
 
 

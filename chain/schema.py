@@ -27,6 +27,13 @@ TOTALS = b"y"  # -> Totals (issued, burned, staked) at the tip; in the trie unde
 JOB_BY_ACCOUNT = b"J"  # + account id + job id + height (8 BE) -> role (b"c" client, b"w" worker)
 EVENT_BY_ACCOUNT = b"e"  # + account id + height (8 BE) + sequence (4 BE) -> Event
 EVENT_BY_JOB = b"E"  # + job id + height (8 BE) + sequence (4 BE) -> Event
+LISTING = b"l"  # + listing id -> ListingRecord (a `chain.records` record)
+PURCHASE = b"q"  # + purchase id -> PurchaseRecord (a `chain.records` record)
+VOUCHER_REDEEMED = b"v"  # + voucher id (16) -> Redemption (chain.treasury_types; a record)
+BUYBACK_OFFER = b"o"  # + offer id -> Offer (a record)
+BUYBACK_CLAIM = b"k"  # + claim id (the sell's txid) -> Claim (a record)
+# the prefixes of `chain.records` records: the trie commits to each row under records.record_key
+RECORD_PREFIXES = (LISTING, PURCHASE, VOUCHER_REDEEMED, BUYBACK_OFFER, BUYBACK_CLAIM)
 
 # every prefix by name: a whole-store check reads each range
 PREFIXES = {
@@ -35,6 +42,8 @@ PREFIXES = {
     "genesis": GENESIS, "format": FORMAT, "history": HISTORY,
     "job": JOB, "job spec": JOB_SPEC, "totals": TOTALS, "jobs by account": JOB_BY_ACCOUNT,
     "events by account": EVENT_BY_ACCOUNT, "events by job": EVENT_BY_JOB,
+    "listing": LISTING, "purchase": PURCHASE, "voucher redeemed": VOUCHER_REDEEMED,
+    "buyback offer": BUYBACK_OFFER, "buyback claim": BUYBACK_CLAIM,
 }
 
 

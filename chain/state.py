@@ -17,6 +17,8 @@ from chain.hashing import hash256
 from chain.jobs import TOTALS_KEY, Event, Job, Totals, job_key
 from chain.market_rules import Adjudicator, MarketContext, apply_market
 from chain.params import MAX_SUPPLY_UNITS, ChainParams
+from chain.records import record_key, record_value_hash
+from chain.treasury_types import Redeem
 from chain.trie import NodeReader, update_trie
 from chain.types import Block, Transaction, Transfer
 
@@ -90,6 +92,9 @@ class MarketReader(StateReader, Protocol):
     def block_hash(self, height: int) -> bytes | None:
         """The hash of the block at ``height`` on the chain being extended (a dispute's beacon)."""
 
+    def record(self, store_key: bytes) -> bytes | None:
+        """A `chain.records` record's stored bytes (a listing, a purchase)."""
+
 
 @dataclass(frozen=True, slots=True)
 class BlockEffects:
@@ -104,6 +109,7 @@ class BlockEffects:
     specs: Mapping[bytes, bytes] = field(default_factory=dict)
     totals: tuple[Totals, Totals] | None = None  # before, after
     events: tuple[Event, ...] = ()
+    records: Mapping[bytes, tuple[bytes | None, bytes]] = field(default_factory=dict)  # store key -> before, after
 
 
 class Ledger:
@@ -117,6 +123,8 @@ class Ledger:
         self.jobs_after: dict[bytes, Job] = {}
         self.specs: dict[bytes, bytes] = {}
         self.events: list[Event] = []
+        self.records_before: dict[bytes, bytes | None] = {}  # `chain.records`, by store key
+        self.records_after: dict[bytes, bytes] = {}
         self.burned = 0  # by this block
         self.adjudications = 0  # items re-computed for fraud proofs in this block
 
@@ -165,6 +173,18 @@ class Ledger:
     def block_hash(self, height: int) -> bytes | None:
         return self._market().block_hash(height)
 
+    def record(self, store_key: bytes) -> bytes | None:
+        if store_key in self.records_after:
+            return self.records_after[store_key]
+        stored = self._market().record(store_key)
+        self.records_before.setdefault(store_key, stored)
+        return stored
+
+    def set_record(self, store_key: bytes, value: bytes) -> None:
+        if store_key not in self.records_before:
+            self.records_before[store_key] = self._market().record(store_key)
+        self.records_after[store_key] = value
+
     def staked_at_block_start(self) -> int:
         return self._market().totals().staked
 
@@ -178,11 +198,13 @@ class Ledger:
 
     def snapshot(self) -> tuple[object, ...]:
         return (dict(self.after), dict(self.before), dict(self.jobs_after), dict(self.jobs_before),
-                dict(self.specs), len(self.events), self.burned, self.adjudications)
+                dict(self.specs), len(self.events), self.burned, self.adjudications,
+                dict(self.records_after), dict(self.records_before))
 
     def restore(self, snap: tuple[object, ...]) -> None:
         """Undo what the ledger took since `snapshot` (a template dropping a transaction)."""
-        after, before, jobs_after, jobs_before, specs, events, burned, adjudications = snap
+        after, before, jobs_after, jobs_before, specs, events, burned, adjudications, records_after, records_before = snap
+        self.records_after, self.records_before = records_after, records_before  # type: ignore[assignment]
         self.after, self.before = after, before  # type: ignore[assignment]
         self.jobs_after, self.jobs_before, self.specs = jobs_after, jobs_before, specs  # type: ignore[assignment]
         del self.events[int(events):]  # type: ignore[call-overload]
@@ -190,6 +212,12 @@ class Ledger:
 
 
 _Ledger = Ledger  # the name the block template used
+
+
+def fee_from_balance(tx: Transaction) -> int:
+    """What of the fee the sender's balance pays: all of it, but for a Redeem, whose fee comes out
+    of its voucher (`chain.treasury_rules`), so that a new, empty account can redeem one."""
+    return 0 if type(tx.payload) is Redeem else tx.fee
 
 
 def check_tx_against_state(tx: Transaction, sender: Account) -> None:
@@ -200,7 +228,7 @@ def check_tx_against_state(tx: Transaction, sender: Account) -> None:
         reason = "nonce-too-low" if tx.nonce < sender.nonce else "nonce-gap"
         raise InvalidTransaction(reason, kind=kind, expected=sender.nonce, got=tx.nonce)
     payload = tx.payload
-    cost = tx.fee + (payload.amount if type(payload) is Transfer else 0)
+    cost = fee_from_balance(tx) + (payload.amount if type(payload) is Transfer else 0)
     if cost > sender.balance:
         raise InvalidTransaction("insufficient-balance", expected=f">= {cost}", got=sender.balance)
 
@@ -219,19 +247,19 @@ def apply_transaction(ledger: Ledger, tx: Transaction, market: MarketContext | N
     check_tx_against_state(tx, sender)
     if type(payload) is Transfer or market is None:
         raise InvalidTransaction("bad-tx-kind", f"no state rule for kind {tx.kind} here")
-    ledger.set(sender_id, Account(sender.balance - tx.fee, sender.nonce + 1, sender.bonded, sender.locked,
-                                  sender.unbonding, sender.release_height))
+    ledger.set(sender_id, Account(sender.balance - fee_from_balance(tx), sender.nonce + 1, sender.bonded,
+                                  sender.locked, sender.unbonding, sender.release_height))
     apply_market(ledger, market, tx)
     return tx.fee
 
 
 def apply_block(
     params: ChainParams, reader: StateReader, block: Block, supply_before: int, *,
-    chain_id: bytes = b"", adjudicator: Adjudicator | None = None,
+    chain_id: bytes = b"", adjudicator: Adjudicator | None = None, treasury: bytes = b"",
 ) -> BlockEffects:
     """Connect ``block``'s transactions, reward and fees over ``reader``; raises InvalidBlock."""
     ledger = Ledger(reader)
-    market = MarketContext(params.market, chain_id, block.header.height, adjudicator)
+    market = MarketContext(params.market, chain_id, block.header.height, adjudicator, treasury)
     fees = 0
     for index, tx in enumerate(block.txs):
         try:
@@ -257,7 +285,8 @@ def effects_of(ledger: Ledger, reader: StateReader, reward: int, fees: int, supp
         before = reader.totals()
         bonded = sum(after.bonded - (ledger.before[k] or EMPTY_ACCOUNT).bonded for k, after in ledger.after.items())
         totals = (before, Totals(supply, before.burned + ledger.burned, before.staked + bonded))
-    return BlockEffects(changes, reward, fees, supply, jobs, dict(ledger.specs), totals, tuple(ledger.events))
+    records = {k: (ledger.records_before[k], v) for k, v in ledger.records_after.items()}
+    return BlockEffects(changes, reward, fees, supply, jobs, dict(ledger.specs), totals, tuple(ledger.events), records)
 
 
 def trie_updates(effects: BlockEffects) -> dict[bytes, bytes | None]:
@@ -267,6 +296,8 @@ def trie_updates(effects: BlockEffects) -> dict[bytes, bytes | None]:
         updates[job_key(job_id)] = job.value_hash
     if effects.totals is not None:
         updates[TOTALS_KEY] = effects.totals[1].value_hash
+    for store_key, (_, value) in effects.records.items():
+        updates[record_key(store_key)] = record_value_hash(value)
     return updates
 
 

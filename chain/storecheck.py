@@ -211,6 +211,7 @@ def _check_state(chain: ChainState, report: CheckReport) -> None:
                 continue
             hashes[job_key(key[1:])] = job.value_hash
             total += job.escrow
+        hashes.update(chain.record_hashes())
         totals = chain.totals()
         hashes[TOTALS_KEY] = totals.value_hash
     except ChainError as exc:

@@ -15,6 +15,7 @@ from chain import encoding as enc
 from chain.crypto import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, address_hash, sign
 from chain.errors import DecodeError
 from chain.hashing import ADDRESS_HASH_SIZE, HASH_SIZE, hash256
+from chain.listing_types import LISTING_PAYLOADS, Delist, Listing, Purchase
 from chain.market_types import (
     MARKET_PAYLOADS,
     Accept,
@@ -31,6 +32,7 @@ from chain.market_types import (
 )
 from chain.params import MAX_BLOCK_BYTES, MAX_BLOCK_TXS, MAX_HEADER_BYTES, MAX_TX_BYTES
 from chain.pow import NONCE_SIZE
+from chain.treasury_types import TREASURY_PAYLOADS, BuybackOffer, BuybackSell, Redeem
 
 TX_SIGN_DOMAIN = b"neuro-tx-v1"
 TX_ID_PERSON = b"neuro-txid"
@@ -70,9 +72,11 @@ def txid_of(encoded: bytes) -> bytes:
 
 Payload: TypeAlias = (
     Transfer | Stake | Unstake | Release | JobPost | JobAward | ResultCommit | Challenge | Respond | Accept | Settle
-    | Vote
+    | Vote | Listing | Delist | Purchase | Redeem | BuybackOffer | BuybackSell
 )
-PAYLOAD_TYPES: dict[int, Any] = {Transfer.KIND: Transfer, **{p.KIND: p for p in MARKET_PAYLOADS}}  # type: ignore[attr-defined]
+PAYLOAD_TYPES: dict[int, Any] = {
+    Transfer.KIND: Transfer, **{p.KIND: p for p in MARKET_PAYLOADS + LISTING_PAYLOADS + TREASURY_PAYLOADS},  # type: ignore[attr-defined]
+}
 
 
 @dataclass(frozen=True, slots=True)

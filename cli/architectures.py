@@ -71,19 +71,25 @@ class Scored:
     score: float
 
 
-def score_model(job: str, model: dict[str, Any], output: str, real: str) -> Scored:
-    """Score one delivered model on the real set with the worker's evaluate task (in a child
-    process, as `neuro task run evaluate` does)."""
+def measure(weights: Path, real: str, what: str) -> dict[str, Any]:
+    """The metrics of the model in ``weights`` on the real set, by the worker's evaluate task (in
+    a child process, as `neuro task run evaluate` does); ``what`` names the model in an error."""
     from worker.errors import WorkerError
     from worker.runner import run_task
 
-    spec = {"task": "evaluate", "weights": str(Path(output) / MODEL_FILE), "data": real_source(real)}
+    spec = {"task": "evaluate", "weights": str(weights), "data": real_source(real)}
     with tempfile.TemporaryDirectory(prefix="neuro-score-") as scratch:
         try:
             summary = run_task("evaluate", spec, Path(scratch) / "out").summary
         except WorkerError as exc:
-            raise CliError(f"job {job[:16]}: scoring its model on {real}: {exc}", "score-failed") from None
-    metrics = summary.get("metrics", summary)
+            raise CliError(f"{what}: scoring its model on {real}: {exc}", "score-failed") from None
+    metrics: dict[str, Any] = summary.get("metrics", summary)
+    return metrics
+
+
+def score_model(job: str, model: dict[str, Any], output: str, real: str) -> Scored:
+    """Score one delivered model on the real set (`measure`)."""
+    metrics = measure(Path(output) / MODEL_FILE, real, f"job {job[:16]}")
     metric = "accuracy" if "accuracy" in metrics else "map50_95"
     return Scored(job, describe(model), output, metric, float(metrics.get(metric, 0.0)))
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 artifact_app = typer.Typer(help="Artifacts (datasets, models, labels) kept by content.", no_args_is_help=True)
 
-RootArg = Annotated[str, typer.Argument(help="artifact root: 64 hex digits")]
+RootArg = Annotated[str, typer.Argument(help="artifact root: 64 hex digits, or a unique prefix of 8+ of a stored one")]
 
 
 def open_store(network: str, datadir: Path | None) -> ArtifactStore:
@@ -50,10 +51,16 @@ def as_cli_errors(action):  # type: ignore[no-untyped-def]
         raise CliError(str(exc), exc.reason) from None
 
 
-def _root(text: str) -> bytes:
+def _root(text: str, store: ArtifactStore | None = None) -> bytes:
+    """A root: 64 hex, or a unique prefix of 8+ among ``store``'s (a fetch from peers needs it whole)."""
+    from chain.id_prefix import HEX_DIGITS, ID_HEX, MIN_PREFIX_HEX
+    from cli.ids import resolve_local
     from neurod.artifact_store import parse_root
 
-    return as_cli_errors(lambda: parse_root(text))  # type: ignore[no-any-return]
+    value = text.strip().lower().removeprefix("0x")
+    if store is None or len(value) == ID_HEX or not (MIN_PREFIX_HEX <= len(value) and set(value) <= HEX_DIGITS):
+        return as_cli_errors(lambda: parse_root(text))  # type: ignore[no-any-return]  # its own bad-root error
+    return resolve_local(text, "artifact root", lambda: [found.root for found in store.list()])
 
 
 def _when(stamp: float) -> str:
@@ -92,7 +99,7 @@ def list_(network: NetworkOpt = "main", datadir: DatadirOpt = None, json_out: Js
 def show(root: RootArg, network: NetworkOpt = "main", datadir: DatadirOpt = None, json_out: JsonOpt = False) -> None:
     """One artifact: kind, items, files, size, pin and use times."""
     store = open_store(network, datadir)
-    found = as_cli_errors(lambda: store.info(_root(root)))
+    found = as_cli_errors(lambda: store.info(_root(root, store)))
     if json_out:
         manifest = store.manifest(found.root)
         print_json({**found.to_json(), "meta": manifest.meta, "file_list": [
@@ -106,7 +113,7 @@ def show(root: RootArg, network: NetworkOpt = "main", datadir: DatadirOpt = None
 def verify(root: RootArg, network: NetworkOpt = "main", datadir: DatadirOpt = None, json_out: JsonOpt = False) -> None:
     """Re-hash every stored file of an artifact against its manifest; exit 1 on any difference."""
     store = open_store(network, datadir)
-    manifest = as_cli_errors(lambda: store.verify(_root(root)))
+    manifest = as_cli_errors(lambda: store.verify(_root(root, store)))
     if json_out:
         print_json({"root": manifest.root.hex(), "ok": True, "files": len(manifest.files)})
     else:
@@ -141,7 +148,7 @@ def export(
 ) -> None:
     """Write an artifact's files and manifest to a folder, then check them against the root."""
     store = open_store(network, datadir)
-    manifest = as_cli_errors(lambda: store.export(_root(root), out))
+    manifest = as_cli_errors(lambda: store.export(_root(root, store), out))
     note(f"exported {manifest.root.hex()} to {out}: {len(manifest.files)} files, checked")
 
 
@@ -155,7 +162,7 @@ def pin(
 ) -> None:
     """Keep an artifact out of eviction (or, with --unpin, let it go again)."""
     store = open_store(network, datadir)
-    found = as_cli_errors(lambda: store.pin(_root(root), not unpin))
+    found = as_cli_errors(lambda: store.pin(_root(root, store), not unpin))
     note(f"{found.root.hex()} {'pinned' if found.pinned else 'unpinned'}")
 
 
@@ -164,7 +171,7 @@ def pin(
 def rm(root: RootArg, network: NetworkOpt = "main", datadir: DatadirOpt = None) -> None:
     """Remove an artifact (files other artifacts deliver too are kept)."""
     store = open_store(network, datadir)
-    parsed = _root(root)
+    parsed = _root(root, store)
     as_cli_errors(lambda: store.remove(parsed))
     note(f"removed {parsed.hex()}")
 
@@ -208,6 +215,18 @@ def fetch(
 
 def _follow(rpc_client, root: str, found: dict, *, quiet: bool) -> dict:  # type: ignore[no-untyped-def, type-arg]
     """Poll `artifact_progress` until the fetch ends, drawing a progress bar (rate, ETA)."""
+    return follow_progress(
+        lambda: rpc_client.call("artifact_progress", root=root), found,
+        lambda f: f"{root[:16]}.. {f['state']}, {len(f['sources']) - len(f['dropped'])} sources", f"fetch of {root}",
+        quiet=quiet,
+    )
+
+
+def follow_progress(poll: Callable[[], dict[str, Any]], found: dict[str, Any], describe: Callable[[dict[str, Any]], str],
+                    what: str, *, quiet: bool) -> dict[str, Any]:
+    """Poll a transfer (``poll``: its `bytes_total`, `bytes_done` and `state`) until it is done or
+    failed, drawing a progress bar (rate, ETA); a transfer that moves no byte for STALL_TIMEOUT_S
+    is given up (``what`` names it)."""
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -223,15 +242,14 @@ def _follow(rpc_client, root: str, found: dict, *, quiet: bool) -> dict:  # type
                TimeRemainingColumn())
     last_done, last_move = -1, time.monotonic()
     with Progress(*columns, console=errors, transient=True, disable=quiet) as bar:
-        task = bar.add_task(f"{root[:16]}..", total=None)
+        task = bar.add_task(describe(found), total=None)
         while found["state"] not in ("done", "failed"):
-            bar.update(task, total=found["bytes_total"] or None, completed=found["bytes_done"],
-                       description=f"{root[:16]}.. {found['state']}, {len(found['sources']) - len(found['dropped'])} sources")
+            bar.update(task, total=found["bytes_total"] or None, completed=found["bytes_done"], description=describe(found))
             if found["bytes_done"] != last_done:
                 last_done, last_move = found["bytes_done"], time.monotonic()
             elif time.monotonic() - last_move > STALL_TIMEOUT_S:
-                raise CliError(f"fetch of {root} made no progress for {STALL_TIMEOUT_S:.0f} s", "fetch-stalled")
+                raise CliError(f"{what} made no progress for {STALL_TIMEOUT_S:.0f} s", "fetch-stalled")
             time.sleep(FETCH_POLL_S)
-            found = rpc_client.call("artifact_progress", root=root)
+            found = poll()
         bar.update(task, total=found["bytes_total"] or 1, completed=found["bytes_done"] or 1)
     return found

@@ -7,15 +7,17 @@ from typing import Annotated, Any
 
 import typer
 
+from chain.errors import ChainError
 from cli.config import DatadirOpt, JsonOpt, NetworkOpt, RpcOpt, Where
-from cli.output import CliError, console, fields, guarded, print_json, table
+from cli.ids import resolve_id
+from cli.output import CliError, fields, guarded, print_json, table
 from cli.tx import client
+from wallet.node_client import RpcError
 
 chain_app = typer.Typer(
     help="Read the chain: tip, blocks, transactions, supply.", no_args_is_help=True
 )
 
-HASH_HEX = 64
 
 
 def _when(timestamp: int) -> str:
@@ -53,19 +55,26 @@ def head(
 
 
 def block_id(text: str) -> int | str:
-    """A height (decimal) or a block hash (64 hex): the two forms `chain_block` takes."""
-    value = text.strip().lower().removeprefix("0x")
-    if value.isdecimal() and len(value) < 20:
+    """A height (decimal, under 8 digits), else a block hash or a unique prefix of 8+ hex digits
+    (`0x` forces hex). Eight or more decimal digits are both: a hash prefix (proof of work makes
+    hashes start with digits) and, where no block hash starts so, a height (see `block`)."""
+    from chain.id_prefix import MIN_PREFIX_HEX, parse_id
+
+    value = text.strip().lower()
+    if value.isdecimal() and len(value) < MIN_PREFIX_HEX:
         return int(value)
-    if len(value) == HASH_HEX and all(c in "0123456789abcdef" for c in value):
-        return value
-    raise CliError(f"{text!r} is neither a block height nor a 64-hex block hash", "bad-block-id")
+    try:
+        return parse_id(value, "block hash")
+    except ChainError:
+        raise CliError(f"{text!r} is neither a block height nor a block hash (64 hex, or the first 8 or more)",
+                       "bad-block-id") from None
 
 
 @chain_app.command("block")
 @guarded
 def block(
-    id: Annotated[str, typer.Argument(help="height or block hash", metavar="HEIGHT|HASH")],
+    id: Annotated[str, typer.Argument(help="height, or block hash (a unique prefix of 8+ hex digits will do)",
+                                      metavar="HEIGHT|HASH")],
     network: NetworkOpt = "main",
     datadir: DatadirOpt = None,
     rpc: RpcOpt = None,
@@ -73,7 +82,15 @@ def block(
 ) -> None:
     """A block: header and transactions."""
     wanted = block_id(id)  # checked before any connection
-    found = client(Where(network, datadir, None, rpc)).call("chain_block", id=wanted)
+    rpc_client = client(Where(network, datadir, None, rpc))
+    if isinstance(wanted, str):
+        try:
+            wanted = resolve_id(wanted, "block", lambda: rpc_client)
+        except RpcError as exc:
+            if not (exc.reason == "unknown-block" and wanted.isdecimal() and len(wanted) < 20):
+                raise
+            wanted = int(wanted)  # no hash starts with these digits: the height they spell
+    found = rpc_client.call("chain_block", id=wanted)
     if json_out:
         print_json(found)
         return
@@ -101,25 +118,19 @@ def _amount(tx: dict[str, Any]) -> str:
     return f"{tx['amount_ntk']} NTK" if "amount_ntk" in tx else ""
 
 
-def txid_param(text: str) -> str:
-    value = text.strip().lower().removeprefix("0x")
-    if len(value) != HASH_HEX or any(c not in "0123456789abcdef" for c in value):
-        raise CliError(f"{text!r} is not a transaction id (64 hex)", "bad-txid")
-    return value
-
-
 @chain_app.command("tx")
 @guarded
 def tx(
-    txid: Annotated[str, typer.Argument(help="transaction id (hex)")],
+    txid: Annotated[str, typer.Argument(help="transaction id: 64 hex, or a unique prefix of 8+")],
     network: NetworkOpt = "main",
     datadir: DatadirOpt = None,
     rpc: RpcOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """A transaction and where it is: pending in the mempool or confirmed in a block."""
-    wanted = txid_param(txid)
-    found = client(Where(network, datadir, None, rpc)).call("chain_tx", txid=wanted)
+    where = Where(network, datadir, None, rpc)
+    wanted = resolve_id(txid, "tx", lambda: client(where))
+    found = client(where).call("chain_tx", txid=wanted)
     if json_out:
         print_json(found)
         return
@@ -152,9 +163,18 @@ def supply(
     rpc: RpcOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Total NTK in existence at the tip."""
+    """NTK issued (genesis allocations and block rewards), burned (slashes, fees, buybacks) and
+    circulating (issued - burned) at the tip, and what the treasury holds."""
     found = client(Where(network, datadir, None, rpc)).call("chain_supply")
     if json_out:
         print_json(found)
-    else:
-        console.print(f"{found['supply_ntk']} NTK at height {found['height']}")
+        return
+    fields(f"supply at height {found['height']}", [
+        ("issued", f"{found['issued_ntk']} NTK"),
+        ("  genesis", f"{found['genesis_ntk']} NTK"),
+        ("  block rewards", f"{found['rewards_ntk']} NTK"),
+        ("burned", f"{found['burned_ntk']} NTK"),
+        ("circulating", f"{found['circulating_ntk']} NTK"),
+        ("staked", f"{found['staked_ntk']} NTK"),
+        ("treasury", f"{found['treasury_balance_ntk']} NTK" if found["treasury"] else "none"),
+    ])

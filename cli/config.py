@@ -3,9 +3,13 @@
 Precedence is option > environment variable > default, as bitcoin-cli does:
 `--network` / NEURO_NETWORK (main), `--datadir` / NEURO_DATADIR (`$NEURO_HOME/<network>`, as
 neurod, with NEURO_HOME defaulting to `~/.neuro`),
-`--keystore` / NEURO_KEYSTORE (`<datadir>/keystore`), `--rpc` / NEURO_RPC (else the `rpc_url` the
-daemon wrote to `<datadir>/node.json`), NEURO_RPC_COOKIE (else `<datadir>/.cookie`),
+`--keystore` / NEURO_KEYSTORE (`$NEURO_HOME/keystore/<network>`), `--rpc` / NEURO_RPC (else the
+`rpc_url` the daemon wrote to `<datadir>/node.json`), NEURO_RPC_COOKIE (else `<datadir>/.cookie`),
 `--password-file` / NEURO_PASSWORD (else a hidden prompt on a terminal).
+
+Keys live outside every node's data dir, so removing or recreating a node (`neuro devnet up
+--fresh`) never touches them. Keys that an older version kept in `<datadir>/keystore` are copied
+to the new place on first use, with a note; the old files stay where they were.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from cli.output import CliError, warn
 if TYPE_CHECKING:
     from chain.genesis import Genesis
     from wallet.keystore import Keystore
+    from wallet.node_client import RpcTarget
 
 NETWORKS = ("main", "devnet")
 LIGHT_KDF_ENV = "NEURO_KEYSTORE_LIGHT_KDF"
@@ -47,7 +52,9 @@ DatadirOpt = Annotated[
 KeystoreOpt = Annotated[
     Path | None,
     typer.Option(
-        "--keystore", envvar="NEURO_KEYSTORE", help="key directory (default: <datadir>/keystore)"
+        "--keystore",
+        envvar="NEURO_KEYSTORE",
+        help="key directory (default: $NEURO_HOME/keystore/<network>, outside every data dir)",
     ),
 ]
 RpcOpt = Annotated[
@@ -81,17 +88,24 @@ class Where:
             )
 
     @cached_property
+    def home(self) -> Path:
+        return Path(os.environ.get("NEURO_HOME", Path.home() / ".neuro")).expanduser()
+
+    @cached_property
     def datadir(self) -> Path:
         if self.datadir_option is not None:
             return self.datadir_option.expanduser()
-        return (
-            Path(os.environ.get("NEURO_HOME", Path.home() / ".neuro")).expanduser() / self.network
-        )
+        return self.home / self.network
 
     @cached_property
     def genesis(self) -> Genesis:
+        """The network's genesis; a devnet's own (`<datadir>/genesis.json`, made by neurod with a
+        fresh time) when the data dir has one."""
         from chain.genesis import load_genesis
 
+        own = self.datadir / "genesis.json"
+        if self.network == "devnet" and own.exists():
+            return load_genesis(own)
         return load_genesis(self.network)
 
     @property
@@ -102,23 +116,35 @@ class Where:
         from wallet.keyfile import KdfParams
         from wallet.keystore import Keystore
 
-        path = (self.keystore_option or self.datadir / "keystore").expanduser()
         kdf = KdfParams.light() if os.environ.get(LIGHT_KDF_ENV) == "1" else KdfParams.standard()
-        return Keystore(path, self.hrp, kdf)
+        if self.keystore_option is not None:
+            return Keystore(self.keystore_option.expanduser(), self.hrp, kdf)
+        store = Keystore(self.home / "keystore" / self.network, self.hrp, kdf)
+        adopt_legacy_keys(store, Keystore(self.datadir / "keystore", self.hrp, kdf))
+        return store
+
+    def start_hint(self) -> str:
+        """How to start this daemon: `neuro devnet up` for a node of a devnet cluster."""
+        cluster = self.datadir.expanduser().resolve().parent
+        if (cluster / "devnet.json").exists():
+            return "neuro devnet up" + ("" if cluster.name == "devnet-cluster" else f" --dir {cluster}")
+        return f"neurod --network {self.network}"
 
     def rpc(self) -> RpcTarget:
         """The daemon's URL and cookie: from --rpc/NEURO_RPC, else the node.json it wrote."""
+        from wallet.node_client import RpcTarget
+
         cookie_env = os.environ.get(COOKIE_ENV)
         cookie = Path(cookie_env).expanduser() if cookie_env else self.datadir / ".cookie"
         if self.rpc_option:
-            return RpcTarget(self.rpc_option, cookie, self.network)
+            return RpcTarget(self.rpc_option, cookie, self.network, self.start_hint())
         node_file = self.datadir / "node.json"
         try:
             url = json.loads(node_file.read_text())["rpc_url"]
         except FileNotFoundError:
             raise CliError(
                 f"neurod is not running for {self.datadir} (no node.json there): start it with "
-                f"`neurod --network {self.network}`, or pass --rpc URL / --datadir",
+                f"`{self.start_hint()}`, or pass --rpc URL / --datadir",
                 "daemon-not-running",
             ) from None
         except (OSError, ValueError, KeyError, TypeError):
@@ -127,14 +153,28 @@ class Where:
             ) from None
         if not isinstance(url, str):
             raise CliError(f"{node_file}: rpc_url is not a string", "bad-node-file")
-        return RpcTarget(url, cookie, self.network)
+        return RpcTarget(url, cookie, self.network, self.start_hint())
 
 
-@dataclass(frozen=True, slots=True)
-class RpcTarget:
-    url: str
-    cookie: Path
-    network: str
+def adopt_legacy_keys(store: Keystore, legacy: Keystore) -> None:
+    """Copy keys an older version kept in `<datadir>/keystore` into ``store`` (files byte for byte,
+    names kept; one already there by name is left alone), and say so once. Nothing is deleted."""
+    import shutil
+
+    if legacy.path.resolve() == store.path.resolve():
+        return
+    missing = [name for name in legacy.names() if not store.file_of(name).exists()]
+    if not missing:
+        return
+    store.ensure_dir()
+    for name in missing:
+        shutil.copy2(legacy.file_of(name), store.file_of(name))
+    if store.default_name() is None and legacy.default_name() is not None:
+        store.set_default(str(legacy.default_name()))
+    warn(
+        f"keys now live in {store.path}, outside the data dir: copied {', '.join(missing)} there from "
+        f"{legacy.path} (the old files are still there; delete them yourself once you have checked)"
+    )
 
 
 def read_password(

@@ -15,6 +15,7 @@ import typer
 from rich.text import Text
 
 from cli.config import DatadirOpt, JsonOpt, KeystoreOpt, NetworkOpt, PasswordFileOpt, RpcOpt, Where
+from cli.ids import resolve_id
 from cli.output import CliError, fields, guarded, note, print_json, table
 from cli.tx import DEFAULT_FEE_NTK, FeeOpt, WaitOpt, address_of, client
 from cli.wallet import OptionalNameArg
@@ -22,17 +23,15 @@ from cli.wallet import OptionalNameArg
 job_app = typer.Typer(help="Market jobs: show one, list them.", no_args_is_help=True)
 stake_app = typer.Typer(help="Workers' stake: bonded, locked, unbonding.", no_args_is_help=True)
 
-HASH_HEX = 64
 STATUS_STYLES = {"paid": "green", "refunded": "yellow", "queried": "red", "committed": "cyan",
                  "assigned": "blue", "closed": "green"}
 MAX_LIST = 1000
 
 
-def job_id_param(text: str) -> str:
-    value = text.strip().lower().removeprefix("0x")
-    if len(value) != HASH_HEX or any(c not in "0123456789abcdef" for c in value):
-        raise CliError(f"{text!r} is not a job id (64 hex: the id of its job-post tx)", "bad-job-id")
-    return value
+def job_call(where: Where, method: str, job: str) -> Any:
+    """``method`` for the job ``job`` names: its id (of its job-post tx), or a unique prefix of 8+."""
+    wanted = resolve_id(job, "job", lambda: client(where))
+    return client(where).call(method, job=wanted)
 
 
 def _status(name: str) -> Text:
@@ -46,15 +45,14 @@ def _or_dash(value: Any) -> Any:
 @job_app.command("show")
 @guarded
 def show(
-    job: Annotated[str, typer.Argument(help="job id (hex)", metavar="JOB")],
+    job: Annotated[str, typer.Argument(help="job id: 64 hex, or a unique prefix of 8+", metavar="JOB")],
     network: NetworkOpt = "main",
     datadir: DatadirOpt = None,
     rpc: RpcOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """A job: its terms, spec, escrow, and each shard's worker and state."""
-    wanted = job_id_param(job)
-    found = client(Where(network, datadir, None, rpc)).call("job_get", job=wanted)
+    found = job_call(Where(network, datadir, None, rpc), "job_get", job)
     if json_out:
         print_json(found)
         return
@@ -259,7 +257,10 @@ def follow_jobs(rpc_client: Any, statuses: list[dict[str, Any]], timeout: float,
 @guarded
 def submit(
     service: Annotated[str, typer.Argument(help=" | ".join(SERVICES))],
-    spec: Annotated[str, typer.Argument(help="the task spec, a JSON file", metavar="SPEC.json")],
+    spec: Annotated[str | None, typer.Argument(
+        help="the task spec, a JSON file; generate: or a bought generator's listing id or root; label: "
+             "or none, with --images and --model",
+        metavar="SPEC.json")] = None,
     shards: Annotated[int, typer.Option("--shards", min=1, help="shard count (workers share them)")] = 1,
     max_price: Annotated[int | None, typer.Option(
         "--max-price", min=1, help="most paid per quote unit, base units (default 1000, or what --budget allows)")
@@ -274,6 +275,11 @@ def submit(
         "--real", help="train: score each delivered model on your real set here ('mnist', a folder of class "
                        "folders, a .csv or a COCO .json) and keep the best; implies --wait")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="seconds --wait waits at most")] = 600.0,
+    images: Annotated[str | None, typer.Option(
+        "--images", help="label: a folder of unlabelled images (or an images artifact's folder or root)")] = None,
+    model: Annotated[str | None, typer.Option(
+        "--model", help="label: weights (.safetensors), a model artifact's folder, or its root (a train job's output)")
+    ] = None,
     network: NetworkOpt = "main",
     datadir: DatadirOpt = None,
     rpc: RpcOpt = None,
@@ -290,10 +296,21 @@ def submit(
 
     if service not in SERVICES:
         raise CliError(f"service must be one of {', '.join(SERVICES)}, not {service!r}", "bad-service")
-    try:
-        doc = json.loads(Path(spec).read_text())
-    except (OSError, ValueError) as exc:
-        raise CliError(f"{spec}: {exc}", "bad-spec-file") from None
+    if service == "label":  # its images and model published to this data dir's store (`cli.label`)
+        from cli.label import label_job_doc
+
+        doc = label_job_doc(spec, images, model, Where(network, datadir, None, rpc))
+    elif spec is None:
+        raise CliError(f"give the {service} spec: SPEC.json", "bad-spec-file")
+    elif service == "generate" and not Path(spec).exists() and len(spec.strip().removeprefix("0x")) == 64:
+        from cli.listings import generator_spec
+
+        doc = generator_spec(Where(network, datadir, None, rpc), spec)
+    else:
+        try:
+            doc = json.loads(Path(spec).read_text())
+        except (OSError, ValueError) as exc:
+            raise CliError(f"{spec}: {exc}", "bad-spec-file") from None
     if not isinstance(doc, dict):
         raise CliError(f"{spec}: a task spec is a JSON object", "bad-spec-file")
     docs = architecture_jobs(doc) if service == "train" else [doc]
@@ -340,7 +357,7 @@ def submit(
 @job_app.command("status")
 @guarded
 def job_status(
-    job: Annotated[str | None, typer.Argument(help="job id (hex); none: every job this node submitted",
+    job: Annotated[str | None, typer.Argument(help="job id (hex, or a unique prefix of 8+); none: every job this node submitted",
                                               metavar="[JOB]")] = None,
     network: NetworkOpt = "main",
     datadir: DatadirOpt = None,
@@ -359,7 +376,7 @@ def job_status(
         table(f"{len(jobs)} jobs submitted here", ("job", "service", "state", "shards", "paid", "message"),
               [(j["job"][:16], j["service"], j["state"], j["shards"], j["paid"], j["message"][:60]) for j in jobs])
         return
-    status = rpc_client.call("job_status", job=job_id_param(job))
+    status = rpc_client.call("job_status", job=resolve_id(job, "job", lambda: rpc_client))
     if json_out:
         print_json(status)
         return
@@ -397,7 +414,8 @@ def worker_status(
 
 # ---- staking from a wallet key, prices, the worker's floors and earnings, a job's outputs --------
 
-market_app = typer.Typer(help="The market as a whole: recent clearing prices.", no_args_is_help=True)
+market_app = typer.Typer(help="The market: clearing prices, and listings to buy and sell (data, models, generators).",
+                         no_args_is_help=True)
 
 
 def _send_stake(kind: str, amount: str, sender: str | None, fee: str, wait: float | None, where: Where,
@@ -564,7 +582,7 @@ def worker_earnings(
 @job_app.command("fetch")
 @guarded
 def job_fetch(
-    job: Annotated[str, typer.Argument(help="job id (hex)", metavar="JOB")],
+    job: Annotated[str, typer.Argument(help="job id: 64 hex, or a unique prefix of 8+", metavar="JOB")],
     out: Annotated[str, typer.Argument(help="folder to copy the verified shards into (shard-K each)", metavar="DIR")],
     network: NetworkOpt = "main",
     datadir: DatadirOpt = None,
@@ -575,7 +593,7 @@ def job_fetch(
     (the daemon's own copies, on this machine, stay where they are)."""
     import shutil
 
-    status = client(Where(network, datadir, None, rpc)).call("job_status", job=job_id_param(job))
+    status = job_call(Where(network, datadir, None, rpc), "job_status", job)
     if status["state"] != "done":
         detail = f": {status['message']}" if status["message"] else ""
         raise CliError(f"job {status['job']} is {status['state']}, not done{detail}; follow it with "
@@ -611,7 +629,7 @@ def job_fetch(
 @job_app.command("cancel")
 @guarded
 def job_cancel(
-    job: Annotated[str, typer.Argument(help="job id (hex)", metavar="JOB")],
+    job: Annotated[str, typer.Argument(help="job id: 64 hex, or a unique prefix of 8+", metavar="JOB")],
     network: NetworkOpt = "main",
     datadir: DatadirOpt = None,
     rpc: RpcOpt = None,
@@ -619,7 +637,7 @@ def job_cancel(
 ) -> None:
     """Stop buying a job before its award: the agent awards nothing and posts Settle after the bid
     window, which refunds the escrow. Once awarded, a job runs to its deadline."""
-    status = client(Where(network, datadir, None, rpc)).call("job_cancel", job=job_id_param(job))
+    status = job_call(Where(network, datadir, None, rpc), "job_cancel", job)
     if json_out:
         print_json(status)
         return

@@ -42,13 +42,12 @@ def worker_flags(name: str, floor: int, slots: int) -> list[str]:
 
 
 def _rpc(entry: Any) -> Any:
-    from cli.config import RpcTarget
-    from cli.rpc import RpcClient
+    from neurod.devnet import client_of
 
-    info = entry.info()
-    if info is None:
+    client = client_of(entry, timeout=30)
+    if client is None:
         raise CliError(f"{entry.name} is not answering", "devnet-down")
-    return RpcClient(RpcTarget(info["rpc_url"], Path(entry.datadir) / ".cookie", "devnet"), timeout=30)
+    return client
 
 
 def _wait(check: Any, seconds: float, what: str) -> None:

@@ -63,12 +63,13 @@ def guarded(command: Callable[P, R]) -> Callable[P, R]:
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         from chain.errors import ChainError
         from wallet.keys import WalletError
+        from wallet.node_client import NodeClientError
 
         try:
             return command(*args, **kwargs)
         except (typer.Exit, typer.Abort, SystemExit):
             raise
-        except (CliError, WalletError) as exc:
+        except (CliError, WalletError, NodeClientError) as exc:
             fail(str(exc), exc.reason)
         except ChainError as exc:
             fail(exc.detail or exc.reason, exc.reason)
@@ -81,6 +82,22 @@ def guarded(command: Callable[P, R]) -> Callable[P, R]:
             fail(f"unexpected {type(exc).__name__}: {exc}", "internal-error")
 
     return run
+
+
+def show_flags_as_flags() -> None:
+    """Help lists an on/off option as `--json`, not `--json <bool>`: typer's rich help prints every
+    option's type, a flag's too (typer 0.29 with click 8.5); click's own help never did."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "flags_hidden", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag and not self.count else shown(self, ctx)
+
+    display_type_rich.flags_hidden = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
 
 
 def print_json(value: Any) -> None:

@@ -24,7 +24,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from cli.config import DatadirOpt, NetworkOpt
+from cli.config import DatadirOpt, JsonOpt, NetworkOpt
+from cli.output import print_json
 
 task_app = typer.Typer(
     help="Run built-in tasks (render, train, evaluate, label) locally and verify their output.",
@@ -101,7 +102,8 @@ def run(
                 stage = str(event.get("stage", task))
                 if stage not in stages:
                     stages[stage] = bar.add_task(stage, total=event.get("total"))
-                bar.update(stages[stage], completed=event.get("done", 0), total=event.get("total"))
+                bar.update(stages[stage], completed=event.get("done", 0), total=event.get("total"),
+                           description=stage_line(stage, event))
 
             result = run_task(
                 task, spec, out, timeout_s=timeout, memory_mb=memory_mb, device=device,
@@ -114,6 +116,16 @@ def run(
     console.print(_summary_table(result.out, result.summary))
     if store:
         _store_output(result.out, network, datadir)
+
+
+def stage_line(stage: str, event: dict[str, Any]) -> str:
+    """A stage's progress line: its name, and while training the epoch and the mean loss."""
+    shown = [stage]
+    if "epoch" in event:
+        shown.append(f"epoch {event['epoch']:.2f}")
+    if "loss" in event:
+        shown.append(f"loss {event['loss']:.4g}")
+    return "  ".join(shown)
 
 
 def _store_output(out: Path, network: str, datadir: Path | None) -> None:
@@ -150,7 +162,7 @@ def _fmt(value: Any) -> str:
 
 
 @task_app.command("units")
-def units(spec_path: SpecArg) -> None:
+def units(spec_path: SpecArg, json_out: JsonOpt = False) -> None:
     """Print the deterministic compute-unit estimate of a spec (what a job is priced on)."""
     from chain.errors import ChainError
     from worker.errors import WorkerError
@@ -163,6 +175,9 @@ def units(spec_path: SpecArg) -> None:
         _fail(str(exc), exc.reason)
     except ChainError as exc:
         _fail(str(exc), exc.reason)
+    if json_out:
+        print_json({"task": estimate.task, "units": estimate.units, "unit": estimate.unit, "detail": estimate.detail})
+        return
     console.print(f"{estimate.units} {estimate.unit} ({estimate.task}: {estimate.detail})")
 
 
@@ -184,6 +199,7 @@ def verify(
     job: Annotated[
         Path | None, typer.Option("--spec", help="the job's train spec (for a model without task.json)")
     ] = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Check every delivered file of an artifact against its manifest, then re-render sampled
     items (a render) or replay sampled PoL segments and recompute its metrics (a model)."""
@@ -207,11 +223,27 @@ def verify(
         verdict = verify_output(out, seed_bytes, samples, expected_root=expected, job=job_spec)
     except WorkerError as exc:
         _fail(str(exc), exc.reason)
-    if verdict.ok:
-        console.print(f"[green]ok[/green]: {verdict.describe()}")
-        return
-    errors.print(f"[red]rejected[/red]: {escape(verdict.describe())}", highlight=False)
     fraud = getattr(verdict, "fraud", None)
     if proof is not None and fraud is not None:
         proof.write_text(json.dumps(fraud.to_json(), indent=2) + "\n")
-    raise typer.Exit(code=2)
+    if json_out:
+        print_json(_verdict_json(verdict))
+    elif verdict.ok:
+        console.print(f"[green]ok[/green]: {verdict.describe()}")
+    else:
+        errors.print(f"[red]rejected[/red]: {escape(verdict.describe())}", highlight=False)
+    if not verdict.ok:
+        raise typer.Exit(code=2)
+
+
+def _verdict_json(verdict: Any) -> dict[str, Any]:
+    """A render or train verdict for scripts: ok, what was checked, and why it was refused."""
+    found: dict[str, Any] = {"ok": verdict.ok, "summary": verdict.describe()}
+    if hasattr(verdict, "root"):  # a render
+        fraud = verdict.fraud
+        found.update(kind="render", root=verdict.root.hex(), checked=list(verdict.checked), files=verdict.files,
+                     bytes=verdict.size, fraud=None if fraud is None else fraud.to_json())
+    else:
+        found.update(kind="train", segments=[list(s) for s in verdict.checked], distances=list(verdict.distances),
+                     reason=verdict.reason or None, detail=verdict.detail or None, claims=verdict.claims)
+    return found

@@ -28,11 +28,12 @@ from cli.config import (
     Where,
     read_password,
 )
-from cli.output import CliError, console, fields, guarded, note, print_json
+from cli.output import CliError, console, fields, guarded, note, print_json, warn
 
 if TYPE_CHECKING:
-    from chain.types import Transaction
-    from cli.rpc import RpcClient
+    from chain.types import Payload, Transaction
+    from wallet.keys import Key
+    from wallet.node_client import RpcClient
 
 tx_app = typer.Typer(
     help="Offline transactions: build, sign, and later broadcast.", no_args_is_help=True
@@ -57,7 +58,7 @@ WaitOpt = Annotated[
 
 
 def client(where: Where) -> RpcClient:
-    from cli.rpc import RpcClient
+    from wallet.node_client import RpcClient
 
     return RpcClient(where.rpc())
 
@@ -72,9 +73,15 @@ def offline_chain_id(where: Where, chain: str | None) -> bytes:
 
 
 def online_chain_id(rpc: RpcClient, where: Where) -> bytes:
-    """The daemon's chain id, refusing a daemon of another network than the one we check against."""
+    """The daemon's chain id, refusing a daemon of another network than the one we check against.
+
+    Every devnet has a genesis of its own (a fresh time), so on a devnet the daemon's chain id is
+    taken once its network and address prefix match; on main it must be main's."""
     status = rpc.call("node_status")
-    if status.get("hrp") != where.hrp or status.get("chain_id") != where.genesis.chain_id.hex():
+    same_network = status.get("hrp") == where.hrp and status.get("network") == where.network
+    if same_network and where.network == "devnet":
+        return bytes.fromhex(str(status["chain_id"]))
+    if not same_network or status.get("chain_id") != where.genesis.chain_id.hex():
         raise CliError(
             f"neurod at {rpc.target.url} runs network {status.get('network')!r}, not {where.network!r}: "
             "pass the matching --network",
@@ -116,6 +123,29 @@ def write_json_file(out: Path | None, doc: dict[str, Any]) -> None:
         return
     out.write_text(json.dumps(doc, indent=2) + "\n")
     note(f"wrote {out}")
+
+
+def unlock_key(where: Where, sender: str | None, password_file: Path | None) -> Key:
+    """The key named ``sender`` (default: the default key), unlocked with its password."""
+    store = where.keystore()
+    return store.unlock(store.resolve(sender).name, read_password(password_file))
+
+
+def signed_payload(rpc: RpcClient, where: Where, key: Key, payload: Payload, fee: str) -> Transaction:
+    """``payload`` from ``key``'s account, at its next pending nonce on the daemon's chain, signed."""
+    from wallet.txfile import build_unsigned, sign_unsigned
+
+    address = key.address(where.hrp)
+    nonce = int(rpc.call("account_get", address=address)["pending_nonce"])
+    unsigned = build_unsigned(chain_id=online_chain_id(rpc, where), sender=address, fee=fee, nonce=nonce,
+                              payload=payload)
+    return sign_unsigned(unsigned, key)
+
+
+def send_payload(rpc: RpcClient, where: Where, key: Key, payload: Payload, fee: str, wait: float | None,
+                 json_out: bool) -> None:
+    """Sign ``payload`` (`signed_payload`) and send it, reporting as `submit` does."""
+    submit(rpc, signed_payload(rpc, where, key, payload, fee), wait, json_out, where.hrp)
 
 
 def submit(rpc: RpcClient, tx: Transaction, wait: float | None, json_out: bool, hrp: str) -> None:
@@ -162,9 +192,21 @@ def wait_for_block(rpc: RpcClient, txid: str, timeout: float) -> dict[str, Any]:
         time.sleep(WAIT_POLL_S)
 
 
+# the treasury's kinds (chain/treasury_types.py; `neuro wallet redeem` and `neuro treasury` send them in one step)
+TREASURY_KIND_OPTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "redeem": (("voucher",), ("voucher",)),
+    "buyback-offer": (("currency", "ref_price", "cap", "expiry"), ("currency", "ref_price", "cap", "expiry")),
+    "buyback-sell": (("offer", "amount"), ("offer", "amount")),
+}
+# listings (chain/listing_types.py; `neuro market sell|buy|delist` send them in one step)
+LISTING_KIND_OPTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "listing": (("listing_file",), ("listing_file",)),
+    "delist": (("listing",), ("listing",)),
+    "purchase": (("listing", "price", "delivery_key"), ("listing", "price", "delivery_key")),
+}
 KINDS = (
     "transfer", "stake", "unstake", "release", "job-post", "job-award", "result-commit",
-    "challenge", "respond", "accept", "settle", "vote",
+    "challenge", "respond", "accept", "settle", "vote", *TREASURY_KIND_OPTIONS, *LISTING_KIND_OPTIONS,
 )
 # the --options each kind takes (transfer takes TO AMOUNT), and those it must be given
 KIND_OPTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -183,13 +225,23 @@ KIND_OPTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "accept": (("job",), ("job",)),
     "settle": (("job",), ("job",)),
     "vote": (("job", "shard", "verdict"), ("job", "shard", "verdict")),
+    **TREASURY_KIND_OPTIONS,
+    **LISTING_KIND_OPTIONS,
 }
 JOB_POST_DEFAULTS = {"service": "generate", "bid_blocks": 10, "deadline_blocks": 100, "challenge_blocks": 10}
 MARKET = "market kinds"
+TREASURY = "treasury kinds"
+LISTINGS = "listing kinds"
 
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+def read_voucher_text(text: str) -> str:
+    """A voucher's string as given, or read from the file that holds it."""
+    path = Path(text.strip()).expanduser()
+    return path.read_text().strip() if not text.strip().startswith("ntkv1") and path.is_file() else text
 
 
 def payload_fields(kind: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -212,13 +264,19 @@ def payload_fields(kind: str, options: dict[str, Any]) -> dict[str, Any]:
         fields["claim"] = read_json_file(fields["claim"])
     if "verdict" in fields:
         fields["fraud"] = fields.pop("verdict")  # "fraud" | "honest": wallet.payload_json.bool_param
+    if "voucher" in fields:
+        fields["voucher"] = read_voucher_text(fields["voucher"])
+    if "ref_price" in fields:
+        fields["price"] = fields.pop("ref_price")
+    if "listing_file" in fields:
+        fields = read_json_file(fields["listing_file"])
     return fields
 
 
 @tx_app.command("build")
 @guarded
 def build(
-    to: Annotated[str | None, typer.Argument(help="recipient address (transfer)", metavar="TO")] = None,
+    to: Annotated[str | None, typer.Argument(help="recipient address or key name (transfer)", metavar="TO")] = None,
     amount: Annotated[str | None, typer.Argument(help="amount in NTK, e.g. 12.5 (transfer)", metavar="AMOUNT")] = None,
     kind: Annotated[str, typer.Option("--kind", help=" | ".join(KINDS))] = "transfer",
     sender: Annotated[
@@ -280,6 +338,29 @@ def build(
         "leaf claim JSON file", rich_help_panel=MARKET)] = None,
     verdict: Annotated[str | None, typer.Option(
         "--verdict", help="vote: fraud | honest", rich_help_panel=MARKET)] = None,
+    voucher: Annotated[str | None, typer.Option(
+        "--voucher", help="redeem: the voucher string, or a file holding it", rich_help_panel=TREASURY)] = None,
+    currency: Annotated[str | None, typer.Option(
+        "--currency", help="buyback-offer: currency code, e.g. USD", rich_help_panel=TREASURY)] = None,
+    ref_price: Annotated[str | None, typer.Option(
+        "--ref-price", help="buyback-offer: price per NTK in the currency, e.g. 1.25",
+        rich_help_panel=TREASURY)] = None,
+    cap: Annotated[str | None, typer.Option(
+        "--cap", help="buyback-offer: most NTK bought", rich_help_panel=TREASURY)] = None,
+    expiry: Annotated[int | None, typer.Option(
+        "--expiry", help="buyback-offer: last block height", rich_help_panel=TREASURY)] = None,
+    offer: Annotated[str | None, typer.Option(
+        "--offer", help="buyback-sell: the offer id (hex); with --amount", rich_help_panel=TREASURY)] = None,
+    listing_file: Annotated[Path | None, typer.Option(
+        "--listing-file", help="listing: JSON file of its fields (docs/rpc.md, tx object)",
+        rich_help_panel=LISTINGS)] = None,
+    listing: Annotated[str | None, typer.Option(
+        "--listing", help="delist, purchase: the listing id (hex)", rich_help_panel=LISTINGS)] = None,
+    price: Annotated[str | None, typer.Option(
+        "--price", help="purchase: the listed price, NTK", rich_help_panel=LISTINGS)] = None,
+    delivery_key: Annotated[str | None, typer.Option(
+        "--delivery-key", help="purchase: X25519 key (hex) from the receiving daemon's listing_delivery_key",
+        rich_help_panel=LISTINGS)] = None,
 ) -> None:
     """Write an unsigned transaction of any kind for `neuro tx sign` (no password needed).
 
@@ -301,11 +382,18 @@ def build(
         "max_price": max_price, "bid_blocks": bid_blocks, "deadline_blocks": deadline_blocks,
         "challenge_blocks": challenge_blocks, "job": job, "bids": bids, "shard": shard,
         "root": root, "items": items, "index": index, "claim": claim, "verdict": verdict,
+        "voucher": voucher, "currency": currency, "ref_price": ref_price, "cap": cap, "expiry": expiry,
+        "offer": offer, "listing_file": listing_file, "listing": listing, "price": price,
+        "delivery_key": delivery_key,
     }
     sender_address = address_of(where, sender)
+    recipient = address_of(where, to) if to is not None else ""
     payload = None
     if kind != "transfer":  # checked before any network call
-        payload = payload_from_json(kind, payload_fields(kind, options), where.hrp)
+        fields = payload_fields(kind, options)
+        if kind == "redeem":  # a voucher's claim names the account it is redeemed into
+            fields["redeemer"] = sender_address
+        payload = payload_from_json(kind, fields, where.hrp)
         check_job_post(payload, where, chain)
     else:
         payload_fields(kind, options)
@@ -318,8 +406,9 @@ def build(
     if payload is None:
         assert to is not None and amount is not None
         unsigned = build_transfer(
-            chain_id=chain_id, sender=sender_address, to=to, amount=amount, fee=fee, nonce=nonce
+            chain_id=chain_id, sender=sender_address, to=recipient, amount=amount, fee=fee, nonce=nonce
         )
+        warn_if_self(sender_address, recipient)
         write_json_file(out, unsigned.to_json())
         return
     built = build_unsigned(chain_id=chain_id, sender=sender_address, fee=fee, nonce=nonce, payload=payload)
@@ -447,10 +536,21 @@ def show(
         fields(None, readable_rows(data, skip=("signed", "kind")))
 
 
+NTK_FIELDS = ("amount", "fee")  # NTK decimals in every tx description (wallet/txfile.py)
+
+
 def readable_rows(data: dict[str, Any], skip: tuple[str, ...] = ()) -> list[tuple[str, Any]]:
-    """Key/value rows of a tx description; nested values (a spec, bids, a claim) as compact JSON."""
+    """Key/value rows of a tx description, amounts with their unit; nested values (a spec, bids,
+    a claim) as compact JSON."""
     return [
-        (k, json.dumps(v, separators=(",", ":")) if isinstance(v, (dict, list)) else v)
+        (k, json.dumps(v, separators=(",", ":")) if isinstance(v, (dict, list))
+         else f"{v} NTK" if k in NTK_FIELDS else v)
         for k, v in data.items()
         if k not in skip
     ]
+
+
+def warn_if_self(sender: str, to: str) -> None:
+    """A transfer to its own sender only burns the fee: allowed, but never silently."""
+    if sender == to:
+        warn(f"sending to yourself ({to}): the balance only loses the fee")

@@ -7,7 +7,7 @@ recipient's checksum and prefix, the amount's decimals, and the balance it can s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.text import Text
@@ -33,6 +33,7 @@ from cli.tx import (
     offline_chain_id,
     online_chain_id,
     submit,
+    warn_if_self,
     write_json_file,
 )
 from cli.wallet import OptionalNameArg, wallet_app
@@ -98,6 +99,7 @@ def send(
     store = where.keystore()
     keyfile = store.resolve(sender)
     to = address_of(where, to)
+    warn_if_self(keyfile.address, to)
     offline = out is not None and nonce is not None
     # validate the recipient, amount and fee before any password prompt or network call
     build_transfer(
@@ -139,7 +141,8 @@ def history(
     rpc: RpcOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Confirmed transfers to and from a key or any address, newest first."""
+    """Confirmed transactions of a key or any address, the blocks it mined and its market
+    movements, newest first."""
     where = Where(network, datadir, keystore, rpc)
     address = address_of(where, name)
     items = client(where).call("account_history", address=address, limit=limit)
@@ -154,10 +157,24 @@ def history(
         (
             item["height"],
             arrows.get(item["direction"], item["direction"]),
-            f"{item['amount_ntk']} NTK",
-            item["to"] if item["direction"] == "out" else item["from"],
-            item["txid"][:16],
+            _what(item),
+            f"{item['amount_ntk']} NTK" if "amount_ntk" in item else "",
+            _counterparty(item),
+            item["txid"][:16] if item.get("txid") else "-",
         )
         for item in items
     ]
-    table(f"history of {address}", ("height", "dir", "amount", "counterparty", "txid"), rows)
+    table(f"history of {address}", ("height", "dir", "what", "amount", "counterparty", "txid"), rows)
+
+
+def _what(item: dict[str, Any]) -> str:
+    """A transaction's kind, `reward` for a block mined, `market: <event>` for a market movement."""
+    return f"market: {item['event']}" if item["kind"] == "market" else str(item["kind"])
+
+
+def _counterparty(item: dict[str, Any]) -> str:
+    if item["kind"] == "reward":
+        return f"block {item['block_hash'][:16]}"
+    if item["kind"] == "market":
+        return f"job {item['job'][:16]}" if item.get("job") else str(item.get("note") or "")
+    return str(item.get("to") if item["direction"] == "out" else item.get("from") or "")

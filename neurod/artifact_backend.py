@@ -1,7 +1,9 @@
 """The artifact store as the p2p layer sees it: `p2p.artifacts.ArtifactBackend`, and the policy
 that decides who may fetch what.
 
-Policy (`may_fetch(peer, root)`): when a `policy` function is set (the market will set one that
+Policy (`may_fetch(peer, root)`): an artifact this node sells (`withheld`, set by
+`neurod.listings`) is never served in plaintext: a buyer gets it sealed, through `sealer`.
+Otherwise, when a `policy` function is set (the market will set one that
 allows a job's client and its verifiers), it alone decides. Otherwise every artifact in the
 store is served to every peer, unless `artifact_serve = false` in config.toml, which serves
 nothing. A refused peer gets `["error", "not-allowed"]`, never a penalty.
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from neurod.artifact_store import ArtifactStore, ArtifactStoreError
@@ -25,6 +27,7 @@ log = logging.getLogger("neuro.artifacts")
 FILE_LISTS_KEPT = 64  # manifests' file lists kept decoded for serving
 
 Policy = Callable[[str, bytes], bool]
+Sealer = Callable[[str, bytes], Awaitable[bytes | str]]
 
 
 class StoreArtifacts:
@@ -34,9 +37,13 @@ class StoreArtifacts:
         self.store = store
         self.serve = serve
         self.policy: Policy | None = None
+        self.withheld: Callable[[bytes], bool] = lambda root: False  # listed roots: sold, not served
+        self.sealer: Sealer | None = None  # `neurod.listings.service.Listings.sealed_root`
         self._files: OrderedDict[bytes, dict[bytes, int]] = OrderedDict()  # root -> hash -> size
 
     def may_fetch(self, peer: str, root: bytes) -> bool:
+        if self.withheld(root):
+            return False
         if self.policy is not None:
             return self.policy(peer, root)
         return self.serve
@@ -90,6 +97,11 @@ class StoreArtifacts:
 
     def partial_dir(self, root: bytes) -> Path:
         return self.store.partial_dir(root)
+
+    async def sealed_root(self, peer: str, purchase_id: bytes) -> bytes | str:
+        if self.sealer is None:
+            return "not-selling"
+        return await self.sealer(peer, purchase_id)
 
     def adopt_file(self, spec: FileSpec, path: Path) -> bool:
         return self.store.adopt_blob(spec.hash, spec.size, path)

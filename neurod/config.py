@@ -56,13 +56,13 @@ class NodeConfig:
     agent_key: str | None = None  # a wallet key file, or on a devnet "devnet:<name>"
     agent_password_file: str | None = None  # else the NEURO_AGENT_PASSWORD variable
     worker: bool = False  # sell compute: bid on jobs, run awarded shards
-    worker_services: tuple[str, ...] = ("generate",)  # generate | train
+    worker_services: tuple[str, ...] = ("generate",)  # generate | train | label
     worker_floor_min: int = 1  # bounds of the adaptive price floor, base units per quote unit
     worker_floor_max: int = 10**6
     worker_slots: int = 1  # shards run at once on the CPU, one child process each (no GPU in use)
     worker_devices: str = "auto"  # auto (one slot per CUDA GPU, else worker_slots CPU slots) | cpu | cuda:0,cuda:1,...
     worker_stake: str = "0"  # NTK kept bonded (staked at start when the balance allows)
-    worker_fault: str | None = None  # test only, devnet only: "corrupt-item" | "skip-training" (a dishonest worker)
+    worker_fault: str | None = None  # test only, devnet only: "corrupt-item" | "skip-training" | "random-labels" (a dishonest worker)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -116,8 +116,8 @@ def _check(key: str, value: Any, where: str) -> Any:
     return value
 
 
-WORKER_SERVICES = ("generate", "train")
-WORKER_FAULTS = ("corrupt-item", "skip-training")
+WORKER_SERVICES = ("generate", "train", "label")
+WORKER_FAULTS = ("corrupt-item", "skip-training", "random-labels")
 
 
 def _check_worker(settings: dict[str, Any]) -> None:

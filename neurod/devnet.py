@@ -1,9 +1,14 @@
-"""A local devnet: several `neurod` processes on 127.0.0.1 with the devnet genesis.
+"""A local devnet: several `neurod` processes on 127.0.0.1 with one devnet genesis of their own.
 
 The cluster is described by `<dir>/devnet.json` (node data dirs, pids); each node writes its own
 `node.json` (RPC URL, p2p address) once it is up. Nodes are started detached (their own session),
 so `neuro devnet up` returns and `neuro devnet down` stops them later from another shell.
 Node i bootstraps to every earlier node, so the peer graph is connected from the start.
+
+The cluster's genesis (`<dir>/genesis.json`) is made when the cluster is, with a fresh time
+(neurod/devnet_genesis.py), and copied into each node's data dir, where neurod reads it at every
+start. `--fresh` removes the nodes' chains and makes a new genesis, but never a key: `node_key`,
+`p2p_key`, `config.toml` and any `keystore/` stay.
 """
 
 from __future__ import annotations
@@ -20,10 +25,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from neurod.datadir import make_private_dir
+from neurod.config import CONFIG_FILE
+from neurod.datadir import CHAIN_DIR, NODE_KEY_FILE, make_private_dir
+from neurod.devnet_genesis import (
+    GENESIS_FILE,
+    fresh_doc,
+    measure_hash_rate,
+    template_doc,
+    write_doc,
+)
+from p2p.config import KEY_FILE as P2P_KEY_FILE
+from wallet.node_client import NodeClientError, RpcClient, RpcTarget
 
 CLUSTER_FILE = "devnet.json"
 START_TIMEOUT = 60.0
+KEEP_ON_FRESH = frozenset({NODE_KEY_FILE, P2P_KEY_FILE, CONFIG_FILE, "keystore"})  # keys are never deleted
 
 
 class DevnetError(Exception):
@@ -74,24 +90,60 @@ def _save(root: Path, nodes: list[NodeEntry]) -> None:
     os.replace(tmp, root / CLUSTER_FILE)
 
 
+def fresh_removals(root: Path, nodes: int) -> list[Path]:
+    """What `up --fresh` removes: the cluster's genesis and each node's chain data, never a key."""
+    found = [root / GENESIS_FILE] if (root / GENESIS_FILE).exists() else []
+    for index in range(nodes):
+        datadir = root / f"node{index}"
+        if datadir.is_dir():
+            found += sorted(p for p in datadir.iterdir() if p.name not in KEEP_ON_FRESH)
+    return found
+
+
+def remove(paths: Sequence[Path]) -> None:
+    for path in paths:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def cluster_genesis(root: Path, nodes: int) -> dict[str, Any]:
+    """The cluster's genesis: the one it has; else a node's (a cluster made before `<dir>/genesis.json`
+    was kept); else the template, when a node already has a chain made on it; else a fresh one."""
+    datadirs = [root / f"node{index}" for index in range(nodes)]
+    for path in [root / GENESIS_FILE] + [d / GENESIS_FILE for d in datadirs]:
+        if path.exists():
+            doc: dict[str, Any] = json.loads(path.read_text())
+            return doc
+    if any((d / CHAIN_DIR).is_dir() and any((d / CHAIN_DIR).iterdir()) for d in datadirs):
+        return template_doc()
+    return fresh_doc(template_doc(), int(time.time()), measure_hash_rate())
+
+
 def up(root: Path, nodes: int, miners: int, block_interval: float, *, fresh: bool = False,
        extra: Sequence[Sequence[str]] = ()) -> list[NodeEntry]:
     """Start ``nodes`` daemons (the first ``miners`` mine) and wait until each has a peer;
-    ``extra[i]`` are more flags for node i (its market agent, say)."""
+    ``extra[i]`` are more flags for node i (its market agent, say). ``fresh`` first removes what
+    `fresh_removals` lists."""
     if nodes < 1 or not 0 <= miners <= nodes:
         raise DevnetError("need nodes >= 1 and 0 <= miners <= nodes")
     make_private_dir(root)  # 0700, as neurod makes its own: it holds every node's keys and cookie
     if (root / CLUSTER_FILE).exists() and any(n.alive() for n in load_cluster(root)):
         raise DevnetError(f"a devnet is already running in {root}: `neuro devnet down` first")
+    if fresh:
+        remove(fresh_removals(root, nodes))
+    genesis = cluster_genesis(root, nodes)
+    write_doc(root / GENESIS_FILE, genesis)
     entries: list[NodeEntry] = []
     bootstrap: list[str] = []
     try:
         for index in range(nodes):
             name = f"node{index}"
             datadir = root / name
-            if fresh and datadir.exists():
-                shutil.rmtree(datadir)
             make_private_dir(datadir)
+            if not (datadir / GENESIS_FILE).exists():
+                write_doc(datadir / GENESIS_FILE, genesis)
             cmd = [
                 sys.executable, "-m", "neurod", "--network", "devnet", "--datadir", str(datadir),
                 "--listen", "/ip4/127.0.0.1/tcp/0", "--rpc-port", "0",
@@ -139,36 +191,49 @@ def _peers(entry: NodeEntry) -> int:
     return int(status["peers"]) if status else 0
 
 
-def call(entry: NodeEntry, method: str, **params: Any) -> Any:
-    """One JSON-RPC call to a devnet node; None when it does not answer."""
-    from cli.config import RpcTarget
-    from cli.output import CliError
-    from cli.rpc import RpcClient
-
+def client_of(entry: NodeEntry, timeout: float = 10.0) -> RpcClient | None:
+    """An RPC client of a devnet node; None while it has not written its `node.json`."""
     info = entry.info()
     if info is None:
         return None
-    target = RpcTarget(info["rpc_url"], Path(entry.datadir) / ".cookie", "devnet")
+    target = RpcTarget(info["rpc_url"], Path(entry.datadir) / ".cookie", "devnet", "neuro devnet up")
+    return RpcClient(target, timeout=timeout)
+
+
+def call(entry: NodeEntry, method: str, **params: Any) -> Any:
+    """One JSON-RPC call to a devnet node; None when it does not answer."""
+    client = client_of(entry)
+    if client is None:
+        return None
     try:
-        return RpcClient(target, timeout=10).call(method, **params)
-    except CliError:
+        return client.call(method, **params)
+    except NodeClientError:
         return None
 
 
 def status(root: Path) -> list[dict[str, Any]]:
+    """One row per node. A node that does not answer is down, whatever it was started as: its
+    live fields are None (`neuro devnet status` shows "-") and it is not mining."""
     rows = []
     for entry in load_cluster(root):
-        node_status = call(entry, "node_status") if entry.alive() else None
-        info = entry.info() or {}
+        found = call(entry, "node_status") if entry.alive() else None
+        live: dict[str, Any] = found if found is not None else {}
         rows.append({
-            "name": entry.name, "pid": entry.pid, "up": node_status is not None, "mining": entry.mining,
-            "height": node_status["height"] if node_status else None,
-            "tip": node_status["tip"][:16] if node_status else None,
-            "peers": node_status["peers"] if node_status else None,
-            "mempool": node_status["mempool"] if node_status else None,
-            "rpc_url": info.get("rpc_url"), "datadir": entry.datadir,
+            "name": entry.name, "pid": entry.pid if found else None, "up": found is not None,
+            "mining": bool(live.get("mining", False)), "miner": entry.mining,
+            "height": live.get("height"), "tip": live.get("tip"), "peers": live.get("peers"),
+            "mempool": live.get("mempool"),
+            "rpc_url": (entry.info() or {}).get("rpc_url") if found else None, "datadir": entry.datadir,
         })
     return rows
+
+
+def first_up(root: Path) -> NodeEntry:
+    """The first node of the devnet that answers (the faucet and the CLI talk to it)."""
+    for entry in load_cluster(root):
+        if entry.alive() and call(entry, "node_status") is not None:
+            return entry
+    raise DevnetError(f"the devnet in {root} is down: start it with `neuro devnet up`")
 
 
 def down(root: Path, timeout: float = 20.0) -> int:

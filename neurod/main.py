@@ -30,7 +30,10 @@ class StartupError(Exception):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from neurod.version import version
+
     p = argparse.ArgumentParser(prog="neurod", description="Neuro network daemon")
+    p.add_argument("--version", action="version", version=f"neurod {version()}")
     p.add_argument("--network", help="built-in network: main (default) or devnet")
     p.add_argument("--genesis", help="path to a custom genesis file")
     p.add_argument("--datadir", type=Path, help="data directory (default ~/.neuro/<network>)")
@@ -52,7 +55,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     market.add_argument("--agent-key", help="the agents' account: a wallet key file, or devnet:<name> on a devnet")
     market.add_argument("--agent-password-file", help="password of the agent key file (else NEURO_AGENT_PASSWORD)")
     market.add_argument("--worker", action="store_true", default=None, help="sell compute: bid and run shards")
-    market.add_argument("--worker-services", type=lambda v: v.split(","), help="comma list: generate,train")
+    market.add_argument("--worker-services", type=lambda v: v.split(","), help="comma list: generate,train,label")
     market.add_argument("--worker-floor-min", type=int, help="lowest price floor, base units per quote unit")
     market.add_argument("--worker-floor-max", type=int, help="highest price floor")
     market.add_argument("--worker-slots", type=int, help="shards run at once on the CPU")
@@ -116,6 +119,21 @@ def maintain_store(args: argparse.Namespace, config: Any) -> None:
         raise StartupError(str(exc)) from None
 
 
+def with_devnet_genesis(config: Any) -> Any:
+    """A devnet without `--genesis` runs on its own `<datadir>/genesis.json`, made at its first
+    start with a fresh time (neurod/devnet_genesis.py), so that ASERT paces a plain `--mine`."""
+    from dataclasses import replace
+
+    from neurod.datadir import CHAIN_DIR
+    from neurod.devnet_genesis import ensure_devnet_genesis
+
+    if config.network != "devnet" or config.genesis is not None:
+        return config
+    chain = config.datadir / CHAIN_DIR
+    path = ensure_devnet_genesis(config.datadir, has_chain=chain.is_dir() and any(chain.iterdir()))
+    return config if path is None else replace(config, genesis=str(path))
+
+
 def run(args: argparse.Namespace) -> None:
     import trio
 
@@ -145,10 +163,11 @@ def run(args: argparse.Namespace) -> None:
     setup_logging(config.log_level, config.log_format, datadir / LOG_FILE)
     lock_datadir(datadir)
     if args.reindex or args.check_db:
-        maintain_store(args, config)
+        maintain_store(args, with_devnet_genesis(config))
         if args.check_db:
             return
     check_keys(datadir)
+    config = with_devnet_genesis(config)  # after the checks that can stop a start: a failed one writes nothing
     from neurod.node import Node
 
     try:

@@ -17,6 +17,7 @@ from chain.jobs import Event, Job, JobStatus, Shard, ShardStatus
 from chain.market_types import Service, Stake, Unstake
 from chain.params import MarketParams
 from chain.state import Account
+from chain.treasury_types import BuybackSell, Redeem
 from chain.types import Payload, Transfer
 from wallet.payload_json import kind_name, payload_to_json, service_name, spec_json
 
@@ -139,8 +140,10 @@ def event_json(height: int, event: Event, hrp: str) -> dict[str, Any]:
 def payload_json(payload: Payload, hrp: str) -> dict[str, Any]:
     """A tx object's kind and payload fields; amounts as integers with their `*_ntk` twin."""
     fields = {"kind": kind_name(payload), **payload_to_json(payload, hrp)}
-    if isinstance(payload, (Transfer, Stake, Unstake)):
+    if isinstance(payload, (Transfer, Stake, Unstake, BuybackSell)):
         fields.update(amount("amount", payload.amount))
+    elif isinstance(payload, Redeem):
+        fields.update(amount("amount", payload.voucher.amount))
     return fields
 
 

@@ -56,6 +56,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from chain.amounts import format_ntk
 from chain.errors import ChainError, InvalidTransaction, RejectKind
 from chain.state import EMPTY_ACCOUNT, Account, StateReader
 from chain.types import Block, Transaction, Transfer, txid_of
@@ -195,7 +196,9 @@ class Mempool:
         elif tx.chain_id != self.chain_id:
             raise InvalidTransaction("bad-tx-chain-id")
         if tx.fee < self.limits.min_fee:
-            raise MempoolReject("fee-too-low", kind=RejectKind.LOCAL, expected=f">= {self.limits.min_fee}", got=tx.fee)
+            # in NTK, as `--fee` takes it: the reason and this line reach the user as they are
+            raise MempoolReject("fee-too-low", kind=RejectKind.LOCAL, expected=f">= {format_ntk(self.limits.min_fee)} NTK",
+                                got=f"{format_ntk(tx.fee)} NTK")
         sender = tx.sender_account
         account = self._account(sender)
         if tx.nonce < account.nonce:

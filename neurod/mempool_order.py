@@ -19,6 +19,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from chain.market_types import Stake
+from chain.state import fee_from_balance
+from chain.treasury_types import BuybackSell
 from chain.types import Transaction, Transfer
 
 
@@ -38,7 +40,9 @@ class Entry:
     def __post_init__(self) -> None:
         payload = self.tx.payload
         # what leaves the balance besides the fee (the market rules check the rest per tx)
-        self.cost = self.tx.fee + (payload.amount if isinstance(payload, Transfer | Stake) else 0)
+        # (a Redeem's fee comes out of its voucher: `chain.state.fee_from_balance`)
+        self.cost = fee_from_balance(self.tx) + (
+            payload.amount if isinstance(payload, Transfer | Stake | BuybackSell) else 0)
         self.size = len(self.encoded)
 
     @property

@@ -35,13 +35,16 @@ from neurod.artifact_store import store_of
 from neurod.backend import NodeBackend
 from neurod.config import NodeConfig
 from neurod.datadir import NODE_INFO_FILE, NODE_KEY_FILE, load_or_create_node_key
+from neurod.listings.service import Listings
 from neurod.market.bids import MAX_ADDRS, BidBook, BidNotice, BidRejected, biddable
 from neurod.mempool import Mempool, MempoolLimits
 from neurod.mempool_store import MempoolStore, restore
 from neurod.metrics import NodeMetrics
 from neurod.miner import Miner
-from neurod.rpc import RpcApp, serve_rpc, write_cookie
+from neurod.rpc import AuthFailures, RpcApp, serve_rpc, write_cookie
 from neurod.rpc_methods import RpcMethods
+from neurod.ui.app import Dashboard
+from neurod.unbroadcast import Unbroadcast
 from p2p.config import P2PConfig
 from p2p.limits import ConnectionLimits
 from p2p.node import P2P
@@ -49,6 +52,7 @@ from p2p.node import P2P
 log = logging.getLogger("neuro.node")
 
 MAINTENANCE_INTERVAL = 30.0
+REANNOUNCE_TICK = 1.0  # how often the node's own unmined transactions are checked for a re-announcement
 MEMPOOL_SAVE_INTERVAL = 600.0  # mempool.dat rewritten, journal emptied (sooner if the journal fills)
 
 
@@ -88,6 +92,7 @@ class Node:
         self.mempool_store = MempoolStore(
             self.datadir, self.chain.chain_id, on_journal_full=lambda: self._mempool_save_due.set()
         )
+        self.unbroadcast = Unbroadcast()  # own transactions, announced again until mined
         self._restore_mempool()
         self.node_key = load_or_create_node_key(self.datadir / NODE_KEY_FILE)
         self.backend = NodeBackend(self)
@@ -120,6 +125,7 @@ class Node:
         from neurod.market.agents import Agents
 
         self.agents = Agents.from_config(self)  # the market agents this node runs (none without a key)
+        self.listings = Listings(self)  # what this node sells, and purchases it receives
         self._import_lock = trio.Lock()
         self._tip_changed = trio.Event()
         self.rpc_url = ""
@@ -223,8 +229,9 @@ class Node:
             self.metrics.txs_rejected.labels(exc.reason).inc()
             raise
         self.metrics.txs_accepted.inc()
-        if local:
+        if local:  # the caller publishes it now; announced again until a block carries it
             self.mempool_store.record(encoded, now)
+            self.unbroadcast.add(txid, now)
         return txid
 
     def journal_batch(self) -> AbstractContextManager[None]:
@@ -264,9 +271,15 @@ class Node:
     async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         cookie = write_cookie(self.datadir)
         methods = RpcMethods(self).table()
+        failures = AuthFailures()  # one budget for the JSON-RPC and the dashboard's login
+
+        def count_failure(outcome: str) -> None:
+            self.metrics.rpc_auth_failures.labels(outcome).inc()
+
+        dashboard = Dashboard(methods, cookie, failures, count_failure, lambda: self.rpc_url)
         app = RpcApp(
-            methods, cookie, self._render_metrics,
-            on_auth_failure=lambda outcome: self.metrics.rpc_auth_failures.labels(outcome).inc(),
+            {**methods, **dashboard.rpc_methods()}, cookie, self._render_metrics,
+            auth_failures=failures, on_auth_failure=count_failure, ui=dashboard,
         )
         try:
             async with trio.open_nursery() as nursery:
@@ -276,7 +289,9 @@ class Node:
                     await nursery.start(self.miner.run)
                 nursery.start_soon(self._maintenance)
                 nursery.start_soon(self._save_mempool_periodically)
+                nursery.start_soon(self._announce_own_transactions)
                 await self.agents.start(nursery)
+                await nursery.start(self.listings.run)
                 self._write_node_info()
                 # What start-up built (modules, libp2p, hypercorn: ~100k objects) lives as long as
                 # the node: leave it out of the cyclic GC, whose full passes over it stalled the
@@ -311,6 +326,17 @@ class Node:
             await trio.sleep(MAINTENANCE_INTERVAL)
             self.mempool.expire(time.time())
 
+    async def _announce_own_transactions(self) -> None:
+        """Publish again the node's own transactions that are due (neurod/unbroadcast.py); with
+        no peer connected nothing is due, so a restored transaction waits for the first peer."""
+        while True:
+            await trio.sleep(REANNOUNCE_TICK)
+            if not self.p2p.peers():
+                continue
+            due = self.unbroadcast.take_due(time.time(), self.mempool.__contains__)
+            if due:
+                await self.p2p.publish_txs(self.mempool.encoded(due))
+
     # ---- mempool persistence (neurod/mempool_store.py) -----------------------------------
 
     def _restore_mempool(self) -> None:
@@ -318,6 +344,8 @@ class Node:
         journal is emptied, and what failed re-validation is not read again at the next start."""
         report = restore(self.mempool, self.mempool_store.load(), self.signatures_valid, time.time())
         self.mempool_store.save(self.mempool.entries())
+        # what the last run held may never have left this node (killed before its gossip batch)
+        self.unbroadcast.add_all(self.mempool.txids(), time.time())
         log.info("mempool: %s", report)
 
     async def _save_mempool_periodically(self) -> None:

@@ -145,7 +145,8 @@ class AuthFailures:
 
 
 class RpcApp:
-    """The ASGI application: `POST /` for JSON-RPC, `GET /metrics` for Prometheus.
+    """The ASGI application: `POST /` for JSON-RPC, `GET /metrics` for Prometheus, and `/ui/...`
+    handed to ``ui`` (the dashboard, `neurod.ui`, which runs its own session login).
 
     ``on_auth_failure`` is told the outcome of each failed authentication ("refused": 401,
     "throttled": 429), for the node's metrics.
@@ -159,8 +160,10 @@ class RpcApp:
         *,
         auth_failures: AuthFailures | None = None,
         on_auth_failure: Callable[[str], None] = lambda outcome: None,
+        ui: Callable[[dict[str, Any], Any, Any], Awaitable[None]] | None = None,
     ) -> None:
         self.methods = methods
+        self.ui = ui
         self._expected = b"Basic " + base64.b64encode(cookie.encode())
         self.metrics = metrics
         self.auth_failures = auth_failures if auth_failures is not None else AuthFailures()
@@ -176,13 +179,16 @@ class RpcApp:
         if path == "/metrics" and verb == "GET":
             await _respond(send, 200, self.metrics(), b"text/plain; version=0.0.4")
             return
+        if self.ui is not None and (path == "/ui" or path.startswith("/ui/")):
+            await self.ui(scope, receive, send)
+            return
         if not self._authorized(scope):
             await self._refuse(scope, send)
             return
         if path != "/" or verb != "POST":
             await _respond(send, 404, b"not found\n", b"text/plain")
             return
-        body = await _read_body(receive)
+        body = await read_body(receive)
         if body is None:
             await _respond(send, 413, b"request too large\n", b"text/plain")
             return
@@ -381,13 +387,14 @@ def _dump(value: Any) -> bytes:
         return json.dumps(value, separators=(",", ":")).encode()
 
 
-async def _read_body(receive: Any) -> bytes | None:
+async def read_body(receive: Any, limit: int = MAX_BODY) -> bytes | None:
+    """The request's body, or None once it passes ``limit`` bytes (the rest is not read)."""
     chunks, size = [], 0
     while True:
         message = await receive()
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > MAX_BODY:
+        if size > limit:
             return None
         chunks.append(chunk)
         if not message.get("more_body"):

@@ -6,6 +6,7 @@ height of 2^64 used to reach the store's 8-byte key encoding and fail there with
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -17,9 +18,13 @@ from chain.hashing import HASH_SIZE
 from chain.market_types import Bid
 from chain.types import Block, Header, Transaction, Transfer
 from neurod import market_json
+from neurod.account_history import full_history
+from neurod.id_rpc import id_methods
+from neurod.listings.rpc import listing_methods
 from neurod.market.bids import BidNotice
 from neurod.market.rpc import market_methods
 from neurod.rpc import INVALID_PARAMS, Method, RpcError, in_slices
+from neurod.treasury_rpc import supply_json, treasury_methods
 from p2p.errors import P2PError
 
 if TYPE_CHECKING:
@@ -62,7 +67,7 @@ class RpcMethods:
 
     def table(self) -> dict[str, Method]:
         return {
-            "node_status": self.node_status, "node_peers": self.node_peers,
+            "node_status": self.node_status, "node_peers": self.node_peers, "node_bans": self.node_bans,
             "chain_head": self.chain_head, "chain_block": self.chain_block, "chain_tx": self.chain_tx,
             "chain_supply": self.chain_supply, "account_get": self.account_get,
             "account_history": self.account_history, "tx_submit": self.tx_submit,
@@ -73,6 +78,9 @@ class RpcMethods:
             "job_get": self.job_get, "job_list": self.job_list, "stake_get": self.stake_get,
             "market_events": self.market_events, "bid_submit": self.bid_submit, "bid_list": self.bid_list,
             **market_methods(self.node),
+            **treasury_methods(self.node),
+            **listing_methods(self.node),
+            **id_methods(self.node),
         }
 
     # ---- rendering -------------------------------------------------------------------------
@@ -138,6 +146,12 @@ class RpcMethods:
             for p in self.node.p2p.peers()
         ]
 
+    async def node_bans(self) -> list[dict[str, Any]]:
+        """Peers banned now (for misbehaviour or by hand), soonest expiry first."""
+        now = time.time()
+        bans = sorted(self.node.p2p.bans.banned(now).items(), key=lambda item: item[1])
+        return [{"peer_id": peer, "until": until, "seconds_left": round(until - now, 1)} for peer, until in bans]
+
     async def node_connect(self, addr: Any) -> dict[str, Any]:
         if not isinstance(addr, str) or "/p2p/" not in addr:
             raise RpcError(INVALID_PARAMS, "addr must be a multiaddr ending in /p2p/<peer id>")
@@ -187,8 +201,7 @@ class RpcMethods:
         raise RpcError(NOT_FOUND, f"unknown transaction {raw.hex()}", {"reason": "unknown-tx"})
 
     async def chain_supply(self) -> dict[str, Any]:
-        chain = self.node.chain
-        return {"supply": chain.supply, "supply_ntk": format_ntk(chain.supply), "height": chain.height}
+        return supply_json(self.node.chain)
 
     async def account_get(self, address: Any) -> dict[str, Any]:
         account_id = self._account_param(address)
@@ -216,7 +229,7 @@ class RpcMethods:
             sent, received = tx.sender_account == account_id, to == account_id
             direction = "self" if sent and received else ("out" if sent else "in")
             rows.append({**out, "height": height, "index": index, "direction": direction})
-        return rows
+        return await full_history(chain, account_id, rows, limit, self.hrp)  # with rewards and market events
 
     async def tx_submit(self, tx: Any) -> dict[str, Any]:
         raw = _hex(tx, "tx")

@@ -128,6 +128,11 @@ class ArtifactBackend(Protocol):
         partial folder. Thread."""
         ...
 
+    async def sealed_root(self, peer: str, purchase_id: bytes) -> bytes | str:
+        """The root of the sealed (encrypted to the buyer) delivery of a purchase, made if need
+        be; or why there is none (a kebab-case reason sent back as an error)."""
+        ...
+
 
 # --------------------------------------------------------------------------- wire
 
@@ -159,7 +164,15 @@ class ReadFilesRequest:
     file_hashes: tuple[bytes, ...]
 
 
-ArtifactRequest = ManifestRequest | PiecesRequest | ReadRequest | ReadFilesRequest
+@dataclass(frozen=True, slots=True)
+class SealedRequest:
+    """Which artifact holds the delivery of a purchase, sealed to its buyer (`neurod.listings`):
+    answered `["sealed", root]`, and that root is then fetched like any other."""
+
+    purchase_id: bytes
+
+
+ArtifactRequest = ManifestRequest | PiecesRequest | ReadRequest | ReadFilesRequest | SealedRequest
 
 
 def encode_request(req: ArtifactRequest) -> bytes:
@@ -169,6 +182,8 @@ def encode_request(req: ArtifactRequest) -> bytes:
         return _pack(["pieces", req.root, req.file_hash])
     if isinstance(req, ReadFilesRequest):
         return _pack(["read-files", req.root, list(req.file_hashes)])
+    if isinstance(req, SealedRequest):
+        return _pack(["sealed", req.purchase_id])
     return _pack(["read", req.root, req.file_hash, req.first, req.count])
 
 
@@ -212,6 +227,9 @@ def decode_request(data: bytes) -> ArtifactRequest:
         if len(set(hashes)) != len(hashes):
             raise WireError("bad-shape", "read-files lists a file twice")
         return ReadFilesRequest(_hash(obj[1], "root"), hashes)
+    if tag == "sealed":
+        _fields(obj, 2)
+        return SealedRequest(_hash(obj[1], "purchase"))
     raise WireError("unknown-request", f"tag {tag!r}")
 
 
@@ -239,6 +257,12 @@ def decode_manifest_response(data: bytes) -> bytes:
     if not isinstance(obj[1], bytes):
         raise WireError("bad-shape", "manifest must be bytes")
     return obj[1]
+
+
+def decode_sealed_response(data: bytes) -> bytes:
+    obj = _unpack(data, MAX_REQUEST_BYTES)
+    _expect(obj, "sealed", 2)
+    return _hash(obj[1], "sealed root")
 
 
 def decode_pieces_response(data: bytes, count: int) -> list[bytes]:
@@ -444,6 +468,10 @@ class ArtifactServer:
             if exc.reason != "unknown-request":
                 self.penalise(peer, Offence.OVERSIZE if exc.reason == "oversize" else Offence.BAD_REQUEST, str(exc))
             await write(error_frame(exc.reason))
+            return
+        if isinstance(request, SealedRequest):
+            sealed = await self.backend.sealed_root(peer, request.purchase_id)
+            await write(frame(_pack(["sealed", sealed])) if isinstance(sealed, bytes) else error_frame(sealed))
             return
         if not self.backend.may_fetch(peer, request.root):
             await write(error_frame("not-allowed"))

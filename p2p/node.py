@@ -19,7 +19,14 @@ import trio
 
 from chain.errors import RejectKind
 from p2p.artifact_fetch import ArtifactTransfers, FetchProgress
-from p2p.artifacts import ArtifactBackend, ArtifactServer, artifact_protocol
+from p2p.artifacts import (
+    ArtifactBackend,
+    ArtifactServer,
+    SealedRequest,
+    artifact_protocol,
+    decode_sealed_response,
+    encode_request,
+)
 from p2p.backend import ChainBackend, Verdict
 from p2p.config import BAN_FILE, KEY_FILE, P2PConfig
 from p2p.errors import P2PError, RequestFailed
@@ -28,6 +35,7 @@ from p2p.host import RPC_TOO_LARGE, Host, load_or_create_key
 from p2p.scoring import MANUAL_BAN, BanList, Offence, PeerScores, RateLimiter, penalty
 from p2p.sync import PeerFault, SyncClient, SyncServer, sync_protocol
 from p2p.syncdriver import SyncDriver
+from p2p.wire import MAX_REQUEST_BYTES, frame
 
 log = logging.getLogger("neuro.p2p")
 
@@ -106,7 +114,8 @@ class P2P:
             self._artifact_server = ArtifactServer(
                 artifacts, self.penalise, self._allow, config.artifact_streams, config.artifact_rate
             )
-            self._host.set_handler(artifact_protocol(backend.chain_id), self._artifact_server.handle)
+            self._artifact_protocol = artifact_protocol(backend.chain_id)
+            self._host.set_handler(self._artifact_protocol, self._artifact_server.handle)
             self.artifacts = ArtifactTransfers(
                 self._host, artifact_protocol(backend.chain_id), artifacts, self.penalise, config.artifact_timeout,
                 may_dial=lambda peer: not self.is_banned(peer),  # a banned peer is never dialed again
@@ -226,6 +235,15 @@ class P2P:
             return peers, failed
 
         return self.artifacts.start(root, resolve)
+
+    async def sealed_root(self, source: str, purchase_id: bytes, timeout: float) -> bytes:
+        """Ask `source` (a multiaddr or a connected peer id) which artifact holds the sealed
+        delivery of a purchase; raises `Refused` with the seller's reason, or P2PError."""
+        peer = await self.connect(source) if "/" in source else self._known(source)
+        with trio.fail_after(timeout):
+            raw = await self._host.request(peer, self._artifact_protocol, frame(encode_request(SealedRequest(purchase_id))),
+                                           MAX_REQUEST_BYTES)
+        return decode_sealed_response(raw)
 
     def artifact_progress(self, root: bytes) -> FetchProgress | None:
         return self.artifacts.progress(root) if self.artifacts else None

@@ -21,6 +21,7 @@ from chain.amounts import AmountError, format_ntk, parse_ntk
 from chain.crypto import encode_address, verify
 from chain.errors import ChainError
 from chain.hashing import hash256
+from chain.listing_types import LISTING_PAYLOADS, Delist, Listing, Purchase
 from chain.market_types import (
     MAX_AMOUNT,
     Accept,
@@ -39,7 +40,9 @@ from chain.market_types import (
     Unstake,
     Vote,
 )
+from chain.treasury_types import TREASURY_PAYLOADS, BuybackOffer, BuybackSell, Redeem
 from chain.types import Payload, Transfer
+from wallet import listing_json, treasury_json
 from wallet.keys import WalletError
 from wallet.keystore import check_address
 
@@ -47,6 +50,8 @@ KIND_NAMES: dict[type, str] = {
     Transfer: "transfer", Stake: "stake", Unstake: "unstake", Release: "release", JobPost: "job-post",
     JobAward: "job-award", ResultCommit: "result-commit", Challenge: "challenge", Respond: "respond",
     Accept: "accept", Settle: "settle", Vote: "vote",
+    Redeem: "redeem", BuybackOffer: "buyback-offer", BuybackSell: "buyback-sell",
+    Listing: "listing", Delist: "delist", Purchase: "purchase",
 }
 KIND_TYPES: dict[str, type] = {name: kind for kind, name in KIND_NAMES.items()}
 SPEC_PERSON = b"neuro-spec"  # chain.market_rules.spec_hash
@@ -171,6 +176,10 @@ def payload_to_json(payload: Payload, hrp: str) -> dict[str, Any]:
         return {"job": payload.job_id.hex()}
     if isinstance(payload, Vote):
         return {"job": payload.job_id.hex(), "shard": payload.shard, "fraud": payload.fraud}
+    if isinstance(payload, (Redeem, BuybackOffer, BuybackSell)):
+        return treasury_json.treasury_to_json(payload, hrp)
+    if isinstance(payload, (Listing, Delist, Purchase)):
+        return listing_json.listing_to_json(payload)
     raise WalletError(f"no JSON form for {type(payload).__name__}", reason="bad-kind")
 
 
@@ -182,9 +191,10 @@ REQUIRED: dict[type, tuple[str, ...]] = {
     JobPost: ("service", "spec", "shards", "max_price", "bid_blocks", "deadline_blocks", "challenge_blocks"),
     JobAward: ("job", "entries"), ResultCommit: ("job", "shard", "root", "items"),
     Challenge: ("job", "shard", "index"), Respond: ("job", "shard", "claim"), Accept: ("job",), Settle: ("job",),
-    Vote: ("job", "shard", "fraud"),
+    Vote: ("job", "shard", "fraud"), **treasury_json.REQUIRED, **listing_json.REQUIRED,
 }
-OPTIONAL: dict[type, tuple[str, ...]] = {JobPost: ("spec_hash",), Challenge: ("claim",)}
+OPTIONAL: dict[type, tuple[str, ...]] = {JobPost: ("spec_hash",), Challenge: ("claim",), **treasury_json.OPTIONAL,
+                                   **listing_json.OPTIONAL}
 BID_FIELDS = ("chain", "job", "worker", "unit_price", "max_shards", "expiry", "signature")
 BID_DERIVED = ("address", "bid_id")
 BID_TYPE = "neuro-signed-bid"  # the "type" of a bid file (`bid_file_json`), allowed in an entry
@@ -239,6 +249,10 @@ def _build(payload_type: Any, doc: dict[str, Any], hrp: str) -> Payload:
         )
     if payload_type is JobAward:
         return JobAward(hex_param(doc["job"], "job", HASH_HEX // 2), award_entries(doc["entries"], hrp))
+    if payload_type in TREASURY_PAYLOADS:
+        return treasury_json.treasury_from_json(payload_type, doc, hrp)
+    if payload_type in LISTING_PAYLOADS:
+        return listing_json.listing_from_json(payload_type, doc)
     job = hex_param(doc["job"], "job", HASH_HEX // 2)
     if payload_type is ResultCommit:
         return ResultCommit(job, int_param(doc["shard"], "shard"), hex_param(doc["root"], "root", 32),

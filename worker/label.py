@@ -54,16 +54,29 @@ def label_folder(weights: Path, folder: Path, out: Path, *, device: str = "cpu",
         found = detect_files(model, meta.model, files, device=device, score_threshold=score_threshold)
         coco = pseudo_coco(files, image_sizes(files), found, meta.model.num_classes)
         out.write_text(json.dumps(coco))
-        return {"task": "detection", "images": len(files), "boxes": len(coco["annotations"])}
-    spec = meta.model
+        scores = [a["score"] for a in coco["annotations"]]
+        return {"task": "detection", "images": len(files), "boxes": len(scores),
+                "mean_score": round(float(np.mean(scores)), 4) if scores else 0.0}
+    probs = classify_files(model, meta.model, files, device)
+    write_class_labels(out, files, probs)
+    return {"task": "classification", "images": len(files), **class_summary(probs)}
+
+
+def class_summary(probs: np.ndarray) -> dict[str, Any]:
+    """What a labelling run found: images per predicted class and the mean top probability."""
+    counts = np.bincount(probs.argmax(axis=1), minlength=probs.shape[1])
+    return {"mean_confidence": round(float(probs.max(axis=1).mean()), 4),
+            "per_class": {str(c): int(n) for c, n in enumerate(counts) if n}}
+
+
+def classify_files(model: Any, spec: Any, files: list[Path], device: str = "cpu") -> np.ndarray:
+    """Class probabilities (N, classes) of image files through a classifier (a CnnSpec's model)."""
     images = np.stack([read_image(p, channels=spec.in_channels, size=spec.image_size) for p in files])
     if images.ndim == 3:
         images = images[:, None]
     else:
         images = images.transpose(0, 3, 1, 2)
-    probs = predict_probabilities(model, np.ascontiguousarray(images), device)
-    write_class_labels(out, files, probs)
-    return {"task": "classification", "images": len(files)}
+    return predict_probabilities(model, np.ascontiguousarray(images), device)
 
 
 def image_sizes(files: list[Path]) -> list[tuple[int, int]]:
@@ -102,7 +115,11 @@ def write_class_labels(out: Path, files: list[Path], probs: np.ndarray) -> None:
             for path, label, row in zip(files, labels, probs):
                 writer.writerow([path.name, int(label), f"{float(row[label]):.5f}"])
         return
-    records = [{"file_name": p.name, "label": int(label), "probability": round(float(row[label]), 5),
-                "probabilities": [round(float(v), 5) for v in row]}
-               for p, label, row in zip(files, labels, probs)]
-    out.write_text(json.dumps({"predictions": records}, indent=1))
+    out.write_text(json.dumps({"predictions": class_records(files, probs)}, indent=1))
+
+
+def class_records(files: list[Path], probs: np.ndarray) -> list[dict[str, Any]]:
+    """Per image: its file name, predicted class, that class's probability and every class's."""
+    return [{"file_name": p.name, "label": int(row.argmax()), "probability": round(float(row.max()), 5),
+             "probabilities": [round(float(v), 5) for v in row]}
+            for p, row in zip(files, probs)]

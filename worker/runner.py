@@ -85,8 +85,31 @@ def partial_dir_for(out: Path) -> Path:
     return out.with_name(f"{out.name}.partial-{secrets.token_hex(6)}")
 
 
+PATH_FIELDS = ("weights", "images")  # top-level fields of a task spec that name files
+SOURCE_FIELDS = ("data", "validation")  # data sources whose "path" names a file or folder
+
+
+def resolve_spec_paths(spec: dict[str, Any], base: Path) -> dict[str, Any]:
+    """``spec`` with its relative file paths made relative to ``base`` (the spec file's folder), so
+    that a spec runs the same from any working directory; absolute and `~` paths are kept."""
+
+    def resolve(value: Any) -> Any:
+        if not isinstance(value, str) or not value:
+            return value
+        given = Path(value).expanduser()
+        return str(given if given.is_absolute() else (base / given).resolve())
+
+    resolved = {k: resolve(v) if k in PATH_FIELDS else v for k, v in spec.items()}
+    for key in SOURCE_FIELDS:
+        source = spec.get(key)
+        if isinstance(source, dict) and "path" in source:
+            resolved[key] = {**source, "path": resolve(source["path"])}
+    return resolved
+
+
 def load_spec_file(path: Path) -> dict[str, Any]:
-    """A spec file as a JSON object; one-line SpecError for anything else."""
+    """A spec file as a JSON object, its file paths resolved against its own folder
+    (`resolve_spec_paths`); one-line SpecError for anything else."""
     try:
         data = json.loads(path.read_text())
     except OSError as exc:
@@ -95,7 +118,7 @@ def load_spec_file(path: Path) -> dict[str, Any]:
         raise SpecError(f"{path} is not JSON: {exc.msg} at line {exc.lineno}") from exc
     if not isinstance(data, dict):
         raise SpecError(f"{path}: a spec is a JSON object, got {type(data).__name__}")
-    return data
+    return resolve_spec_paths(data, path.expanduser().absolute().parent)
 
 
 def run_task(

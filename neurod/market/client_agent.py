@@ -6,9 +6,10 @@ For each job it posts, on every new block it
   covers the job it says why and what max price would, and lets the escrow come back by Settle;
 - fetches each committed shard from its worker as soon as it is committed, and verifies it as a
   buyer would: the files against the committed root (the fetch), the artifact bound to this
-  job's spec and item range, and the items the next block's hash samples re-rendered;
-- posts a fraud proof for a shard that fails (the worker is slashed on chain and the shard
-  reopens), a query for a shard it cannot fetch (the worker must answer on chain or lose its
+  job's spec and item range, and the items the next block's hash samples re-rendered (a model:
+  proof-of-learning segments replayed; labels: images re-labelled, `neurod.market.label_check`);
+- posts a fraud proof for a render shard that fails (the worker is slashed on chain and the shard
+  reopens), a dispute for a model or labels that fail (a drawn committee votes), a query for a shard it cannot fetch (the worker must answer on chain or lose its
   stake), and Accept once every committed shard is verified;
 - re-awards reopened shards (a slashed or a no-show worker) and posts Settle for what is due;
 - when the job closes, leaves the verified shards in `<datadir>/market/jobs/<job>/shard-<k>`.
@@ -29,7 +30,7 @@ import trio
 
 from chain.crypto import decode_address, encode_address
 from chain.jobs import Job, JobStatus, ShardStatus
-from chain.market_rules import terms_of
+from chain.market_rules import COMMITTEE_SERVICES, terms_of
 from chain.market_types import (
     Accept,
     AwardEntry,
@@ -268,6 +269,14 @@ class ClientAgent:
                 inputs = await local_inputs(self.node, spec.decode(), out.parent / f"inputs-{k}")
                 verdict = await self._in_child(tasks.verify_train_delivery, str(out), spec.decode(), beacon,
                                                TRAIN_SAMPLES, inputs)
+            elif job.service == Service.LABEL:  # the sampled images re-labelled here (`label_check`)
+                from neurod.market.label_check import SAMPLES as LABEL_SAMPLES
+                from neurod.market.label_check import verify_label_delivery
+
+                start, stop = terms_of(job).shard_range(k, len(job.shards))
+                inputs = await local_inputs(self.node, spec.decode(), out.parent / f"inputs-{k}")
+                verdict = await self._in_child(verify_label_delivery, str(out), spec.decode(), start, stop, beacon,
+                                               LABEL_SAMPLES, inputs)
             else:
                 start, stop = terms_of(job).shard_range(k, len(job.shards))
                 verdict = await self._in_child(tasks.verify_delivery, str(out), spec.decode(), start, stop, beacon,
@@ -305,9 +314,12 @@ class ClientAgent:
                 view.state = "challenged"
                 if view.worker not in record.convicted:
                     record.convicted.append(view.worker)
-        elif job.service == Service.TRAIN:  # no fraud proof for training: the committee decides
+        elif job.service in COMMITTEE_SERVICES:  # no fraud proof for training or labels: the committee decides
             view.detail = f"{verdict.reason}: {verdict.detail}"
-            if await self._once(job_id, f"dispute-{k}", chain.height, Challenge(job_id, k, 0, None), record,
+            index = 0  # a training dispute names no item; a label dispute, the image that agreed least
+            if job.service == Service.LABEL:
+                index = verdict.index if verdict.index >= 0 else terms_of(job).shard_range(k, len(job.shards))[0]
+            if await self._once(job_id, f"dispute-{k}", chain.height, Challenge(job_id, k, index, None), record,
                                 f"shard {k}: disputed ({view.detail})"):
                 view.state = "disputed"
         else:

@@ -1,4 +1,6 @@
-"""The committee member: a worker daemon's seat on the dispute committees of training results.
+"""The committee member: a worker daemon's seat on the dispute committees of training results
+and of labels (a label shard is disputed and judged the same way, its check being the images the
+dispute's beacon samples re-labelled: `neurod.market.label_check`).
 
 Why: a training result cannot be re-run in consensus (worker/README.md, Training disputes), so a
 client whose proof-of-learning replay fails disputes it, and the block after the dispute (the
@@ -39,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from chain.jobs import Job, ShardStatus
-from chain.market_rules import committee_draw, drawn
+from chain.market_rules import COMMITTEE_SERVICES, committee_draw, drawn, terms_of
 from chain.market_types import Challenge, ResultCommit, Service, Vote
 from chain.params import MarketParams
 from neurod.market.account import AgentAccount
@@ -86,6 +88,7 @@ def warm_replay() -> None:
     before any beacon, not inside a vote window."""
     import torch  # noqa: F401
 
+    import worker.label_job
     import worker.tasks.infer
     import worker.train.replay
     import worker.verify  # noqa: F401
@@ -180,7 +183,7 @@ class CommitteeMember:
                     self.disputes.add((tx.payload.job_id, tx.payload.shard))
                 elif type(tx.payload) is ResultCommit and not trained:
                     job = chain.job(tx.payload.job_id)
-                    trained = job is not None and job.service == Service.TRAIN
+                    trained = job is not None and job.service in COMMITTEE_SERVICES
         self.scanned = chain.height
         return trained
 
@@ -210,7 +213,8 @@ class CommitteeMember:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 await trio.to_thread.run_sync(self.node.artifacts.store.export, root, out)
                 fetched_in = time.monotonic() - started
-                verdict = await self._before(record.deadline, self._replay, record.job_id, out, inputs_dir, beacon)
+                verdict = await self._before(record.deadline, self._replay, record.job_id, record.shard, out, inputs_dir,
+                                            beacon)
                 if verdict is TOO_LATE:
                     record.state, record.detail = "missed", "the replay did not finish within the vote window"
                     log.warning("job %s shard %d: %s", record.job_id.hex()[:12], record.shard, record.detail)
@@ -238,14 +242,22 @@ class CommitteeMember:
                 log.info("artifact %s: fetch failed (%s), retrying", root.hex()[:16], exc)
                 await trio.sleep(FETCH_RETRY_S)
 
-    async def _replay(self, job_id: bytes, out: Path, inputs_dir: Path, beacon: bytes) -> Any:
+    async def _replay(self, job_id: bytes, shard: int, out: Path, inputs_dir: Path, beacon: bytes) -> Any:
         from neurod.market import tasks
 
-        spec = self.node.chain.job_spec(job_id)
-        assert spec is not None, "the spec of a job on chain is stored with it"
+        chain = self.node.chain
+        spec, job = chain.job_spec(job_id), chain.job(job_id)
+        assert spec is not None and job is not None, "the spec of a job on chain is stored with it"
         inputs = await local_inputs(self.node, spec.decode(), inputs_dir)
-        future = self._child().submit(tasks.verify_train_delivery, str(out), spec.decode(), beacon, TRAIN_SAMPLES,
-                                   inputs)
+        if job.service == Service.LABEL:  # the dispute's beacon picks the images re-labelled
+            from neurod.market.label_check import SAMPLES, verify_label_delivery
+
+            start, stop = terms_of(job).shard_range(shard, len(job.shards))
+            future = self._child().submit(verify_label_delivery, str(out), spec.decode(), start, stop, beacon, SAMPLES,
+                                          inputs)
+        else:
+            future = self._child().submit(tasks.verify_train_delivery, str(out), spec.decode(), beacon, TRAIN_SAMPLES,
+                                          inputs)
         return await trio.to_thread.run_sync(future.result, abandon_on_cancel=True)
 
     def _child(self) -> ProcessPoolExecutor:

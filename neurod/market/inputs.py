@@ -1,7 +1,8 @@
 """Artifacts a job names, made local: fetched by root from peers, then exported for a child task.
 
 A train job may name its data by artifact roots (`worker.tasks.envelope.ArtifactsSource`: the
-shards of a generate job bought earlier). The trainer, the client replaying its proof of learning
+shards of a generate job bought earlier); a label job names its images and its model so
+(`worker.label_job`). The trainer, the client replaying its proof of learning
 and a committee member judging a dispute all need those files; each fetches the roots it lacks
 from its peers (any peer holding them serves them: the client that bought them, the workers that
 rendered them), checked piece by piece against the root (`p2p.artifact_fetch`), and exports them
@@ -66,6 +67,9 @@ def named_roots(spec: dict[str, Any]) -> list[str]:
         source = spec.get(key)
         if isinstance(source, dict) and source.get("source") == "artifacts":
             roots += [r for r in source.get("roots", []) if isinstance(r, str) and r not in roots]
+    for key in ("images_root", "weights_root"):  # a label job's images and model (`worker.label_job`)
+        if isinstance(spec.get(key), str) and spec[key] not in roots:
+            roots.append(spec[key])
     return roots
 
 

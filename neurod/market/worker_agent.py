@@ -56,7 +56,7 @@ log = logging.getLogger("neuro.market.worker")
 SPEED_FILE = "speed.json"
 FLOORS_FILE = "floors.json"
 MAX_BID_SHARDS = 64
-SERVICE_NAMES = {"generate": Service.GENERATE, "train": Service.TRAIN}
+SERVICE_NAMES = {"generate": Service.GENERATE, "train": Service.TRAIN, "label": Service.LABEL}
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class WorkerSettings:
     slots: int = 1  # shards run at once on the CPU (child processes), when no GPU is in use
     devices: str = "auto"  # auto: one slot per CUDA GPU, else `slots` CPU slots | cpu | "cuda:0,cuda:1"
     stake: int = 0  # bonded stake to keep (base units); 0: whatever is bonded already
-    fault: str | None = None  # test only (devnet): "corrupt-item" | "skip-training"
+    fault: str | None = None  # test only (devnet): "corrupt-item" | "skip-training" | "random-labels"
 
 
 @dataclass
@@ -173,7 +173,10 @@ class WorkerAgent:
         measured_on = json.loads(path.read_text()).get("device") if saved else None
         if measured_on != self.devices[0]:  # a speed is the device's: another device is measured anew
             saved.pop(Service.TRAIN, None)
-        measure = {Service.GENERATE: (tasks.calibrate_render,), Service.TRAIN: (tasks.calibrate_train, self.devices[0])}
+        from neurod.market.label_check import calibrate_label
+
+        measure = {Service.GENERATE: (tasks.calibrate_render,), Service.TRAIN: (tasks.calibrate_train, self.devices[0]),
+                   Service.LABEL: (calibrate_label,)}
         for service in self.settings.services:
             if service not in saved and service in measure:
                 saved[service] = await self._in_child(*measure[service])
@@ -260,11 +263,13 @@ class WorkerAgent:
         rather than an award this worker would fail."""
         if job_id not in self._specs_checked:
             from worker.errors import WorkerError
+            from worker.label_job import is_label_job, parse_label_job
             from worker.tasks import parse_task
 
             spec = self.node.chain.job_spec(job_id)
             try:
-                parse_task(json.loads(spec or b"null"))
+                doc = json.loads(spec or b"null")
+                (parse_label_job if is_label_job(doc) else parse_task)(doc)
                 self._specs_checked[job_id] = True
             except (WorkerError, ValueError) as exc:
                 log.info("job %s: not bidding, its spec is not one we run: %s", job_id.hex()[:12], exc)
@@ -373,7 +378,7 @@ class WorkerAgent:
         spec = chain.job_spec(job_id)
         n = len(job.shards)
         out = self.dir / "work" / f"{job_id.hex()[:16]}-{k}"
-        inputs_dir = out.with_name(out.name + "-inputs")  # the artifacts a train job names, exported
+        inputs_dir = out.with_name(out.name + "-inputs")  # the artifacts a train or label job names, exported
         shutil.rmtree(out, ignore_errors=True)
         out.parent.mkdir(parents=True, exist_ok=True)
         from neurod.market import tasks
@@ -386,6 +391,15 @@ class WorkerAgent:
                 log.info("job %s shard %d: rendering items %d..%d", job_id.hex()[:12], k, start, stop - 1)
                 root = bytes.fromhex(await self._in_child(
                     tasks.render_shard, spec.decode(), start, stop, str(out), self.settings.fault))
+                items = stop - start
+            elif Service(job.service) is Service.LABEL:
+                from neurod.market.label_check import label_shard
+
+                start, stop = terms_of(job).shard_range(k, n)
+                inputs = await local_inputs(self.node, spec.decode(), inputs_dir)
+                log.info("job %s shard %d: labelling images %d..%d on %s", job_id.hex()[:12], k, start, stop - 1, device)
+                root = bytes.fromhex(await self._in_child(label_shard, spec.decode(), start, stop, str(out), inputs,
+                                                          self.settings.fault, device))
                 items = stop - start
             else:
                 inputs = await local_inputs(self.node, spec.decode(), inputs_dir)

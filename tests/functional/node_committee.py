@@ -19,8 +19,8 @@ from typing import Any
 
 from chain.devnet_keys import devnet_address
 from chain.market_types import Challenge
-from tests.functional.node_market import market, staked, worker_flags
 from tests.support.daemons import Daemon, RpcCallError, wait_converged, wait_until
+from tests.support.market_daemons import market, staked, worker_flags
 from tests.support.training import TRAIN
 from tests.support.txs import DEVNET, FEE, devnet_key
 

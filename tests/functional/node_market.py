@@ -14,38 +14,11 @@ from typing import Any
 
 from chain.devnet_keys import devnet_address
 from tests.support.daemons import Daemon, wait_converged, wait_until
+from tests.support.market_daemons import BLOCK, market, staked, submit, worker_flags
 from worker.verify import verify_output
 
 log = logging.getLogger("tests.node_market")
-SPEC = {"task": "render", "seed": 7, "spec": {"kind": "shelf", "count": 8}}
-BLOCK = 0.3
 FINAL = ("done", "uncovered", "failed")
-
-
-def worker_flags(name: str, floor: int, *extra: str) -> list[str]:
-    return ["--agent-key", f"devnet:{name}", "--worker", "--worker-stake", "100", "--worker-floor-min", str(floor),
-            "--worker-floor-max", str(floor * 4), *extra]
-
-
-def market(daemons: Any, workers: dict[str, list[str]], block: float = BLOCK) -> tuple[Daemon, dict[str, Daemon]]:
-    """A mining client daemon (alice's agent, a block every ``block`` s) and a worker daemon per
-    name, converged, with every worker's stake bonded."""
-    client = daemons("client", mine=True, block_interval=block, extra=["--agent-key", "devnet:alice"])
-    started = {name: daemons(name, bootstrap=[client.p2p_addr], extra=flags) for name, flags in workers.items()}
-    wait_converged([client, *started.values()], min_height=1)
-    for name in started:
-        wait_until(lambda n=name: staked(client, n) >= 100, 90, f"{name}'s stake bonded")
-    return client, started
-
-
-def staked(daemon: Daemon, name: str) -> float:
-    return float(daemon.rpc("stake_get", address=devnet_address(name))["bonded_ntk"])
-
-
-def submit(client: Daemon, **params: Any) -> str:
-    params = {"service": "generate", "spec": SPEC, "shards": 2, "max_price": 1000, "bid_blocks": 6,
-              "deadline_blocks": 40, "challenge_blocks": 12, **params}
-    return str(client.rpc("job_submit", **params)["job"])
 
 
 def finished(client: Daemon, job: str, timeout: float = 240) -> dict[str, Any]:

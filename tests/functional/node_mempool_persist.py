@@ -4,6 +4,9 @@ A non-mining node (so nothing leaves its mempool) takes transactions through `tx
 `tx_submit_many`, is killed (they live in mempool.journal) or stopped (its shutdown wrote them to
 mempool.dat and emptied the journal), and restarts with every one of them back in the mempool,
 re-validated. Restarted once more as a miner, it confirms them all.
+
+A transaction a node accepted while no peer heard it (submitted alone, or restored after a kill
+that beat its gossip batch) is announced again when a peer comes, and mined there.
 """
 
 from __future__ import annotations
@@ -63,3 +66,17 @@ def test_accepted_transactions_survive_a_restart_and_get_mined(daemons, stop: st
         lambda: all(node.tx_status(txid) == "confirmed" for txid in ALL_TXIDS), 120, "every transaction mined"
     )
     assert mempool(node) == []
+
+
+@pytest.mark.parametrize("how", ["submitted alone", "restored"])
+def test_a_transaction_nobody_heard_is_announced_again_when_a_peer_comes(daemons, how: str) -> None:
+    node = daemons("node")
+    tx, txid = SINGLES[0]
+    assert node.rpc("tx_submit", tx=tx)["txid"] == txid  # no peer: the first announcement reaches nobody
+    if how == "restored":
+        node.kill()
+        node.start()
+        assert mempool(node) == [txid]
+    miner = daemons("miner", mine=True, bootstrap=[node.p2p_addr])
+    wait_until(lambda: miner.tx_status(txid) == "confirmed", 90, "the miner to hear the transaction and mine it")
+    wait_until(lambda: mempool(node) == [], 90, "the node to see it mined")

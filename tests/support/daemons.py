@@ -16,10 +16,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 START_TIMEOUT = 60.0
+DEVNET_TEMPLATE = str(resources.files("chain.networks").joinpath("devnet.json"))
 
 
 class RpcCallError(Exception):
@@ -70,8 +72,9 @@ class Daemon:
             "--listen", f"/ip4/127.0.0.1/tcp/{self.port}", "--rpc-port", "0",
             "--status-interval", "1", "--redial-interval", "1", "--log-level", "info",
         ]
-        if self.genesis:
-            cmd += ["--genesis", self.genesis]
+        # the built-in devnet genesis, fixed: tests sign with its chain id (`tests.support.txs`); a
+        # plain `--network devnet` data dir would get a fresh one of its own (neurod/devnet_genesis.py)
+        cmd += ["--genesis", self.genesis or DEVNET_TEMPLATE]
         if self.mine:
             cmd += ["--mine", "--block-interval", str(self.block_interval)]
         for addr in self.bootstrap:

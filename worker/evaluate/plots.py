@@ -41,6 +41,7 @@ def training_curve(losses: Sequence[tuple[int, float]], path: Path) -> Path:
         ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("training loss")
+    ax.set_title(f"training loss over {steps[-1]:,} steps: last {values[-1]:.4g}" if steps else "training loss")
     ax.grid(True, alpha=0.3)
     return _save(fig, path)
 
@@ -64,7 +65,15 @@ def confusion_plot(matrix: Sequence[Sequence[int]], path: Path,
     ax.set_yticks(range(n), names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
+    ax.set_title(confusion_title(counts))
     return _save(fig, path)
+
+
+def confusion_title(counts: np.ndarray) -> str:
+    """The figure says what it shows and how good it is: the accuracy over how many images."""
+    total = int(counts.sum())
+    accuracy = float(np.trace(counts)) / total if total else 0.0
+    return f"confusion matrix: accuracy {accuracy:.1%} of {total:,} images"
 
 
 def contact_sheet(images: Sequence[np.ndarray], boxes: Sequence[Sequence[Sequence[float]]],

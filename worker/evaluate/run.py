@@ -27,6 +27,15 @@ SHEET_IMAGES = 8
 SHEET_SCORE = 0.3  # boxes drawn on the contact sheet: confident ones only, or it is unreadable
 
 
+def training_losses(weights: Path) -> list[tuple[int, float]] | None:
+    """The loss curve a train task wrote beside the weights (its `metrics.json`), if it is there."""
+    try:
+        curve = json.loads((weights.parent / METRICS_NAME).read_text())["loss_curve"]
+        return [(int(point["step"]), float(point["loss"])) for point in curve]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _write(out_dir: Path, metrics: dict[str, Any], losses: Sequence[tuple[int, float]] | None
            ) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)

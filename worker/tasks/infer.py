@@ -39,7 +39,7 @@ def evaluate_model(model: Any, data: Any, device: Any) -> dict[str, Any]:
 
 def run_evaluate(task: EvaluateTask, out: Path, emit: Emit, device: str) -> dict[str, Any]:
     from chain.compute_units import inference_units
-    from worker.evaluate.run import evaluate_classifier, evaluate_detector
+    from worker.evaluate.run import evaluate_classifier, evaluate_detector, training_losses
     from worker.train.data import DetectionData
     from worker.train.weights import read_meta
 
@@ -55,9 +55,9 @@ def run_evaluate(task: EvaluateTask, out: Path, emit: Emit, device: str) -> dict
         else:
             assert isinstance(task.data, FileSource)  # only these sources hold detection data
             truth = Path(task.data.path)
-        metrics = evaluate_detector(weights, truth, out, device=torch_device)
+        metrics = evaluate_detector(weights, truth, out, device=torch_device, losses=training_losses(weights))
     else:
-        metrics = evaluate_classifier(weights, data, out, device=torch_device)
+        metrics = evaluate_classifier(weights, data, out, device=torch_device, losses=training_losses(weights))
     report(1, 1)
     scores = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and k != "count"}
     return {

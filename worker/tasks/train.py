@@ -74,8 +74,11 @@ def train_and_deliver(spec: TrainSpec, data: TrainData, validation: TrainData | 
 
     report = stage_progress(emit, "train")
 
+    per_epoch = max(1, len(data))  # examples; an epoch is one pass over them
+
     def on_progress(event: Progress) -> None:
-        report(event.step, event.total, loss=round(event.loss, 5), images_per_s=int(event.images_per_s))
+        report(event.step, event.total, loss=round(event.loss, 5), images_per_s=int(event.images_per_s),
+               epoch=round(event.step * spec.batch_size / per_epoch, 2))
 
     result = train(spec, data, device=info, on_progress=on_progress, pol_dir=out / POL_DIR)
     scores = None

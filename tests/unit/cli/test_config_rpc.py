@@ -9,7 +9,7 @@ import pytest
 
 from cli.config import Where
 from cli.output import CliError
-from cli.rpc import RpcClient, RpcError
+from wallet.node_client import RpcClient, RpcError
 
 
 @pytest.fixture(autouse=True)
@@ -22,7 +22,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def test_directories_default_under_neuro_home(tmp_path: Path) -> None:
     where = Where("devnet")
     assert where.datadir == tmp_path / "home" / "devnet"
-    assert where.keystore().path == tmp_path / "home" / "devnet" / "keystore"
+    assert where.keystore().path == tmp_path / "home" / "keystore" / "devnet"  # outside the data dir
     assert where.hrp == "tntk" and Where("main").hrp == "ntk"
     assert where.keystore().kdf.n == 2**17  # the standard cost unless a test asks for less
     custom = Where("main", tmp_path / "dd", tmp_path / "ks")

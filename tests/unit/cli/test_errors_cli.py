@@ -83,6 +83,7 @@ def test_daemon_not_running_connection_refused(neuro: Neuro) -> None:
             neuro(*args, "--rpc", url), "daemon-not-running", url, "connection refused", "start it"
         )
     datadir = neuro.home / "devnet"
+    datadir.mkdir(parents=True, exist_ok=True)  # the keystore is not in it: nothing else made it
     (datadir / "node.json").write_text(json.dumps({"rpc_url": url, "pid": 1}))
     one_line_error(neuro("chain", "supply"), "daemon-not-running", url)
     (datadir / "node.json").write_text("{broken")
@@ -142,7 +143,15 @@ def test_installed_entry_point_fails_cleanly_in_a_real_process(tmp_path: Path) -
     )
     assert result.returncode == 1 and result.stdout == ""
     expected = (
-        f"error (no-default-key): no default key in {tmp_path}/devnet/keystore: pass a key name "
+        f"error (no-default-key): no default key in {tmp_path}/keystore/devnet: pass a key name "
         "or create one with `neuro wallet new`"
     )
     assert result.stderr.strip().splitlines() == [expected]
+
+
+def test_a_block_id_of_digits_is_a_height_until_it_is_long_enough_to_be_a_hash_prefix() -> None:
+    from cli.chain_cmds import block_id
+
+    assert block_id("1234567") == 1234567
+    assert block_id("00000357") == "00000357"  # proof of work: hashes start with digits
+    assert block_id("0x1234567a") == "1234567a"

@@ -31,7 +31,6 @@ from chain.market_types import (
 )
 from chain.types import Transaction
 from cli.market import market_app
-from cli.rpc import RpcClient, RpcError
 from neurod.market.account import AgentAccount
 from neurod.market.client_agent import ClientAgent, ClientJob, ShardView
 from neurod.market.floor import AdaptiveFloor
@@ -57,6 +56,7 @@ from tests.support.market import (
 )
 from tests.unit.cli.test_market_cli import Neuro, StubNode
 from wallet.keys import Key
+from wallet.node_client import RpcClient, RpcError
 
 FEE = 1_000
 
@@ -154,7 +154,7 @@ def test_stake_errors_are_one_line_and_send_nothing(neuro: Neuro, tmp_path: Path
     neuro.env["NEURO_PASSWORD"] = "wrong"
     neuro.fails("wrong-password", "stake", "add", "1", "--from", "carol")
     neuro.env["NEURO_NETWORK"] = "main"
-    neuro.env["NEURO_KEYSTORE"] = str(neuro.home / "devnet" / "keystore")
+    neuro.env["NEURO_KEYSTORE"] = str(neuro.home / "keystore" / "devnet")
     neuro.fails("wrong-network", "stake", "add", "1", "--from", "carol")
     assert node.sent == []
 

@@ -34,7 +34,6 @@ from chain.market_types import (
 )
 from chain.types import Transaction
 from cli.main import app
-from cli.rpc import RpcClient
 from neurod.mempool import Mempool
 from neurod.rpc import RpcApp
 from neurod.rpc_methods import RpcMethods
@@ -50,6 +49,7 @@ from tests.support.market import (
     tx,
 )
 from wallet.keys import WalletError
+from wallet.node_client import RpcClient
 from wallet.payload_json import claim_to_json, payload_from_json, payload_to_json
 from wallet.txfile import UnsignedTx, build_unsigned
 

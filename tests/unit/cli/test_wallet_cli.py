@@ -48,7 +48,7 @@ class Neuro:
 
     @property
     def keystore(self) -> Path:
-        return self.home / "devnet" / "keystore"
+        return self.home / "keystore" / "devnet"
 
 
 @pytest.fixture

@@ -62,6 +62,9 @@ def test_rejections_are_named(setup):
     pool.add(first, 0)
     assert reason_of(lambda: pool.add(first, 0)) == ("already-known", RejectKind.STALE)
     assert reason_of(lambda: pool.add(tx(chain, a, 1, fee=10), 0))[0] == "fee-too-low"
+    with pytest.raises(ChainError) as low:  # in NTK, the unit `--fee` takes (issue 16, finding 7)
+        pool.add(tx(chain, a, 1, fee=0), 0)
+    assert str(low.value) == "fee-too-low (expected '>= 0.000001 NTK', got '0 NTK')"
     forged = tx(chain, b, 0)
     forged = type(forged)(forged.chain_id, forged.sender, forged.nonce, forged.fee, forged.payload, bytes(64))
     assert reason_of(lambda: pool.add(forged, 0)) == ("bad-tx-signature", RejectKind.INVALID)

@@ -151,6 +151,17 @@ def test_it_settles_just_under_the_rivals_price() -> None:
     assert floor.floor == below
 
 
+def test_the_first_awards_do_not_put_the_floor_on_the_edge_of_losing() -> None:
+    # one award says every level under 250 wins: the plain leader bids just under 250, where
+    # the next rival a little cheaper takes the job; the early leader keeps a margin under it
+    first = run(AdaptiveFloor(LOW, HIGH), [award(0, ((250, 4),))])
+    edge = max(level for level in first.levels if level < 250)
+    assert first.smoothing() > 0 and LOW < first.floor < edge
+    # once the evidence is in, the margin goes: it settles just under the rivals' price
+    settled = run(first, [award(h, ((250, 4),)) for h in range(1, 60)])
+    assert settled.smoothing() == 0 and settled.floor == edge
+
+
 def test_a_market_where_leading_works_never_pays_for_hedging() -> None:
     rng = random.Random(3)
     awards = [award(h, ((rng.choice((240, 250, 260)), 4),)) for h in range(300)]

@@ -28,9 +28,14 @@ def test_classifier_labels_as_csv_and_json(tmp_path: Path) -> None:
     for i, image in enumerate(unlabelled.images[:, 0]):
         Image.fromarray(image).save(folder / f"{i:03d}.png")
     summary = label_folder(weights, folder, tmp_path / "labels.csv")
-    assert summary == {"task": "classification", "images": 40}
+    assert (summary["task"], summary["images"]) == ("classification", 40)
     with open(tmp_path / "labels.csv") as handle:
         rows = list(csv.DictReader(handle))
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["label"]] = counts.get(row["label"], 0) + 1
+    assert summary["per_class"] == counts
+    assert 0.0 < summary["mean_confidence"] <= 1.0
     assert [r["file_name"] for r in rows] == [f"{i:03d}.png" for i in range(40)]
     correct = sum(int(r["label"]) == int(l) for r, l in zip(rows, unlabelled.labels))
     assert correct / 40 > 0.5

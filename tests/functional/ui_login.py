@@ -1,0 +1,63 @@
+"""The dashboard's login on a real daemon, over real HTTP: `neuro ui` prints a one-time link that
+gives a session cookie; a wrong cookie is refused; without a session every /ui route answers 401
+or sends the browser to the login form; the JSON-RPC's Basic auth is not a dashboard session, and
+the RPC keeps working beside the dashboard."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import subprocess
+import sys
+import urllib.parse
+from typing import Any
+
+from tests.support.daemons import Daemon, wait_until
+
+
+def get(node: Daemon, path: str, cookie: str = "", body: bytes | None = None,
+        headers: dict[str, str] | None = None) -> tuple[int, Any, bytes]:
+    url = urllib.parse.urlsplit(node.rpc_url)
+    connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
+    try:
+        extra = {"cookie": cookie} if cookie else {}
+        if body is not None:
+            extra["content-type"] = "application/x-www-form-urlencoded"
+        connection.request("GET" if body is None else "POST", path, body=body, headers={**extra, **(headers or {})})
+        reply = connection.getresponse()
+        return reply.status, reply.headers, reply.read()
+    finally:
+        connection.close()
+
+
+def test_neuro_ui_link_logs_in_once_and_the_session_opens_the_dashboard(daemons) -> None:
+    node = daemons("node", mine=True, block_interval=0.3)
+    wait_until(lambda: node.height() >= 1, 30, "a block")
+    shown = subprocess.run(
+        [sys.executable, "-m", "cli.main", "ui", "--network", "devnet", "--datadir", str(node.datadir), "--json"],
+        capture_output=True, text=True, timeout=60, check=True)
+    link = urllib.parse.urlsplit(json.loads(shown.stdout)["url"])
+    assert f"{link.scheme}://{link.netloc}/" == node.rpc_url and link.path == "/ui/login"
+    status, headers, _ = get(node, f"{link.path}?{link.query}")
+    assert status == 303 and headers["location"] == "/ui"
+    session = headers["set-cookie"].split(";")[0]
+    assert "HttpOnly" in headers["set-cookie"] and "SameSite=Strict" in headers["set-cookie"]
+    assert get(node, f"{link.path}?{link.query}")[0] == 401  # used once already
+    status, headers, page = get(node, "/ui", session)
+    assert status == 200 and b'id="blocks"' in page and "script-src 'self'" in headers["content-security-policy"]
+    assert get(node, "/ui/live", session)[0] == 200
+    assert node.rpc("chain_head")["height"] >= 1  # the JSON-RPC beside it
+
+
+def test_without_a_session_the_dashboard_is_closed(daemons) -> None:
+    node = daemons("node")
+    basic = {"authorization": "Basic " + base64.b64encode(node.cookie().encode()).decode()}
+    assert get(node, "/ui", headers=basic)[0] == 303  # the RPC's credentials are not a session
+    for path in ("/ui/live", "/ui/static/ui.js", "/ui/anything"):
+        assert get(node, path)[0] == 401, path
+        assert get(node, path, "neuro_ui_1=forged")[0] == 401, path
+    assert get(node, "/ui/login", body=b"cookie=wrong")[0] == 401
+    status, headers, _ = get(node, "/ui/login", body=urllib.parse.urlencode({"cookie": node.cookie()}).encode())
+    assert status == 303 and get(node, "/ui/live", headers["set-cookie"].split(";")[0])[0] == 200
+    assert node.rpc("node_bans") == []
