@@ -1,11 +1,16 @@
 """Where the CLI's inputs come from: network, data dir, keystore, daemon URL, cookie, passwords.
 
-Precedence is option > environment variable > default, as bitcoin-cli does:
+Precedence is option > environment variable > config file > default, as bitcoin-cli does:
 `--network` / NEURO_NETWORK (main), `--datadir` / NEURO_DATADIR (`$NEURO_HOME/<network>`, as
 neurod, with NEURO_HOME defaulting to `~/.neuro`),
-`--keystore` / NEURO_KEYSTORE (`$NEURO_HOME/keystore/<network>`), `--rpc` / NEURO_RPC (else the
+`--keystore` / NEURO_KEYSTORE (else `keystore` in the config file, else
+`$NEURO_HOME/keystore/<network>`), `--rpc` / NEURO_RPC (else the
 `rpc_url` the daemon wrote to `<datadir>/node.json`), NEURO_RPC_COOKIE (else `<datadir>/.cookie`),
 `--password-file` / NEURO_PASSWORD (else a hidden prompt on a terminal).
+
+The CLI's config file is `$NEURO_HOME/neuro.toml` (neurod's own is `<datadir>/config.toml`). It
+holds the key directory: `keystore = "..."` for every network, or in a `[devnet]` / `[main]`
+table for that network alone, which wins; a relative path is relative to the file, `~` is home.
 
 Keys live outside every node's data dir, so removing or recreating a node (`neuro devnet up
 --fresh`) never touches them. Keys that an older version kept in `<datadir>/keystore` are copied
@@ -37,6 +42,7 @@ LIGHT_KDF_ENV = "NEURO_KEYSTORE_LIGHT_KDF"
 PASSWORD_ENV = "NEURO_PASSWORD"
 NEW_PASSWORD_ENV = "NEURO_NEW_PASSWORD"
 COOKIE_ENV = "NEURO_RPC_COOKIE"
+CLI_CONFIG_FILE = "neuro.toml"  # in $NEURO_HOME
 
 NetworkOpt = Annotated[
     str, typer.Option("--network", envvar="NEURO_NETWORK", help="main | devnet", show_default=True)
@@ -54,7 +60,8 @@ KeystoreOpt = Annotated[
     typer.Option(
         "--keystore",
         envvar="NEURO_KEYSTORE",
-        help="key directory (default: $NEURO_HOME/keystore/<network>, outside every data dir)",
+        help="key directory (else `keystore` in $NEURO_HOME/neuro.toml, else "
+        "$NEURO_HOME/keystore/<network>, outside every data dir)",
     ),
 ]
 RpcOpt = Annotated[
@@ -119,7 +126,8 @@ class Where:
         kdf = KdfParams.light() if os.environ.get(LIGHT_KDF_ENV) == "1" else KdfParams.standard()
         if self.keystore_option is not None:
             return Keystore(self.keystore_option.expanduser(), self.hrp, kdf)
-        store = Keystore(self.home / "keystore" / self.network, self.hrp, kdf)
+        path = configured_keystore(self.home / CLI_CONFIG_FILE, self.network)
+        store = Keystore(path or self.home / "keystore" / self.network, self.hrp, kdf)
         adopt_legacy_keys(store, Keystore(self.datadir / "keystore", self.hrp, kdf))
         return store
 
@@ -154,6 +162,28 @@ class Where:
         if not isinstance(url, str):
             raise CliError(f"{node_file}: rpc_url is not a string", "bad-node-file")
         return RpcTarget(url, cookie, self.network, self.start_hint())
+
+
+def configured_keystore(config_file: Path, network: str) -> Path | None:
+    """The key directory the CLI's config file sets for ``network`` (module docstring), or None
+    when there is no file or it sets none."""
+    import tomllib
+
+    try:
+        settings = tomllib.loads(config_file.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise CliError(f"{config_file} is unreadable: {exc}", "bad-config") from None
+    section = settings.get(network, {})
+    if not isinstance(section, dict):
+        raise CliError(f"{config_file}: [{network}] must be a table", "bad-config")
+    value = section.get("keystore", settings.get("keystore"))
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise CliError(f"{config_file}: keystore must be a path string, got {value!r}", "bad-config")
+    return config_file.parent / Path(value).expanduser()
 
 
 def adopt_legacy_keys(store: Keystore, legacy: Keystore) -> None:

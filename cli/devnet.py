@@ -55,16 +55,9 @@ def _show(rows: list[dict[str, Any]]) -> None:
         note("the devnet is down: start it again with `neuro devnet up` (its chains and keys are kept)")
 
 
-def _show_accounts(root: Path) -> None:
+def _show_accounts(root: Path, accounts: list[dict[str, Any]]) -> None:
     """The funded well-known accounts of the devnet and how to get their funds."""
-    from chain.amounts import format_ntk
-    from chain.devnet_keys import devnet_address
-    from chain.genesis import load_genesis
-
-    genesis = load_genesis(root / "genesis.json")
-    funded = dict(genesis.allocations)
-    rows = [(name, str(devnet_address(name)), f"{format_ntk(funded.get(account, 0))} NTK")
-            for name, account in genesis.names.items() if funded.get(account)]
+    rows = [(a["name"], a["address"], f"{a['genesis_balance_ntk']} NTK") for a in accounts]
     table("funded well-known accounts (public seeds: devnet only)", ["name", "address", "genesis balance"], rows)
     hint = "" if root == _root(None) else f" --dir {root}"
     note(
@@ -85,7 +78,7 @@ def up_command(
     as_json: bool = JsonFlag,
 ) -> None:
     """Start N neurod processes, wait until they are peered, print their RPC URLs and data dirs
-    and the funded well-known accounts."""
+    and the funded well-known accounts (`--json`: an object of `nodes` and `accounts`)."""
     from neurod import devnet
 
     root = _root(directory)
@@ -96,11 +89,12 @@ def up_command(
     note(f"starting {nodes} nodes in {root} ...")
     _cluster(lambda: devnet.up(root, nodes, min(miners, nodes), block_interval, fresh=fresh))
     rows = _cluster(lambda: devnet.status(root))
+    accounts = devnet.funded_accounts(root)
     if as_json:
-        print_json(rows)
+        print_json({"nodes": rows, "accounts": accounts})
         return
     _show(rows)
-    _show_accounts(root)
+    _show_accounts(root, accounts)
 
 
 @devnet_app.command("status")

@@ -147,7 +147,9 @@ def _summary_table(out: Path, summary: dict[str, Any]) -> Table:
     table.add_row("output", str(out))
     for key in sorted(summary):
         value = summary[key]
-        if isinstance(value, dict):
+        if key == "plots":  # file names inside the output: shown as paths to open
+            value = ", ".join(f"{k}={out / v}" for k, v in sorted(value.items()))
+        elif isinstance(value, dict):
             value = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(value.items()))
         table.add_row(key, _fmt(value))
     return table

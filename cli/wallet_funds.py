@@ -168,8 +168,12 @@ def history(
 
 
 def _what(item: dict[str, Any]) -> str:
-    """A transaction's kind, `reward` for a block mined, `market: <event>` for a market movement."""
-    return f"market: {item['event']}" if item["kind"] == "market" else str(item["kind"])
+    """A transaction's kind, `reward` for a block mined, `market: <event>` for a market movement,
+    with its note when the job is the counterparty (`market: lock (escrow)`, `market: slash (fraud)`)."""
+    if item["kind"] != "market":
+        return str(item["kind"])
+    noted = item.get("job") and item.get("note")
+    return f"market: {item['event']}" + (f" ({item['note']})" if noted else "")
 
 
 def _counterparty(item: dict[str, Any]) -> str:

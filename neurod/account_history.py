@@ -4,7 +4,8 @@ A miner's balance grows by block rewards that no transaction carries, and the ma
 tokens by its rules (escrow, payments, slashes); a history of transactions alone explains
 neither. The store has no index of blocks by miner, so the main chain's headers are read from
 the tip down, only as deep as the returned page reaches (the oldest transaction row when the
-page is full), at most `MAX_SCAN_BLOCKS` per call, yielding to the event loop as it goes.
+page is full), at most `MAX_SCAN_BLOCKS` per call, yielding to the event loop as it goes. Every
+row has a direction for the account, market events too (`EVENT_DIRECTIONS`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,20 @@ from neurod.market_json import amount, event_json
 
 if TYPE_CHECKING:
     from chain.chainstate import ChainState
+    from chain.jobs import Event
 
 MAX_SCAN_BLOCKS = 100_000
 YIELD_EVERY = 500  # headers read between checkpoints, so RPC stays responsive
+
+# A market event's direction for the account it names, over what the account holds (balance and
+# stake together): "in" when tokens come to it, "out" when they leave it (for a job's escrow or
+# bond, a slash, a sale to the treasury), "-" when they move inside it (stake bonded, unbonded,
+# released, locked for a shard) or a notice of tokens already out (a forfeited bond).
+EVENT_DIRECTIONS = {
+    "lock": "out", "pay": "in", "refund": "in", "reward": "in", "slash": "out", "forfeit": "-",
+    "bond": "-", "unbond": "-", "release": "-", "voucher": "out", "redeem": "in", "sell": "out",
+}
+NOTED_DIRECTIONS = {("lock", "stake"): "-", ("pay", "purchase"): "out"}  # (kind, note) over the kind
 
 
 async def mined_rows(chain: ChainState, account_id: bytes, down_to: int, hrp: str) -> list[dict[str, Any]]:
@@ -48,8 +60,14 @@ async def full_history(chain: ChainState, account_id: bytes, tx_rows: list[dict[
     """``tx_rows`` (newest first, at most ``limit``) with mining rewards and market events merged
     in, newest first, cut to ``limit``."""
     floor = tx_rows[-1]["height"] if len(tx_rows) >= limit else 0
-    events = [{**event_json(height, event, hrp), "kind": "market", "event": event.kind, "direction": "market",
-               "txid": None} for height, event in chain.events(account=account_id, limit=limit)]
+    events = [{**event_json(height, event, hrp), "kind": "market", "event": event.kind,
+               "direction": event_direction(event), "txid": None}
+              for height, event in chain.events(account=account_id, limit=limit)]
     merged = tx_rows + await mined_rows(chain, account_id, floor, hrp) + events
     merged.sort(key=lambda row: row["height"], reverse=True)  # stable: a block's own order is kept
     return merged[:limit]
+
+
+def event_direction(event: Event) -> str:
+    """Which way ``event`` moves the tokens of the account it names: in, out or - (`EVENT_DIRECTIONS`)."""
+    return NOTED_DIRECTIONS.get((event.kind, event.note)) or EVENT_DIRECTIONS.get(event.kind, "-")

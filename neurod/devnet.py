@@ -228,6 +228,20 @@ def status(root: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def funded_accounts(root: Path) -> list[dict[str, Any]]:
+    """The well-known accounts the devnet's genesis funds (their seeds are public,
+    chain/devnet_keys.py), in genesis order: name, address and genesis balance (base units and NTK)."""
+    from chain.amounts import format_ntk
+    from chain.crypto import encode_address
+    from chain.genesis import load_genesis
+
+    genesis = load_genesis(root / GENESIS_FILE)
+    funded = dict(genesis.allocations)
+    return [{"name": name, "address": encode_address(account, genesis.params.hrp),
+             "genesis_balance": funded[account], "genesis_balance_ntk": format_ntk(funded[account])}
+            for name, account in genesis.names.items() if funded.get(account)]
+
+
 def first_up(root: Path) -> NodeEntry:
     """The first node of the devnet that answers (the faucet and the CLI talk to it)."""
     for entry in load_cluster(root):

@@ -6,6 +6,8 @@ Output directory:
 - ``pol/``: the proof-of-learning log and its checkpoints, which verifiers replay;
 - ``metrics.json``: the claims (`worker.train.claims`: steps, final loss, validation accuracy)
   and the worker's report (train seconds, loss curve);
+- ``training_curve.png``: the loss curve drawn (`worker.evaluate.plots.training_curve`), named in
+  the summary's ``plots`` relative to this directory, which the runner renames when it is done;
 - ``manifest.json``: the artifact manifest (`worker.artifact`, kind ``model``) over every file
   above; its root is the artifact id. One item, the model: its file is the weights, its labels
   the canonical JSON of the claims in the weights metadata.
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 WEIGHTS_FILE = "model.safetensors"
 POL_DIR = "pol"
 METRICS_FILE = "metrics.json"
+LOSS_PLOT_FILE = "training_curve.png"
 ARTIFACT_KIND = "model"
 
 
@@ -67,6 +70,7 @@ def train_and_deliver(spec: TrainSpec, data: TrainData, validation: TrainData | 
                       info: DeviceInfo, emit: Emit) -> dict[str, Any]:
     """Train ``spec`` on loaded data into ``out`` (weights, PoL log, metrics); the summary."""
     from worker.artifact import ItemDraft, canonical_json, write_manifest
+    from worker.evaluate.plots import training_curve
     from worker.tasks.units import forward_flops_of
     from worker.train.claims import train_claims
     from worker.train.loop import Progress, train
@@ -94,6 +98,7 @@ def train_and_deliver(spec: TrainSpec, data: TrainData, validation: TrainData | 
     curve = [{"step": step, "loss": loss} for step, loss in result.losses]
     document = {**claims, "train_seconds": seconds, "loss_curve": curve}
     (out / METRICS_FILE).write_text(json.dumps(document, indent=2) + "\n")
+    training_curve(result.losses, out / LOSS_PLOT_FILE)  # before the manifest, which covers it
     manifest = write_manifest(out, ARTIFACT_KIND,
                               [ItemDraft(0, (WEIGHTS_FILE,), labels=canonical_json(claims))],
                               {"spec_hash": spec.spec_hash().hex(), "pol_log_digest": pol_digest.hex()})
@@ -103,6 +108,7 @@ def train_and_deliver(spec: TrainSpec, data: TrainData, validation: TrainData | 
         "pol_log_digest": pol_digest.hex(),
         "items": len(data),
         "metrics": {**claims, "train_seconds": seconds},
+        "plots": {"loss_curve": LOSS_PLOT_FILE},
         "device": info.kind,
         "compute_units": training_units(forward_flops_of(spec.model), spec.batch_size,
                                         result.steps),

@@ -361,3 +361,17 @@ def test_empty_chain_lists_no_jobs(neuro: Neuro, monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(RpcClient, "call", call)
     assert neuro.ok("job", "list", "--json").stdout.strip() == "[]"
+
+
+def test_wallet_history_shows_market_events_with_their_direction(neuro: Neuro, daemon: str) -> None:
+    """Issue 16: the escrow alice locked for her job is a row of her history, going out, beside her
+    transactions; bob's stake moves inside his account (bonded, then locked for the shard)."""
+    alice = neuro.json("wallet", "history", "alice")
+    escrow = next(r for r in alice if r["kind"] == "market")
+    assert (escrow["event"], escrow["note"], escrow["direction"], escrow["job"]) == ("lock", "escrow", "out", daemon)
+    assert {r["kind"] for r in alice} >= {"job-post", "job-award", "market"}
+    shown = neuro.ok("wallet", "history", "alice").stdout
+    row = next(line for line in shown.splitlines() if "market: lock (escrow)" in line)
+    assert " out " in row and f"{escrow['amount_ntk']} NTK" in row and f"job {daemon[:16]}" in row
+    bob = {(r["event"], r["note"]): r["direction"] for r in neuro.json("wallet", "history", "bob") if r["kind"] == "market"}
+    assert bob == {("bond", ""): "-", ("lock", "stake"): "-"}

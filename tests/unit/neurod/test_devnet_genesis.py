@@ -1,14 +1,23 @@
 """Each devnet's own genesis (neurod/devnet_genesis.py): a fresh time, a target for this machine,
-kept across restarts (issue 16, finding 3)."""
+kept across restarts (issue 16, finding 3); the funded accounts `neuro devnet up` lists from it."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from chain.amounts import format_ntk
+from chain.devnet_keys import devnet_address
 from chain.genesis import load_genesis, parse_genesis
 from chain.pow import bits_to_target, is_canonical_bits, work_of
-from neurod.devnet_genesis import GENESIS_FILE, ensure_devnet_genesis, fresh_doc, template_doc
+from neurod.devnet import funded_accounts
+from neurod.devnet_genesis import (
+    GENESIS_FILE,
+    ensure_devnet_genesis,
+    fresh_doc,
+    template_doc,
+    write_doc,
+)
 
 NOW = 1_800_000_000
 
@@ -43,3 +52,17 @@ def test_the_genesis_is_made_once_and_a_chain_made_on_the_template_keeps_it(tmp_
     old.mkdir()
     assert ensure_devnet_genesis(old, has_chain=True) is None  # it runs on the template, as it always did
     assert not (old / GENESIS_FILE).exists()
+
+
+def test_the_funded_well_known_accounts_are_read_from_the_cluster_genesis(tmp_path: Path) -> None:
+    """What `neuro devnet up` prints, text and `--json`: each funded name with its address and
+    genesis balance, the address the public seed gives (chain/devnet_keys.py)."""
+    write_doc(tmp_path / GENESIS_FILE, fresh_doc(template_doc(), NOW, hashes_per_s=1_000_000.0))
+    accounts = funded_accounts(tmp_path)
+    genesis = load_genesis(tmp_path / GENESIS_FILE)
+    assert [a["name"] for a in accounts] == [n for n, acct in genesis.names.items() if dict(genesis.allocations).get(acct)]
+    assert {"treasury", "alice", "bob", "carol", "dave"} <= {a["name"] for a in accounts}
+    for account in accounts:
+        assert account["address"] == devnet_address(account["name"])
+        assert account["genesis_balance"] > 0
+        assert account["genesis_balance_ntk"] == format_ntk(account["genesis_balance"])

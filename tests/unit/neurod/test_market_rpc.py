@@ -13,6 +13,7 @@ import trio
 
 from chain.crypto import public_key_of
 from chain.devnet_keys import devnet_address
+from chain.jobs import EVENT_KINDS, Event
 from chain.market_types import (
     Accept,
     AwardEntry,
@@ -25,6 +26,7 @@ from chain.market_types import (
     Stake,
     Unstake,
 )
+from neurod.account_history import EVENT_DIRECTIONS, event_direction
 from neurod.mempool import Mempool
 from neurod.rpc import RpcApp
 from neurod.rpc_methods import RpcMethods
@@ -184,6 +186,25 @@ def test_market_events_by_account_and_by_job(flow: Flow) -> None:
     escrow = next(e for e in job if e["note"] == "escrow")
     assert escrow["account"] == ADDR["alice"] and escrow["shard"] is None
     assert len(call(flow, "market_events", job=flow.fraud_job, limit=2)) == 2
+
+
+def test_account_history_gives_market_events_a_direction(flow: Flow) -> None:
+    """Escrow locked and refunded, payments received, slashes, rewards: in or out of the account
+    (balance and stake together); a move inside it is `-` (neurod/account_history.py)."""
+    def market(name: str) -> set[tuple[str, str, str]]:
+        rows = call(flow, "account_history", address=ADDR[name], limit=100)
+        return {(r["event"], r["note"], r["direction"]) for r in rows if r["kind"] == "market"}
+
+    assert {("lock", "escrow", "out"), ("refund", "unspent escrow", "in")} <= market("alice")
+    assert {("bond", "", "-"), ("lock", "stake", "-"), ("pay", "", "in")} <= market("bob")
+    assert ("slash", "fraud", "out") in market("carol")
+    assert {("lock", "bond", "out"), ("reward", "fraud", "in"), ("unbond", "", "-")} <= market("dave")
+
+
+def test_every_event_an_account_sees_has_a_direction() -> None:
+    assert set(EVENT_KINDS) - set(EVENT_DIRECTIONS) == {"burn"}  # a burn names no account
+    assert event_direction(Event("pay", b"b", 5, note="purchase")) == "out"  # the buyer's side of a sale
+    assert event_direction(Event("pay", b"s", 4, note="sale")) == "in"
 
 
 def test_market_txs_are_tx_objects_of_their_kind(flow: Flow) -> None:

@@ -1,17 +1,21 @@
 """What training shows a person (issue 16, finding 12): progress with the epoch and the loss, a loss
+curve beside the trained weights (named in the summary, covered by the artifact manifest), a loss
 curve and a titled confusion matrix among the evaluation's PNGs, and a label run's summary with
 something in its metrics."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
+from rich.console import Console
 
-from cli.task import stage_line
+from cli.task import _summary_table, stage_line
 from tests.support.training import TRAIN
+from worker.artifact import verify_files
 from worker.evaluate.plots import confusion_title
 from worker.runner import run_task
 
@@ -19,7 +23,14 @@ from worker.runner import run_task
 def test_training_progress_evaluation_plots_and_label_summary(tmp_path: Path) -> None:
     events: list[dict[str, Any]] = []
     model = tmp_path / "cnn"
-    run_task("train", TRAIN, model, timeout_s=240, on_event=events.append)
+    trained = run_task("train", TRAIN, model, timeout_s=240, on_event=events.append)
+    assert trained.summary["plots"] == {"loss_curve": "training_curve.png"}
+    with Image.open(model / "training_curve.png") as curve:
+        assert curve.format == "PNG" and curve.size[0] > 300
+    assert "training_curve.png" in {f.path for f in verify_files(model).files}
+    shown = Console(width=400, record=True, file=io.StringIO())
+    shown.print(_summary_table(model, trained.summary))
+    assert f"loss_curve={model / 'training_curve.png'}" in shown.export_text()
     training = [e for e in events if e.get("stage") == "train"]
     last = training[-1]
     assert last["done"] == last["total"] == 7 and last["loss"] > 0
