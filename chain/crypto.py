@@ -19,7 +19,7 @@ import nacl.bindings
 import nacl.exceptions
 from bech32m import codecs as _bech32
 
-from chain.errors import ChainError, RejectKind
+from chain.errors import ChainError, RejectKind, shown
 from chain.hashing import ADDRESS_HASH_SIZE, hash160
 
 PUBLIC_KEY_SIZE = 32
@@ -127,21 +127,21 @@ def encode_address(account: bytes, hrp: str) -> str:
 def decode_address(text: str, hrp: str) -> bytes:
     """The account id in ``text``; a wrong prefix, a typo or a bech32 (not -m) string is refused."""
     if not isinstance(text, str) or not text or len(text) > 90:
-        raise AddressError("bad-address", f"not an address: {text!r}")
+        raise AddressError("bad-address", f"not an address: {shown(text)}")
     try:
         got_hrp, data, spec = _bech32.bech32_decode(text)
     except (_bech32.DecodeError, ValueError) as exc:
         why = str(exc) or "bad checksum or characters (mistyped?)"
-        raise AddressError("bad-address", f"{text!r}: {why}") from None
+        raise AddressError("bad-address", f"{shown(text)}: {why}") from None
     if got_hrp is None or data is None:
-        raise AddressError("bad-address", f"{text!r}: checksum mismatch (mistyped?)")
+        raise AddressError("bad-address", f"{shown(text)}: checksum mismatch (mistyped?)")
     if spec != _bech32.Encoding.BECH32M:
-        raise AddressError("bad-address", f"{text!r}: bech32m checksum required")
+        raise AddressError("bad-address", f"{shown(text)}: bech32m checksum required")
     if got_hrp != hrp:
         raise AddressError(
-            "bad-address", f"{text!r}: prefix {got_hrp!r} is not this network's {hrp!r}"
+            "bad-address", f"{shown(text)}: prefix {got_hrp!r} is not this network's {hrp!r}"
         )
     raw = _bech32.convertbits(data, 5, 8, False)
     if raw is None or len(raw) != ADDRESS_HASH_SIZE:
-        raise AddressError("bad-address", f"{text!r}: wrong payload length")
+        raise AddressError("bad-address", f"{shown(text)}: wrong payload length")
     return bytes(raw)

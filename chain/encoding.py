@@ -78,6 +78,8 @@ def load(data: bytes, *, what: str, max_size: int) -> Any:
         raise
     except msgpack.ExtraData:
         raise DecodeError("bad-encoding", f"{what}: trailing bytes") from None
+    except UnicodeDecodeError:  # a ValueError too, whose text names codec internals
+        raise DecodeError("bad-encoding", f"{what}: a string that is not UTF-8") from None
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise DecodeError("bad-encoding", f"{what}: {exc}") from None
     return value

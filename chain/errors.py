@@ -9,6 +9,14 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+SHOWN_CHARS = 80  # of a caller's value echoed in an error: a 10 MB string is not repeated back
+
+
+def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
+    """``value``'s repr for an error message, cut to ``limit`` characters with its full length."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
 
 class RejectKind(enum.Enum):
     """How the peer layer should treat the sender of rejected data."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
-from chain.errors import ChainError
+from chain.errors import ChainError, shown
 
 MIN_PREFIX_HEX = 8
 ID_HEX = 64
@@ -26,7 +26,7 @@ def parse_id(text: str, what: str = "id", reason: str = "bad-id") -> str:
     """``text`` as lowercase hex: a whole id (64) or a prefix (8 to 63 digits); else ``reason``."""
     value = text.strip().lower().removeprefix("0x")
     if not MIN_PREFIX_HEX <= len(value) <= ID_HEX or not set(value) <= HEX_DIGITS:
-        raise ChainError(reason, f"{text!r} is not a valid {what}: give its {ID_HEX} hex digits, or the first "
+        raise ChainError(reason, f"{shown(text)} is not a valid {what}: give its {ID_HEX} hex digits, or the first "
                                    f"{MIN_PREFIX_HEX} or more")
     return value
 
@@ -51,8 +51,8 @@ def pick(hex_prefix: str, candidates: Iterable[bytes], what: str, unknown_reason
     if not found:
         raise ChainError(unknown_reason, f"no {what} starts with {hex_prefix}")
     if len(found) > 1:
-        shown = ", ".join(f.hex()[:16] for f in found[:AMBIGUOUS_SHOWN])
+        listed = ", ".join(f.hex()[:16] for f in found[:AMBIGUOUS_SHOWN])
         more = "" if len(found) <= AMBIGUOUS_SHOWN else ", ..."
-        raise ChainError("ambiguous-id", f"{hex_prefix} is the start of {len(found)} {what}s ({shown}{more}): "
+        raise ChainError("ambiguous-id", f"{hex_prefix} is the start of {len(found)} {what}s ({listed}{more}): "
                                          "give more digits")
     return found[0]

@@ -165,7 +165,7 @@ def demo_command(
     keep: bool = typer.Option(False, "--keep", help="leave the devnet running afterwards"),
     directory: Path | None = DirOption,
 ) -> None:
-    """The market at work: a fresh 4-daemon devnet, a paid shelves dataset and the digits loop
+    """The market at work: a fresh 5-daemon devnet, a paid shelves dataset and the digits loop
     bought from worker daemons (cli/market_demo.py)."""
     from cli.market_demo import run_demo
 

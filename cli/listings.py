@@ -67,7 +67,7 @@ def _hex_id(text: str, what: str) -> str:
     return value
 
 
-def _send(rpc_client: RpcClient, where: Where, key: Key, payload: Payload, fee: str, wait: float | None) -> dict[str, Any]:
+def send_signed(rpc_client: RpcClient, where: Where, key: Key, payload: Payload, fee: str, wait: float | None) -> dict[str, Any]:
     """Sign and send ``payload``; wait for its block if asked."""
     txid = rpc_client.call("tx_submit", tx=signed_payload(rpc_client, where, key, payload, fee).encode().hex())["txid"]
     result: dict[str, Any] = {"txid": txid, "status": "pending"}
@@ -213,7 +213,7 @@ def sell(
     rpc_client = client(where)
     info = rpc_client.call("listing_sell", root=doc["root"])
     key = unlock_key(where, sender, password_file)
-    result = _send(rpc_client, where, key, payload, fee, wait)
+    result = send_signed(rpc_client, where, key, payload, fee, wait)
     result.update(listing=result["txid"], root=doc["root"], kind=kind, price_ntk=price, size=info["size"])
     if json_out:
         print_json(result)
@@ -248,7 +248,7 @@ def delist(
         raise CliError(f"{key.address(where.hrp)} is not the seller ({found['seller']})", "not-listing-seller")
     if not found["active"]:
         raise CliError(f"listing {listing_id[:16]} was delisted at {found['delisted']}", "listing-delisted")
-    result = _send(rpc_client, where, key, Delist(bytes.fromhex(listing_id)), fee, wait)
+    result = send_signed(rpc_client, where, key, Delist(bytes.fromhex(listing_id)), fee, wait)
     if json_out:
         print_json({**result, "listing": listing_id})
         return
@@ -279,8 +279,6 @@ def buy(
 ) -> None:
     """Buy a listing: pay its price on chain, then receive it encrypted to this daemon, decrypt
     it and check every file against the listed root."""
-    from chain.listing_types import Purchase
-
     where = Where(network, datadir, keystore, rpc)
     listing_id = resolve_id(listing, "listing", lambda: client(where))  # a bad id is refused before connecting
     rpc_client = client(where)
@@ -296,18 +294,7 @@ def buy(
     balance = int(rpc_client.call("account_get", address=address)["balance"])
     if balance < found["price"]:
         raise CliError(f"{address} holds less than the price of {found['price_ntk']} NTK", "insufficient-balance")
-    delivery_key = rpc_client.call("listing_delivery_key")["delivery_key"]
-    payload = Purchase(bytes.fromhex(listing_id), int(found["price"]), bytes.fromhex(delivery_key))
-    paid = _send(rpc_client, where, key, payload, fee, timeout)
-    if not json_out:
-        note(f"paid {found['price_ntk']} NTK: purchase {paid['txid']} in block {paid['height']}")
-    rpc_client.call("listing_receive", purchase=paid["txid"], **{"from": list(source or [])})
-    delivery = follow_delivery(rpc_client, paid["txid"], quiet=json_out)
-    if delivery["state"] != "done":
-        raise CliError(f"delivery of purchase {paid['txid'][:16]} failed: {delivery['error'] or delivery['reason']}",
-                       delivery["reason"] or "delivery-failed")
-    result: dict[str, Any] = {"purchase": paid["txid"], "listing": listing_id, "root": found["root"],
-                              "price": found["price"], "price_ntk": found["price_ntk"], "delivery": delivery}
+    result = purchase_and_receive(rpc_client, where, key, found, list(source or []), fee, timeout, quiet=json_out)
     if evaluate is not None:
         result["evaluation"] = evaluate_bought(where, found["root"], evaluate)
     if json_out:
@@ -317,6 +304,27 @@ def buy(
          f"`neuro artifact export {found['root'][:16]}.. DIR` copies it out")
     if evaluate is not None:
         print_evaluation((found["claim"] or {}).get("metrics", {}), result["evaluation"], evaluate)
+
+
+def purchase_and_receive(rpc_client: RpcClient, where: Where, key: Key, found: dict[str, Any], sources: list[str],
+                         fee: str, timeout: float, *, quiet: bool) -> dict[str, Any]:
+    """Pay the listing ``found`` (as `listing_get` returns it) from ``key`` with a fresh delivery
+    key of this daemon, wait for the Purchase's block, then have the daemon receive the delivery
+    from ``sources`` (none: every peer), open it and check it against the listed root."""
+    from chain.listing_types import Purchase
+
+    delivery_key = rpc_client.call("listing_delivery_key")["delivery_key"]
+    payload = Purchase(bytes.fromhex(found["listing"]), int(found["price"]), bytes.fromhex(delivery_key))
+    paid = send_signed(rpc_client, where, key, payload, fee, timeout)
+    if not quiet:
+        note(f"paid {found['price_ntk']} NTK: purchase {paid['txid']} in block {paid['height']}")
+    rpc_client.call("listing_receive", purchase=paid["txid"], **{"from": sources})
+    delivery = follow_delivery(rpc_client, paid["txid"], quiet=quiet)
+    if delivery["state"] != "done":
+        raise CliError(f"delivery of purchase {paid['txid'][:16]} failed: {delivery['error'] or delivery['reason']}",
+                       delivery["reason"] or "delivery-failed")
+    return {"purchase": paid["txid"], "listing": found["listing"], "root": found["root"], "price": found["price"],
+            "price_ntk": found["price_ntk"], "delivery": delivery}
 
 
 def print_evaluation(claimed: dict[str, str], measured: dict[str, Any], real: str) -> None:

@@ -1,14 +1,18 @@
 """`neuro devnet demo` (`make demo`): the market at work on a local devnet, in one command.
 
-Four daemons on 127.0.0.1: node0 mines and runs alice's client agent; node1-3 are worker daemons
-(bob, carol, dave) with different price floors and slots. Workers stake at start, then:
+Five daemons on 127.0.0.1: node0 mines and runs alice's client agent; node1-3 are worker daemons
+(bob, carol, dave) with different price floors and slots; node4 is a plain daemon, the new client's
+of act 3. Workers stake at start, then:
 1. a Generate Data job for retail shelves, sharded across the workers, verified and paid;
 2. two rounds of the digits synthetic-to-real loop bought on the market (`neuro job loop`): each
    round a generate job, then two train jobs on the digits it bought (named by their artifact
    roots), one per architecture; each model is scored on real MNIST digits here, on the client,
    and the better kept;
-3. a summary: bids and clearing prices, who earned what, accuracy per round, where the outputs
-   are (datasets, models and a plot, copied into ``--out``).
+3. a model changes hands (cli/market_demo_sale.py): a new client redeems a treasury voucher, buys
+   the last kept model, listed by the worker that trained it with its claimed accuracy, receives
+   it sealed to its own daemon, and re-evaluates it on the real digits held out;
+4. a summary: bids and clearing prices, who earned what, accuracy per round, where the outputs
+   are (datasets, models, a plot and the bought model, copied into ``--out``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 
 from chain.amounts import format_ntk
 from chain.devnet_keys import devnet_address
+from cli.market_demo_sale import Party, Sale, run_sale
 from cli.market_loop import architecture_scores, run_loop, wait_job
 from cli.output import CliError, note, table
 
@@ -63,10 +68,11 @@ def run_demo(root: Path, out: Path, *, rounds: int = 2, keep: bool = False) -> N
     from worker.realdata import load_split
 
     started = time.monotonic()
-    note(f"market demo: 4 daemons in {root}; node0 mines and buys for {CLIENT}, node1-3 sell "
-         + ", ".join(f"{n} (floor {f}, {s} slot{'s' if s > 1 else ''})" for n, f, s in WORKERS))
+    note(f"market demo: 5 daemons in {root}; node0 mines and buys for {CLIENT}, node1-3 sell "
+         + ", ".join(f"{n} (floor {f}, {s} slot{'s' if s > 1 else ''})" for n, f, s in WORKERS)
+         + "; node4 is a new client's")
     extra = [["--agent-key", f"devnet:{CLIENT}"], *[worker_flags(*w) for w in WORKERS]]
-    entries = devnet.up(root, 1 + len(WORKERS), 1, BLOCK_INTERVAL, fresh=True, extra=extra)
+    entries = devnet.up(root, 2 + len(WORKERS), 1, BLOCK_INTERVAL, fresh=True, extra=extra)
     try:
         rpc = _rpc(entries[0])
         names = [CLIENT, *[w[0] for w in WORKERS]]
@@ -87,11 +93,16 @@ def run_demo(root: Path, out: Path, *, rounds: int = 2, keep: bool = False) -> N
             shutil.copytree(view["output"], shelf_out / f"shard-{k}")
 
         note(f"2. the digits synthetic-to-real loop: {rounds} rounds bought on the market, scored on real MNIST here")
-        loop = run_loop(rpc, {"kind": "digits"}, load_split(), rounds=rounds, items=2000, steps=100, shards=2,
+        split = load_split()
+        loop = run_loop(rpc, {"kind": "digits"}, split, rounds=rounds, items=2000, steps=100, shards=2,
                         max_price=MAX_PRICE, out=out / "loop", timeout=300, say=note, models=list(ARCHITECTURES))
         for r in loop:
             shutil.copytree(r.model, out / "loop" / f"model-round-{r.round}", dirs_exist_ok=True)
         plot = _plot(loop, out / "loop" / "accuracy.png")
+
+        note("3. a model changes hands: a new client redeems a voucher, buys the last kept model from the worker "
+             "that trained it, and re-evaluates it on the real digits held out")
+        sale = _sell_kept_model(rpc, entries, loop[-1].train_job, split, out)
 
         jobs = [("shelves", shelf["job"])] + [
             (f"round {r.round} {kind}", job) for r in loop
@@ -109,13 +120,32 @@ def run_demo(root: Path, out: Path, *, rounds: int = 2, keep: bool = False) -> N
               ("round", "architectures: tuning (100 real)", "kept: held out (4,900 real)", "cost NTK"),
               [(r.round, architecture_scores(r), f"{r.heldout_accuracy:.3f}", format_ntk(r.cost)) for r in loop])
         (out / "summary.json").write_text(json.dumps({"jobs": {label: job for label, job in jobs},
-                                                      "loop": [vars(r) for r in loop]}, indent=1))
+                                                      "loop": [vars(r) for r in loop], "sale": vars(sale)},
+                                                     indent=1))
         note(f"outputs in {out}: shelves/ (the verified dataset), loop/ (models, loop.json, {plot.name}),"
-             f" summary.json; every job settled and paid in {time.monotonic() - started:.0f} s")
+             f" bought-model/, summary.json; every job settled and paid in {time.monotonic() - started:.0f} s")
     finally:
         if not keep:
             devnet.down(root)
             note("devnet stopped")
+
+
+def _sell_kept_model(rpc: Any, entries: list[Any], train_job: str, split: Any, out: Path) -> Sale:
+    """Act 3 (`run_sale`): the worker whose daemon trained ``train_job`` sells its model to a new
+    client on the last daemon."""
+    from chain.devnet_keys import devnet_seed
+    from cli.config import Where
+    from wallet.keys import Key
+
+    (view,) = rpc.call("job_status", job=train_job)["views"]
+    names = [n for n, _, _ in WORKERS]
+    seller = next(k for k, name in enumerate(names) if devnet_address(name) == view["worker"])
+    seller_entry, buyer_entry = entries[1 + seller], entries[-1]
+    return run_sale(Party("a new client", _rpc(buyer_entry), Where("devnet", Path(buyer_entry.datadir)),
+                          Key.generate()),
+                    Party(names[seller], _rpc(seller_entry), Where("devnet", Path(seller_entry.datadir)),
+                          Key(devnet_seed(names[seller]))),
+                    seller_entry.info()["p2p_addrs"][0], view["root"], split, out)
 
 
 def _holdings(rpc: Any, name: str) -> tuple[str, str]:

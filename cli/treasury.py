@@ -76,14 +76,36 @@ def expiry_height(text: str, tip: int, block_time: int) -> int:
     return tip + max(1, seconds // block_time)
 
 
+MAX_VOUCHER_FILE = 16 * 1024  # a ticket is a few hundred characters: anything larger is not one
+
+
 def read_voucher(text: str) -> VoucherTicket:
-    """A voucher ticket from its string, or from a file holding it."""
+    """A voucher ticket from its string, or from a file holding it (read only if it is small
+    text: a voucher refused is `bad-voucher`, never an OS or codec error)."""
     from wallet.treasury_json import parse_voucher
 
-    candidate = Path(text.strip()).expanduser()
-    if not text.strip().startswith("ntkv1") and candidate.is_file():
-        text = candidate.read_text()
+    value = text.strip()
+    if not value.startswith("ntkv1") and _is_file(value):
+        try:
+            with open(Path(value).expanduser(), "rb") as handle:
+                raw = handle.read(MAX_VOUCHER_FILE + 1)
+        except OSError as exc:
+            raise CliError(f"cannot read {value}: {exc.strerror}", "io-error") from None
+        try:
+            if len(raw) > MAX_VOUCHER_FILE:
+                raise ValueError
+            text = raw.decode("ascii")
+        except ValueError:
+            raise CliError(f"{value} holds no voucher (a voucher file is one line of text starting with ntkv1)",
+                           "bad-voucher") from None
     return parse_voucher(text)
+
+
+def _is_file(value: str) -> bool:
+    try:
+        return Path(value).expanduser().is_file()
+    except (OSError, ValueError):  # a name too long for the OS, a NUL byte: not a file, so a string
+        return False
 
 
 def _treasury_key(where: Where, sender: str | None, password_file: Path | None) -> Key:
@@ -110,6 +132,19 @@ def _check_treasury(rpc_client: RpcClient, key: Key, hrp: str) -> None:
 # ---- vouchers ----------------------------------------------------------------------------------
 
 
+def signed_voucher(chain_id: bytes, key: Key, amount: int, beneficiary: bytes, expiry: int) -> VoucherTicket:
+    """A voucher of ``amount`` base units on chain ``chain_id``, signed by the treasury's ``key``,
+    redeemable through block ``expiry``: by the account ``beneficiary`` alone, or (``b""``) by
+    whoever holds the ticket, which then carries the claim key's secret."""
+    from chain.crypto import public_key_of
+    from chain.treasury_types import Voucher, VoucherTicket
+
+    claim_seed = b"" if beneficiary else os.urandom(32)
+    claim_key = public_key_of(claim_seed) if claim_seed else b""
+    voucher = Voucher(chain_id, os.urandom(16), amount, beneficiary, expiry, key.public_key, claim_key).signed(key.seed)
+    return VoucherTicket(voucher, claim_seed)
+
+
 @voucher_app.command("issue")
 @guarded
 def voucher_issue(
@@ -129,8 +164,7 @@ def voucher_issue(
     """Sign a voucher with the treasury's key: one string to hand the buyer (nothing is sent). It
     holds the secret that claims the voucher, unless --to names the only account that may: keep it
     as private as the money."""
-    from chain.crypto import decode_address, public_key_of
-    from chain.treasury_types import Voucher, VoucherTicket
+    from chain.crypto import decode_address
     from wallet.payload_json import ntk_param
     from wallet.treasury_json import voucher_json
 
@@ -142,10 +176,8 @@ def voucher_issue(
     expiry = expiry_height(expires, int(rpc_client.call("chain_head")["height"]), where.genesis.params.target_block_time)
     key = _treasury_key(where, sender, password_file)
     _check_treasury(rpc_client, key, where.hrp)
-    claim_seed = b"" if beneficiary else os.urandom(32)
-    claim_key = public_key_of(claim_seed) if claim_seed else b""
-    voucher = Voucher(chain_id, os.urandom(16), units, beneficiary, expiry, key.public_key, claim_key).signed(key.seed)
-    text = VoucherTicket(voucher, claim_seed).to_text()
+    ticket = signed_voucher(chain_id, key, units, beneficiary, expiry)
+    voucher, text = ticket.voucher, ticket.to_text()
     if out is not None:
         out.write_text(text + "\n")
     if json_out:

@@ -45,7 +45,8 @@ def id_methods(node: Node) -> dict[str, Callable[..., Awaitable[Any]]]:
             found = pick(hex_prefix, candidates(kind, hex_prefix), f"{kind} id", f"unknown-{kind}")
         except ChainError as exc:
             code = INVALID_PARAMS if exc.reason == "bad-id" else NOT_FOUND
-            raise RpcError(code, exc.detail, {"reason": exc.reason}) from None
+            data = {"param": "prefix", "reason": exc.reason} if code == INVALID_PARAMS else {"reason": exc.reason}
+            raise RpcError(code, exc.detail, data) from None
         return {"kind": kind, "id": found.hex()}
 
     return {"id_resolve": id_resolve}

@@ -6,7 +6,7 @@ nobody else can. `/metrics` (Prometheus text format) needs no auth and exposes n
 Malformed requests get JSON-RPC errors; no input crashes the server or logs a traceback.
 
 Limits (docs/rpc.md lists them with their codes), each answered, never applied silently:
-- a body over `MAX_BODY`: HTTP 413;
+- a body over `MAX_BODY`: HTTP 413 (the rest of the body, up to `MAX_DISCARD`, read and dropped first);
 - JSON nested deeper than `MAX_DEPTH`: -32700, as for any JSON we cannot parse. Python's parser
   recurses, so a 1,000-deep array used to raise RecursionError and hypercorn answered 500;
 - a batch of more than `MAX_BATCH` requests: one -32600 error naming the limit and the size.
@@ -50,6 +50,7 @@ COOKIE_FILE = ".cookie"
 COOKIE_USER = "__cookie__"
 STORE_DAMAGED = -32020  # a stored value the node read back damaged (see README: repair)
 MAX_BODY = 4 << 20
+MAX_DISCARD = 64 << 20  # bytes of an oversized body read and dropped so that its sender gets the 413
 MAX_BATCH = 100  # requests in one batch
 MAX_DEPTH = 32  # nesting of arrays and objects; our deepest request (a batch of tx_submit_many) is 4
 SLICE = 64  # loop iterations of a heavy method between two checkpoints (~0.3 ms of decoding)
@@ -83,6 +84,18 @@ class RpcError(Exception):
 
 
 Method = Callable[..., Awaitable[Any]]
+
+
+def id_param(value: Any, name: str, size: int = 32) -> bytes:
+    """A ``size``-byte id from its hex (either case, "0x" allowed), else -32602 naming the param;
+    the value itself is not echoed (it may be 4 MB)."""
+    try:
+        raw = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else b""
+    except ValueError:
+        raw = b""
+    if len(raw) != size:
+        raise RpcError(INVALID_PARAMS, f"{name} must be {size * 2} hex characters", {"param": name, "reason": "bad-id"})
+    return raw
 
 
 def write_cookie(datadir: Path) -> str:
@@ -190,7 +203,9 @@ class RpcApp:
             return
         body = await read_body(receive)
         if body is None:
-            await _respond(send, 413, b"request too large\n", b"text/plain")
+            too_large = RpcError(INVALID_REQUEST, f"request body over the limit of {MAX_BODY} bytes",
+                                 {"reason": "body-too-large", "limit": MAX_BODY})
+            await _respond(send, 413, _dump(_error_reply(None, too_large)), b"application/json")
             return
         await _respond(send, 200, await self.reply_parts(body), b"application/json")
 
@@ -388,13 +403,18 @@ def _dump(value: Any) -> bytes:
 
 
 async def read_body(receive: Any, limit: int = MAX_BODY) -> bytes | None:
-    """The request's body, or None once it passes ``limit`` bytes (the rest is not read)."""
+    """The request's body, or None once it passes ``limit`` bytes. The rest of an oversized body
+    is read and dropped, up to `MAX_DISCARD` bytes: a client that writes its whole body before
+    reading (urllib, requests) would otherwise see its connection reset, not the 413."""
     chunks, size = [], 0
     while True:
         message = await receive()
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
+            while message.get("more_body") and size <= limit + MAX_DISCARD:
+                message = await receive()
+                size += len(message.get("body", b""))
             return None
         chunks.append(chunk)
         if not message.get("more_body"):

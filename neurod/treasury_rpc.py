@@ -13,13 +13,14 @@ from chain.errors import ChainError
 from chain.treasury_rules import offer_key, voucher_key
 from chain.treasury_types import (
     VOUCHER_ID_SIZE,
+    VOUCHER_TEXT_PREFIX,
     Claim,
     Offer,
     Redemption,
     Voucher,
 )
 from neurod.market_json import address_or_none, amount
-from neurod.rpc import INVALID_PARAMS, RpcError
+from neurod.rpc import INVALID_PARAMS, RpcError, id_param
 from wallet.treasury_json import format_price
 
 if TYPE_CHECKING:
@@ -51,17 +52,23 @@ def supply_json(chain: ChainState) -> dict[str, Any]:
 def _voucher_id(value: Any) -> tuple[bytes, Voucher | None]:
     """A voucher id from 32 hex characters, or from the hex of a whole voucher (then also the
     voucher; never the buyer's ticket string, whose claim secret has no business here)."""
+    wanted = f"voucher must be its id ({VOUCHER_ID_SIZE * 2} hex) or the hex of the voucher"
+    if isinstance(value, str) and value.strip().startswith(VOUCHER_TEXT_PREFIX):
+        raise RpcError(INVALID_PARAMS, f"{wanted}, not the {VOUCHER_TEXT_PREFIX} string (its claim secret stays "
+                       "with its holder)", {"param": "voucher", "reason": "bad-voucher"})
     try:
-        raw = bytes.fromhex(value) if isinstance(value, str) else b""
+        raw = bytes.fromhex(value) if isinstance(value, str) else None
     except ValueError:
-        raw = b""
+        raw = None
+    if raw is None:
+        raise RpcError(INVALID_PARAMS, f"{wanted}: not a hex string", {"param": "voucher", "reason": "bad-voucher"})
     if len(raw) == VOUCHER_ID_SIZE:
         return raw, None
     try:
         voucher = Voucher.decode(raw)
     except ChainError as exc:
-        raise RpcError(INVALID_PARAMS, f"voucher must be its id ({VOUCHER_ID_SIZE * 2} hex) or the hex of the "
-                       f"voucher ({exc.detail or exc.reason})", {"reason": "bad-voucher"}) from None
+        raise RpcError(INVALID_PARAMS, f"{wanted} ({exc.detail or exc.reason})",
+                       {"param": "voucher", "reason": "bad-voucher"}) from None
     return voucher.voucher_id, voucher
 
 
@@ -109,34 +116,35 @@ def treasury_methods(node: Node) -> dict[str, Callable[..., Awaitable[Any]]]:
 
     async def buyback_offers(open_only: Any = False) -> list[dict[str, Any]]:
         """Every buyback offer, newest first (``open_only``: unexpired and not sold out)."""
+        if not isinstance(open_only, bool):  # "false" or 1 would otherwise mean "all", silently
+            raise RpcError(INVALID_PARAMS, "open_only must be true or false", {"param": "open_only"})
         rows = [offer_json(offer_id, Offer.decode(data), chain.height)
                 for offer_id, data in chain.records(schema.BUYBACK_OFFER)]
         rows.sort(key=lambda row: (-row["posted"], row["offer"]))
-        return [row for row in rows if row["open"] or open_only is not True]
+        return [row for row in rows if row["open"] or not open_only]
 
     async def buyback_offer(offer: Any) -> dict[str, Any]:
-        try:
-            offer_id = bytes.fromhex(offer) if isinstance(offer, str) else b""
-        except ValueError:
-            offer_id = b""
-        stored = chain.record(offer_key(offer_id)) if len(offer_id) == 32 else None
+        offer_id = id_param(offer, "offer")
+        stored = chain.record(offer_key(offer_id))
         if stored is None:
-            raise RpcError(NOT_FOUND, f"unknown buyback offer {offer!r}", {"reason": "unknown-offer"})
+            raise RpcError(NOT_FOUND, f"unknown buyback offer {offer_id.hex()}", {"reason": "unknown-offer"})
         return offer_json(offer_id, Offer.decode(stored), chain.height)
 
     async def buyback_claims(offer: Any = None, seller: Any = None, limit: Any = 100) -> list[dict[str, Any]]:
         """Claims the treasury owes, newest first, filtered by offer and by seller."""
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CLAIMS:
-            raise RpcError(INVALID_PARAMS, f"limit must be an integer in [1, {MAX_CLAIMS}]")
+            raise RpcError(INVALID_PARAMS, f"limit must be an integer in [1, {MAX_CLAIMS}]", {"param": "limit"})
+        # the offer as bytes: compared as text, "0x"-prefixed or upper-case hex matched nothing
+        offer_id = id_param(offer, "offer") if offer is not None else None
         seller_id = None
         if seller is not None:
             try:
                 seller_id = decode_address(seller, hrp)
             except AddressError as exc:
-                raise RpcError(BAD_ADDRESS, str(exc), {"reason": exc.reason}) from None
+                raise RpcError(BAD_ADDRESS, str(exc), {"param": "seller", "reason": exc.reason}) from None
         claims = [(claim_id, Claim.decode(data)) for claim_id, data in chain.records(schema.BUYBACK_CLAIM)]
         rows = [claim_json(claim_id, claim, hrp) for claim_id, claim in claims
-                if (offer is None or claim.offer_id.hex() == offer) and (seller_id is None or claim.seller == seller_id)]
+                if offer_id in (None, claim.offer_id) and seller_id in (None, claim.seller)]
         rows.sort(key=lambda row: (-row["height"], row["claim"]))
         return rows[:limit]
 

@@ -14,7 +14,7 @@ from chain.crypto import AddressError, decode_address, encode_address
 from chain.listing_types import ListingKind, ListingRecord, PurchaseRecord
 from neurod.artifact_store import ArtifactStoreError
 from neurod.listings.service import ListingError, Listings
-from neurod.rpc import INVALID_PARAMS, RpcError
+from neurod.rpc import INVALID_PARAMS, RpcError, id_param
 from wallet.listing_json import claim_json
 
 if TYPE_CHECKING:
@@ -25,16 +25,6 @@ BAD_ADDRESS = -32012
 LISTING_REFUSED = -32050  # this daemon cannot do what was asked (no such artifact, no delivery key)
 MAX_LISTINGS = 1_000
 MAX_SOURCES = 32
-
-
-def _id(value: Any, name: str) -> bytes:
-    try:
-        raw = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else b""
-    except ValueError:
-        raw = b""
-    if len(raw) != 32:
-        raise RpcError(INVALID_PARAMS, f"{name} must be 64 hex characters")
-    return raw
 
 
 def listing_json(node: Node, listing_id: bytes, record: ListingRecord) -> dict[str, Any]:
@@ -64,7 +54,7 @@ def listing_methods(node: Node) -> dict[str, Callable[..., Awaitable[Any]]]:
         return node.listings
 
     def _listing(listing: Any) -> tuple[bytes, ListingRecord]:
-        listing_id = _id(listing, "listing")
+        listing_id = id_param(listing, "listing")
         record = service().listing(listing_id)
         if record is None:
             raise RpcError(NOT_FOUND, f"no listing {listing_id.hex()} on the main chain", {"reason": "unknown-listing"})
@@ -72,16 +62,16 @@ def listing_methods(node: Node) -> dict[str, Callable[..., Awaitable[Any]]]:
 
     async def listing_list(status: Any = "active", seller: Any = None, kind: Any = None) -> list[dict[str, Any]]:
         """Listings on the main chain, newest first: ``status`` "active" (default) or "all"."""
-        if status not in ("active", "all"):
-            raise RpcError(INVALID_PARAMS, "status must be active or all")
-        if kind is not None and kind not in {k.name.lower() for k in ListingKind}:
-            raise RpcError(INVALID_PARAMS, "kind must be data, model or generator")
+        if status not in ("active", "all"):  # an unhashable list or dict compares unequal, no TypeError
+            raise RpcError(INVALID_PARAMS, "status must be active or all", {"param": "status"})
+        if kind is not None and kind not in [k.name.lower() for k in ListingKind]:
+            raise RpcError(INVALID_PARAMS, "kind must be data, model or generator", {"param": "kind"})
         seller_id = None
         if seller is not None:
             try:
-                seller_id = decode_address(str(seller), node.chain.params.hrp)
+                seller_id = decode_address(seller, node.chain.params.hrp)
             except AddressError as exc:
-                raise RpcError(BAD_ADDRESS, str(exc)) from None
+                raise RpcError(BAD_ADDRESS, str(exc), {"param": "seller", "reason": exc.reason}) from None
         rows = []
         for listing_id, data in node.chain.records(schema.LISTING):
             record = ListingRecord.decode(data)
@@ -104,7 +94,7 @@ def listing_methods(node: Node) -> dict[str, Callable[..., Awaitable[Any]]]:
     async def listing_sell(root: Any) -> dict[str, Any]:
         """Sell an artifact of this daemon's store: pinned, its plaintext withheld from peers,
         sealed to each buyer on request. The Listing transaction itself is the seller's to sign."""
-        raw = _id(root, "root")
+        raw = id_param(root, "root")
         try:
             service().sell(raw)
             info = node.artifacts.store.info(raw)
@@ -117,7 +107,7 @@ def listing_methods(node: Node) -> dict[str, Callable[..., Awaitable[Any]]]:
         return {"delivery_key": (await trio.to_thread.run_sync(service().delivery_key)).hex()}
 
     async def purchase_get(purchase: Any) -> dict[str, Any]:
-        purchase_id = _id(purchase, "purchase")
+        purchase_id = id_param(purchase, "purchase")
         record = service().purchase(purchase_id)
         if record is None:
             raise RpcError(NOT_FOUND, f"no purchase {purchase_id.hex()} on the main chain",
@@ -142,11 +132,12 @@ def listing_methods(node: Node) -> dict[str, Callable[..., Awaitable[Any]]]:
         the store as the listed root. Returns at once; follow it with listing_delivery."""
         if set(named) - {"from"}:
             raise RpcError(INVALID_PARAMS, f"unknown params: {', '.join(sorted(set(named) - {'from'}))}")
-        sources = named.get("from") or []
+        sources = named.get("from")
+        sources = [] if sources is None else sources  # 0, "" or {} are not "every peer"
         if not isinstance(sources, list) or len(sources) > MAX_SOURCES or not all(
                 isinstance(s, str) and 0 < len(s) <= 512 for s in sources):
             raise RpcError(INVALID_PARAMS, f"from must be a list of up to {MAX_SOURCES} multiaddrs or peer ids")
-        purchase_id = _id(purchase, "purchase")
+        purchase_id = id_param(purchase, "purchase")
         try:
             service().receive(purchase_id, sources)
         except ListingError as exc:
@@ -154,7 +145,7 @@ def listing_methods(node: Node) -> dict[str, Callable[..., Awaitable[Any]]]:
         return _delivery_json(purchase_id)
 
     async def listing_delivery(purchase: Any) -> dict[str, Any]:
-        return _delivery_json(_id(purchase, "purchase"))
+        return _delivery_json(id_param(purchase, "purchase"))
 
     return {
         "listing_list": listing_list, "listing_get": listing_get, "listing_sell": listing_sell,

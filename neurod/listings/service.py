@@ -32,6 +32,7 @@ from neurod.artifact_store import ArtifactStoreError
 from neurod.listings.delivery import open_from_store, seal_for_purchase
 from neurod.listings.sealing import DeliveryError, new_delivery_keypair
 from p2p.errors import P2PError
+from worker.errors import VerificationFailed
 
 if TYPE_CHECKING:
     from neurod.node import Node
@@ -51,7 +52,8 @@ class ListingError(Exception):
 
 @dataclass
 class Delivery:
-    """A purchase being received: its state moves asking -> fetching -> opening -> done | failed."""
+    """A purchase being received: its state moves asking -> fetching -> opening -> done | failed
+    (checking -> done when the store holds the root already and it hashes right)."""
 
     purchase_id: bytes
     root: bytes
@@ -162,9 +164,6 @@ class Listings:
         assert listing is not None  # a purchase names a listing that exists (consensus)
         private = self._private_key(purchase.delivery_key)
         delivery = self.deliveries[purchase_id] = Delivery(purchase_id, listing.offer.root)
-        if self.store.has(delivery.root):
-            delivery.state = "done"
-            return delivery
         if self._nursery is None:
             raise ListingError("not-running", "the listings service is not running")
         self._nursery.start_soon(self._receive, delivery, purchase, private, sources)
@@ -172,6 +171,8 @@ class Listings:
 
     async def _receive(self, delivery: Delivery, purchase: PurchaseRecord, private: bytes, sources: list[str]) -> None:
         try:
+            if await self._stored_intact(delivery):
+                return
             await self._ask(delivery, sources)
             delivery.state = "fetching"
             await self._fetch(delivery)
@@ -186,6 +187,23 @@ class Listings:
         except Exception as exc:  # a delivery must never take the node down
             log.exception("delivery of %s crashed", delivery.purchase_id.hex()[:16])
             delivery.state, delivery.reason, delivery.error = "failed", "internal-error", repr(exc)
+
+    async def _stored_intact(self, delivery: Delivery) -> bool:
+        """Whether the store already holds the bought root, every file re-hashed: a copy damaged
+        on disk is not reported delivered; it is dropped and received again."""
+        if not self.store.has(delivery.root):
+            return False
+        delivery.state = "checking"
+        try:
+            await trio.to_thread.run_sync(self.store.verify, delivery.root)
+        except VerificationFailed as exc:
+            log.warning("purchase %s: the stored copy of %s is damaged (%s): receiving it again",
+                        delivery.purchase_id.hex()[:16], delivery.root.hex()[:16], exc)
+            await trio.to_thread.run_sync(self.store.remove, delivery.root)
+            delivery.state = "asking"
+            return False
+        delivery.state = "done"
+        return True
 
     async def _ask(self, delivery: Delivery, sources: list[str]) -> None:
         p2p = self.node.p2p

@@ -95,6 +95,18 @@ def test_a_listed_artifact_is_bought_delivered_sealed_and_opened_only_by_its_buy
     sealed = bytes.fromhex(done["sealed_root"])
     assert sealed != root
 
+    log.info("a copy the buyer damaged on disk is not reported delivered: it is received again")
+    big = max(bought.manifest(root).files, key=lambda f: f.size)
+    blob = bought.blob_path(big.hash)
+    blob.chmod(0o644)
+    with open(blob, "r+b") as handle:
+        handle.seek(MB)
+        handle.write(bytes([handle.read(1)[0] ^ 1]))
+    again = delivered(seller)
+    assert again["state"] == "done", again
+    assert "damaged" in buyer.log_lines("stored copy"), buyer.log_lines("purchase")
+    bought.verify(root)
+
     log.info("a third daemon fetches the same sealed delivery but cannot open it")
     third.rpc("artifact_fetch", root=sealed.hex(), **{"from": [seller.p2p_addr]})
     fetched = wait_until(lambda: (p := third.rpc("artifact_progress", root=sealed.hex()))["state"] in ("done", "failed")

@@ -1,7 +1,8 @@
-"""JSON-RPC against a hostile client, on a real daemon: oversized batches, deep nesting, huge
-integers, a flood of junk transactions and guessed cookies. Every answer is a JSON-RPC error (or a
-401/429), never a 500, never silently truncated, never a traceback in the log, and the daemon keeps
-answering `node_status` throughout."""
+"""JSON-RPC against a hostile client, on a real daemon: oversized batches and bodies, deep nesting,
+huge integers, a flood of junk transactions, guessed cookies, and a table of bad params for each
+listing, treasury and id method. Every answer is a JSON-RPC error (or a 401/429), never a 500,
+never silently truncated, never a traceback in the log, and the daemon keeps answering
+`node_status` throughout."""
 
 from __future__ import annotations
 
@@ -10,12 +11,30 @@ import threading
 import urllib.request
 from typing import Any
 
-from neurod.rpc import MAX_BATCH, MAX_DEPTH
+from neurod.rpc import MAX_BATCH, MAX_BODY, MAX_DEPTH
 from tests.support.daemons import Daemon
 from tests.support.txs import transfer_hex
 
 FLOOD_CALLS = 20  # tx_submit_many calls in the flood batch (the bench sends 100)
 FLOOD_TXS = 5_000  # junk transactions in each
+HUGE = "a" * (3 << 20)  # a string param under the body limit
+ID = "00" * 32  # well formed, names nothing
+# what every method of the newest surfaces must refuse, whatever the param: the wrong type, junk,
+# a huge string, nested junk
+JUNK = [None, True, -1, 2**64, 1.5, "", "zz", "0x", "g" * 64, "0" * 63, HUGE, [], {"a": {"b": [1]}}, [[ID]]]
+OPTIONAL = {("listing_list", "kind"), ("listing_list", "seller"), ("buyback_claims", "offer"),
+            ("buyback_claims", "seller")}  # filters whose null means "not given"
+BAD_PARAMS: dict[str, dict[str, list[Any]]] = {  # method -> its params, each with its junk
+    "listing_get": {"listing": JUNK}, "listing_sell": {"root": JUNK}, "purchase_get": {"purchase": JUNK},
+    "listing_delivery": {"purchase": JUNK}, "listing_receive": {"purchase": JUNK},
+    "listing_list": {"status": JUNK, "kind": JUNK, "seller": JUNK},
+    "voucher_status": {"voucher": [*JUNK, "00" * 15, "ntkv1AAAA"]}, "buyback_offer": {"offer": JUNK},
+    "buyback_offers": {"open_only": [j for j in JUNK if j is not True]},
+    "buyback_claims": {"offer": JUNK, "seller": JUNK, "limit": [*JUNK, 0, 1_001]},
+    "id_resolve": {"prefix": [j for j in JUNK if j != "0" * 63], "kind": JUNK},  # 63 digits: a prefix
+}
+DEFAULTS = {"listing_receive": {"purchase": ID}, "id_resolve": {"prefix": "00" * 8, "kind": "tx"}}
+REFUSALS = (-32602, -32012)  # invalid params, bad address
 
 
 def rpc_body(method: str, params: Any = None, request_id: int = 1) -> dict[str, Any]:
@@ -59,7 +78,35 @@ def test_oversized_batches_deep_nesting_and_huge_integers_get_errors(daemons):
         assert error_code(reply) == -32602 and reply["error"]["data"] == {"param": "id"}
     assert error_code(answer(node, rpc_body("mempool_list", {"limit": 2**70}))) == -32602
 
+    print("a body over the limit: 413 with a JSON-RPC error, read to its end (urllib writes it all first)")
+    status, reply = node.http(json.dumps(rpc_body("listing_get", {"listing": "a" * (10 << 20)})).encode())
+    assert status == 413 and json.loads(reply)["error"]["data"] == {"reason": "body-too-large", "limit": MAX_BODY}
+
     assert node.rpc("node_status")["height"] == 0  # still serving
+    assert_no_traceback(node)
+
+
+def test_bad_params_of_listing_treasury_and_id_methods_are_named_errors(daemons):
+    """Each junk value in each param: a short -32602 (or bad-address) error naming the param,
+    never a result filtered by junk, never the junk echoed back, never an internal error."""
+    node = daemons("node")
+    refused = 0
+    for method, params in BAD_PARAMS.items():
+        for name, junk in params.items():
+            for value in junk:
+                if value is None and (method, name) in OPTIONAL:
+                    continue
+                reply = answer(node, rpc_body(method, {**DEFAULTS.get(method, {}), name: value}))
+                what = f"{method}({name}={str(value)[:40]!r})"
+                assert error_code(reply) in REFUSALS, (what, reply)
+                assert len(reply["error"]["message"]) < 300, (what, reply["error"]["message"][:300])
+                assert (reply["error"].get("data") or {}).get("param") == name, (what, reply["error"])
+                refused += 1
+    print(f"{refused} bad params refused, each named")
+    for method in BAD_PARAMS:
+        reply = answer(node, rpc_body(method, {**DEFAULTS.get(method, {}), "unknown": 1}))
+        assert error_code(reply) == -32602 and "unknown" in reply["error"]["message"], (method, reply)
+    assert node.rpc("node_status")["height"] == 0
     assert_no_traceback(node)
 
 

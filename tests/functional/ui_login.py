@@ -61,3 +61,36 @@ def test_without_a_session_the_dashboard_is_closed(daemons) -> None:
     status, headers, _ = get(node, "/ui/login", body=urllib.parse.urlencode({"cookie": node.cookie()}).encode())
     assert status == 303 and get(node, "/ui/live", headers["set-cookie"].split(";")[0])[0] == 200
     assert node.rpc("node_bans") == []
+
+
+def test_hostile_requests_to_the_dashboard_are_answered_cleanly_and_no_page_holds_a_secret(daemons) -> None:
+    node = daemons("node")
+    node.rpc("listing_delivery_key")  # a delivery key's private half now sits in the data dir
+    status, headers, _ = get(node, "/ui/login", body=urllib.parse.urlencode({"cookie": node.cookie()}).encode())
+    session = headers["set-cookie"].split(";")[0]
+    print("paths and verbs the dashboard has not: 404 with a session, 401 without")
+    for path in ("/ui/static/../../.cookie", "/ui/static/%2e%2e/%2e%2e/.cookie", "/ui/static/", "/ui/" + "a" * 20_000,
+                 "/ui/live/x", "/ui//"):
+        assert get(node, path, session)[0] == 404, path
+        assert get(node, path)[0] == 401, path
+    url = urllib.parse.urlsplit(node.rpc_url)
+    for verb in ("PUT", "DELETE", "OPTIONS", "PATCH"):
+        connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
+        connection.request(verb, "/ui", headers={"cookie": session})
+        assert connection.getresponse().status == 404, verb
+        connection.close()
+    print("junk in the query, the cookie header and the form: answered, never a 500")
+    assert get(node, "/ui?x=" + "%ff" * 2_000, session)[0] == 200
+    assert get(node, "/ui", "neuro_ui_1=" + "a" * 20_000)[0] == 303
+    assert get(node, "/ui/login?token=%ff%fe")[0] == 401
+    assert get(node, "/ui/login", body=b"cookie=%ff%00\xff\xfe")[0] in (401, 429)
+    print("a 10 MB login form: 413, read to its end first (http.client writes it all before reading)")
+    assert get(node, "/ui/login", body=b"cookie=" + b"a" * (10 << 20))[0] == 413
+
+    secrets = [node.cookie().partition(":")[2]]
+    secrets += [path.read_bytes().hex() for path in (node.datadir / "listings" / "keys").iterdir()]
+    for path in ("/ui", "/ui/live", "/ui/static/ui.js"):
+        status, _, page = get(node, path, session)
+        assert status == 200 and not [s for s in secrets if s in page.decode()], path
+    assert node.rpc("node_status")["network"] == "devnet"
+    assert "Traceback" not in node.log_tail(10_000)

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from chain.crypto import public_key_of
+from chain.crypto import public_key_of, verify
 from chain.devnet_keys import devnet_seed
 from chain.treasury_types import BuybackOffer, BuybackSell, Voucher, VoucherTicket
 from cli.output import CliError
-from cli.treasury import expiry_height
+from cli.treasury import expiry_height, signed_voucher
 from tests.support.chain_builders import account_of
 from tests.unit.cli.test_market_cli import DEVNET, JOB, Neuro, build_and_sign, neuro  # noqa: F401 (fixture)
-from wallet.keys import WalletError
+from wallet.keys import Key, WalletError
 from wallet.treasury_json import format_price, parse_price
 
 NTK = 10**9
@@ -59,3 +59,31 @@ def test_expiry_is_a_height_or_a_duration_in_blocks() -> None:
         with pytest.raises(CliError) as caught:
             expiry_height(bad, tip=10, block_time=2)
         assert caught.value.reason == reason
+
+
+def test_signed_voucher_binds_a_beneficiary_or_carries_its_claim_secret() -> None:
+    treasury, alice = Key(devnet_seed("treasury")), account_of(devnet_seed("alice"))
+    for_alice = signed_voucher(DEVNET.chain_id, treasury, 3 * NTK, alice, 99)
+    assert (for_alice.voucher.beneficiary, for_alice.voucher.claim_key, for_alice.claim_seed) == (alice, b"", b"")
+    bearer = signed_voucher(DEVNET.chain_id, treasury, 3 * NTK, b"", 99)
+    assert bearer.voucher.beneficiary == b"" and bearer.voucher.claim_key == public_key_of(bearer.claim_seed)
+    assert for_alice.voucher.voucher_id != bearer.voucher.voucher_id  # fresh ids: each is redeemable once
+    for ticket in (for_alice, bearer):
+        voucher = ticket.voucher
+        assert (voucher.chain_id, voucher.amount, voucher.expiry, voucher.treasury) == (
+            DEVNET.chain_id, 3 * NTK, 99, treasury.public_key)
+        assert verify(treasury.public_key, voucher.signing_message(), voucher.signature)
+        assert VoucherTicket.from_text(ticket.to_text()) == ticket
+
+
+def test_what_is_not_a_voucher_is_refused_as_one(tmp_path: Path) -> None:
+    from cli.treasury import MAX_VOUCHER_FILE, read_voucher
+
+    binary = tmp_path / "binary"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    huge = tmp_path / "huge"
+    huge.write_bytes(b"ntkv1" + b"A" * MAX_VOUCHER_FILE)
+    for given in ("a" * 300, "x\0y", str(binary), str(huge), "ntkv1AAAA"):
+        with pytest.raises((CliError, WalletError)) as refused:
+            read_voucher(given)
+        assert refused.value.reason == "bad-voucher", (given[:20], refused.value)

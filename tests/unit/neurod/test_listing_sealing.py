@@ -142,3 +142,98 @@ def test_a_seller_sealing_other_bytes_is_caught_by_the_root(stores: tuple[Artifa
         open_delivery(bogus / KEY_FILE, bogus / PAYLOAD_FILE, public, private, PURCHASE, root, StoreArtifacts(buyer))
     assert info.value.reason == "file-hash"
     assert not buyer.has(root)
+
+
+# ---- a buyer's own copies, tampered with -----------------------------------------------------
+
+
+def _fetched(seller: ArtifactStore, buyer: ArtifactStore, sealed: bytes, tmp_path: Path) -> None:
+    """The buyer's store holds the sealed delivery, as a finished fetch leaves it."""
+    seller.export(sealed, tmp_path / "fetched")
+    buyer.put(tmp_path / "fetched")
+
+
+def _flip(path: Path, offset: int) -> bytes:
+    """Flip one byte of ``path`` (a read-only blob made writable); the original bytes."""
+    original = path.read_bytes()
+    data = bytearray(original)
+    data[offset] ^= 0x01
+    path.chmod(0o600)
+    path.write_bytes(bytes(data))
+    return original
+
+
+def test_a_sealed_copy_damaged_in_the_buyers_store_fails_authentication_and_leaves_nothing(
+        stores: tuple[ArtifactStore, ArtifactStore, bytes], tmp_path: Path) -> None:
+    """Bytes changed after the fetch's hash checks (a disk, a meddling user) still meet the AEAD."""
+    seller, buyer, root = stores
+    public, private = new_delivery_keypair()
+    sealed = seal_for_purchase(seller, root, public, PURCHASE, LISTING)
+    _fetched(seller, buyer, sealed, tmp_path)
+    payload = buyer.blob_path(buyer.manifest(sealed).hashes_by_path()[PAYLOAD_FILE])
+    original = _flip(payload, payload.stat().st_size // 2)
+    with pytest.raises(DeliveryError) as info:
+        open_from_store(buyer, StoreArtifacts(buyer), sealed, public, private, PURCHASE, root)
+    assert info.value.reason == "tampered"
+    assert not buyer.has(root) and not any(buyer.partial_dir(root).glob("*"))
+    payload.write_bytes(original)  # repaired: the next try opens it from a clean start
+    open_from_store(buyer, StoreArtifacts(buyer), sealed, public, private, PURCHASE, root)
+    assert buyer.verify(root).root == root
+
+
+def test_a_sealed_delivery_with_a_file_added_is_refused(stores: tuple[ArtifactStore, ArtifactStore, bytes],
+                                                        tmp_path: Path) -> None:
+    from neurod.listings.sealing import FORMAT, SEALED_KIND
+    from worker.artifact import ItemDraft, write_manifest
+
+    seller, buyer, root = stores
+    public, private = new_delivery_keypair()
+    sealed = seal_for_purchase(seller, root, public, PURCHASE, LISTING)
+    grown = tmp_path / "grown"
+    seller.export(sealed, grown)
+    (grown / "manifest.json").unlink()
+    (grown / "extra.bin").write_bytes(b"not sealed")  # e.g. plaintext slipped in beside the ciphertext
+    write_manifest(grown, SEALED_KIND, [ItemDraft(0, (KEY_FILE, PAYLOAD_FILE, "extra.bin"))],
+                   {"format": FORMAT, "purchase": PURCHASE.hex(), "listing": LISTING.hex(), "root": root.hex()})
+    grown_root = buyer.put(grown).root
+    with pytest.raises(DeliveryError) as info:
+        open_from_store(buyer, StoreArtifacts(buyer), grown_root, public, private, PURCHASE, root)
+    assert info.value.reason == "bad-sealed-format"
+    assert not buyer.has(root)
+
+
+@pytest.mark.parametrize("damage, reason", [("flip", "file-hash"), ("truncate", "file-size"),
+                                            ("add", "extra-file"), ("remove", "file-missing")])
+def test_opened_files_changed_by_the_buyer_fail_the_root_check(stores: tuple[ArtifactStore, ArtifactStore, bytes],
+                                                               tmp_path: Path, damage: str, reason: str) -> None:
+    """What was bought is the listed root: an exported copy changed afterwards is not it, and
+    neither is a stored copy with a flipped byte."""
+    from worker.artifact import verify_files
+    from worker.errors import VerificationFailed
+
+    seller, buyer, root = stores
+    public, private = new_delivery_keypair()
+    _fetched(seller, buyer, seal_for_purchase(seller, root, public, PURCHASE, LISTING), tmp_path)
+    open_from_store(buyer, StoreArtifacts(buyer), buyer.list()[0].root, public, private, PURCHASE, root)
+    out = tmp_path / "bought"
+    buyer.export(root, out)
+    largest = max(buyer.manifest(root).files, key=lambda f: f.size)
+    target = out / largest.path
+    if damage == "flip":
+        _flip(target, largest.size // 2)
+    elif damage == "truncate":
+        target.write_bytes(target.read_bytes()[:-1])
+    elif damage == "add":
+        (out / "bonus.bin").write_bytes(b"\x00")
+    else:
+        target.unlink()
+    with pytest.raises(VerificationFailed) as caught:
+        verify_files(out, expected_root=root)
+    assert caught.value.reason == reason
+
+    _flip(buyer.blob_path(largest.hash), 0)  # the store's own copy
+    with pytest.raises(VerificationFailed) as stored:
+        buyer.verify(root)
+    assert stored.value.reason == "file-hash" and largest.path in str(stored.value)
+    with pytest.raises(VerificationFailed):
+        buyer.export(root, tmp_path / "again")  # a damaged store never exports it as the root

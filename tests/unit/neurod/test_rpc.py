@@ -18,7 +18,7 @@ from chain.crypto import verify_many
 from chain.devnet_keys import devnet_address
 from chain.types import Transaction
 from neurod.mempool import Mempool
-from neurod.rpc import MAX_BATCH, MAX_DEPTH, SLICE, AuthFailures, RpcApp
+from neurod.rpc import MAX_BATCH, MAX_BODY, MAX_DEPTH, MAX_DISCARD, SLICE, AuthFailures, RpcApp
 from neurod.rpc_methods import MAX_HEIGHT, RpcMethods
 from tests.support.chain_builders import mine_blocks, new_chain
 from tests.support.txs import transfer_hex
@@ -345,3 +345,31 @@ def test_a_damaged_stored_block_is_a_store_error_not_an_internal_error_nor_a_wro
         assert error["code"] == -32020 and error["data"] == {"reason": "store-block-mismatch"}
         assert "neurod --reindex" in error["message"]
     assert answer(app_over(node), request("chain_block", {"id": 3}))["result"]["height"] == 3
+
+
+# ---- an oversized body ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chunks, drained", [(8, 8), (MAX_DISCARD // (1 << 20) + 50, MAX_DISCARD // (1 << 20) + 5)])
+def test_an_oversized_body_is_read_to_its_end_then_answered_413_with_a_json_error(chunks: int, drained: int) -> None:
+    """A client that writes its whole body before reading (urllib) saw a reset, not the 413:
+    the rest of the body is read and dropped first, up to `MAX_DISCARD` bytes, never further."""
+    app = app_over(StubNode())
+    chunk = b"x" * (1 << 20)
+    received = [0]
+
+    async def receive() -> dict[str, Any]:
+        received[0] += 1
+        return {"type": "http.request", "body": chunk, "more_body": received[0] < chunks}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    auth = [(b"authorization", b"Basic " + base64.b64encode(COOKIE.encode()))]
+    scope = {"type": "http", "path": "/", "method": "POST", "headers": auth, "client": ("127.0.0.1", 40_000)}
+    trio.run(app, scope, receive, send)
+    assert sent[0]["status"] == 413 and received[0] == drained
+    error = error_of(json.loads(sent[1]["body"]))
+    assert error["code"] == -32600 and error["data"] == {"reason": "body-too-large", "limit": MAX_BODY}

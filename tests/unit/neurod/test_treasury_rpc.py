@@ -43,18 +43,37 @@ def test_reads_follow_redemptions_and_buybacks() -> None:
     [claim] = call(methods, "buyback_claims", seller=devnet_address("alice"))
     assert (claim["claim"], claim["value"], claim["amount_ntk"]) == (sell.txid.hex(), "6", "3")
     assert call(methods, "buyback_claims", offer="00" * 32) == []
+    for spelled in (offer.txid.hex().upper(), "0x" + offer.txid.hex()):  # the same offer: it was no match
+        assert [c["claim"] for c in call(methods, "buyback_claims", offer=spelled)] == [sell.txid.hex()]
+    assert call(methods, "buyback_offer", offer=offer.txid.hex().upper())["offer"] == offer.txid.hex()
     supply = supply_json(chain)
     assert supply["burned"] == 3 * NTK and supply["circulating"] == supply["issued"] - 3 * NTK
     assert supply["rewards"] == 2 * chain.params.block_reward(1) and supply["genesis"] == chain.genesis.supply
     assert supply["treasury"] == devnet_address("treasury")
 
 
-@pytest.mark.parametrize("name, params", [
-    ("voucher_status", {"voucher": "abc"}), ("voucher_status", {"voucher": "ab" * 40}),
-    ("buyback_claims", {"limit": 0}), ("buyback_offer", {"offer": "zz"}),
+HUGE = "a" * (3 << 20)  # under the 4 MiB body limit
+
+
+@pytest.mark.parametrize("name, params, param", [
+    ("voucher_status", {"voucher": "abc"}, "voucher"), ("voucher_status", {"voucher": "ab" * 40}, "voucher"),
+    ("voucher_status", {"voucher": 5}, "voucher"), ("voucher_status", {"voucher": HUGE}, "voucher"),
+    ("voucher_status", {"voucher": "ntkv1AAAA"}, "voucher"),
+    ("buyback_claims", {"limit": 0}, "limit"), ("buyback_claims", {"limit": True}, "limit"),
+    ("buyback_claims", {"offer": "zz"}, "offer"), ("buyback_claims", {"offer": ["00" * 32]}, "offer"),
+    ("buyback_claims", {"offer": HUGE}, "offer"), ("buyback_claims", {"seller": HUGE}, "seller"),
+    ("buyback_claims", {"seller": 5}, "seller"),
+    ("buyback_offer", {"offer": "zz"}, "offer"), ("buyback_offer", {"offer": HUGE}, "offer"),
+    ("buyback_offer", {"offer": None}, "offer"),
+    ("buyback_offers", {"open_only": "false"}, "open_only"), ("buyback_offers", {"open_only": 1}, "open_only"),
+    ("buyback_offers", {"open_only": None}, "open_only"),
 ])
-def test_bad_params_are_named(name: str, params: dict[str, Any]) -> None:
+def test_bad_params_are_named(name: str, params: dict[str, Any], param: str) -> None:
+    """Named by the param, in a short message: junk was filtered to nothing (offer, open_only) or
+    echoed back whole (a 3 MB offer id came back in a 3 MB message)."""
     methods = treasury_methods(SimpleNamespace(chain=new_chain()))  # type: ignore[arg-type]
     with pytest.raises(RpcError) as caught:
         call(methods, name, **params)
-    assert caught.value.code in (INVALID_PARAMS, -32011)
+    assert caught.value.code in (INVALID_PARAMS, -32012)
+    assert caught.value.data is not None and caught.value.data["param"] == param
+    assert len(caught.value.message) < 300, caught.value.message[:300]
