@@ -60,11 +60,12 @@ def raw_server(key_dir: Path, total: int) -> None:
     trio.run(main)
 
 
-async def raw_copy(addr: str, key_dir: Path, total: int) -> float:
-    """Seconds to read `total` bytes from the raw server on one fresh stream."""
+async def raw_copy(addr: str, key_dir: Path, total: int, run: int) -> float:
+    """Seconds to read `total` bytes from the raw server on one fresh stream; a fresh identity
+    per run (the server may still hold the last run's connection, and one per peer is allowed)."""
     from p2p.host import Host, load_or_create_key
 
-    host = Host(load_or_create_key(key_dir / "client"), ["/ip4/127.0.0.1/tcp/0"],
+    host = Host(load_or_create_key(key_dir / f"client{run}"), ["/ip4/127.0.0.1/tcp/0"],
                 on_connect=lambda *_: None, on_disconnect=lambda *_: None)
     async with trio.open_nursery() as nursery:
         await nursery.start(host.run)
@@ -181,7 +182,7 @@ def main() -> None:
         try:
             assert server.stdout is not None
             addr = server.stdout.readline().strip()
-            raw = [trio.run(raw_copy, addr, workdir, total) for _ in range(args.runs)]
+            raw = [trio.run(raw_copy, addr, workdir, total, run) for run in range(args.runs)]
         finally:
             server.terminate()
             server.wait()

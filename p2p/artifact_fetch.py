@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import mmap
 import os
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -65,6 +66,7 @@ from p2p.artifacts import (
     FileSpec,
     ManifestRequest,
     Penalise,
+    PieceBuffers,
     PieceReader,
     PiecesRequest,
     ReadFilesRequest,
@@ -73,6 +75,7 @@ from p2p.artifacts import (
     decode_manifest_response,
     decode_pieces_response,
     encode_request,
+    open_direct,
     piece_count,
     verified_pieces,
     write_files,
@@ -169,6 +172,13 @@ class _File:
     stored: bool = False
     finishing: bool = False
     fd: int = -1
+    direct: int = -1  # an O_DIRECT descriptor of `part` for whole pieces (`open_direct`), or -1
+
+    def close(self) -> None:
+        for fd in (self.fd, self.direct):
+            if fd >= 0:
+                os.close(fd)
+        self.fd = self.direct = -1
 
     def piece_len(self, index: int) -> int:
         return min(PIECE_SIZE, self.spec.size - index * PIECE_SIZE)
@@ -275,6 +285,7 @@ class ArtifactFetch:
         self._file_share = MIN_READ_FILES  # one-piece files per read-files request
         self._jobs: trio.Nursery | None = None
         self._local_error: OSError | ArtifactRejected | None = None
+        self._buffers = PieceBuffers(keep=STREAMS_PER_SOURCE * WRITE_BATCH)
 
     # -- driver --------------------------------------------------------------------------------
 
@@ -297,9 +308,8 @@ class ArtifactFetch:
             progress.finish("failed", trio.current_time(), "local-error", str(exc))
         finally:
             for f in self._files:
-                if f.fd >= 0:
-                    os.close(f.fd)
-                    f.fd = -1
+                f.close()
+            self._buffers.clear()
         return progress
 
     async def _run(self) -> None:
@@ -523,13 +533,19 @@ class ArtifactFetch:
             await self._paced(source)
             async with self.host.stream_request(source, self.protocol, frame(encode_request(request))) as read:
                 pieces = PieceReader(read)
-                batch: list[tuple[int, bytearray]] = []
+                batch: list[tuple[int, bytearray | memoryview]] = []
+                held: list[mmap.mmap] = []  # the buffers of `batch`, reused once it is written
                 for index in indices:
-                    batch.append((index, await pieces.piece(index, f.piece_len(index))))
+                    held.append(self._buffers.take())
+                    batch.append((index, await pieces.piece(index, f.piece_len(index), held[-1])))
                     scope.deadline = trio.current_time() + self.timeout
-                    if (len(batch) == WRITE_BATCH or index == indices[-1]) and not await self._write(f, batch, generation):
-                        return
-                    batch = batch if len(batch) < WRITE_BATCH else []
+                    if len(batch) == WRITE_BATCH or index == indices[-1]:
+                        written = await self._write(f, batch, generation)
+                        batch = []
+                        self._buffers.give(held)
+                        held = []
+                        if not written:
+                            return
         if scope.cancelled_caught:
             raise trio.TooSlowError
         self._finish_when_whole(f)
@@ -540,7 +556,7 @@ class ArtifactFetch:
             await self._paced(source)
             async with self.host.stream_request(source, self.protocol, frame(encode_request(request))) as read:
                 frames = PieceReader(read)
-                batch: list[tuple[_File, int, bytearray]] = []
+                batch: list[tuple[_File, int, bytearray | memoryview]] = []
                 size = 0
                 for n, (f, generation) in enumerate(job.files):
                     batch.append((f, generation, await frames.file(f.spec.hash, f.spec.size)))
@@ -553,7 +569,7 @@ class ArtifactFetch:
         if scope.cancelled_caught:
             raise trio.TooSlowError
 
-    async def _write_files(self, batch: list[tuple[_File, int, bytearray]]) -> None:
+    async def _write_files(self, batch: list[tuple[_File, int, bytearray | memoryview]]) -> None:
         """Check one-piece files against their manifest hashes and write them, in one worker-
         thread call; each written file is then checked whole and stored in the background."""
         live = [(f, data) for f, generation, data in batch if f.generation == generation and not f.have]
@@ -566,7 +582,7 @@ class ArtifactFetch:
         if written < len(live):
             raise _Fault(Offence.BAD_ARTIFACT, f"file {live[written][0].spec.hash.hex()[:16]} fails its hash")
 
-    async def _write(self, f: _File, batch: list[tuple[int, bytearray]], generation: int) -> bool:
+    async def _write(self, f: _File, batch: list[tuple[int, bytearray | memoryview]], generation: int) -> bool:
         """Check a batch of pieces against the file's list and write them, in one worker-thread
         call; False when the file started over meanwhile (the pieces are void)."""
         if f.generation != generation:
@@ -575,7 +591,7 @@ class ArtifactFetch:
             await self._write_files([(f, generation, batch[0][1])])
             return True
         assert f.hashes is not None
-        written = await trio.to_thread.run_sync(write_pieces, f.fd, batch, f.hashes)
+        written = await trio.to_thread.run_sync(write_pieces, f.fd, batch, f.hashes, f.direct)
         if f.generation != generation:
             return False
         for index, data in batch[:written]:
@@ -641,9 +657,7 @@ class ArtifactFetch:
         try:
             if await trio.to_thread.run_sync(_sync_and_adopt, self.backend, f):
                 f.stored = True
-                if f.fd >= 0:
-                    os.close(f.fd)
-                    f.fd = -1
+                f.close()
                 f.part.with_suffix(".pieces").unlink(missing_ok=True)
                 return
             # every piece matched the list and the file does not: the list lied, and the pieces
@@ -743,6 +757,7 @@ def _open_file(folder: Path, spec: FileSpec) -> _File:
     f.fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o600)
     if os.fstat(f.fd).st_size != spec.size:
         os.ftruncate(f.fd, spec.size)
+    f.direct = open_direct(part)
     saved = _load_list(part.with_suffix(".pieces"), count)
     if saved is not None:
         f.candidate = (saved, verified_pieces(part, saved, spec.size))

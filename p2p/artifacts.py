@@ -22,8 +22,10 @@ decodes a manifest: the backend (neurod, over its artifact store) does.
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
+import mmap
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -52,6 +54,7 @@ SEND_BATCH = 4  # pieces a server reads from disk per worker-thread call
 SEND_FILES = 64  # small files a server reads from disk per worker-thread call
 SEND_COALESCE = 1 << 16  # small-file frames are written together up to this many bytes
 READ_CHUNK = 1 << 16  # bytes a fetcher asks of its stream per read
+DIRECT_ALIGN = 4096  # O_DIRECT writes: offset and length a multiple of this, buffer page-aligned
 
 Penalise = Callable[[str, Offence, str], None]
 Allow = Callable[[str, str], bool]
@@ -354,9 +357,12 @@ class PieceReader:
         await self._into(out)
         return out
 
-    async def piece(self, index: int, length: int) -> bytearray:
-        """The next frame, which must be piece `index` of exactly `length` bytes."""
-        return await self._frame(piece_header(index, length), length, lambda body: decode_piece(body, index, length))
+    async def piece(self, index: int, length: int, into: mmap.mmap | None = None) -> bytearray | memoryview:
+        """The next frame, which must be piece `index` of exactly `length` bytes; read into
+        `into` (a `PieceBuffers` buffer) when given, and then a view of its first `length` bytes."""
+        return await self._frame(
+            piece_header(index, length), length, lambda body: decode_piece(body, index, length), into
+        )
 
     async def file(self, file_hash: bytes, length: int) -> bytearray:
         """The next frame, which must be file `file_hash` of exactly `length` bytes."""
@@ -364,7 +370,9 @@ class PieceReader:
             file_header(file_hash, length), length, lambda body: decode_file(body, file_hash, length)
         )
 
-    async def _frame(self, header: bytes, length: int, decode: Callable[[bytes], bytes]) -> bytearray:
+    async def _frame(
+        self, header: bytes, length: int, decode: Callable[[bytes], bytes], into: mmap.mmap | None = None
+    ) -> bytearray | memoryview:
         size = int.from_bytes(await self.exactly(FRAME_PREFIX), "big")
         if size > MAX_PIECE_FRAME:
             raise WireError("oversize", f"frame of {size} bytes > {MAX_PIECE_FRAME}")
@@ -372,9 +380,10 @@ class PieceReader:
             decode(bytes(await self.exactly(size)))  # raises: it is not the frame expected
             raise WireError("bad-frame", "not the frame expected")  # unreachable: decode raised
         got = await self.exactly(len(header))
-        data = await self.exactly(length)
+        data: bytearray | memoryview = bytearray(length) if into is None else memoryview(into)[:length]
+        await self._into(data)
         if got != header:
-            decode(bytes(got + data))  # raises: it is not the frame expected
+            decode(bytes(got) + bytes(data))  # raises: it is not the frame expected
             raise WireError("bad-frame", "not the frame expected")
         return data
 
@@ -388,19 +397,25 @@ def read_range(path: Path, first: int, count: int, size: int) -> list[bytes]:
         return [f.read(min(PIECE_SIZE, size - i * PIECE_SIZE)) for i in range(first, first + count)]
 
 
-def piece_frames(path: Path, first: int, count: int, size: int) -> list[bytearray]:
+def piece_frames(
+    path: Path, first: int, count: int, size: int, into: list[bytearray] | None = None
+) -> list[bytearray | memoryview]:
     """Pieces `first..first+count-1` of a file as ready-to-write piece frames (thread): each is
-    read straight into its frame, after its length prefix and header, and never copied again."""
-    frames = []
+    read straight into its frame, after its length prefix and header, and never copied again.
+    With `into` (at least `count` buffers of MAX_PIECE_FRAME bytes), the frames are views of
+    those buffers: a sender reuses them for its next pieces instead of fresh memory per piece,
+    which the kernel would fault in and zero each time."""
+    frames: list[bytearray | memoryview] = []
     with open(path, "rb", buffering=0) as f:
         f.seek(first * PIECE_SIZE)
-        for index in range(first, first + count):
+        for n, index in enumerate(range(first, first + count)):
             length = min(PIECE_SIZE, size - index * PIECE_SIZE)
-            frames.append(_read_frame(f, piece_header(index, length), length, f"{path} ends before piece {index}"))
+            header, short = piece_header(index, length), f"{path} ends before piece {index}"
+            frames.append(_read_frame(f, header, length, short, None if into is None else into[n]))
     return frames
 
 
-def file_frames(files: list[tuple[bytes, Path, int]]) -> list[bytearray]:
+def file_frames(files: list[tuple[bytes, Path, int]]) -> list[bytearray | memoryview]:
     """(hash, path, size) of one-piece files as ready-to-write file frames (thread), built like
     `piece_frames`."""
     frames = []
@@ -410,10 +425,13 @@ def file_frames(files: list[tuple[bytes, Path, int]]) -> list[bytearray]:
     return frames
 
 
-def _read_frame(f: io.FileIO, header: bytes, length: int, short: str) -> bytearray:
-    """A frame of `header` and the next `length` bytes of `f`, read in place."""
+def _read_frame(
+    f: io.FileIO, header: bytes, length: int, short: str, into: bytearray | None = None
+) -> bytearray | memoryview:
+    """A frame of `header` and the next `length` bytes of `f`, read in place (into the start of
+    `into` when given: then a view of it)."""
     head = FRAME_PREFIX + len(header)
-    out = bytearray(head + length)
+    out = bytearray(head + length) if into is None else memoryview(into)[:head + length]
     out[:head] = (len(header) + length).to_bytes(FRAME_PREFIX, "big") + header
     view = memoryview(out)[head:]
     while view:
@@ -555,9 +573,10 @@ class ArtifactServer:
         bucket = self._bucket(peer)
         index = req.first
         end = req.first + req.count
+        buffers = [bytearray(MAX_PIECE_FRAME) for _ in range(min(SEND_BATCH, req.count))]
         while index < end:
             batch = min(SEND_BATCH, end - index)
-            frames = await trio.to_thread.run_sync(piece_frames, path, index, batch, size)
+            frames = await trio.to_thread.run_sync(piece_frames, path, index, batch, size, buffers)
             for data in frames:
                 length = min(PIECE_SIZE, size - index * PIECE_SIZE)
                 while not bucket.take(trio.current_time(), length):
@@ -566,24 +585,80 @@ class ArtifactServer:
                 index += 1
 
 
-def write_piece(fd: int, index: int, data: bytes | bytearray, expected: bytes) -> bool:
-    """Check one piece against its expected hash and write it in place if it matches (thread)."""
+class PieceBuffers:
+    """Page-aligned PIECE_SIZE buffers that pieces are read into on their way to disk, reused.
+
+    Why: a fresh 1 MiB buffer per piece is memory the kernel faults in and zeroes every time
+    (on a VM whose memory the host backs lazily, first touches cost more than the network
+    copy), and only page-aligned memory can be written with O_DIRECT (`open_direct`)."""
+
+    def __init__(self, keep: int) -> None:
+        self._free: list[mmap.mmap] = []
+        self._keep = keep
+
+    def take(self) -> mmap.mmap:
+        return self._free.pop() if self._free else mmap.mmap(-1, PIECE_SIZE)
+
+    def give(self, buffers: list[mmap.mmap]) -> None:
+        """Buffers no view is left of; beyond `keep`, dropped (unmapped when unreferenced)."""
+        self._free.extend(buffers[:max(0, self._keep - len(self._free))])
+
+    def clear(self) -> None:
+        self._free.clear()
+
+
+def open_direct(path: Path) -> int:
+    """A second, O_DIRECT descriptor of a partial file for its whole aligned pieces, or -1 where
+    the platform or file system has none (tmpfs, macOS). Why: a buffered write copies every
+    byte into fresh page-cache pages, the fetcher's largest cost after the network (and the
+    whole-file check reads the file back anyway); a direct write moves it from our reused
+    buffer to the device."""
+    flag = getattr(os, "O_DIRECT", 0)
+    if not flag:
+        return -1
+    try:
+        return os.open(path, os.O_WRONLY | flag)
+    except OSError:
+        return -1
+
+
+def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+    while data:
+        written = os.pwrite(fd, data, offset)
+        data, offset = data[written:], offset + written
+
+
+def write_piece(fd: int, index: int, data: bytes | bytearray | memoryview, expected: bytes, direct: int = -1) -> bool:
+    """Check one piece against its expected hash and write it in place if it matches (thread).
+    `direct`: an `open_direct` descriptor of the same file, used for a piece of whole blocks,
+    which must then be in a page-aligned buffer (`PieceBuffers`); a short last piece, or what a
+    direct write left, goes through `fd`."""
     if blake3(data).digest() != expected:
         return False
-    os.pwrite(fd, data, index * PIECE_SIZE)
+    view, offset = memoryview(data), index * PIECE_SIZE
+    if direct >= 0 and view and len(view) % DIRECT_ALIGN == 0:
+        try:
+            written = os.pwrite(direct, view, offset)
+            view, offset = view[written:], offset + written
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:  # EINVAL: this file system takes no direct writes
+                raise
+    _pwrite_all(fd, view, offset)
     return True
 
 
-def write_pieces(fd: int, pieces: list[tuple[int, bytearray]], hashes: list[bytes]) -> int:
+def write_pieces(
+    fd: int, pieces: list[tuple[int, bytearray | memoryview]], hashes: list[bytes], direct: int = -1
+) -> int:
     """Check each piece against its hash in `hashes` and write it in place, in order, stopping
     at the first that does not match (thread); returns how many were written."""
     for done, (index, data) in enumerate(pieces):
-        if not write_piece(fd, index, data, hashes[index]):
+        if not write_piece(fd, index, data, hashes[index], direct):
             return done
     return len(pieces)
 
 
-def write_files(files: list[tuple[Path, bytes, bytearray]]) -> int:
+def write_files(files: list[tuple[Path, bytes, bytearray | memoryview]]) -> int:
     """(path, expected hash, bytes) of one-piece files: check each against its manifest hash
     and write it whole at `path` (not synced), in order, stopping at the first that does not
     match (thread); returns how many were written."""
