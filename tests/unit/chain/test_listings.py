@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from chain import encoding as enc
 from chain.chainstate import ChainState
-from chain.errors import DecodeError
+from chain.errors import RejectKind
+from chain.jobs import Event
 from chain.listing_rules import listing_store_key, purchase_store_key, sale_split
 from chain.listing_types import (
     Delist,
@@ -30,7 +30,13 @@ from chain.listing_types import (
     PurchaseRecord,
 )
 from chain.types import Transaction
-from tests.support.chain_builders import BRANCH_B_MINER, account_of, import_all, mine_blocks
+from tests.support.chain_builders import (
+    BRANCH_B_MINER,
+    DEFAULT_FEE,
+    account_of,
+    import_all,
+    mine_blocks,
+)
 from tests.support.market import (
     ALICE,
     BOB,
@@ -46,6 +52,7 @@ from tests.support.market import (
     step,
     tx,
 )
+from tests.unit.chain.marketplace_checks import overflow_refusal, rejection
 
 ROOT = bytes(range(32))
 LICENSE = bytes([7]) * 32
@@ -92,8 +99,10 @@ def test_a_purchase_pays_the_seller_and_records_the_buyer_and_key() -> None:
     assert data is not None
     assert PurchaseRecord.decode(data) == PurchaseRecord(account_of(ALICE), listing_id, PRICE, KEY, chain.height)
     assert _record(chain, listing_id).sales == 1
-    notes = [(e.note, e.amount) for _, e in chain.events(job_id=listing_id)]
-    assert sorted(notes) == [("purchase", PRICE), ("sale", PRICE)]
+    assert chain.events(job_id=listing_id) == [  # newest first
+        (chain.height, Event("pay", account_of(BOB), PRICE, listing_id, note="sale")),
+        (chain.height, Event("pay", account_of(ALICE), PRICE, listing_id, note="purchase")),
+    ]
 
 
 def test_the_protocol_fee_goes_to_the_treasury() -> None:
@@ -108,6 +117,8 @@ def test_the_protocol_fee_goes_to_the_treasury() -> None:
     assert acct(chain, BOB).balance == bob + to_seller
     assert acct(chain, treasury).balance == before + fee
     assert chain.totals().burned == 0
+    assert chain.events(job_id=listing_id)[0] == (chain.height, Event("pay", treasury, fee, listing_id, note="sale-fee"))
+    assert chain.events(job_id=listing_id)[1][1] == Event("pay", account_of(BOB), to_seller, listing_id, note="sale")
 
 
 def test_without_a_treasury_the_fee_is_burned() -> None:
@@ -115,8 +126,11 @@ def test_without_a_treasury_the_fee_is_burned() -> None:
     genesis.names.pop("treasury")
     chain = market_chain_on(genesis)
     listing_id = _listed(chain)
-    step(chain, _buy(chain, listing_id))
-    assert chain.totals().burned == PRICE // 10
+    step(chain, _buy(chain, listing_id), _buy(chain, listing_id, buyer=CAROL))  # two fees in one block
+    assert chain.totals().burned == 2 * (PRICE // 10)
+    burn = (chain.height, Event("burn", b"", PRICE // 10, listing_id, note="sale-fee"))
+    assert [row for row in chain.events(job_id=listing_id) if row[1].kind == "burn"] == [burn, burn]
+    assert _record(chain, listing_id).sales == 2
 
 
 def test_a_model_listing_carries_its_claim_and_delist_stops_sales() -> None:
@@ -132,33 +146,64 @@ def test_a_model_listing_carries_its_claim_and_delist_stops_sales() -> None:
 # ---- refusals ----------------------------------------------------------------------------------
 
 
+LOCAL, STALE, MISSING = RejectKind.LOCAL, RejectKind.STALE, RejectKind.MISSING  # as the mempool's check says
+
+
 def test_listing_refusals() -> None:
     chain = market_chain()
-    assert refused(chain, _listing(chain, kind=ListingKind.MODEL)) == "listing-metrics-missing"
+    missing = ("listing-metrics-missing", "a model listing publishes its metrics", None, None, LOCAL)
+    assert rejection(chain, _listing(chain, kind=ListingKind.MODEL)) == missing
     empty = ModelClaim((), CLAIM.eval_data, CLAIM.eval_method)
-    assert refused(chain, _listing(chain, kind=ListingKind.MODEL, claim=empty)) == "listing-metrics-missing"
-    assert refused(chain, _listing(chain, kind=ListingKind.GENERATOR, claim=CLAIM)) == "listing-metrics-not-model"
+    assert rejection(chain, _listing(chain, kind=ListingKind.MODEL, claim=empty)) == missing
+    for kind in (ListingKind.DATA, ListingKind.GENERATOR):
+        assert rejection(chain, _listing(chain, kind=kind, claim=CLAIM)) == (
+            "listing-metrics-not-model", "only a model listing carries metrics", None, None, LOCAL)
 
 
 def test_delist_refusals() -> None:
     chain = market_chain()
-    assert refused(chain, tx(chain, BOB, Delist(bytes(32)))) == "unknown-listing"
+    unknown = bytes([6]) * 32
+    assert rejection(chain, tx(chain, BOB, Delist(unknown))) == ("unknown-listing", unknown.hex(), None, None, MISSING)
     listing_id = _listed(chain)
-    assert refused(chain, tx(chain, ALICE, Delist(listing_id))) == "not-listing-seller"
+    assert rejection(chain, tx(chain, ALICE, Delist(listing_id))) == (
+        "not-listing-seller", "only the seller may delist", None, None, LOCAL)
     step(chain, tx(chain, BOB, Delist(listing_id)))
-    assert refused(chain, tx(chain, BOB, Delist(listing_id))) == "listing-delisted"
+    delisted = ("listing-delisted", f"at height {chain.height}", None, None, STALE)
+    mine_blocks(chain, 1)  # the height named is the Delist's, not the tip's
+    assert rejection(chain, tx(chain, BOB, Delist(listing_id))) == delisted
+    assert rejection(chain, _buy(chain, listing_id)) == delisted
 
 
 def test_purchase_refusals() -> None:
     chain = market_chain()
-    assert refused(chain, _buy(chain, bytes(32))) == "unknown-listing"
+    unknown = bytes([6]) * 32
+    assert rejection(chain, _buy(chain, unknown)) == ("unknown-listing", unknown.hex(), None, None, MISSING)
     listing_id = _listed(chain)
-    assert refused(chain, _buy(chain, listing_id, buyer=BOB)) == "buy-own-listing"
-    assert refused(chain, _buy(chain, listing_id, price=PRICE - 1)) == "price-too-low"
-    assert refused(chain, _buy(chain, listing_id, price=PRICE + 1)) == "price-mismatch"
+    assert rejection(chain, _buy(chain, listing_id, buyer=BOB)) == (
+        "buy-own-listing", "the seller cannot buy its own listing", None, None, LOCAL)
+    assert rejection(chain, _buy(chain, listing_id, price=PRICE - 1)) == ("price-too-low", "", PRICE, PRICE - 1, LOCAL)
+    assert rejection(chain, _buy(chain, listing_id, price=PRICE + 1)) == (
+        "price-mismatch", "a purchase pays exactly the listed price", PRICE, PRICE + 1, LOCAL)
     rich = acct(chain, CAROL).balance
     dear = _listed(chain, price=rich)  # carol can pay the fee, not the price as well
-    assert refused(chain, _buy(chain, dear, buyer=CAROL, price=rich)) == "insufficient-balance"
+    assert rejection(chain, _buy(chain, dear, buyer=CAROL, price=rich)) == (
+        "insufficient-balance", "the listed price, after the fee", f">= {rich}", rich - DEFAULT_FEE, LOCAL)
+
+
+def test_a_buyer_may_spend_its_last_token_on_a_purchase() -> None:
+    chain = market_chain()
+    last = acct(chain, CAROL).balance - DEFAULT_FEE  # what carol holds once the fee is paid
+    listing_id = _listed(chain, price=last)
+    step(chain, _buy(chain, listing_id, buyer=CAROL, price=last))
+    assert acct(chain, CAROL).balance == 0
+
+
+def test_a_sale_that_would_overflow_the_seller_or_the_treasury_is_refused() -> None:
+    genesis = market_genesis(protocol_fee_bp=250)
+    chain = market_chain_on(genesis)
+    buying = _buy(chain, _listed(chain))
+    for rich in (account_of(BOB), genesis.names["treasury"]):
+        assert overflow_refusal(chain, buying, rich) == "balance-overflow"
 
 
 def test_a_delist_in_the_same_block_comes_first() -> None:
@@ -176,26 +221,6 @@ def test_listing_payloads_round_trip(kind: ListingKind, price: int, root: bytes)
     for payload in (Listing(int(kind), root, price, LICENSE, claim), Delist(root), Purchase(root, price, KEY)):
         value = enc.unpack(enc.pack(payload.to_list()), what="t", max_size=4096)
         assert type(payload).from_list(value) == payload
-
-
-@pytest.mark.parametrize(("value", "reason"), [
-    ([9, ROOT, 1, LICENSE, []], "bad-listing-kind"),
-    ([1, ROOT, 0, LICENSE, []], "bad-encoding"),
-    ([2, ROOT, 1, LICENSE, [[["Accuracy", 1]], ROOT, "x"]], "bad-encoding"),
-    ([2, ROOT, 1, LICENSE, [[["acc", 1], ["acc", 2]], ROOT, "x"]], "bad-encoding"),
-    ([2, ROOT, 1, LICENSE, [[["acc", 1.5]], ROOT, "x"]], "bad-encoding"),
-    ([2, ROOT, 1, LICENSE, [[["acc", 1]], ROOT, "tab\there"]], "bad-encoding"),
-])
-def test_malformed_listings_are_named(value: list[Any], reason: str) -> None:
-    with pytest.raises(DecodeError) as info:
-        Listing.from_list(value)
-    assert info.value.reason == reason
-
-
-def test_an_all_zero_delivery_key_is_refused() -> None:
-    with pytest.raises(DecodeError) as info:
-        Purchase.from_list([ROOT, 1, bytes(32)])
-    assert info.value.reason == "bad-delivery-key"
 
 
 # ---- reorgs ------------------------------------------------------------------------------------

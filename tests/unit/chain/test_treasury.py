@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 from chain import schema
 from chain.crypto import public_key_of
 from chain.devnet_keys import devnet_seed
-from chain.errors import DecodeError
+from chain.errors import DecodeError, RejectKind
+from chain.jobs import Event
+from chain.state import Account
 from chain.treasury_rules import claim_key, offer_key, voucher_key
 from chain.treasury_types import (
     BuybackOffer,
@@ -41,7 +43,19 @@ from tests.support.chain_builders import (
     new_chain,
     numbered_seed,
 )
-from tests.support.market import ALICE, BOB, NTK, acct, assert_supply, refused, step, tx
+from tests.support.market import (
+    ALICE,
+    BOB,
+    NTK,
+    acct,
+    assert_supply,
+    market_chain_on,
+    market_genesis,
+    refused,
+    step,
+    tx,
+)
+from tests.unit.chain.marketplace_checks import block_events, overflow_refusal, rejection
 
 TREASURY = devnet_seed("treasury")
 FEE = 10
@@ -106,23 +120,15 @@ def test_a_damaged_or_foreign_string_is_refused_by_name() -> None:
         VoucherTicket.from_text(other_secret)
 
 
-def test_wire_fields_are_checked() -> None:
-    good = voucher(bytes(32)).voucher.to_list()
-    with pytest.raises(DecodeError, match="beneficiary"):
-        Voucher.from_list([*good[:3], b"\x01" * 5, *good[4:]])
-    for bound in ([*good[:3], bytes(20), *good[4:]], [*good[:6], b"", good[7]]):  # both, or neither
-        with pytest.raises(DecodeError) as caught:
-            Voucher.from_list(bound)
-        assert caught.value.reason == "bad-voucher"
+@pytest.mark.parametrize("seed_size, claim_key", [(31, False), (1, False), (32, False), (31, True), (0, True)])
+def test_a_claim_secret_of_the_wrong_size_is_refused(seed_size: int, claim_key: bool) -> None:
+    """A well-checked string whose secret does not fit its voucher: a short one beside a
+    beneficiary was accepted, and redeeming it crashed in the signer ("Invalid seed")."""
+    issued = voucher(bytes(32), beneficiary=b"" if claim_key else bytes(range(20)))
+    text = VoucherTicket(issued.voucher, b"\x07" * seed_size).to_text()
     with pytest.raises(DecodeError) as caught:
-        BuybackOffer.from_list([b"usd", PRICE, NTK, 10])
-    assert caught.value.reason == "bad-currency"
-    with pytest.raises(DecodeError):
-        BuybackSell.from_list([bytes(32), 0])  # nothing to sell
-    offer = Offer(USD, PRICE, 100, 40, 9, 3)
-    assert Offer.decode(offer.encode()) == offer and offer.remaining == 60
-    claim = Claim(bytes(20), bytes(32), 2 * NTK, PRICE, USD, 7)
-    assert Claim.decode(claim.encode()) == claim and claim.value_micro == 2_500_000
+        VoucherTicket.from_text(text)
+    assert caught.value.reason in ("bad-encoding", "bad-voucher") and "claim" in caught.value.detail
 
 
 # ---- vouchers ---------------------------------------------------------------------------------
@@ -154,27 +160,45 @@ def test_a_voucher_naming_a_beneficiary_pays_only_it() -> None:
     assert acct(chain, named).balance == 5 * NTK - FEE
 
 
+INVALID, LOCAL, STALE, MISSING = RejectKind.INVALID, RejectKind.LOCAL, RejectKind.STALE, RejectKind.MISSING
+
+
 def test_every_voucher_refusal_is_named() -> None:
+    """Each refusal with its details and the kind the mempool gives it: a forged, foreign or
+    stolen voucher (INVALID) penalises the peer relaying it; a spent or expired one (STALE) and a
+    short treasury (LOCAL) do not."""
     chain = new_chain()
     cid, who = chain.chain_id, numbered_seed(504)
-    assert refused(chain, redeem(cid, who, voucher(bytes(32)))) == "voucher-wrong-chain"
-    assert refused(chain, redeem(cid, who, voucher(cid, signer=ALICE))) == "voucher-forged"  # alice's own key
+    foreign = bytes([0xAB]) * 32
+    assert rejection(chain, redeem(cid, who, voucher(foreign))) == (
+        "voucher-wrong-chain", "the voucher pays on another network", cid.hex()[:16], "ab" * 8, INVALID)
+    forged = ("voucher-forged", "not signed by the treasury's key", None, None, INVALID)
+    assert rejection(chain, redeem(cid, who, voucher(cid, signer=ALICE))) == forged  # alice's own key
     posing = voucher(cid, signer=ALICE, key=public_key_of(TREASURY))  # the treasury's key, alice's signature
-    assert refused(chain, redeem(cid, who, posing)) == "voucher-forged"
+    assert rejection(chain, redeem(cid, who, posing)) == forged
     good = voucher(cid)
     altered = VoucherTicket(replace(good.voucher, amount=6 * NTK), good.claim_seed)  # raised after signing
-    assert refused(chain, redeem(cid, who, altered)) == "voucher-forged"
+    assert rejection(chain, redeem(cid, who, altered)) == forged
     # a copy of someone's Redeem sent from another account: the claim names the first sender
-    stolen = redeem(cid, who, good, payload=good.redeem(account_of(numbered_seed(509))))
-    assert refused(chain, stolen) == "voucher-claim-invalid"
-    assert refused(chain, redeem(cid, who, good, payload=Redeem(good.voucher))) == "voucher-claim-invalid"
+    stolen = ("voucher-claim-invalid", ("the claim does not name this sender: only the holder of the voucher's "
+              "secret can redeem it"), None, None, INVALID)
+    assert rejection(chain, redeem(cid, who, good, payload=good.redeem(account_of(numbered_seed(509))))) == stolen
+    assert rejection(chain, redeem(cid, who, good, payload=Redeem(good.voucher))) == stolen
     named = voucher(cid, beneficiary=account_of(who))
     with_claim = Redeem(named.voucher, bytes(64))
-    assert refused(chain, redeem(cid, who, named, payload=with_claim)) == "voucher-claim-invalid"
-    assert refused(chain, redeem(cid, who, voucher(cid, expiry=chain.height))) == "voucher-expired"
-    assert refused(chain, redeem(cid, who, voucher(cid, amount=FEE - 1))) == "fee-above-voucher"
-    short = voucher(cid, amount=acct(chain, TREASURY).balance + 1)
-    assert refused(chain, redeem(cid, who, short)) == "treasury-balance-short"
+    assert rejection(chain, redeem(cid, who, named, payload=with_claim)) == (
+        "voucher-claim-invalid", "a voucher for a beneficiary takes no claim", None, None, INVALID)
+    other = numbered_seed(503)
+    assert rejection(chain, redeem(cid, other, named)) == (
+        "voucher-beneficiary-mismatch", "the voucher names another account", account_of(who).hex(),
+        account_of(other).hex(), INVALID)
+    assert rejection(chain, redeem(cid, who, voucher(cid, expiry=chain.height))) == (
+        "voucher-expired", "", f"<= {chain.height}", chain.height + 1, STALE)
+    assert rejection(chain, redeem(cid, who, voucher(cid, amount=FEE - 1))) == (
+        "fee-above-voucher", "the fee is paid out of the voucher", f"<= {FEE - 1}", FEE, INVALID)
+    balance = acct(chain, TREASURY).balance
+    assert rejection(chain, redeem(cid, who, voucher(cid, amount=balance + 1))) == (
+        "treasury-balance-short", "", f">= {balance + 1}", balance, LOCAL)
     # twice in one block: the second is refused, and with it the block
     twice = voucher(cid)
     assert refused(chain, redeem(cid, who, twice), redeem(cid, numbered_seed(505), twice)) == (
@@ -183,6 +207,46 @@ def test_every_voucher_refusal_is_named() -> None:
     last = voucher(cid, expiry=chain.height + 1)
     step(chain, redeem(cid, who, last))
     assert acct(chain, who).balance == 5 * NTK - FEE
+    spent = voucher(cid, beneficiary=account_of(who))
+    step(chain, redeem(cid, who, spent, nonce=1))
+    assert rejection(chain, redeem(cid, who, spent, nonce=2)) == (
+        "voucher-already-redeemed", spent.voucher.voucher_id.hex(), None, None, STALE)
+
+
+def test_a_redemption_moves_the_voucher_from_the_treasury_and_says_so() -> None:
+    chain = new_chain()
+    newcomer = numbered_seed(510)
+    v = voucher(chain.chain_id, amount=3 * NTK)
+    note = f"voucher {v.voucher.voucher_id.hex()}"
+    treasury = account_of(TREASURY)
+    assert block_events(chain, redeem(chain.chain_id, newcomer, v)) == (
+        Event("voucher", treasury, 3 * NTK, note=note), Event("redeem", account_of(newcomer), 3 * NTK - FEE, note=note))
+
+
+def test_a_voucher_may_take_all_the_treasury_holds_and_all_of_itself_as_the_fee() -> None:
+    chain = new_chain()
+    everything = acct(chain, TREASURY).balance
+    step(chain, redeem(chain.chain_id, numbered_seed(511), voucher(chain.chain_id, amount=everything)))
+    assert acct(chain, TREASURY).balance == 0 and acct(chain, numbered_seed(511)).balance == everything - FEE
+    chain = new_chain()
+    step(chain, redeem(chain.chain_id, numbered_seed(512), voucher(chain.chain_id, amount=FEE)))
+    assert acct(chain, numbered_seed(512)) == Account(0, 1)  # nothing left after the fee, the nonce used
+
+
+def test_a_redemption_that_would_overflow_the_redeemer_is_refused() -> None:
+    chain = new_chain()
+    newcomer = numbered_seed(515)
+    assert overflow_refusal(chain, redeem(chain.chain_id, newcomer, voucher(chain.chain_id)),
+                            account_of(newcomer)) == "balance-overflow"
+
+
+def test_without_a_treasury_nothing_is_redeemed_or_offered() -> None:
+    genesis = market_genesis()
+    genesis.names.pop("treasury")
+    chain = market_chain_on(genesis)
+    none = ("no-treasury", "this network's genesis names no treasury account", None, None, LOCAL)
+    assert rejection(chain, redeem(chain.chain_id, numbered_seed(513), voucher(chain.chain_id))) == none
+    assert rejection(chain, offer_tx(chain)) == none
 
 
 # ---- buybacks ---------------------------------------------------------------------------------
@@ -215,26 +279,54 @@ def test_selling_into_an_offer_burns_the_tokens_and_records_a_claim() -> None:
 
 def test_every_buyback_refusal_is_named() -> None:
     chain = new_chain()
-    assert refused(chain, offer_tx(chain, seed=ALICE)) == "not-treasury"
-    assert refused(chain, offer_tx(chain, expiry=chain.height)) == "offer-expiry-past"
+    assert rejection(chain, offer_tx(chain, seed=ALICE)) == (
+        "not-treasury", "only the treasury posts buyback offers", None, None, LOCAL)
+    assert rejection(chain, offer_tx(chain, expiry=chain.height)) == (
+        "offer-expiry-past", "", f">= {chain.height + 1}", chain.height, LOCAL)
     post = offer_tx(chain, cap=50 * NTK)
     step(chain, post)
     offer_id = post.txid
-    assert refused(chain, tx(chain, ALICE, BuybackSell(bytes(32), NTK))) == "unknown-offer"
-    assert refused(chain, tx(chain, ALICE, BuybackSell(offer_id, 51 * NTK))) == "offer-over-cap"
-    assert refused(chain, tx(chain, TREASURY, BuybackSell(offer_id, NTK))) == "treasury-cannot-sell"
+    unknown = bytes([3]) * 32
+    assert rejection(chain, tx(chain, ALICE, BuybackSell(unknown, NTK))) == ("unknown-offer", unknown.hex(), None, None,
+                                                                             MISSING)
+    over_cap = "offer-over-cap", "the offer buys no more than its cap"
+    assert rejection(chain, tx(chain, ALICE, BuybackSell(offer_id, 51 * NTK))) == (
+        *over_cap, f"<= {50 * NTK}", 51 * NTK, STALE)
+    assert rejection(chain, tx(chain, TREASURY, BuybackSell(offer_id, NTK))) == (
+        "treasury-cannot-sell", "the treasury would owe itself", None, None, LOCAL)
     poor = numbered_seed(506)
     step(chain, redeem(chain.chain_id, poor, voucher(chain.chain_id, amount=NTK)))
-    assert refused(chain, tx(chain, poor, BuybackSell(offer_id, NTK))) == "insufficient-balance"
+    assert rejection(chain, tx(chain, poor, BuybackSell(offer_id, NTK))) == (
+        "insufficient-balance", "", f">= {NTK}", NTK - 2 * FEE, LOCAL)  # the voucher's fee, then this one's
     step(chain, tx(chain, ALICE, BuybackSell(offer_id, 30 * NTK)))
     # the cap counts what was sold before
-    assert refused(chain, tx(chain, BOB, BuybackSell(offer_id, 21 * NTK))) == "offer-over-cap"
+    assert rejection(chain, tx(chain, BOB, BuybackSell(offer_id, 21 * NTK))) == (
+        *over_cap, f"<= {20 * NTK}", 21 * NTK, STALE)
     step(chain, tx(chain, BOB, BuybackSell(offer_id, 20 * NTK)))
-    assert refused(chain, tx(chain, BOB, BuybackSell(offer_id, 1))) == "offer-over-cap"
+    assert rejection(chain, tx(chain, BOB, BuybackSell(offer_id, 1))) == (*over_cap, "<= 0", 1, STALE)
     repost = offer_tx(chain, expiry=chain.height + 2)
     step(chain, repost)
     step(chain, tx(chain, BOB, BuybackSell(repost.txid, NTK)))  # at its expiry height: still open
-    assert refused(chain, tx(chain, BOB, BuybackSell(repost.txid, NTK))) == "offer-expired"
+    assert rejection(chain, tx(chain, BOB, BuybackSell(repost.txid, NTK))) == (
+        "offer-expired", "", f"<= {chain.height}", chain.height + 1, STALE)
+
+
+def test_an_offer_may_expire_in_its_own_block_and_a_seller_sell_all_it_holds() -> None:
+    chain = new_chain()
+    post = offer_tx(chain, expiry=chain.height + 1)  # the height of the block that carries it
+    step(chain, post)
+    assert Offer.decode(record(chain, offer_key(post.txid)) or b"").expiry == chain.height
+    chain, poor = new_chain(), numbered_seed(514)
+    post = offer_tx(chain)
+    step(chain, post)
+    step(chain, redeem(chain.chain_id, poor, voucher(chain.chain_id, amount=NTK)))
+    everything = NTK - 2 * FEE  # what is left once this sell's fee is paid
+    sell = tx(chain, poor, BuybackSell(post.txid, everything))
+    assert block_events(chain, sell) == (
+        Event("sell", account_of(poor), everything, note=f"buyback {post.txid.hex()}"),
+        Event("burn", b"", everything, note="buyback"))
+    step(chain, sell)
+    assert acct(chain, poor).balance == 0 and chain.totals().burned == everything
 
 
 # ---- reorgs -------------------------------------------------------------------------------------
