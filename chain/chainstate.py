@@ -446,7 +446,9 @@ class ChainState:
     def events(self, *, account: bytes | None = None, job_id: bytes | None = None,
                limit: int = 100) -> list[tuple[int, Event]]:
         """(height, event) of the market's token movements for an account or a job, newest first."""
-        prefix = schema.EVENT_BY_ACCOUNT + account if account is not None else schema.EVENT_BY_JOB + (job_id or b"")
+        if (account is None) == (job_id is None):
+            raise ValueError("events: give exactly one of account and job_id")
+        prefix = schema.EVENT_BY_ACCOUNT + account if account is not None else schema.EVENT_BY_JOB + job_id  # type: ignore[operator]
         rows = [(int.from_bytes(key[-12:-4], "big"), Event.decode(value)) for key, value in self.kv.iterate(prefix)]
         return rows[::-1][:limit]
 

@@ -56,8 +56,10 @@ class ChainError(Exception):
         text = self.reason
         if self.detail:
             text += f": {self.detail}"
-        if self.expected is not None or self.got is not None:
-            text += f" (expected {self.expected!r}, got {self.got!r})"
+        shown_parts = [f"{name} {value!r}" for name, value in (("expected", self.expected), ("got", self.got))
+                       if value is not None]
+        if shown_parts:  # only what is known: "expected None" would read as a requirement
+            text += f" ({', '.join(shown_parts)})"
         return text
 
 

@@ -433,7 +433,6 @@ def _decide_dispute(ledger: Ledger, ctx: MarketContext, job_id: bytes, job: Job,
     votes, fraud = len(shard.voters), shard.fraud_votes
     honest = votes - fraud
     if votes >= ctx.params.quorum and fraud > honest:
-        ledger.set_job(job_id, job)
         _slash(ledger, ctx, job_id, job, index, "fraud", shard.challenger)
         return ledger.job(job_id)  # type: ignore[return-value]
     if votes >= ctx.params.quorum and honest > fraud:

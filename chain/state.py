@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 from chain import encoding as enc
 from chain.errors import DecodeError, InvalidBlock, InvalidTransaction, RejectKind
@@ -19,7 +19,6 @@ from chain.market_rules import Adjudicator, MarketContext, apply_market
 from chain.params import MAX_SUPPLY_UNITS, ChainParams
 from chain.records import record_key, record_value_hash
 from chain.treasury_types import Redeem
-from chain.trie import NodeReader, update_trie
 from chain.types import Block, Transaction, Transfer
 
 ACCOUNT_PERSON = b"neuro-account"
@@ -176,11 +175,10 @@ class Ledger:
     def record(self, store_key: bytes) -> bytes | None:
         if store_key in self.records_after:
             return self.records_after[store_key]
-        stored = self._market().record(store_key)
-        self.records_before.setdefault(store_key, stored)
-        return stored
+        return self._market().record(store_key)
 
     def set_record(self, store_key: bytes, value: bytes) -> None:
+        # the value at the block's start, for the undo data: taken at the first write
         if store_key not in self.records_before:
             self.records_before[store_key] = self._market().record(store_key)
         self.records_after[store_key] = value
@@ -300,12 +298,3 @@ def trie_updates(effects: BlockEffects) -> dict[bytes, bytes | None]:
         updates[record_key(store_key)] = record_value_hash(value)
     return updates
 
-
-def state_root_after(
-    read_node: NodeReader, changes: Mapping[bytes, tuple[Any, Account | None]]
-) -> tuple[bytes, dict[bytes, bytes | None]]:
-    """New state root and trie node writes for account changes (after=None removes the account)."""
-    return update_trie(
-        read_node,
-        {key: (after.value_hash if after is not None else None) for key, (_, after) in changes.items()},
-    )

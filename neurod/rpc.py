@@ -196,9 +196,11 @@ class RpcApp:
             await self.ui(scope, receive, send)
             return
         if not self._authorized(scope):
+            await drain_body(receive)
             await self._refuse(scope, send)
             return
         if path != "/" or verb != "POST":
+            await drain_body(receive)
             await _respond(send, 404, b"not found\n", b"text/plain")
             return
         body = await read_body(receive)
@@ -419,6 +421,12 @@ async def read_body(receive: Any, limit: int = MAX_BODY) -> bytes | None:
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
+
+
+async def drain_body(receive: Any) -> None:
+    """Read and drop a request's body (up to `MAX_DISCARD` bytes) before an answer that does not
+    use it (401, 404, 429, a page): a client still writing its body would see a reset instead."""
+    await read_body(receive, limit=0)
 
 
 async def _respond(

@@ -29,7 +29,7 @@ from urllib.parse import parse_qs
 
 import trio
 
-from neurod.rpc import AuthFailures, Method, read_body
+from neurod.rpc import AuthFailures, Method, drain_body, read_body
 from neurod.ui.pages import dashboard_page, login_page
 from neurod.ui.sessions import (
     LOGIN_TOKEN_SECONDS,
@@ -53,6 +53,7 @@ HTML, TEXT = b"text/html; charset=utf-8", b"text/plain; charset=utf-8"
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_TYPES = {"ui.js": b"text/javascript; charset=utf-8", "ui.css": b"text/css; charset=utf-8"}
 PUBLIC = frozenset({("GET", "/ui/login"), ("POST", "/ui/login"), ("GET", "/ui/static/ui.css")})
+BODY_ROUTES = frozenset({("POST", "/ui/login")})
 EXPIRED_LINK = "this login link has expired or was used already: run `neuro ui` again"
 
 
@@ -154,6 +155,8 @@ class Dashboard:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         request = Request.of(scope, receive)
         key = (request.verb, request.path)
+        if key not in BODY_ROUTES:  # only the login form reads its body: drop any other
+            await drain_body(receive)
         if key not in PUBLIC and not self.sessions.valid(request.cookie(request.cookie_name) or ""):
             if request.verb == "GET" and request.path in ("/ui", "/ui/"):
                 await redirect(send, "/ui/login")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from chain import schema
 from chain.chainstate import ChainState
 from chain.devnet_keys import devnet_seed
 from chain.errors import ChainError, RejectKind
@@ -11,6 +12,7 @@ from tests.support.chain_builders import (
     account_of,
     chain_split,
     import_all,
+    make_block,
     mine_blocks,
     new_chain,
     transfers,
@@ -49,6 +51,15 @@ def test_headers_after_a_locator(tall_chain: ChainState) -> None:
     assert tall_chain.headers_after([tall_chain.tip_hash], limit=5) == []
     everything = tall_chain.headers_after([], limit=1000)
     assert [h.height for h in everything] == list(range(41))
+
+
+def test_headers_after_stops_where_the_height_index_ends() -> None:
+    # another thread's reorg can take heights off the index while a peer is served: the answer
+    # is the headers before the gap, never a header of another branch or an error
+    chain = new_chain()
+    mine_blocks(chain, 6)
+    chain.kv.commit({schema.height_key(4): None}, sync=False)
+    assert [h.height for h in chain.headers_after([chain.genesis.chain_id], limit=10)] == [1, 2, 3]
 
 
 def test_headers_after_a_locator_on_a_losing_branch() -> None:
@@ -91,3 +102,13 @@ def test_tx_location_and_history_follow_the_main_chain() -> None:
     assert chain.history(CAROL) == [(2, 0, to_carol[0].txid)]
     assert chain.tx_location(to_carol[0].txid) == (split.b[0].hash, 0)
     assert [txid for _, _, txid in chain.history(account_of(ALICE))] == [to_carol[0].txid]
+
+
+def test_history_is_the_newest_hundred_unless_asked_for_more() -> None:
+    chain = new_chain()
+    mine_blocks(chain, 1)
+    sent = transfers(chain, ALICE, BOB, [1] * 101)
+    import_all(chain, [make_block(chain, sent)])
+    newest_first = [(2, position, tx.txid) for position, tx in reversed(list(enumerate(sent)))]
+    assert chain.history(BOB) == newest_first[:100]
+    assert chain.history(BOB, limit=101) == newest_first

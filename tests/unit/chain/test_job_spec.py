@@ -142,41 +142,74 @@ def bad(service: Service, spec: bytes, max_bytes: int = MAX_SPEC_BYTES) -> Inval
     return info.value
 
 
-@pytest.mark.parametrize(("service", "spec"), [
-    (Service.GENERATE, json.dumps(DIGITS_DOC).encode()),  # spaces
-    (Service.GENERATE, json.dumps(DIGITS_DOC, separators=(",", ":")).encode()),  # unsorted keys
-    (Service.GENERATE, canonical(DIGITS_DOC) + b"\n"),
-    (Service.GENERATE, b'{"seed":7,"seed":7,"spec":{"count":8,"kind":"digits"},"task":"render"}'),
-    (Service.GENERATE, b'{"seed":7,"spec":{"count":8,"count":8,"kind":"digits"},"task":"render"}'),
-    (Service.GENERATE, b'{"seed":NaN,"spec":{"count":8,"kind":"digits"},"task":"render"}'),
-    (Service.GENERATE, b'{"seed":-Infinity,"spec":{"count":8,"kind":"digits"},"task":"render"}'),
-    (Service.GENERATE, b'{"seed":1e400,"spec":{"count":8,"kind":"digits"},"task":"render"}'),
-    (Service.GENERATE, b'{"seed":7.0,"spec":{"count":8,"kind":"digits"},"task":"render"}'),
-    (Service.GENERATE, b'{"a":' + b"[" * 2000 + b"]" * 2000 + b"}"),
-    (Service.GENERATE, b"\xff"),
-    (Service.GENERATE, b'"render"'),
-    (Service.GENERATE, canonical({**DIGITS_DOC, "spec": {"kind": "faces", "count": 8}})),
-    (Service.GENERATE, canonical({**DIGITS_DOC, "spec": {"count": 8}})),
-    (Service.GENERATE, canonical({**DIGITS_DOC, "spec": {"kind": "digits", "count": True}})),
-    (Service.GENERATE, canonical({**DIGITS_DOC, "spec": {"kind": "digits", "count": 10_000_001}})),
-    (Service.GENERATE, canonical({**DIGITS_DOC, "spec": {"kind": "shelf", "placement": {"occlusion_pct": 5}}})),
-    (Service.GENERATE, canonical({**DIGITS_DOC, "spec": "digits"})),
-    (Service.GENERATE, canonical({**DIGITS_DOC, "seed": 2**63})),
-    (Service.GENERATE, canonical(TRAIN_DOC)),  # a training spec posted as a render job
-    (Service.TRAIN, canonical(DIGITS_DOC)),  # and the other way round
-    (Service.LABEL, canonical(DIGITS_DOC)),
-    (Service.EVALUATE, canonical({"task": "evaluate", "images": 0, "model": {"name": "cnn"}})),
-    (Service.TRAIN, canonical({**TRAIN_DOC, "train": {**TRAIN_DOC["train"], "model": {"name": "resnet"}}})),
-    (Service.TRAIN, canonical({**TRAIN_DOC, "train": {**TRAIN_DOC["train"], "batch_size": 0}})),
-    (Service.TRAIN, canonical({**TRAIN_DOC, "train": {**TRAIN_DOC["train"], "batch_size": 10**6}})),  # no steps
-    (Service.TRAIN, canonical({**TRAIN_DOC, "data": ARTIFACT_DATA})),  # epochs over data the chain cannot count
-    (Service.TRAIN, canonical({**TRAIN_DOC, "train": {**TRAIN_DOC["train"], "model": {"name": "cnn", "depth": 65}}})),
-    (Service.TRAIN, canonical({**TRAIN_DOC, "train": {"model": {"name": "cnn", "depth": 10**300}, "steps": 1}})),
-    (Service.TRAIN, canonical({**TRAIN_DOC, "train": {"model": {"name": "cnn"}, "steps": 10**40, "batch_size": 1}})),
-    (Service.GENERATE, canonical({"task": "render", "spec": {"kind": "shelf", "width": 10**20, "height": 10**20}})),
+@pytest.mark.parametrize(("service", "spec", "detail"), [
+    (Service.GENERATE, json.dumps(DIGITS_DOC).encode(),
+     "not canonical JSON (sorted keys, no whitespace, ASCII)"),  # spaces
+    (Service.GENERATE, json.dumps(DIGITS_DOC, separators=(",", ":")).encode(),
+     "not canonical JSON (sorted keys, no whitespace, ASCII)"),  # unsorted keys
+    (Service.GENERATE, canonical(DIGITS_DOC) + b"\n",
+     "not canonical JSON (sorted keys, no whitespace, ASCII)"),
+    (Service.GENERATE, b'{"seed":7,"seed":7,"spec":{"count":8,"kind":"digits"},"task":"render"}',
+     "not canonical JSON (sorted keys, no whitespace, ASCII)"),
+    (Service.GENERATE, b'{"seed":7,"spec":{"count":8,"count":8,"kind":"digits"},"task":"render"}',
+     "not canonical JSON (sorted keys, no whitespace, ASCII)"),
+    (Service.GENERATE, b'{"seed":NaN,"spec":{"count":8,"kind":"digits"},"task":"render"}',
+     "not ASCII JSON: Out of range float values are not JSON compliant"),
+    (Service.GENERATE, b'{"seed":-Infinity,"spec":{"count":8,"kind":"digits"},"task":"render"}',
+     "not ASCII JSON: Out of range float values are not JSON compliant"),
+    (Service.GENERATE, b'{"seed":1e400,"spec":{"count":8,"kind":"digits"},"task":"render"}',
+     "not ASCII JSON: Out of range float values are not JSON compliant"),
+    (Service.GENERATE, b'{"seed":7.0,"spec":{"count":8,"kind":"digits"},"task":"render"}',
+     "seed must be an integer, got 7.0"),
+    (Service.GENERATE, b'{"a":' + b"[" * 2000 + b"]" * 2000 + b"}",
+     "not ASCII JSON: "),
+    (Service.GENERATE, b"\xff",
+     "not ASCII JSON: "),
+    (Service.GENERATE, b'"render"',
+     "the spec is a JSON object"),
+    (Service.GENERATE, canonical({**DIGITS_DOC, "spec": {"kind": "faces", "count": 8}}),
+     "spec.kind must be digits or shelf, got 'faces'"),
+    (Service.GENERATE, canonical({**DIGITS_DOC, "spec": {"count": 8}}),
+     "spec.kind must be digits or shelf, got None"),
+    (Service.GENERATE, canonical({**DIGITS_DOC, "spec": {"kind": "digits", "count": True}}),
+     "spec.count must be an integer, got True"),
+    (Service.GENERATE, canonical({**DIGITS_DOC, "spec": {"kind": "digits", "count": 10_000_001}}),
+     "spec.count must be 1..10000000"),
+    (Service.GENERATE, canonical({**DIGITS_DOC, "spec": {"kind": "shelf", "placement": {"occlusion_pct": 5}}}),
+     "spec.placement.occlusion_pct must be [low, high]"),
+    (Service.GENERATE, canonical({**DIGITS_DOC, "spec": "digits"}),
+     "spec must be an object"),
+    (Service.GENERATE, canonical({**DIGITS_DOC, "seed": 2**63}),
+     "seed must be 0..2^63-1"),
+    (Service.GENERATE, canonical(TRAIN_DOC),
+     "task must be 'render' for service generate, got 'train'"),  # a training spec posted as a render job
+    (Service.TRAIN, canonical(DIGITS_DOC),
+     "task must be 'train' for service train, got 'render'"),  # and the other way round
+    (Service.LABEL, canonical(DIGITS_DOC),
+     "task must be 'label' for service label, got 'render'"),
+    (Service.EVALUATE, canonical({"task": "evaluate", "images": 0, "model": {"name": "cnn"}}),
+     "images must be 1..10000000"),
+    (Service.TRAIN, canonical({**TRAIN_DOC, "train": {**TRAIN_DOC["train"], "model": {"name": "resnet"}}}),
+     "train.model.name must be cnn or centernet, got 'resnet'"),
+    (Service.TRAIN, canonical({**TRAIN_DOC, "train": {**TRAIN_DOC["train"], "batch_size": 0}}),
+     "train.batch_size must be at least 1"),
+    (Service.TRAIN, canonical({**TRAIN_DOC, "train": {**TRAIN_DOC["train"], "batch_size": 10**6}}),
+     "train: give steps, or epochs over a data spec of at least one batch"),  # no steps
+    (Service.TRAIN, canonical({**TRAIN_DOC, "data": ARTIFACT_DATA}),
+     "train: give steps when the data is not a digits spec (epochs need its count)"),  # epochs over data the chain cannot count
+    (Service.TRAIN, canonical({**TRAIN_DOC, "train": {**TRAIN_DOC["train"], "model": {"name": "cnn", "depth": 65}}}),
+     "train.model.depth must be at most 64"),
+    (Service.TRAIN, canonical({**TRAIN_DOC, "train": {"model": {"name": "cnn", "depth": 10**300}, "steps": 1}}),
+     "train.model.depth must be at most 64"),
+    (Service.TRAIN, canonical({**TRAIN_DOC, "train": {"model": {"name": "cnn"}, "steps": 10**40, "batch_size": 1}}),
+     "115192320000000000000000000000000000000000000000 units: at most 340282366920938463463374607431768211455"),
+    (Service.GENERATE, canonical({"task": "render", "spec": {"kind": "shelf", "width": 10**20, "height": 10**20}}),
+     "210000000000000000000000000000000000000000000 units: at most 340282366920938463463374607431768211455"),
 ])
-def test_bad_job_spec(service: Service, spec: bytes) -> None:
-    assert bad(service, spec).reason == "bad-job-spec"
+def test_bad_job_spec(service: Service, spec: bytes, detail: str) -> None:
+    error = bad(service, spec)
+    assert error.reason == "bad-job-spec" and error.detail.startswith(detail)
+    assert error.detail == detail or detail == "not ASCII JSON: "
 
 
 def test_units_at_the_limit_are_taken_and_past_it_refused() -> None:

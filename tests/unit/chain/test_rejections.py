@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from chain.chainstate import BlockStatus, ChainState
+from chain.chainstate import BlockMeta, BlockStatus, ChainState
 from chain.devnet_keys import devnet_seed
 from chain.errors import ChainError, InvalidBlock, InvalidTransaction, RejectKind
 from chain.params import BLOCK_VERSION, MAX_SUPPLY_UNITS
@@ -181,7 +181,32 @@ def test_bad_prevblk_when_parent_is_invalid(chain: ChainState) -> None:
     expect(rejected(chain, bad), "bad-state-root")
     child = forge_block(chain, bad.header)
     expect(rejected(chain, child), "bad-prevblk")
-    assert chain.meta(child.hash).status is BlockStatus.INVALID
+    assert_kept_invalid(chain, bad)
+    # the child is refused before its body is looked at: its header and meta are kept, not the body
+    assert chain.meta(child.hash) == BlockMeta(child.header.height, 0, BlockStatus.INVALID)
+    assert chain.header(child.hash) == child.header and chain.block_bytes(child.hash) is None
+
+
+def assert_kept_invalid(chain: ChainState, *blocks: Block) -> None:
+    """Refused blocks stay on record: the header and body (an operator can read what was refused,
+    and a resent copy is refused at once as "duplicate-invalid") and a meta with the block's own
+    height, no work (an invalid branch never weighs), status INVALID."""
+    for block in blocks:
+        assert chain.meta(block.hash) == BlockMeta(block.header.height, 0, BlockStatus.INVALID)
+        assert chain.header(block.hash) == block.header
+        assert chain.block(block.hash) == block
+
+
+def test_a_heavier_branch_with_an_invalid_ancestor_is_marked_invalid_from_it(chain: ChainState) -> None:
+    fork = chain.header(chain.tip_header.parent)
+    bad = forge_block(chain, fork, miner=BOB, state_root=bytes(32))
+    assert not import_block(chain, bad).tip_changed  # as light as the tip: stored, not connected
+    assert chain.meta(bad.hash).status is BlockStatus.STORED
+    heavier = forge_block(chain, bad.header, miner=BOB)
+    error = rejected(chain, heavier)
+    expect(error, "bad-prevblk")
+    assert error.detail == f"ancestor {bad.hash.hex()[:16]} failed: bad-state-root"
+    assert_kept_invalid(chain, bad, heavier)
 
 
 def test_bad_height(chain: ChainState) -> None:
@@ -274,7 +299,7 @@ def test_bad_state_root(chain: ChainState) -> None:
     good = make_block(chain, transfers(chain, ALICE, BOB, [5]))
     bad = reseal(good, state_root=bytes(32))
     expect(rejected(chain, bad), "bad-state-root")
-    assert chain.meta(bad.hash).status is BlockStatus.INVALID
+    assert_kept_invalid(chain, bad)
     assert import_block(chain, good).tip_changed
 
 
@@ -371,7 +396,7 @@ def test_header_rejections_say_what_was_expected(chain: ChainState) -> None:
     header = make_block(chain).header
     assert told(check_header, replace(header, version=2), params) == f"bad-version (expected {BLOCK_VERSION}, got 2)"
     assert told(check_header, replace(header, bits=0x2200FFFF), params) \
-        == "bad-diffbits: target not canonical or above the limit (expected None, got '0x2200ffff')"
+        == "bad-diffbits: target not canonical or above the limit (got '0x2200ffff')"
 
     stamps = chain.recent_timestamps(tip, params.median_time_span)
     mtp = median_time_past(stamps)

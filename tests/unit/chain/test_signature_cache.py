@@ -30,3 +30,25 @@ def test_unverified_bad_signature_rejected_and_cached_ids_skipped():
     assert info.value.reason == "bad-tx-signature" and "tx 1" in info.value.detail
     # ids the caller vouches for are not checked again (a mempool only holds verified ones)
     check_block(block, chain.params, chain.chain_id, verified={forged.txid})
+
+
+def test_check_block_alone_uses_the_chain_id_and_the_nodes_verified_ids():
+    """`ChainState.check_block_alone` (a block announced before its parent arrived) checks with
+    the chain's own id and trusts the ids its node verified (`verified_txids`, the mempool)."""
+    genesis, seeds = funded_genesis(2)
+    chain = new_chain(genesis)
+    good = signed_transfer(chain.chain_id, seeds[0], account_of(seeds[1]), 5, 0)
+    chain.check_block_alone(make_block(chain, [good]))
+    forged = dataclasses.replace(
+        signed_transfer(chain.chain_id, seeds[1], account_of(seeds[0]), 5, 0), signature=bytes(64)
+    )
+    block = make_block(chain, [good, forged])
+    with pytest.raises(InvalidBlock) as info:
+        chain.check_block_alone(block)
+    assert info.value.reason == "bad-tx-signature" and "tx 1" in info.value.detail
+    chain.verified_txids = {forged.txid}
+    chain.check_block_alone(block)
+    foreign = signed_transfer(bytes(32), seeds[0], account_of(seeds[1]), 5, 0)
+    with pytest.raises(InvalidBlock) as info:
+        chain.check_block_alone(make_block(chain, [foreign]))
+    assert info.value.reason == "bad-tx-chain-id"

@@ -373,3 +373,25 @@ def test_an_oversized_body_is_read_to_its_end_then_answered_413_with_a_json_erro
     assert sent[0]["status"] == 413 and received[0] == drained
     error = error_of(json.loads(sent[1]["body"]))
     assert error["code"] == -32600 and error["data"] == {"reason": "body-too-large", "limit": MAX_BODY}
+
+
+@pytest.mark.parametrize(("path", "authorized", "status"), [("/", False, 401), ("/elsewhere", True, 404)])
+def test_a_body_is_read_to_its_end_before_a_refusal(path: str, authorized: bool, status: int) -> None:
+    """A refusal that never looks at the body still reads it first (up to `MAX_DISCARD`), as the
+    413 does: a client writing its body before reading would otherwise see a reset."""
+    app = app_over(StubNode())
+    received = [0]
+
+    async def receive() -> dict[str, Any]:
+        received[0] += 1
+        return {"type": "http.request", "body": b"x" * (1 << 20), "more_body": received[0] < 8}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    auth = [(b"authorization", b"Basic " + base64.b64encode(COOKIE.encode()))] if authorized else []
+    scope = {"type": "http", "path": path, "method": "POST", "headers": auth, "client": ("127.0.0.1", 40_001)}
+    trio.run(app, scope, receive, send)
+    assert sent[0]["status"] == status and received[0] == 8

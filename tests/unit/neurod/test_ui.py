@@ -97,11 +97,16 @@ class Client:
                                    lambda: f"http://127.0.0.1:{PORT}/", clock=self.clock)
         self.app = RpcApp({**methods, **self.dashboard.rpc_methods()}, COOKIE, lambda: b"", ui=self.dashboard)
         self.session: str | None = None
+        self.unread = 0
 
-    def request(self, verb: str, path: str, body: bytes = b"", *, query: bytes = b"",
+    def request(self, verb: str, path: str, body: bytes | list[bytes] = b"", *, query: bytes = b"",
                 headers: list[tuple[bytes, bytes]] | None = None) -> tuple[int, dict[bytes, bytes], bytes]:
+        """The answer to one request; a body given as a list arrives in those chunks, and
+        ``self.unread`` counts the chunks the app left unread."""
         sent: list[dict[str, Any]] = []
-        pending = [{"type": "http.request", "body": body, "more_body": False}]
+        chunks = body if isinstance(body, list) else [body]
+        pending = [{"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
+                   for i, chunk in enumerate(chunks)]
         jar = [(b"cookie", f"neuro_ui_{PORT}={self.session}".encode())] if self.session else []
         scope = {"type": "http", "method": verb, "path": path, "query_string": query,
                  "headers": [(b"host", f"127.0.0.1:{PORT}".encode()), *jar, *(headers or [])],
@@ -114,6 +119,7 @@ class Client:
             sent.append(message)
 
         trio.run(self.app, scope, receive, send)
+        self.unread = len(pending)
         start = sent[0]
         return start["status"], dict(start["headers"]), b"".join(m.get("body", b"") for m in sent[1:])
 
@@ -281,3 +287,17 @@ def test_token_books_are_bounded_and_drop_expired_tokens() -> None:
     assert len(book) == 3 and not book.valid(tokens[0]) and book.valid(tokens[4])
     clock.now += 11
     assert not book.valid(tokens[4]) and len(book) == 2
+
+
+def test_a_body_is_read_to_its_end_before_any_answer_that_does_not_use_it() -> None:
+    """A client that writes its whole body before reading (urllib, curl --data) would see its
+    connection reset, not the answer, if the node answered and closed with the body unread: a
+    401 without a session or a cookie, a 404, a route that takes no body."""
+    ui = Client()
+    body = [b"x" * 65_536] * 16  # 1 MiB, over the login form's limit too
+    for verb, path in (("POST", "/ui/live"), ("POST", "/"), ("GET", "/ui/nothing-here")):
+        assert ui.request(verb, path, body)[0] == 401 and ui.unread == 0, (verb, path)
+    ui.login()
+    for verb, path, status in (("GET", "/ui/nothing-here", 404), ("GET", "/ui/live", 200),
+                               ("POST", "/ui/logout", 303)):
+        assert ui.request(verb, path, body)[0] == status and ui.unread == 0, (verb, path)
