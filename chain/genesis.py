@@ -164,8 +164,10 @@ def _market(doc: dict[str, Any]) -> MarketParams:
     for key in ("slash_reward_bp", "no_show_slash_bp", "protocol_fee_bp"):
         if getattr(market, key) > BASIS_POINTS:
             raise GenesisError("bad-genesis", f"market.{key} is a fraction in basis points: at most {BASIS_POINTS}")
+    # max_challenges_per_block 0 would refuse every answer to a query: honest workers slashed as withholding
     for key in ("min_bid_blocks", "min_challenge_blocks", "response_blocks", "max_shards", "max_bids_per_award",
-                "max_spec_bytes", "stake_per_payment_bp", "committee_size", "vote_blocks", "quorum"):
+                "max_spec_bytes", "stake_per_payment_bp", "committee_size", "vote_blocks", "quorum",
+                "max_challenges_per_block"):
         if getattr(market, key) < 1:
             raise GenesisError("bad-genesis", f"market.{key} must be at least 1")
     return market

@@ -141,7 +141,7 @@ def apply_post(ledger: Ledger, ctx: MarketContext, tx: Transaction, payload: Job
         raise _fail("too-many-shards", expected=f"<= {mp.max_shards}", got=payload.shards)
     terms = job_terms(payload.service, payload.spec, mp.max_spec_bytes)
     if terms.service is Service.TRAIN and payload.shards != 1:
-        raise _fail("train-job-not-sharded", "a training run is one shard", got=payload.shards)
+        raise _fail("train-job-not-sharded", "a training run is one shard", expected="== 1", got=payload.shards)
     if payload.shards > terms.items:
         raise _fail("more-shards-than-items", expected=f"<= {terms.items}", got=payload.shards)
     if payload.bid_blocks < mp.min_bid_blocks:
@@ -258,7 +258,7 @@ def apply_commit(ledger: Ledger, ctx: MarketContext, tx: Transaction, payload: R
     if job.service != Service.TRAIN:
         start, stop = terms_of(job).shard_range(payload.shard, len(job.shards))
         if payload.items != stop - start:
-            raise _fail("wrong-item-count", expected=stop - start, got=payload.items)
+            raise _fail("wrong-item-count", expected=f"== {stop - start}", got=payload.items)
     ledger.set_job(payload.job_id, job.with_shard(payload.shard, evolve(
         shard, status=ShardStatus.COMMITTED, root=payload.root, items=payload.items, committed_at=ctx.height,
         challenge_end=ctx.height + job.challenge_blocks,
@@ -283,7 +283,8 @@ def _recomputed(ledger: Ledger, ctx: MarketContext, job_id: bytes, job: Job, ind
     """What the item's ``check`` must be, re-computed by the adjudicator (bounded per block)."""
     ledger.adjudications += 1
     if ledger.adjudications > ctx.params.max_challenges_per_block:
-        raise _fail("too-many-challenges", expected=f"<= {ctx.params.max_challenges_per_block} per block")
+        raise _fail("too-many-challenges", expected=f"<= {ctx.params.max_challenges_per_block} per block",
+                    got=ledger.adjudications)
     if ctx.adjudicator is None:
         raise StoreError("no-adjudicator", "this node cannot re-render items to judge a fraud proof")
     spec = ledger.spec(job_id)
@@ -409,7 +410,7 @@ def apply_vote(ledger: Ledger, ctx: MarketContext, tx: Transaction, payload: Vot
     if voter in shard.voters:
         raise _fail("already-voted")
     if len(shard.voters) >= MAX_VOTERS:
-        raise _fail("committee-full", expected=f"<= {MAX_VOTERS} votes")
+        raise _fail("committee-full", expected=f"<= {MAX_VOTERS} votes", got=len(shard.voters) + 1)
     account = ledger.get(voter)
     if account.bonded < mp.min_stake:
         raise _fail("voter-stake-below-minimum", expected=f">= {mp.min_stake}", got=account.bonded)

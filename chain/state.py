@@ -263,7 +263,8 @@ def apply_block(
         try:
             fees += apply_transaction(ledger, tx, market)
         except InvalidTransaction as exc:
-            raise InvalidBlock(exc.reason, f"tx {index} ({tx.txid.hex()[:16]}): {exc.detail}",
+            where = f"tx {index} ({tx.txid.hex()[:16]})"
+            raise InvalidBlock(exc.reason, f"{where}: {exc.detail}" if exc.detail else where,
                                expected=exc.expected, got=exc.got) from None
     reward = params.block_reward(block.header.height)
     supply = supply_before + reward

@@ -60,8 +60,9 @@ def rejection(chain: ChainState, transaction: Transaction) -> tuple[str, str, An
     with pytest.raises(InvalidTransaction) as info:
         check_against_tip(chain, transaction)
     error = info.value
+    where = f"tx 0 ({transaction.txid.hex()[:16]})"
     assert (in_block.detail, in_block.expected, in_block.got) == (
-        f"tx 0 ({transaction.txid.hex()[:16]}): {error.detail}", error.expected, error.got)
+        f"{where}: {error.detail}" if error.detail else where, error.expected, error.got)
     return error.reason, error.detail, error.expected, error.got, error.kind
 
 

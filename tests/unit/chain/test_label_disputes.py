@@ -10,6 +10,7 @@ taken for labels, and a labeler's shard is never a withholding query.
 from __future__ import annotations
 
 from chain.chainstate import ChainState
+from chain.errors import RejectKind
 from chain.jobs import ShardStatus
 from chain.market_types import (
     AwardEntry,
@@ -28,13 +29,14 @@ from tests.support.market import (
     canonical,
     events,
     job_of,
-    refused,
     statuses,
     step,
     tx,
 )
+from tests.unit.chain.marketplace_checks import rejection
 from tests.unit.chain.test_training_disputes import (
     BOND,
+    NO_FRAUD_PROOF,
     ROOT,
     VOTERS,
     committee_chain,
@@ -102,5 +104,7 @@ def test_labels_take_no_fraud_proof_and_a_dispute_names_an_image_of_the_shard() 
     chain = committee_chain()
     job_id = labelled_job(chain)
     claim = LeafClaim(b"", bytes(32), (), (), bytes(32), bytes(32))
-    assert refused(chain, tx(chain, ALICE, Challenge(job_id, 0, 0, claim))) == "no-fraud-proof-for-service"
-    assert refused(chain, tx(chain, ALICE, Challenge(job_id, 0, IMAGES // 2, None))) == "item-outside-shard"
+    # the detail speaks of a training result for labels too
+    assert rejection(chain, tx(chain, ALICE, Challenge(job_id, 0, 0, claim))) == NO_FRAUD_PROOF
+    assert rejection(chain, tx(chain, ALICE, Challenge(job_id, 0, IMAGES // 2, None))) == (
+        "item-outside-shard", "", f"[0, {IMAGES // 2})", IMAGES // 2, RejectKind.LOCAL)

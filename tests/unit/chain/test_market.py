@@ -21,7 +21,7 @@ from chain.assembly import check_against_tip
 from chain.chainstate import ChainState
 from chain.crypto import public_key_of
 from chain.errors import DecodeError, InvalidTransaction, RejectKind
-from chain.jobs import Job, JobStatus, ShardStatus
+from chain.jobs import Event, Job, JobStatus, ShardStatus
 from chain.market_types import (
     Accept,
     AwardEntry,
@@ -84,6 +84,22 @@ from tests.support.market import (
     step,
     tx,
 )
+from tests.unit.chain.marketplace_checks import block_events, rejection
+
+# refusals as the mempool's check gives them (`rejection`); a block carrying one is refused alike
+INVALID, LOCAL, STALE, MISSING = RejectKind.INVALID, RejectKind.LOCAL, RejectKind.STALE, RejectKind.MISSING
+UNKNOWN_JOB = ("unknown-job", bytes(32).hex(), None, None, MISSING)  # the mempool waits for the job
+JOB_CLOSED = ("job-closed", "", None, None, STALE)
+# STALE ("valid once, useless now") also for a settle that comes too early and would apply later:
+# "not yet" is not stale, though both kinds spare the relaying peer
+NOTHING_TO_SETTLE = ("nothing-to-settle", "no shard is due for payment, slashing or refund", None, None, STALE)
+NOTHING_TO_ACCEPT = ("nothing-to-accept", "no shard is committed and unqueried", None, None, LOCAL)
+NOTHING_UNBONDING = ("nothing-unbonding", "", None, None, LOCAL)
+NOT_QUERIED = ("shard-not-queried", "", None, None, LOCAL)
+SELF_CHALLENGE = ("self-challenge", "", None, None, LOCAL)
+BAD_PROOF_PATH = ("bad-proof-path", "the leaf does not sit at its position under the committed root", None, None,
+                  INVALID)  # provably false: the relaying peer is penalised
+ESCROW = "the escrow is the shards' payments at the max price"
 
 
 @pytest.fixture(scope="module")
@@ -114,9 +130,9 @@ def test_honest_job_is_paid_on_settle_after_the_challenge_window(art: dict[str, 
     step(chain, commit(chain, job_id, BOB, 0, art["good0"]), commit(chain, job_id, CAROL, 1, art["good1"]))
     end = job_of(chain, job_id).shards[0].challenge_end
     assert end == chain.height + 3
-    assert refused(chain, tx(chain, DAVE, Settle(job_id))) == "nothing-to-settle"
+    assert rejection(chain, tx(chain, DAVE, Settle(job_id))) == NOTHING_TO_SETTLE
     mine_until(chain, end - 1)
-    assert refused(chain, tx(chain, DAVE, Settle(job_id))) == "nothing-to-settle"  # the last block of the window
+    assert rejection(chain, tx(chain, DAVE, Settle(job_id))) == NOTHING_TO_SETTLE  # the last block of the window
     step(chain)  # the next block is past it
     alice, bob, carol = acct(chain, ALICE), acct(chain, BOB), acct(chain, CAROL)
     step(chain, tx(chain, DAVE, Settle(job_id)))
@@ -133,31 +149,39 @@ def test_honest_job_is_paid_on_settle_after_the_challenge_window(art: dict[str, 
     ]
     assert chain.totals().burned == 0
     # nothing is paid twice
-    assert refused(chain, tx(chain, DAVE, Settle(job_id))) == "job-closed"
-    assert refused(chain, tx(chain, ALICE, Accept(job_id))) == "job-closed"
+    assert rejection(chain, tx(chain, DAVE, Settle(job_id))) == JOB_CLOSED
+    assert rejection(chain, tx(chain, ALICE, Accept(job_id))) == JOB_CLOSED
 
 
 def test_accept_pays_committed_shards_early_and_only_once(art: dict[str, Any]) -> None:
     chain, job_id = awarded_job()
-    assert refused(chain, tx(chain, ALICE, Accept(job_id))) == "nothing-to-accept"
+    assert rejection(chain, tx(chain, ALICE, Accept(job_id))) == NOTHING_TO_ACCEPT
     step(chain, commit(chain, job_id, BOB, 0, art["good0"]))
-    assert refused(chain, tx(chain, BOB, Accept(job_id))) == "not-job-client"
+    assert rejection(chain, tx(chain, BOB, Accept(job_id))) == ("not-job-client", "", None, None, LOCAL)
     bob = acct(chain, BOB)
-    step(chain, tx(chain, ALICE, Accept(job_id)))  # in the challenge window: the client waives it
+    early = tx(chain, ALICE, Accept(job_id))  # in the challenge window: the client waives it
+    assert block_events(chain, early) == (Event("pay", account_of(BOB), 100_352, job_id, 0),)  # the job stays open
+    step(chain, early)
     assert statuses(chain, job_id) == [ShardStatus.PAID, ShardStatus.ASSIGNED]
     assert acct(chain, BOB).balance == bob.balance + 100_352 and acct(chain, BOB).locked == 0
     assert job_of(chain, job_id).escrow == 401_408 - 100_352
-    assert refused(chain, tx(chain, ALICE, Accept(job_id))) == "nothing-to-accept"  # shard 0 is paid
+    assert rejection(chain, tx(chain, ALICE, Accept(job_id))) == NOTHING_TO_ACCEPT  # shard 0 is paid
     step(chain, commit(chain, job_id, CAROL, 1, art["good1"]))
     alice = acct(chain, ALICE)
-    step(chain, tx(chain, ALICE, Accept(job_id)))
+    closing = tx(chain, ALICE, Accept(job_id))
+    # the accept that makes every shard final closes the job: the unspent escrow's refund names it
+    assert block_events(chain, closing) == (
+        Event("pay", account_of(CAROL), 100_352, job_id, 1),
+        Event("refund", account_of(ALICE), 401_408 - 2 * 100_352, job_id, note="unspent escrow"),
+    )
+    step(chain, closing)
     job = job_of(chain, job_id)
     assert job.status is JobStatus.CLOSED and job.escrow == 0
     assert acct(chain, ALICE).balance == alice.balance - 10 + 401_408 - 2 * 100_352
     pays = [e for e in events(chain, job_id) if e[0] == "pay"]
     assert pays == [("pay", 0, 100_352, ""), ("pay", 1, 100_352, "")]
-    assert refused(chain, tx(chain, ALICE, Accept(job_id))) == "job-closed"
-    assert refused(chain, tx(chain, CAROL, Settle(job_id))) == "job-closed"
+    assert rejection(chain, tx(chain, ALICE, Accept(job_id))) == JOB_CLOSED
+    assert rejection(chain, tx(chain, CAROL, Settle(job_id))) == JOB_CLOSED
 
 
 def test_protocol_fee_is_burned_from_each_payment(art: dict[str, Any]) -> None:
@@ -189,7 +213,8 @@ def test_fraud_proof_slashes_and_the_shard_is_re_awarded_and_paid(art: dict[str,
         ("slash", 1, stake, "fraud"), ("reward", 1, reward, "fraud"), ("burn", 1, stake - reward, "fraud"),
     ]
     # the same proof again: the shard is open now
-    assert refused(chain, tx(chain, DAVE, Challenge(job_id, 1, 5, claim_of(art["bad1"], 1)))) == "shard-not-committed"
+    assert rejection(chain, tx(chain, DAVE, Challenge(job_id, 1, 5, claim_of(art["bad1"], 1)))) == (
+        "shard-not-committed", "shard 1 is open", None, None, LOCAL)
 
     # past the bid window the reopened shard is awarded again, to bob, before the job's deadline
     assert chain.height + 1 > job.bid_end
@@ -216,10 +241,12 @@ def test_query_answered_honestly_pays_the_bond_to_the_worker(art: dict[str, Any]
     job = job_of(chain, job_id)
     assert job.shards[0].status is ShardStatus.QUERIED and job.shards[0].query_index == 2
     assert job.escrow == 401_408 + NTK and acct(chain, DAVE).balance == dave.balance - 10 - NTK
-    assert refused(chain, tx(chain, DAVE, Challenge(job_id, 0, 3, None))) == "shard-already-queried"
+    assert rejection(chain, tx(chain, DAVE, Challenge(job_id, 0, 3, None))) == (
+        "shard-already-queried", "", None, None, LOCAL)
     # a lying claim that does not sit under the root is refused; the true leaf answers
-    assert refused(chain, tx(chain, BOB, Respond(job_id, 0, claim_of(art["bad0"], 2)))) == "bad-proof-path"
-    assert refused(chain, tx(chain, DAVE, Respond(job_id, 0, claim_of(art["good0"], 2)))) == "not-shard-worker"
+    assert rejection(chain, tx(chain, BOB, Respond(job_id, 0, claim_of(art["bad0"], 2)))) == BAD_PROOF_PATH
+    assert rejection(chain, tx(chain, DAVE, Respond(job_id, 0, claim_of(art["good0"], 2)))) == (
+        "not-shard-worker", "", None, None, LOCAL)
     step(chain, tx(chain, BOB, Respond(job_id, 0, claim_of(art["good0"], 2))))
     job = job_of(chain, job_id)
     assert job.shards[0].status is ShardStatus.COMMITTED and job.shards[0].bond == 0 and job.escrow == 401_408
@@ -228,7 +255,8 @@ def test_query_answered_honestly_pays_the_bond_to_the_worker(art: dict[str, Any]
     assert events(chain, job_id)[-3:] == [
         ("lock", 0, NTK, "bond"), ("forfeit", 0, NTK, "answered"), ("pay", 0, NTK, "bond"),
     ]
-    assert refused(chain, tx(chain, BOB, Respond(job_id, 0, claim_of(art["good0"], 2)))) == "shard-not-queried"
+    assert rejection(chain, tx(chain, BOB, Respond(job_id, 0, claim_of(art["good0"], 2)))) == (
+        "shard-not-queried", "", None, None, LOCAL)
     mine_until(chain, job.shards[1].challenge_end)
     step(chain, tx(chain, DAVE, Settle(job_id)))
     assert job_of(chain, job_id).status is JobStatus.CLOSED
@@ -262,7 +290,8 @@ def test_unanswered_query_is_slashed_at_settle_as_withheld(art: dict[str, Any]) 
     # shard 1's window is over: a settle now pays it, and leaves the queried shard alone
     step(chain, tx(chain, ALICE, Settle(job_id)))
     assert statuses(chain, job_id) == [ShardStatus.QUERIED, ShardStatus.PAID]
-    assert refused(chain, tx(chain, BOB, Respond(job_id, 0, claim_of(art["good0"], 1)))) == "response-too-late"
+    assert rejection(chain, tx(chain, BOB, Respond(job_id, 0, claim_of(art["good0"], 1)))) == (
+        "response-too-late", "", f"<= {deadline}", deadline + 1, LOCAL)
     step(chain, tx(chain, ALICE, Settle(job_id)))
     reward = stake * 5_000 // 10_000
     assert acct(chain, BOB) == Account(bob.balance, bob.nonce, bob.bonded - stake, 0)
@@ -273,7 +302,7 @@ def test_unanswered_query_is_slashed_at_settle_as_withheld(art: dict[str, Any]) 
     assert ("refund", 0, NTK, "bond") in events(chain, job_id)
     # the reopened shard is not awarded again: it is refunded once it can no longer be (Job.award_end)
     mine_until(chain, job.award_end(job.shards[0]) - 1)
-    assert refused(chain, tx(chain, ALICE, Settle(job_id))) == "nothing-to-settle"
+    assert rejection(chain, tx(chain, ALICE, Settle(job_id))) == NOTHING_TO_SETTLE
     step(chain)
     alice = acct(chain, ALICE)
     step(chain, tx(chain, ALICE, Settle(job_id)))
@@ -290,7 +319,7 @@ def test_no_show_worker_is_slashed_and_the_shard_refunded_after_the_deadline(art
     mine_until(chain, job.deadline)
     late = commit(chain, job_id, CAROL, 1, art["good1"])
     step(chain)  # past the deadline
-    assert refused(chain, late) == "commit-too-late"
+    assert rejection(chain, late) == ("commit-too-late", "", f"<= {job.deadline}", job.deadline + 2, LOCAL)
     carol = acct(chain, CAROL)
     step(chain, tx(chain, DAVE, Settle(job_id)))  # pays bob, slashes carol
     lost = stake * 2_000 // 10_000
@@ -310,9 +339,16 @@ def test_no_show_worker_is_slashed_and_the_shard_refunded_after_the_deadline(art
     # ... and no later: the next settle refunds it and closes the job
     mine_until(chain, end)
     entry = AwardEntry(bid(chain, BOB, job_id, PRICE), (1,))
-    assert refused(chain, tx(chain, ALICE, JobAward(job_id, (entry,)))) == "award-too-late"
+    assert rejection(chain, tx(chain, ALICE, JobAward(job_id, (entry,)))) == (
+        "award-too-late", "a reopened shard is awarded within a job's length after its deadline", f"<= {end}", end + 1,
+        LOCAL)
     alice = acct(chain, ALICE)
-    step(chain, tx(chain, DAVE, Settle(job_id)))
+    settle = tx(chain, DAVE, Settle(job_id))
+    assert block_events(chain, settle) == (
+        Event("refund", account_of(ALICE), 200_704, job_id, 1),  # shard 1 at the max price
+        Event("refund", account_of(ALICE), 200_704 - 100_352, job_id, note="unspent escrow"),
+    )
+    step(chain, settle)
     job = job_of(chain, job_id)
     assert job.status is JobStatus.CLOSED and job.shards[1].status is ShardStatus.REFUNDED
     assert acct(chain, ALICE).balance == alice.balance + 401_408 - 100_352
@@ -324,9 +360,13 @@ def test_unawarded_shards_are_refunded_after_the_bid_window() -> None:
     job_id = post(chain)
     alice = acct(chain, ALICE)
     mine_until(chain, job_of(chain, job_id).bid_end - 1)
-    assert refused(chain, tx(chain, ALICE, Settle(job_id))) == "nothing-to-settle"
+    assert rejection(chain, tx(chain, ALICE, Settle(job_id))) == NOTHING_TO_SETTLE
     step(chain)
-    step(chain, tx(chain, DAVE, Settle(job_id)))
+    settle = tx(chain, DAVE, Settle(job_id))
+    assert block_events(chain, settle) == (  # each shard at the max price; nothing left to refund on closing
+        Event("refund", account_of(ALICE), 200_704, job_id, 0), Event("refund", account_of(ALICE), 200_704, job_id, 1),
+    )
+    step(chain, settle)
     assert statuses(chain, job_id) == [ShardStatus.REFUNDED] * 2
     assert acct(chain, ALICE).balance == alice.balance + 401_408
     assert job_of(chain, job_id).status is JobStatus.CLOSED
@@ -336,28 +376,34 @@ def test_locked_stake_cannot_be_unstaked_and_unbonded_stake_is_released_later(ar
     chain, job_id = awarded_job()
     bob = acct(chain, BOB)
     assert bob.bonded == 1000 * NTK and bob.locked == 150_528
-    assert refused(chain, tx(chain, BOB, Unstake(bob.bonded))) == "insufficient-free-stake"
-    assert refused(chain, tx(chain, BOB, Release())) == "nothing-unbonding"
+    assert rejection(chain, tx(chain, BOB, Unstake(bob.bonded))) == (
+        "insufficient-free-stake", "locked stake backs awarded shards", f">= {bob.bonded}", bob.bonded - bob.locked,
+        LOCAL)
+    assert rejection(chain, tx(chain, BOB, Release())) == NOTHING_UNBONDING
     free = bob.bonded - bob.locked
     step(chain, tx(chain, BOB, Unstake(free)))
     bob = acct(chain, BOB)
     assert (bob.bonded, bob.locked, bob.unbonding) == (150_528, 150_528, free)
     assert bob.release_height == chain.height + 20
-    assert refused(chain, tx(chain, BOB, Unstake(1))) == "insufficient-free-stake"
-    assert refused(chain, tx(chain, BOB, Release())) == "still-unbonding"
+    assert rejection(chain, tx(chain, BOB, Unstake(1))) == (
+        "insufficient-free-stake", "locked stake backs awarded shards", ">= 1", 0, LOCAL)
+    assert rejection(chain, tx(chain, BOB, Release())) == (
+        "still-unbonding", "", f">= {bob.release_height}", chain.height + 1, LOCAL)
     # the locked rest still backs shard 0: bob commits it
     step(chain, commit(chain, job_id, BOB, 0, art["good0"]))
     # below the minimum stake a new bid is not taken
     other = post(chain)
     entry = AwardEntry(bid(chain, BOB, other, PRICE), (0,))
-    assert refused(chain, tx(chain, ALICE, JobAward(other, (entry,)))) == "worker-stake-below-minimum"
+    assert rejection(chain, tx(chain, ALICE, JobAward(other, (entry,)))) == (
+        "worker-stake-below-minimum", "", f">= {10 * NTK}", 150_528, LOCAL)
     mine_until(chain, bob.release_height - 2)
-    assert refused(chain, tx(chain, BOB, Release())) == "still-unbonding"
+    assert rejection(chain, tx(chain, BOB, Release())) == (
+        "still-unbonding", "", f">= {bob.release_height}", bob.release_height - 1, LOCAL)
     step(chain)
     balance = acct(chain, BOB).balance
     step(chain, tx(chain, BOB, Release()))
     assert acct(chain, BOB) == Account(balance - 10 + free, bob.nonce + 2, 150_528, 150_528)
-    assert refused(chain, tx(chain, BOB, Release())) == "nothing-unbonding"
+    assert rejection(chain, tx(chain, BOB, Release())) == NOTHING_UNBONDING
     step(chain, tx(chain, ALICE, Accept(job_id)))  # bob is paid, the stake unlocked
     assert acct(chain, BOB).locked == 0 and acct(chain, BOB).bonded == 150_528
     step(chain, tx(chain, BOB, Unstake(150_528)))
@@ -414,23 +460,32 @@ def test_bad_job_spec(fresh: ChainState, name: str) -> None:
     assert refused(fresh, posting) == "bad-job-spec"
 
 
-@pytest.mark.parametrize(("reason", "changes"), [
-    ("too-many-shards", {"shards": 65}),
-    ("spec-too-large", {"spec": canonical({"pad": "x" * 5000, "task": "render"})}),
-    ("train-job-not-sharded", {"spec": TRAIN_SPEC, "service": Service.TRAIN}),
-    ("more-shards-than-items", {"spec": digits_job_spec(2), "shards": 3}),
-    ("bid-window-too-short", {"bid_blocks": 1}),
-    ("deadline-in-bid-window", {"bid_blocks": 3, "deadline_blocks": 3}),
-    ("job-too-long", {"deadline_blocks": 10_001}),
-    ("job-too-long", {"challenge_blocks": 10_001}),
-    ("challenge-window-too-short", {"challenge_blocks": 2}),
-    ("price-too-low", {"max_price": 4}),  # 200,704 units x 4 // 10^6 = 0
-    ("insufficient-balance", {"max_price": 10**16}),  # 4 million NTK of escrow
-    ("insufficient-balance", {"max_price": 2**62}),  # past the supply cap
-    ("insufficient-balance", {"client": numbered_seed(99)}),  # no account at all: not even the fee
+ALICE_AFTER_FEE = 10**15 - 10  # alice's devnet balance less the post's fee: what a rule sees
+
+
+@pytest.mark.parametrize(("changes", "error"), [
+    ({"shards": 65}, ("too-many-shards", "", "<= 64", 65, LOCAL)),
+    ({"spec": canonical({"pad": "x" * 5000, "task": "render"})}, ("spec-too-large", "", "<= 4096", 5026, INVALID)),
+    ({"spec": TRAIN_SPEC, "service": Service.TRAIN}, ("train-job-not-sharded", "a training run is one shard", "== 1",
+                                                      2, LOCAL)),
+    ({"spec": digits_job_spec(2), "shards": 3}, ("more-shards-than-items", "", "<= 2", 3, LOCAL)),
+    ({"bid_blocks": 1}, ("bid-window-too-short", "", ">= 2", 1, LOCAL)),
+    ({"bid_blocks": 3, "deadline_blocks": 3}, ("deadline-in-bid-window", "", "> 3", 3, LOCAL)),
+    ({"deadline_blocks": 10_001}, ("job-too-long", "", "<= 10000", 10_001, LOCAL)),
+    ({"challenge_blocks": 10_001}, ("job-too-long", "", "<= 10000", 10_001, LOCAL)),
+    ({"deadline_blocks": 10_002, "challenge_blocks": 10_001}, ("job-too-long", "", "<= 10000", 10_002, LOCAL)),
+    ({"challenge_blocks": 2}, ("challenge-window-too-short", "", ">= 3", 2, LOCAL)),
+    # 200,704 units x 4 // 10^6 = 0; the lowest max price that pays (5) is not named
+    ({"max_price": 4}, ("price-too-low", "a shard would pay nothing at the max price", None, None, LOCAL)),
+    ({"max_price": 10**16}, ("insufficient-balance", ESCROW, f">= {401_408 * 10**10}", ALICE_AFTER_FEE, LOCAL)),
+    # past the supply cap (which is not named: the escrow alone is more than can exist)
+    ({"max_price": 2**62}, ("insufficient-balance", ESCROW, f">= {2 * (200_704 * 2**62 // 10**6)}", ALICE_AFTER_FEE,
+                            LOCAL)),
+    # no account at all: not even the fee (`chain.state.check_tx_against_state`, before any market rule)
+    ({"client": numbered_seed(99)}, ("insufficient-balance", "", ">= 10", 0, LOCAL)),
 ])
-def test_post_refusals(fresh: ChainState, reason: str, changes: dict[str, Any]) -> None:
-    assert refused(fresh, _post(fresh, **changes)) == reason
+def test_post_refusals(fresh: ChainState, changes: dict[str, Any], error: tuple[Any, ...]) -> None:
+    assert rejection(fresh, _post(fresh, **changes)) == error
 
 
 def test_train_job_with_one_shard_is_posted(fresh: ChainState) -> None:
@@ -462,9 +517,12 @@ def test_insufficient_balance_for_stake_post_and_query(art: dict[str, Any]) -> N
     chain, job_id = committed_job(art)
     poor = numbered_seed(1)
     step(chain, tx(chain, ALICE, Transfer(account_of(poor), NTK // 2)))
-    assert refused(chain, tx(chain, poor, Stake(NTK))) == "insufficient-balance"
-    assert refused(chain, tx(chain, poor, Challenge(job_id, 0, 1, None))) == "insufficient-balance"  # the bond
-    assert refused(chain, _post(chain, max_price=10**10, client=poor)) == "insufficient-balance"  # 4,014 NTK
+    assert rejection(chain, tx(chain, poor, Stake(NTK))) == (
+        "insufficient-balance", "", f">= {NTK}", NTK // 2 - 10, LOCAL)  # the balance left after the fee
+    assert rejection(chain, tx(chain, poor, Challenge(job_id, 0, 1, None))) == (
+        "insufficient-balance", "a query or dispute locks the challenge bond", f">= {NTK}", NTK // 2 - 10, LOCAL)
+    assert rejection(chain, _post(chain, max_price=10**10, client=poor)) == (
+        "insufficient-balance", ESCROW, f">= {401_408 * 10**4}", NTK // 2 - 10, LOCAL)  # 4,014 NTK
     step(chain, tx(chain, poor, Stake(NTK // 4)))
     assert acct(chain, poor).bonded == NTK // 4
 
@@ -477,50 +535,58 @@ def test_award_refusals(art: dict[str, Any]) -> None:
     job_id = post(chain)
     other_job = post(chain)
 
-    def refused_award(*entries: AwardEntry, sender: bytes = ALICE, job: bytes = job_id) -> str:
-        return refused(chain, tx(chain, sender, JobAward(job, entries)))
+    def refused_award(*entries: AwardEntry, sender: bytes = ALICE, job: bytes = job_id) -> tuple[Any, ...]:
+        return rejection(chain, tx(chain, sender, JobAward(job, entries)))
 
     bob_bid = bid(chain, BOB, job_id, PRICE)
-    assert refused_award(AwardEntry(bob_bid, (0,)), job=bytes(32)) == "unknown-job"
-    assert refused_award(AwardEntry(bob_bid, (0,)), sender=BOB) == "not-job-client"
-    assert refused_award(AwardEntry(bob_bid, (2,))) == "no-such-shard"
+    assert refused_award(AwardEntry(bob_bid, (0,)), job=bytes(32)) == UNKNOWN_JOB
+    assert refused_award(AwardEntry(bob_bid, (0,)), sender=BOB) == ("not-job-client", "", None, None, LOCAL)
+    assert refused_award(AwardEntry(bob_bid, (2,))) == ("no-such-shard", "", "< 2", 2, LOCAL)
     wrong_chain = Bid(bytes(32), job_id, public_key_of(BOB), PRICE, 4, chain.height + 10).signed(BOB)
-    assert refused_award(AwardEntry(wrong_chain, (0,))) == "bid-wrong-chain"
-    assert refused_award(AwardEntry(bid(chain, BOB, other_job, PRICE), (0,))) == "bid-wrong-job"
-    assert refused_award(AwardEntry(bid(chain, BOB, job_id, PRICE, expiry=chain.height), (0,))) == "bid-expired"
-    assert refused_award(AwardEntry(bid(chain, BOB, job_id, MAX_PRICE + 1), (0,))) == "bid-above-max-price"
+    assert refused_award(AwardEntry(wrong_chain, (0,))) == ("bid-wrong-chain", "", None, None, INVALID)
+    assert refused_award(AwardEntry(bid(chain, BOB, other_job, PRICE), (0,))) == ("bid-wrong-job", "", None, None,
+                                                                                  INVALID)
+    assert refused_award(AwardEntry(bid(chain, BOB, job_id, PRICE, expiry=chain.height), (0,))) == (
+        "bid-expired", "", f">= {chain.height + 1}", chain.height, LOCAL)
+    assert refused_award(AwardEntry(bid(chain, BOB, job_id, MAX_PRICE + 1), (0,))) == (
+        "bid-above-max-price", "", f"<= {MAX_PRICE}", MAX_PRICE + 1, INVALID)
     single = bid(chain, BOB, job_id, PRICE, max_shards=1)
-    assert refused_award(AwardEntry(single, (0, 1))) == "bid-over-capacity"
-    assert refused_award(AwardEntry(single, (0,)), AwardEntry(single, (1,))) == "bid-over-capacity"
-    assert refused_award(AwardEntry(bob_bid, (0,)), AwardEntry(bid(chain, CAROL, job_id, PRICE), (0,))) == "shard-taken"
-    assert refused_award(AwardEntry(bid(chain, DAVE, job_id, PRICE), (0,))) == "worker-stake-below-minimum"
+    over = ("bid-over-capacity", "", "<= 1", 2, LOCAL)
+    assert refused_award(AwardEntry(single, (0, 1))) == over
+    assert refused_award(AwardEntry(single, (0,)), AwardEntry(single, (1,))) == over
+    assert refused_award(AwardEntry(bob_bid, (0,)), AwardEntry(bid(chain, CAROL, job_id, PRICE), (0,))) == (
+        "shard-taken", "shard 0", None, None, LOCAL)
+    assert refused_award(AwardEntry(bid(chain, DAVE, job_id, PRICE), (0,))) == (
+        "worker-stake-below-minimum", "", f">= {10 * NTK}", 0, LOCAL)
     forged = Bid(chain.chain_id, job_id, public_key_of(BOB), PRICE, 4, chain.height + 10).signed(CAROL)
     error = refusal(chain, tx(chain, ALICE, JobAward(job_id, (AwardEntry(forged, (0,)),))))
     assert (error.reason, error.kind) == ("bad-bid-signature", RejectKind.INVALID)
 
     # a bid's capacity counts across awards
     step(chain, tx(chain, ALICE, JobAward(job_id, (AwardEntry(single, (0,)),))))
-    assert refused_award(AwardEntry(single, (1,))) == "bid-over-capacity"
-    assert refused_award(AwardEntry(bob_bid, (0,))) == "shard-taken"
+    assert refused_award(AwardEntry(single, (1,))) == over
+    assert refused_award(AwardEntry(bob_bid, (0,))) == ("shard-taken", "shard 0", None, None, LOCAL)
     # dave's minimum stake does not back a shard of an expensive job
     step(chain, tx(chain, DAVE, Stake(10 * NTK)))
     dear = post(chain, max_price=10**11)  # a shard pays 20 NTK and locks 30
-    assert refused(chain, tx(chain, ALICE, JobAward(dear, (AwardEntry(bid(chain, DAVE, dear, 10**11), (0,)),)))) \
-        == "insufficient-free-stake"
+    assert rejection(chain, tx(chain, ALICE, JobAward(dear, (AwardEntry(bid(chain, DAVE, dear, 10**11), (0,)),)))) \
+        == ("insufficient-free-stake", "worker for shard 0", f">= {30 * NTK + 105_600_000}", 10 * NTK, LOCAL)
     step(chain, tx(chain, ALICE, JobAward(dear, (AwardEntry(bid(chain, DAVE, dear, 10**9), (0,)),))))  # locks 0.3
     mine_until(chain, job_of(chain, job_id).bid_end)
     step(chain)
-    assert refused_award(AwardEntry(bob_bid, (1,))) == "bid-window-closed"
+    assert refused_award(AwardEntry(bob_bid, (1,))) == (
+        "bid-window-closed", "", f"<= {job_of(chain, job_id).bid_end}", chain.height + 1, LOCAL)
     step(chain, tx(chain, DAVE, Settle(job_id)))  # shard 1 was never awarded: refunded
     assert statuses(chain, job_id) == [ShardStatus.ASSIGNED, ShardStatus.REFUNDED]
-    assert refused_award(AwardEntry(bob_bid, (1,))) == "shard-taken"
+    assert refused_award(AwardEntry(bob_bid, (1,))) == ("shard-taken", "shard 1", None, None, LOCAL)
 
 
 def test_too_many_bids() -> None:
     chain = staked(market_chain_on(market_genesis(max_bids_per_award=1)))
     job_id = post(chain)
     entries = (AwardEntry(bid(chain, BOB, job_id, PRICE), (0,)), AwardEntry(bid(chain, CAROL, job_id, PRICE), (1,)))
-    assert refused(chain, tx(chain, ALICE, JobAward(job_id, entries))) == "too-many-bids"
+    assert rejection(chain, tx(chain, ALICE, JobAward(job_id, entries))) == (
+        "too-many-bids", "", "<= 1", 2, LOCAL)
     step(chain, tx(chain, ALICE, JobAward(job_id, entries[:1])))
 
 
@@ -530,41 +596,49 @@ def test_too_many_bids() -> None:
 def test_commit_refusals(art: dict[str, Any]) -> None:
     chain = staked()
     job_id = post(chain)
-    assert refused(chain, commit(chain, job_id, BOB, 0, art["good0"])) == "shard-not-assigned"
+    assert rejection(chain, commit(chain, job_id, BOB, 0, art["good0"])) == (
+        "shard-not-assigned", "shard 0 is open", None, None, LOCAL)
     award(chain, job_id, {BOB: (0,)})
-    assert refused(chain, commit(chain, job_id, BOB, 1, art["good1"])) == "shard-not-assigned"
-    assert refused(chain, commit(chain, job_id, BOB, 2, art["good1"])) == "no-such-shard"
-    assert refused(chain, commit(chain, job_id, CAROL, 0, art["good0"])) == "not-shard-worker"
+    assert rejection(chain, commit(chain, job_id, BOB, 1, art["good1"])) == (
+        "shard-not-assigned", "shard 1 is open", None, None, LOCAL)
+    assert rejection(chain, commit(chain, job_id, BOB, 2, art["good1"])) == ("no-such-shard", "", "< 2", 2, LOCAL)
+    assert rejection(chain, commit(chain, job_id, CAROL, 0, art["good0"])) == (
+        "not-shard-worker", "", None, None, LOCAL)
     short = tx(chain, BOB, ResultCommit(job_id, 0, art["good0"].root, 3))
-    assert refused(chain, short) == "wrong-item-count"
-    assert refused(chain, tx(chain, BOB, ResultCommit(bytes(32), 0, art["good0"].root, 4))) == "unknown-job"
+    assert rejection(chain, short) == ("wrong-item-count", "", "== 4", 3, LOCAL)
+    assert rejection(chain, tx(chain, BOB, ResultCommit(bytes(32), 0, art["good0"].root, 4))) == UNKNOWN_JOB
     step(chain, commit(chain, job_id, BOB, 0, art["good0"]))
-    assert refused(chain, commit(chain, job_id, BOB, 0, art["good0"])) == "shard-not-assigned"  # committed
+    assert rejection(chain, commit(chain, job_id, BOB, 0, art["good0"])) == (
+        "shard-not-assigned", "shard 0 is committed", None, None, LOCAL)
 
 
 def test_challenge_refusals(art: dict[str, Any]) -> None:
     chain, job_id = awarded_job()
     good0, bad1 = art["good0"], art["bad1"]
-    assert refused(chain, tx(chain, DAVE, Challenge(job_id, 0, 1, claim_of(good0, 1)))) == "shard-not-committed"
+    assert rejection(chain, tx(chain, DAVE, Challenge(job_id, 0, 1, claim_of(good0, 1)))) == (
+        "shard-not-committed", "shard 0 is assigned", None, None, LOCAL)
     step(chain, commit(chain, job_id, BOB, 0, good0), commit(chain, job_id, CAROL, 1, bad1))
-    assert refused(chain, tx(chain, DAVE, Challenge(job_id, 2, 1, None))) == "no-such-shard"
-    assert refused(chain, tx(chain, DAVE, Challenge(bytes(32), 0, 1, None))) == "unknown-job"
-    assert refused(chain, tx(chain, BOB, Challenge(job_id, 0, 1, None))) == "self-challenge"
-    assert refused(chain, tx(chain, CAROL, Challenge(job_id, 1, 5, claim_of(bad1, 1)))) == "self-challenge"
+    assert rejection(chain, tx(chain, DAVE, Challenge(job_id, 2, 1, None))) == ("no-such-shard", "", "< 2", 2, LOCAL)
+    assert rejection(chain, tx(chain, DAVE, Challenge(bytes(32), 0, 1, None))) == UNKNOWN_JOB
+    assert rejection(chain, tx(chain, BOB, Challenge(job_id, 0, 1, None))) == SELF_CHALLENGE
+    assert rejection(chain, tx(chain, CAROL, Challenge(job_id, 1, 5, claim_of(bad1, 1)))) == SELF_CHALLENGE
     # shard 0 holds items 0-3: item 5 is shard 1's, in a query and in a proof
-    assert refused(chain, tx(chain, DAVE, Challenge(job_id, 0, 5, None))) == "item-outside-shard"
-    assert refused(chain, tx(chain, DAVE, Challenge(job_id, 0, 5, claim_of(bad1, 1)))) == "item-outside-shard"
+    outside = ("item-outside-shard", "", "[0, 4)", 5, LOCAL)
+    assert rejection(chain, tx(chain, DAVE, Challenge(job_id, 0, 5, None))) == outside
+    assert rejection(chain, tx(chain, DAVE, Challenge(job_id, 0, 5, claim_of(bad1, 1)))) == outside
     # shard 1's leaf presented as an item of shard 0, and an index that is not the leaf's
-    assert refused(chain, tx(chain, DAVE, Challenge(job_id, 0, 1, claim_of(bad1, 1)))) == "bad-proof-path"
-    assert refused(chain, tx(chain, DAVE, Challenge(job_id, 1, 6, claim_of(bad1, 1)))) == "bad-proof-path"
-    assert refused(chain, tx(chain, DAVE, Challenge(job_id, 0, 1, claim_of(art["bad0"], 1)))) == "bad-proof-path"
-    assert refused(chain, tx(chain, DAVE, Challenge(job_id, 0, 1, claim_of(good0, 1)))) == "challenge-honest-item"
+    assert rejection(chain, tx(chain, DAVE, Challenge(job_id, 0, 1, claim_of(bad1, 1)))) == BAD_PROOF_PATH
+    assert rejection(chain, tx(chain, DAVE, Challenge(job_id, 1, 6, claim_of(bad1, 1)))) == BAD_PROOF_PATH
+    assert rejection(chain, tx(chain, DAVE, Challenge(job_id, 0, 1, claim_of(art["bad0"], 1)))) == BAD_PROOF_PATH
+    assert rejection(chain, tx(chain, DAVE, Challenge(job_id, 0, 1, claim_of(good0, 1)))) == (
+        "challenge-honest-item", "the item re-computes to the committed leaf", None, None, INVALID)
     end = job_of(chain, job_id).shards[1].challenge_end
     mine_until(chain, end)
     late = tx(chain, DAVE, Challenge(job_id, 1, 5, claim_of(bad1, 1)))
     step(chain)
-    assert refused(chain, late) == "challenge-window-closed"
-    assert refused(chain, tx(chain, DAVE, Challenge(job_id, 0, 1, None))) == "challenge-window-closed"
+    closed = ("challenge-window-closed", "", f"<= {end}", end + 2, LOCAL)
+    assert rejection(chain, late) == closed
+    assert rejection(chain, tx(chain, DAVE, Challenge(job_id, 0, 1, None))) == closed
 
 
 def test_too_many_challenges_in_one_block(art: dict[str, Any]) -> None:
@@ -576,7 +650,10 @@ def test_too_many_challenges_in_one_block(art: dict[str, Any]) -> None:
     step(chain, tx(chain, DAVE, Challenge(job_id, 0, 3, None)))
     both = [tx(chain, DAVE, Challenge(job_id, 1, 5, claim_of(art["bad1"], 1))),
             tx(chain, BOB, Respond(job_id, 0, claim_of(art["good0"], 3)))]
-    assert refused(chain, *both) == "too-many-challenges"
+    error = refusal(chain, *both)  # in a block only: the mempool checks one transaction at a time
+    # got: how many re-computations the block asked for, counting this one
+    assert (error.reason, error.detail, error.expected, error.got, error.kind) == (
+        "too-many-challenges", f"tx 1 ({both[1].txid.hex()[:16]})", "<= 1 per block", 2, INVALID)
     step(chain, both[0])
     step(chain, both[1])
 
@@ -584,16 +661,40 @@ def test_too_many_challenges_in_one_block(art: dict[str, Any]) -> None:
 def test_respond_refusals(art: dict[str, Any]) -> None:
     chain, job_id = committed_job(art)
     good0 = art["good0"]
-    assert refused(chain, tx(chain, BOB, Respond(job_id, 0, claim_of(good0, 1)))) == "shard-not-queried"
-    assert refused(chain, tx(chain, BOB, Respond(job_id, 3, claim_of(good0, 1)))) == "no-such-shard"
+    assert rejection(chain, tx(chain, BOB, Respond(job_id, 0, claim_of(good0, 1)))) == NOT_QUERIED
+    assert rejection(chain, tx(chain, BOB, Respond(job_id, 3, claim_of(good0, 1)))) == ("no-such-shard", "", "< 2", 3, LOCAL)
     step(chain, tx(chain, DAVE, Challenge(job_id, 0, 1, None)))
-    assert refused(chain, tx(chain, CAROL, Respond(job_id, 0, claim_of(good0, 1)))) == "not-shard-worker"
-    assert refused(chain, tx(chain, BOB, Respond(job_id, 0, claim_of(good0, 2)))) == "bad-proof-path"  # another item
-    assert refused(chain, tx(chain, BOB, Respond(job_id, 1, claim_of(art["good1"], 1)))) == "shard-not-queried"
-    mine_until(chain, job_of(chain, job_id).shards[0].query_deadline)
+    assert rejection(chain, tx(chain, CAROL, Respond(job_id, 0, claim_of(good0, 1)))) == (
+        "not-shard-worker", "", None, None, LOCAL)
+    assert rejection(chain, tx(chain, BOB, Respond(job_id, 0, claim_of(good0, 2)))) == BAD_PROOF_PATH  # another item
+    assert rejection(chain, tx(chain, BOB, Respond(job_id, 1, claim_of(art["good1"], 1)))) == NOT_QUERIED
+    deadline = job_of(chain, job_id).shards[0].query_deadline
+    mine_until(chain, deadline)
     answer = tx(chain, BOB, Respond(job_id, 0, claim_of(good0, 1)))
     step(chain)
-    assert refused(chain, answer) == "response-too-late"
+    assert rejection(chain, answer) == ("response-too-late", "", f"<= {deadline}", deadline + 2, LOCAL)
+
+
+def test_a_response_in_the_query_deadline_block_is_taken_and_one_block_later_is_late(art: dict[str, Any]) -> None:
+    """The query's deadline is the last height for the answer: a block exactly at it takes the
+    answer (the bond to the worker, the shard back as committed, item 2 of the query forgotten);
+    one block past it is refused, the deadline and the height named."""
+    chain, job_id = committed_job(art)
+    committed = job_of(chain, job_id)
+    step(chain, tx(chain, DAVE, Challenge(job_id, 0, 2, None)))
+    deadline = job_of(chain, job_id).shards[0].query_deadline
+    mine_until(chain, deadline - 1)
+    answer = tx(chain, BOB, Respond(job_id, 0, claim_of(art["good0"], 2)))
+    assert block_events(chain, answer) == (
+        Event("forfeit", account_of(DAVE), NTK, job_id, 0, "answered"), Event("pay", account_of(BOB), NTK, job_id, 0, "bond"),
+    )
+    on_time = clone_market_chain(chain)
+    step(on_time, answer)
+    assert on_time.height == deadline
+    assert job_of(on_time, job_id) == committed  # query_index 0, query_deadline 0, no challenger, bond or voters
+    step(chain)
+    # the mempool blames nobody for it (`check_against_tip`: a late answer is not provably false)
+    assert rejection(chain, answer) == ("response-too-late", "", f"<= {deadline}", deadline + 1, RejectKind.LOCAL)
 
 
 def test_unknown_job_for_every_job_kind() -> None:

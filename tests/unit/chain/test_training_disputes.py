@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from chain.chainstate import ChainState
-from chain.errors import DecodeError
-from chain.jobs import JobStatus, ShardStatus
+from chain.errors import DecodeError, RejectKind
+from chain.jobs import Event, JobStatus, Shard, ShardStatus, evolve
 from chain.market_rules import committee_draw, drawn
 from chain.market_types import (
     AwardEntry,
@@ -54,16 +54,21 @@ from tests.support.market import (
     market_chain_on,
     market_genesis,
     mine_until,
-    refused,
     snapshot,
     statuses,
     step,
     tx,
 )
+from tests.unit.chain.marketplace_checks import block_events, rejection
 
 VOTERS = [numbered_seed(900 + i) for i in range(5)]
 ROOT = bytes(range(32))  # the trainer's committed artifact root (the chain never opens it)
 BOND = NTK  # the devnet challenge bond
+# the refusal of a fraud proof for a committee-judged result (training, labels); not provably
+# false (the mempool blames nobody), though no later state makes it valid either
+NO_FRAUD_PROOF = ("no-fraud-proof-for-service", ("only render items are re-computed on chain; a training result is "
+                  "disputed before a committee instead (worker/README.md, Training disputes)"), None, None,
+                  RejectKind.LOCAL)
 EVERYONE = {"committee_size": 10_000, "quorum": 2}  # every staker drawn: votes are the test's choice
 
 
@@ -166,28 +171,113 @@ def test_a_dispute_without_a_majority_of_a_quorum_lapses(votes: tuple[bool, ...]
     assert acct(chain, ALICE).balance == alice - DEFAULT_FEE + sum(unspent)
 
 
+def test_an_honest_verdict_by_exactly_a_quorum_pays_at_once_and_events_name_everyone() -> None:
+    """A quorum is enough: two honest votes of a quorum of two decide (and pay, the window still
+    open); each event names its account and the job, and the shard keeps no trace of the dispute."""
+    chain = committee_chain()
+    job_id = trained_job(chain, challenge_blocks=50)
+    job = job_of(chain, job_id)
+    committed = job.shards[0]
+    disputed(chain, job_id)
+    step(chain, *[vote(chain, v, job_id, False) for v in VOTERS[:2]])
+    mine_until(chain, job_of(chain, job_id).shards[0].query_deadline)
+    settle = tx(chain, CAROL, Settle(job_id))
+    alice, bob = account_of(ALICE), account_of(BOB)
+    assert block_events(chain, settle) == (
+        Event("forfeit", alice, BOND, job_id, 0, "honest"), Event("pay", bob, BOND, job_id, 0, "bond"),
+        Event("pay", bob, committed.payment, job_id, 0),
+        Event("refund", alice, job.escrow - committed.payment, job_id, note="unspent escrow"),
+    )
+    step(chain, settle)
+    assert job_of(chain, job_id) == evolve(job, escrow=0, status=JobStatus.CLOSED,
+                                           shards=(evolve(committed, status=ShardStatus.PAID),))
+
+
+def test_a_fraud_verdict_by_exactly_a_quorum_slashes() -> None:
+    """Two fraud votes of a quorum of two decide: the trainer is slashed, the challenger rewarded
+    and refunded its bond, the shard reopened."""
+    chain = committee_chain()
+    job_id = trained_job(chain)
+    job = job_of(chain, job_id)
+    stake = job.shards[0].stake
+    disputed(chain, job_id)
+    step(chain, *[vote(chain, v, job_id, True) for v in VOTERS[:2]])
+    mine_until(chain, job_of(chain, job_id).shards[0].query_deadline)
+    settle = tx(chain, CAROL, Settle(job_id))
+    alice, bob = account_of(ALICE), account_of(BOB)
+    assert block_events(chain, settle) == (
+        Event("slash", bob, stake, job_id, 0, "fraud"), Event("reward", alice, stake // 2, job_id, 0, "fraud"),
+        Event("refund", alice, BOND, job_id, 0, "bond"), Event("burn", b"", stake - stake // 2, job_id, 0, "fraud"),
+    )
+    step(chain, settle)
+    assert job_of(chain, job_id) == evolve(job, shards=(Shard(ShardStatus.OPEN, deadline=job.shards[0].deadline),))
+
+
+@pytest.mark.parametrize("after_end", [-1, 0, 1], ids=["before-window-end", "at-window-end", "after-window-end"])
+def test_a_lapsed_dispute_pays_the_shard_only_once_its_challenge_window_is_over(after_end: int) -> None:
+    """A tie lapses the dispute: the bond goes back to the challenger and the shard is as it was
+    committed, voters and all forgotten; it is paid in the same settle only when that settle's
+    block is past the shard's challenge_end (the window a lapsed dispute must not cut short)."""
+    chain = committee_chain()
+    job_id = trained_job(chain, challenge_blocks=10)
+    job = job_of(chain, job_id)
+    committed = job.shards[0]
+    disputed(chain, job_id)
+    step(chain, vote(chain, VOTERS[0], job_id, True), vote(chain, VOTERS[1], job_id, False))
+    assert job_of(chain, job_id).shards[0].query_deadline < committed.challenge_end - 1  # the votes are in
+    mine_until(chain, committed.challenge_end + after_end - 1)
+    settle = tx(chain, CAROL, Settle(job_id))
+    alice, bob = account_of(ALICE), account_of(BOB)
+    refund = Event("refund", alice, BOND, job_id, 0, "bond")
+    if after_end <= 0:
+        assert block_events(chain, settle) == (refund,)
+        step(chain, settle)
+        assert job_of(chain, job_id) == job  # committed, unpaid: the window is still open
+        return
+    assert block_events(chain, settle) == (
+        refund, Event("pay", bob, committed.payment, job_id, 0),
+        Event("refund", alice, job.escrow - committed.payment, job_id, note="unspent escrow"),
+    )
+    step(chain, settle)
+    assert job_of(chain, job_id) == evolve(job, escrow=0, status=JobStatus.CLOSED,
+                                           shards=(evolve(committed, status=ShardStatus.PAID),))
+
+
 # ---- refusals ----------------------------------------------------------------------------------
+
+
+PARTY = ("party-cannot-vote", "the worker, the client and the challenger have a stake in the verdict", None, None,
+         RejectKind.LOCAL)
 
 
 def test_vote_refusals() -> None:
     chain = committee_chain(voters=4)
     job_id = trained_job(chain, challenge_blocks=50)
-    assert refused(chain, vote(chain, VOTERS[0], job_id, True)) == "shard-not-disputed"
+    assert rejection(chain, vote(chain, VOTERS[0], job_id, True)) == (
+        "shard-not-disputed", "shard 0 is committed", None, None, RejectKind.LOCAL)
     step(chain, tx(chain, ALICE, Challenge(job_id, 0, 0, None)))
-    assert refused(chain, tx(chain, CAROL, Challenge(job_id, 0, 1, None))) == "shard-already-disputed"
-    assert refused(chain, vote(chain, VOTERS[0], job_id, True)) == "vote-before-beacon"
+    dispute_height = chain.height
+    assert rejection(chain, tx(chain, CAROL, Challenge(job_id, 0, 1, None))) == (
+        "shard-already-disputed", "", None, None, RejectKind.LOCAL)
+    # the vote would sit in the beacon block itself: the mempool waits for it (MISSING, no blame)
+    assert rejection(chain, vote(chain, VOTERS[0], job_id, True)) == (
+        "vote-before-beacon", "the committee is drawn by the block after the dispute", f"> {dispute_height + 1}",
+        dispute_height + 1, RejectKind.MISSING)
     step(chain)  # the beacon
     for party in (BOB, ALICE):
-        assert refused(chain, vote(chain, party, job_id, False)) == "party-cannot-vote"
-    assert refused(chain, vote(chain, CAROL, job_id, True)) == "voter-stake-below-minimum"
+        assert rejection(chain, vote(chain, party, job_id, False)) == PARTY
+    assert rejection(chain, vote(chain, CAROL, job_id, True)) == (
+        "voter-stake-below-minimum", "", f">= {10 * NTK}", 0, RejectKind.LOCAL)
     step(chain, vote(chain, VOTERS[0], job_id, True))
-    assert refused(chain, vote(chain, VOTERS[0], job_id, False)) == "already-voted"
+    assert rejection(chain, vote(chain, VOTERS[0], job_id, False)) == ("already-voted", "", None, None, RejectKind.LOCAL)
     deadline = job_of(chain, job_id).shards[0].query_deadline
     mine_until(chain, deadline - 1)
-    assert refused(chain, tx(chain, BOB, Settle(job_id))) == "nothing-to-settle"  # votes still open
+    assert rejection(chain, tx(chain, BOB, Settle(job_id))) == (  # votes still open
+        "nothing-to-settle", "no shard is due for payment, slashing or refund", None, None, RejectKind.STALE)
     step(chain, vote(chain, VOTERS[1], job_id, True))  # in the window's last block
     assert chain.height == deadline
-    assert refused(chain, vote(chain, VOTERS[2], job_id, True)) == "vote-too-late"
+    assert rejection(chain, vote(chain, VOTERS[2], job_id, True)) == (
+        "vote-too-late", "", f"<= {deadline}", deadline + 1, RejectKind.LOCAL)
     step(chain, tx(chain, BOB, Settle(job_id)))  # two votes, a quorum, both fraud
     assert statuses(chain, job_id) == [ShardStatus.OPEN]
 
@@ -205,7 +295,8 @@ def test_a_staker_the_beacon_did_not_draw_cannot_vote() -> None:
 
     outsiders = [v for v in VOTERS if not member(v)]
     assert outsiders, "with 5 of 6 equal-odds stakers at 2% each, one is left out"
-    assert refused(chain, vote(chain, outsiders[0], job_id, True)) == "not-drawn"
+    assert rejection(chain, vote(chain, outsiders[0], job_id, True)) == (
+        "not-drawn", "the beacon did not draw this staker for the committee", None, None, RejectKind.LOCAL)
 
 
 def test_committee_draw_is_stake_weighted_with_an_exact_boundary() -> None:
@@ -226,7 +317,7 @@ def test_a_training_result_has_no_fraud_proof_only_a_dispute() -> None:
     chain = committee_chain()
     job_id = trained_job(chain)
     claim = LeafClaim(bytes(32), b"", (), (), bytes(32), bytes(32))
-    assert refused(chain, tx(chain, ALICE, Challenge(job_id, 0, 0, claim))) == "no-fraud-proof-for-service"
+    assert rejection(chain, tx(chain, ALICE, Challenge(job_id, 0, 0, claim))) == NO_FRAUD_PROOF
 
 
 def test_vote_decoding_wants_a_boolean_verdict() -> None:

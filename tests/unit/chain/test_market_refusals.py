@@ -1,0 +1,114 @@
+"""Refusals of `chain.market_rules` that the flows in `test_market` and `test_training_disputes` do
+not reach, pinned whole: reason, detail, expected, got and kind, as the mempool's check gives
+them (`rejection`; a block carrying the transaction is refused with the same details).
+
+- a dispute's committee that is full (`MAX_VOTERS` votes recorded),
+- a genesis whose market cannot run (a zero re-computation budget, quorum or response window),
+- a challenger who is neither the client nor the worker voting on its own dispute,
+- a payload kind with no market rule (`apply_market` itself: every kind a block can carry has one).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chain.chainstate import _StateView
+from chain.errors import InvalidTransaction, RejectKind
+from chain.genesis import GenesisError
+from chain.jobs import MAX_VOTERS
+from chain.market_rules import MarketContext, apply_market
+from chain.market_types import Stake
+from chain.state import Ledger
+from chain.store import Overlay
+from chain.types import Transfer
+from tests.support.chain_builders import account_of, numbered_seed
+from tests.support.market import (
+    ALICE,
+    BAD_SPEC,
+    BOB,
+    CAROL,
+    NTK,
+    SPEC,
+    acct,
+    job_of,
+    market_chain,
+    market_genesis,
+    render_shard_artifact,
+    step,
+    tx,
+)
+from tests.unit.chain.marketplace_checks import rejection
+from tests.unit.chain.test_training_disputes import (
+    VOTERS,
+    committee_chain,
+    disputed,
+    trained_job,
+    vote,
+)
+
+LOCAL = RejectKind.LOCAL
+
+
+@pytest.fixture(scope="module")
+def art(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out: Path = tmp_path_factory.mktemp("refusal-art")
+    return {
+        "good0": render_shard_artifact(SPEC, 0, 4, out / "good0"),
+        "good1": render_shard_artifact(SPEC, 4, 8, out / "good1"),
+        "bad1": render_shard_artifact(BAD_SPEC, 4, 8, out / "bad1"),
+    }
+
+
+def test_a_full_committee_takes_no_more_votes() -> None:
+    """`MAX_VOTERS` votes fill a dispute (the job record keeps no more); the next is refused."""
+    seeds = [numbered_seed(2000 + i) for i in range(MAX_VOTERS + 1)]
+    chain = committee_chain(voters=0)
+    nonce = acct(chain, ALICE).nonce
+    step(chain, *[tx(chain, ALICE, Transfer(account_of(s), 11 * NTK), nonce=nonce + i) for i, s in enumerate(seeds)])
+    step(chain, *[tx(chain, s, Stake(10 * NTK)) for s in seeds])
+    job_id = trained_job(chain)
+    disputed(chain, job_id)
+    step(chain, *[vote(chain, s, job_id, True) for s in seeds[:MAX_VOTERS]])
+    assert len(job_of(chain, job_id).shards[0].voters) == MAX_VOTERS
+    # got: the votes there would be with this one
+    assert rejection(chain, vote(chain, seeds[MAX_VOTERS], job_id, True)) == (
+        "committee-full", "", f"<= {MAX_VOTERS} votes", MAX_VOTERS + 1, LOCAL)
+
+
+def test_a_challenger_that_is_not_the_client_cannot_vote_on_its_dispute() -> None:
+    chain = committee_chain()
+    job_id = trained_job(chain)
+    disputed(chain, job_id, by=CAROL)  # carol holds no stake either: the party rule comes first
+    assert rejection(chain, vote(chain, CAROL, job_id, True)) == (
+        "party-cannot-vote", "the worker, the client and the challenger have a stake in the verdict", None, None,
+        LOCAL)
+    step(chain, vote(chain, VOTERS[0], job_id, True))  # a drawn staker's vote is taken
+
+
+@pytest.mark.parametrize("key", ["max_challenges_per_block", "quorum", "response_blocks"])
+def test_a_genesis_with_a_zero_market_bound_is_refused(key: str) -> None:
+    """A zero budget of re-computations per block would refuse every answer to a render query, and
+    the honest worker would be slashed as withholding: a genesis may not set it (nor the other
+    bounds a market cannot run without)."""
+    with pytest.raises(GenesisError) as info:
+        market_genesis(**{key: 0})
+    assert (info.value.reason, info.value.detail) == ("bad-genesis", f"market.{key} must be at least 1")
+    assert getattr(market_genesis(**{key: 1}).params.market, key) == 1
+
+
+def test_a_payload_kind_without_a_market_rule() -> None:
+    """`apply_transaction` never hands a transfer to the market rules; `apply_market` refuses one
+    by itself, naming the kind."""
+    chain = market_chain()
+    transfer = tx(chain, ALICE, Transfer(account_of(BOB), 1))
+    ledger = Ledger(_StateView(Overlay(chain.kv), chain.decoded_accounts, chain.decoded_jobs))
+    context = MarketContext(chain.params.market, chain.chain_id, chain.height + 1)
+    with pytest.raises(InvalidTransaction) as info:
+        apply_market(ledger, context, transfer)
+    error = info.value
+    assert (error.reason, error.detail, error.expected, error.got, error.kind) == (
+        "bad-tx-kind", f"no state rule for kind {Transfer.KIND}", None, None, RejectKind.INVALID)
+    assert Transfer.KIND == 1
