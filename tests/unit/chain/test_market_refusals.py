@@ -112,3 +112,14 @@ def test_a_payload_kind_without_a_market_rule() -> None:
     assert (error.reason, error.detail, error.expected, error.got, error.kind) == (
         "bad-tx-kind", f"no state rule for kind {Transfer.KIND}", None, None, RejectKind.INVALID)
     assert Transfer.KIND == 1
+
+
+def test_a_ledger_reads_the_spec_of_a_job_posted_in_its_own_block() -> None:
+    """Read-your-writes within a block: a spec posted earlier in the block is seen before the
+    store has it (no rule needs one yet: an award comes a block after its post at the earliest)."""
+    chain = market_chain()
+    ledger = Ledger(_StateView(Overlay(chain.kv), chain.decoded_accounts, chain.decoded_jobs))
+    job_id = bytes([7]) * 32
+    assert ledger.spec(job_id) is None
+    ledger.specs[job_id] = SPEC
+    assert ledger.spec(job_id) == SPEC

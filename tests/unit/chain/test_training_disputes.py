@@ -9,13 +9,16 @@ slashed, and a client that disputes honest work loses its bond and cannot keep t
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from chain import schema
+from chain.assembly import check_against_tip
 from chain.chainstate import ChainState
-from chain.errors import DecodeError, RejectKind
+from chain.errors import DecodeError, RejectKind, StoreError
 from chain.jobs import Event, JobStatus, Shard, ShardStatus, evolve
 from chain.market_rules import committee_draw, drawn
 from chain.market_types import (
@@ -397,3 +400,34 @@ def test_committee_pays_an_honest_trainer_against_a_lying_client(trained: Path) 
     assert acct(chain, BOB).balance == bob + payment + BOND
     assert job_of(chain, job_id).status is JobStatus.CLOSED
 
+
+
+def test_committee_draw_hashes_the_beacon_the_job_the_shard_and_the_account() -> None:
+    """The draw every validator and voter computes alike: blake2b-256 personalised
+    "neuro-committee" over beacon, job id, shard (4 bytes, big-endian) and account, read big-endian."""
+    beacon, job_id, account = bytes([1]) * 32, bytes([2]) * 32, bytes([3]) * 20
+    digest = hashlib.blake2b(beacon + job_id + bytes([0, 0, 1, 7]) + account, digest_size=32,
+                             person=b"neuro-committee").digest()
+    assert committee_draw(beacon, job_id, 263, account) == int.from_bytes(digest, "big")
+
+
+def test_a_staker_with_exactly_the_minimum_stake_may_vote() -> None:
+    chain = committee_chain(stake=10 * NTK)  # devnet's min_stake
+    job_id = trained_job(chain)
+    disputed(chain, job_id)
+    assert acct(chain, VOTERS[0]).bonded == 10 * NTK
+    step(chain, vote(chain, VOTERS[0], job_id, True))
+    assert len(job_of(chain, job_id).shards[0].voters) == 1
+
+
+def test_a_vote_whose_beacon_block_the_store_lost_is_a_store_fault() -> None:
+    """The beacon is read from the height index; a store missing it is our disk's fault, never
+    the voter's: the node reports it (`--reindex`) instead of refusing the vote."""
+    chain = committee_chain()
+    job_id = trained_job(chain)
+    beacon_height = disputed(chain, job_id)
+    chain.kv.commit({schema.height_key(beacon_height): None}, sync=False)
+    with pytest.raises(StoreError) as info:
+        check_against_tip(chain, vote(chain, VOTERS[0], job_id, True))
+    assert (info.value.reason, info.value.detail) == (
+        "store-corrupt", f"no block at the beacon height {beacon_height} below the tip")
