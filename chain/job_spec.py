@@ -133,7 +133,7 @@ def render_items_units(spec: dict[str, Any], where: str = "spec.") -> tuple[int,
             effects += ["occlusion"] if _range_high(placement, "occlusion_pct", 20, f"{where}placement.") else []
             return count, cu.render_units(width, height, 3, count, effects=effects, object_pixels=width * height)
     except cu.UnitsError as exc:
-        raise _bad(f"{where}: {exc.detail}") from None
+        raise _bad(f"{where.rstrip('.')}: {exc.detail}") from None
     raise _bad(f"{where}kind must be digits or shelf, got {kind!r}")
 
 
@@ -156,7 +156,7 @@ def forward_flops(model: dict[str, Any], where: str) -> int:
                 _get(model, "head_width", int, 32, where), _get(model, "num_classes", int, 1, where),
             )
     except cu.UnitsError as exc:
-        raise _bad(f"{where}: {exc.detail}") from None
+        raise _bad(f"{where.rstrip('.')}: {exc.detail}") from None
     raise _bad(f"{where}name must be cnn or centernet, got {name!r}")
 
 

@@ -214,6 +214,22 @@ def bad(service: Service, spec: bytes, max_bytes: int = MAX_SPEC_BYTES) -> Inval
     (Service.TRAIN, canonical({**TRAIN_DOC, "train": {**TRAIN_DOC["train"], "model": "cnn"}}),
      "train.model must be an object"),
     (Service.TRAIN, canonical({**TRAIN_DOC, "data": "digits"}), "data must be an object"),
+    *[(Service.TRAIN, canonical({**TRAIN_DOC, "train": {**TRAIN_DOC["train"], "model": model}}), detail) for model, detail in [
+        ({"name": "cnn", "depth": "3"}, "train.model.depth must be an integer, got '3'"),
+        ({"name": "cnn", "image_size": -1}, "train.model: image_size must be a non-negative int"),
+        ({"name": "cnn", "image_size": "28"}, "train.model.image_size must be an integer, got '28'"),
+        ({"name": "cnn", "in_channels": -2}, "train.model: in_channels must be a non-negative int"),
+        ({"name": "cnn", "in_channels": 1.0}, "train.model.in_channels must be an integer, got 1.0"),
+        ({"name": "cnn", "width": "w"}, "train.model.width must be an integer, got 'w'"),
+        ({"name": "cnn", "num_classes": None}, "train.model.num_classes must be an integer, got None"),
+        ({"name": "centernet", "image_size": "a"}, "train.model.image_size must be an integer, got 'a'"),
+        ({"name": "centernet", "width": 1.0}, "train.model.width must be an integer, got 1.0"),
+        ({"name": "centernet", "head_width": "x"}, "train.model.head_width must be an integer, got 'x'"),
+        ({"name": "centernet", "num_classes": -1}, "train.model: num_classes must be a non-negative int"),
+        ({"name": "centernet", "num_classes": False}, "train.model.num_classes must be an integer, got False"),
+    ]],
+    (Service.GENERATE, canonical({**DIGITS_DOC, "spec": {"kind": "digits", "count": 8, "size": -1}}),
+     "spec: width must be a non-negative int"),
     (Service.TRAIN, canonical({**TRAIN_DOC, "data": {**TRAIN_DOC["data"], "spec": []}}), "data.spec must be an object"),
     (Service.TRAIN, canonical({**TRAIN_DOC, "data": {**TRAIN_DOC["data"], "spec": {"count": "many"}}}),
      "data.spec.count must be an integer, got 'many'"),
@@ -239,6 +255,16 @@ def test_units_at_the_limit_are_taken_and_past_it_refused() -> None:
     assert MAX_UNITS - 3 * flops < units <= MAX_UNITS
     doc["train"]["steps"] = steps + 1
     assert bad(Service.TRAIN, canonical(doc)).reason == "bad-job-spec"
+
+
+def test_a_cnn_of_the_greatest_depth_is_priced() -> None:
+    """Consensus prices up to `MAX_CNN_DEPTH` layers: the bound of its own pricing loop (the
+    worker's zoo has its own, smaller limit)."""
+    def units(depth: int) -> int:
+        doc = {**TRAIN_DOC, "train": {**TRAIN_DOC["train"], "model": {"name": "cnn", "depth": depth}}}
+        return job_terms(Service.TRAIN, canonical(doc), MAX_SPEC_BYTES).units
+
+    assert units(64) > units(63) > 0
 
 
 def test_spec_too_large() -> None:

@@ -5,7 +5,8 @@ them (`rejection`; a block carrying the transaction is refused with the same det
 - a dispute's committee that is full (`MAX_VOTERS` votes recorded),
 - a genesis whose market cannot run (a zero re-computation budget, quorum or response window),
 - a challenger who is neither the client nor the worker voting on its own dispute,
-- a payload kind with no market rule (`apply_market` itself: every kind a block can carry has one).
+- a payload kind with no market rule (`apply_market` itself: every kind a block can carry has one),
+- a fraud proof the node itself cannot judge (no renderer, a lost spec): a store fault, not a refusal.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from typing import Any
 
 import pytest
 
+from chain import schema
+from chain.assembly import check_against_tip
 from chain.chainstate import _StateView
-from chain.errors import InvalidTransaction, RejectKind
+from chain.errors import InvalidTransaction, RejectKind, StoreError
 from chain.genesis import GenesisError
 from chain.jobs import MAX_VOTERS
 from chain.market_rules import MarketContext, apply_market
-from chain.market_types import Stake
+from chain.market_types import Challenge, Stake
 from chain.state import Ledger
 from chain.store import Overlay
 from chain.types import Transfer
@@ -30,9 +33,12 @@ from tests.support.market import (
     BAD_SPEC,
     BOB,
     CAROL,
+    DAVE,
     NTK,
     SPEC,
     acct,
+    claim_of,
+    committed_job,
     job_of,
     market_chain,
     market_genesis,
@@ -123,3 +129,19 @@ def test_a_ledger_reads_the_spec_of_a_job_posted_in_its_own_block() -> None:
     assert ledger.spec(job_id) is None
     ledger.specs[job_id] = SPEC
     assert ledger.spec(job_id) == SPEC
+
+
+@pytest.mark.parametrize("lost", ["adjudicator", "spec"])
+def test_a_fraud_proof_the_node_cannot_judge_is_the_nodes_fault(art: dict[str, Any], lost: str) -> None:
+    """A node without a renderer, or whose store lost the job's spec, cannot judge a fraud proof:
+    a StoreError (the node's fault, reported), never a refusal that would blame the sender."""
+    chain, job_id = committed_job(art, second="bad1")
+    if lost == "adjudicator":
+        chain.adjudicator = None
+        expected = ("no-adjudicator", "this node cannot re-render items to judge a fraud proof")
+    else:
+        chain.kv.commit({schema.JOB_SPEC + job_id: None}, sync=False)
+        expected = ("store-spec-missing", f"spec of job {job_id.hex()}")
+    with pytest.raises(StoreError) as info:
+        check_against_tip(chain, tx(chain, DAVE, Challenge(job_id, 1, 5, claim_of(art["bad1"], 1))))
+    assert (info.value.reason, info.value.detail) == expected
