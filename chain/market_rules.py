@@ -514,7 +514,6 @@ def apply_settle(ledger: Ledger, ctx: MarketContext, tx: Transaction, payload: S
         elif shard.status is ShardStatus.DISPUTED and h > shard.query_deadline:
             job = _decide_dispute(ledger, ctx, payload.job_id, job, index)
         elif shard.status is ShardStatus.QUERIED and h > shard.query_deadline:
-            ledger.set_job(payload.job_id, job)
             _slash(ledger, ctx, payload.job_id, job, index, "withheld", shard.challenger)
             job = ledger.job(payload.job_id)  # type: ignore[assignment]
         elif shard.status is ShardStatus.ASSIGNED and h > shard.deadline:
