@@ -266,8 +266,9 @@ def apply_commit(ledger: Ledger, ctx: MarketContext, tx: Transaction, payload: R
 
 
 def _position(job: Job, shard_index: int, shard: Shard, index: int) -> int:
-    """The item's position in the shard's artifact, or a named refusal."""
-    start = terms_of(job).shard_range(shard_index, len(job.shards))[0] if job.service != Service.TRAIN else 0
+    """The item's position in the shard's artifact, or a named refusal (a training run is one
+    shard of one item: its items are the run's segments, from 0)."""
+    start = terms_of(job).shard_range(shard_index, len(job.shards))[0]
     if not start <= index < start + shard.items:
         raise _fail("item-outside-shard", expected=f"[{start}, {start + shard.items})", got=index)
     return index - start

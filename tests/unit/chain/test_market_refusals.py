@@ -6,6 +6,8 @@ them (`rejection`; a block carrying the transaction is refused with the same det
 - a genesis whose market cannot run (a zero re-computation budget, quorum or response window),
 - a challenger who is neither the client nor the worker voting on its own dispute,
 - a payload kind with no market rule (`apply_market` itself: every kind a block can carry has one),
+- a challenge of the first and last item of a shard, and one past either end,
+- a no-show's slash, from the block after the deadline and not in it,
 - a fraud proof the node itself cannot judge (no renderer, a lost spec): a store fault, not a refusal.
 """
 
@@ -21,9 +23,9 @@ from chain.assembly import check_against_tip
 from chain.chainstate import _StateView
 from chain.errors import InvalidTransaction, RejectKind, StoreError
 from chain.genesis import GenesisError
-from chain.jobs import MAX_VOTERS
+from chain.jobs import MAX_VOTERS, Event
 from chain.market_rules import MarketContext, apply_market
-from chain.market_types import Challenge, Stake
+from chain.market_types import Challenge, Settle, Stake
 from chain.state import Ledger
 from chain.store import Overlay
 from chain.types import Transfer
@@ -37,16 +39,19 @@ from tests.support.market import (
     NTK,
     SPEC,
     acct,
+    awarded_job,
     claim_of,
+    clone_market_chain,
     committed_job,
     job_of,
     market_chain,
     market_genesis,
+    mine_until,
     render_shard_artifact,
     step,
     tx,
 )
-from tests.unit.chain.marketplace_checks import rejection
+from tests.unit.chain.marketplace_checks import block_events, rejection
 from tests.unit.chain.test_training_disputes import (
     VOTERS,
     committee_chain,
@@ -145,3 +150,28 @@ def test_a_fraud_proof_the_node_cannot_judge_is_the_nodes_fault(art: dict[str, A
     with pytest.raises(StoreError) as info:
         check_against_tip(chain, tx(chain, DAVE, Challenge(job_id, 1, 5, claim_of(art["bad1"], 1))))
     assert (info.value.reason, info.value.detail) == expected
+
+
+def test_a_challenge_names_an_item_of_its_shard_from_the_first_to_the_last(art: dict[str, Any]) -> None:
+    chain, job_id = committed_job(art)  # shard 1 holds items 4 to 7
+    for index in (3, 8):
+        assert rejection(chain, tx(chain, DAVE, Challenge(job_id, 1, index, None))) == (
+            "item-outside-shard", "", "[4, 8)", index, LOCAL)
+    for index in (4, 7):
+        step(clone_market_chain(chain), tx(chain, DAVE, Challenge(job_id, 1, index, None)))
+
+
+def test_a_no_show_is_slashed_from_the_block_after_its_deadline() -> None:
+    chain, job_id = awarded_job()
+    job = job_of(chain, job_id)
+    mine_until(chain, job.deadline - 1)  # the next block is the deadline's: commits are still due
+    assert rejection(chain, tx(chain, DAVE, Settle(job_id))) == (
+        "nothing-to-settle", "no shard is due for payment, slashing or refund", None, None, RejectKind.STALE)
+    step(chain)
+    lost = [shard.stake * 2_000 // 10_000 for shard in job.shards]  # devnet: 20% of the stake
+    assert block_events(chain, tx(chain, DAVE, Settle(job_id))) == (
+        Event("slash", job.shards[0].worker, lost[0], job_id, 0, "no-show"),
+        Event("burn", b"", lost[0], job_id, 0, "no-show"),
+        Event("slash", job.shards[1].worker, lost[1], job_id, 1, "no-show"),
+        Event("burn", b"", lost[1], job_id, 1, "no-show"),
+    )
