@@ -444,20 +444,21 @@ def _decide_dispute(ledger: Ledger, ctx: MarketContext, job_id: bytes, job: Job,
 
 
 def _slash(ledger: Ledger, ctx: MarketContext, job_id: bytes, job: Job, index: int, why: str,
-           challenger: bytes | None) -> None:
+           challenger: bytes) -> None:
     """Take the shard's stake from its worker (part to the challenger, the rest burned), give the
-    challenger its bond back, and reopen the shard."""
+    challenger its bond back, and reopen the shard. Every slash has a challenger: a fraud proof's
+    sender, or the account whose query or dispute went unanswered or was upheld (a no-show is
+    not slashed here: it loses a part of its stake, in `apply_settle`)."""
     shard = job.shards[index]
     worker = ledger.get(shard.worker)
     ledger.set(shard.worker, evolve(worker, bonded=worker.bonded - shard.stake, locked=worker.locked - shard.stake))
     ledger.event(Event("slash", shard.worker, shard.stake, job_id, index, note=why))
-    reward = _bp(shard.stake, ctx.params.slash_reward_bp) if challenger else 0
-    if challenger:
-        account = ledger.get(challenger)
-        ledger.set(challenger, evolve(account, balance=account.balance + reward + shard.bond))
-        ledger.event(Event("reward", challenger, reward, job_id, index, note=why))
-        if shard.bond:
-            ledger.event(Event("refund", challenger, shard.bond, job_id, index, note="bond"))
+    reward = _bp(shard.stake, ctx.params.slash_reward_bp)
+    account = ledger.get(challenger)
+    ledger.set(challenger, evolve(account, balance=account.balance + reward + shard.bond))
+    ledger.event(Event("reward", challenger, reward, job_id, index, note=why))
+    if shard.bond:
+        ledger.event(Event("refund", challenger, shard.bond, job_id, index, note="bond"))
     ledger.burn(shard.stake - reward, job_id, index, why)
     reopened = Shard(ShardStatus.OPEN, deadline=shard.deadline)  # deadline != 0: awarded before
     ledger.set_job(job_id, job.with_shard(index, reopened, escrow=job.escrow - shard.bond))
