@@ -175,3 +175,16 @@ def test_a_no_show_is_slashed_from_the_block_after_its_deadline() -> None:
         Event("slash", job.shards[1].worker, lost[1], job_id, 1, "no-show"),
         Event("burn", b"", lost[1], job_id, 1, "no-show"),
     )
+
+
+def test_a_challenge_in_the_last_block_of_the_window_is_taken_and_one_block_later_is_late(
+        art: dict[str, Any]) -> None:
+    chain, job_id = committed_job(art)
+    end = job_of(chain, job_id).shards[1].challenge_end
+    mine_until(chain, end - 1)  # the next block is the window's last
+    at_end = clone_market_chain(chain)
+    step(at_end, tx(chain, DAVE, Challenge(job_id, 1, 4, None)))
+    assert at_end.height == end
+    step(chain)
+    assert rejection(chain, tx(chain, DAVE, Challenge(job_id, 1, 4, None))) == (
+        "challenge-window-closed", "", f"<= {end}", end + 1, LOCAL)
