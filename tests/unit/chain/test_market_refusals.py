@@ -8,6 +8,7 @@ them (`rejection`; a block carrying the transaction is refused with the same det
 - a payload kind with no market rule (`apply_market` itself: every kind a block can carry has one),
 - a challenge of the first and last item of a shard, and one past either end,
 - a no-show's slash, from the block after the deadline and not in it,
+- a query that locks the challenger's whole balance as its bond, and one a unit short,
 - a fraud proof the node itself cannot judge (no renderer, a lost spec): a store fault, not a refusal.
 """
 
@@ -29,7 +30,7 @@ from chain.market_types import Challenge, Settle, Stake
 from chain.state import Ledger
 from chain.store import Overlay
 from chain.types import Transfer
-from tests.support.chain_builders import account_of, numbered_seed
+from tests.support.chain_builders import DEFAULT_FEE, account_of, numbered_seed
 from tests.support.market import (
     ALICE,
     BAD_SPEC,
@@ -188,3 +189,16 @@ def test_a_challenge_in_the_last_block_of_the_window_is_taken_and_one_block_late
     step(chain)
     assert rejection(chain, tx(chain, DAVE, Challenge(job_id, 1, 4, None))) == (
         "challenge-window-closed", "", f"<= {end}", end + 1, LOCAL)
+
+
+def test_a_query_may_lock_the_challengers_whole_balance_as_its_bond(art: dict[str, Any]) -> None:
+    chain, job_id = committed_job(art)
+    bond = chain.params.market.challenge_bond
+    exact, short = numbered_seed(700), numbered_seed(701)
+    nonce = acct(chain, ALICE).nonce
+    step(chain, tx(chain, ALICE, Transfer(account_of(exact), bond + DEFAULT_FEE), nonce=nonce),
+         tx(chain, ALICE, Transfer(account_of(short), bond + DEFAULT_FEE - 1), nonce=nonce + 1))
+    assert rejection(chain, tx(chain, short, Challenge(job_id, 1, 4, None))) == (
+        "insufficient-balance", "a query or dispute locks the challenge bond", f">= {bond}", bond - 1, LOCAL)
+    step(chain, tx(chain, exact, Challenge(job_id, 1, 4, None)))
+    assert acct(chain, exact).balance == 0
