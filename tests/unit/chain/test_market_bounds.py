@@ -253,3 +253,28 @@ def test_a_query_locks_the_challengers_bond(good0: Any) -> None:
     assert block_events(chain, tx(chain, DAVE, Challenge(job_id, 0, 1, None))) == (
         Event("lock", account_of(DAVE), bond, job_id, 0, note="bond"),)
     assert bond == NTK  # devnet's challenge bond
+
+
+@pytest.mark.parametrize("capacity", [2, 3])
+def test_a_bids_capacity_counts_the_shards_it_won_in_earlier_awards(capacity: int) -> None:
+    """A bid may be carried by several awards of one job: each counts the shards it already holds."""
+    chain = staked()
+    job_id = post(chain, shards=3, bid_blocks=5)
+    offer = bid(chain, BOB, job_id, PRICE, max_shards=capacity)
+    step(chain, tx(chain, ALICE, JobAward(job_id, (AwardEntry(offer, (0, 1)),))))
+    again = tx(chain, ALICE, JobAward(job_id, (AwardEntry(offer, (2,)),)))
+    if capacity == 2:
+        assert rejection(chain, again) == ("bid-over-capacity", "", "<= 2", 3, LOCAL)
+    else:
+        step(chain, again)
+        assert statuses(chain, job_id) == [ShardStatus.ASSIGNED] * 3
+        assert {shard.bid_id for shard in job_of(chain, job_id).shards} == {offer.bid_id}
+
+
+def test_a_commit_records_its_block_and_opens_the_challenge_window(tmp_path: Path) -> None:
+    chain, job_id = awarded_job()
+    manifest = render_shard_artifact(SPEC, 0, 4, tmp_path / "shard0")
+    step(chain, commit(chain, job_id, BOB, 0, manifest))
+    shard = job_of(chain, job_id).shards[0]
+    assert (shard.status, shard.root, shard.items) == (ShardStatus.COMMITTED, manifest.root, 4)
+    assert (shard.committed_at, shard.challenge_end) == (chain.height, chain.height + 3)
