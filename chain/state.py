@@ -157,11 +157,10 @@ class Ledger:
     def job(self, job_id: bytes) -> Job | None:
         if job_id in self.jobs_after:
             return self.jobs_after[job_id]
-        stored = self._market().job(job_id)
-        self.jobs_before.setdefault(job_id, stored)
-        return stored
+        return self._market().job(job_id)
 
     def set_job(self, job_id: bytes, job: Job) -> None:
+        # the record at the block's start, for the undo data: taken at the first write
         if job_id not in self.jobs_before:
             self.jobs_before[job_id] = self._market().job(job_id)
         self.jobs_after[job_id] = job

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from chain import encoding as enc
+from chain import schema
 from chain.assembly import check_against_tip
 from chain.chainstate import ChainState
 from chain.crypto import public_key_of
@@ -834,3 +835,15 @@ def clone_market_chain_at(chain: ChainState, branch: list[Any]) -> ChainState:
         import_all(copy, [chain.block(block_hash)])
     import_all(copy, branch)
     return copy
+
+
+def test_a_job_is_indexed_once_per_account_and_role(art: dict[str, Any]) -> None:
+    """The account index of jobs gets a row when the client posts and when a worker is first
+    awarded a shard, not again for every block that touches the job (commits, settles)."""
+    chain, job_id = committed_job(art)
+    mine_until(chain, job_of(chain, job_id).shards[1].challenge_end)
+    step(chain, tx(chain, DAVE, Settle(job_id)))
+    assert statuses(chain, job_id) == [ShardStatus.PAID] * 2
+    for seed, role in ((ALICE, b"c"), (BOB, b"w"), (CAROL, b"w")):
+        rows = list(chain.kv.iterate(schema.JOB_BY_ACCOUNT + account_of(seed)))
+        assert [(key[21:53], value) for key, value in rows] == [(job_id, role)]

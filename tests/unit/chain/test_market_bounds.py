@@ -23,7 +23,7 @@ from chain.amounts import format_ntk
 from chain.errors import RejectKind
 from chain.genesis import parse_genesis
 from chain.job_spec import job_terms
-from chain.jobs import Event, ShardStatus
+from chain.jobs import Event, Shard, ShardStatus
 from chain.market_types import AwardEntry, Challenge, JobAward, JobPost, Service, Settle, Stake
 from chain.params import MAX_SUPPLY_UNITS
 from chain.types import Transfer
@@ -139,6 +139,17 @@ def test_a_post_whose_smallest_shard_pays_exactly_one_unit() -> None:
         "price-too-low", "a shard would pay nothing at the max price", None, None, LOCAL)
     job_id = post(chain, spec=spec, max_price=price)
     assert job_of(chain, job_id).escrow == 3
+    # a shard paying one unit still locks a unit of stake (1.5x of 1 rounds down to 1, never to 0)
+    step(chain, tx(chain, BOB, Stake(10 * NTK)))
+    offer = bid(chain, BOB, job_id, price)
+    award = tx(chain, ALICE, JobAward(job_id, (AwardEntry(offer, (0, 1)),)))
+    bob = account_of(BOB)
+    assert block_events(chain, award) == (
+        Event("lock", bob, 1, job_id, 0, "stake"), Event("lock", bob, 3, job_id, 1, "stake"))
+    step(chain, award)
+    job = job_of(chain, job_id)
+    assert job.shards[0] == Shard(ShardStatus.ASSIGNED, worker=bob, price=price, payment=1, stake=1,
+                                  bid_id=offer.bid_id, deadline=job.deadline)
 
 
 def test_a_post_may_escrow_the_whole_balance_left_after_its_fee() -> None:
