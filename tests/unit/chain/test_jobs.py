@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pytest
@@ -17,7 +18,9 @@ from chain.jobs import (
     Shard,
     ShardStatus,
     Totals,
+    job_key,
 )
+from chain.market_rules import spec_hash
 from chain.params import MAX_SUPPLY_UNITS
 
 VOTERS = (bytes([1]) * 20, bytes([2]) * 20)
@@ -191,3 +194,12 @@ def test_too_many_items_says_how_many() -> None:
     error = refusal(Shard.from_list, shard_with(voters=[bytes(20)] * (MAX_VOTERS + 1), fraud_votes=0))
     assert (error.detail, error.expected, error.got) == ("shard.voters: too many items", f"<= {MAX_VOTERS}",
                                                          MAX_VOTERS + 1)
+
+
+def test_a_jobs_state_key_and_its_spec_hash_are_domain_separated_blake2b() -> None:
+    """What another implementation must compute to find a job in the state trie and to check a
+    job's spec against its record: blake2b-256 personalised "neuro-jobkey" (cut to 20 bytes,
+    an account-sized key) and "neuro-spec"."""
+    job_id, spec = bytes(range(32)), b'{"task":"render"}'
+    assert job_key(job_id) == hashlib.blake2b(job_id, digest_size=32, person=b"neuro-jobkey").digest()[:20]
+    assert spec_hash(spec) == hashlib.blake2b(spec, digest_size=32, person=b"neuro-spec").digest()
