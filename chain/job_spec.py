@@ -85,19 +85,15 @@ def canonical_spec(spec: bytes) -> Any:
     return value
 
 
-def _get(doc: dict[str, Any], key: str, kind: type, default: Any, where: str) -> Any:
+def _int(doc: dict[str, Any], key: str, default: int, where: str) -> int:
     value = doc.get(key, default)
-    if kind is int:
-        if type(value) is not int:
-            raise _bad(f"{where}{key} must be an integer, got {value!r}")
-        return value
-    if not isinstance(value, kind):
-        raise _bad(f"{where}{key} must be a {kind.__name__}")
+    if type(value) is not int:  # bool is not an integer here
+        raise _bad(f"{where}{key} must be an integer, got {value!r}")
     return value
 
 
-def _object(doc: dict[str, Any], key: str, where: str, default: Any = None) -> dict[str, Any]:
-    value = doc.get(key, {} if default is None else default)
+def _object(doc: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = doc.get(key, {})
     if not isinstance(value, dict):
         raise _bad(f"{where}{key} must be an object")
     return value
@@ -113,23 +109,23 @@ def _range_high(doc: dict[str, Any], key: str, default: int, where: str) -> int:
 def render_items_units(spec: dict[str, Any], where: str = "spec.") -> tuple[int, int]:
     """Items and pixel units of a render spec (digits or shelf)."""
     kind = spec.get("kind")
-    count = _get(spec, "count", int, 10_000 if kind == "digits" else 1000, where)
+    count = _int(spec, "count", 10_000 if kind == "digits" else 1000, where)
     if not 1 <= count <= MAX_ITEMS:
         raise _bad(f"{where}count must be 1..{MAX_ITEMS}")
     try:
         if kind == "digits":
-            size = _get(spec, "size", int, 28, where)
-            effects = [n for n, default in (("blur", 5), ("noise", 10)) if _get(spec, f"{n}_pct", int, default, where)]
-            if _get(spec, "invert_pct", int, 0, where):
+            size = _int(spec, "size", 28, where)
+            effects = [n for n, default in (("blur", 5), ("noise", 10)) if _int(spec, f"{n}_pct", default, where)]
+            if _int(spec, "invert_pct", 0, where):
                 effects.append("contrast")
             return count, cu.render_units(size, size, 1, count, effects=effects, supersample=DIGITS_SUPERSAMPLE)
         if kind == "shelf":
-            width, height = _get(spec, "width", int, 256, where), _get(spec, "height", int, 256, where)
+            width, height = _int(spec, "width", 256, where), _int(spec, "height", 256, where)
             photo = _object(spec, "photometric", where)
             placement = _object(spec, "placement", where)
             effects = ["lighting"]
-            effects += ["blur"] if _get(photo, "blur_pct", int, 30, f"{where}photometric.") else []
-            effects += ["noise"] if _get(photo, "noise_pct", int, 50, f"{where}photometric.") else []
+            effects += ["blur"] if _int(photo, "blur_pct", 30, f"{where}photometric.") else []
+            effects += ["noise"] if _int(photo, "noise_pct", 50, f"{where}photometric.") else []
             effects += ["occlusion"] if _range_high(placement, "occlusion_pct", 20, f"{where}placement.") else []
             return count, cu.render_units(width, height, 3, count, effects=effects, object_pixels=width * height)
     except cu.UnitsError as exc:
@@ -142,18 +138,18 @@ def forward_flops(model: dict[str, Any], where: str) -> int:
     name = model.get("name")
     try:
         if name == "cnn":
-            depth = _get(model, "depth", int, 3, where)
+            depth = _int(model, "depth", 3, where)
             if depth > MAX_CNN_DEPTH:  # the units loop runs once per layer: a 10^12-layer spec never ends
                 raise _bad(f"{where}depth must be at most {MAX_CNN_DEPTH}")
             return cu.cnn_forward_flops(
-                _get(model, "image_size", int, 28, where), _get(model, "in_channels", int, 1, where),
-                _get(model, "width", int, 16, where), depth,
-                _get(model, "num_classes", int, 10, where),
+                _int(model, "image_size", 28, where), _int(model, "in_channels", 1, where),
+                _int(model, "width", 16, where), depth,
+                _int(model, "num_classes", 10, where),
             )
         if name == "centernet":
             return cu.centernet_forward_flops(
-                _get(model, "image_size", int, 256, where), _get(model, "width", int, 16, where),
-                _get(model, "head_width", int, 32, where), _get(model, "num_classes", int, 1, where),
+                _int(model, "image_size", 256, where), _int(model, "width", 16, where),
+                _int(model, "head_width", 32, where), _int(model, "num_classes", 1, where),
             )
     except cu.UnitsError as exc:
         raise _bad(f"{where.rstrip('.')}: {exc.detail}") from None
@@ -162,17 +158,17 @@ def forward_flops(model: dict[str, Any], where: str) -> int:
 
 def _train_units(doc: dict[str, Any]) -> int:
     train = _object(doc, "train", "")
-    batch = _get(train, "batch_size", int, 32, "train.")
+    batch = _int(train, "batch_size", 32, "train.")
     if batch < 1:
         raise _bad("train.batch_size must be at least 1")
     if "steps" in train:
-        steps = _get(train, "steps", int, 0, "train.")
+        steps = _int(train, "steps", 0, "train.")
     else:
         data = _object(doc, "data", "")
         if data.get("source") != "digits":  # data named by roots, or files: no count in the spec
             raise _bad("train: give steps when the data is not a digits spec (epochs need its count)")
-        count = _get(_object(data, "spec", "data."), "count", int, 10_000, "data.spec.")
-        steps = _get(train, "epochs", int, 0, "train.") * (count // batch)
+        count = _int(_object(data, "spec", "data."), "count", 10_000, "data.spec.")
+        steps = _int(train, "epochs", 0, "train.") * (count // batch)
     if steps < 1:
         raise _bad("train: give steps, or epochs over a data spec of at least one batch")
     flops = forward_flops(_object(train, "model", "train."), "train.model.")
@@ -196,14 +192,14 @@ def _job_terms(service: int, spec: bytes, max_spec_bytes: int) -> JobTerms:
     if task != TASK_OF_SERVICE[kind]:
         raise _bad(f"task must be {TASK_OF_SERVICE[kind]!r} for service {kind.name.lower()}, got {task!r}")
     if kind is Service.GENERATE:
-        seed = _get(doc, "seed", int, 0, "")
+        seed = _int(doc, "seed", 0, "")
         if not 0 <= seed < 2**63:
             raise _bad("seed must be 0..2^63-1")
         items, units = render_items_units(_object(doc, "spec", ""))
         return JobTerms(kind, items, units, seed)
     if kind is Service.TRAIN:
         return JobTerms(kind, 1, _train_units(doc), 0)
-    images = _get(doc, "images", int, 0, "")
+    images = _int(doc, "images", 0, "")
     if not 1 <= images <= MAX_ITEMS:
         raise _bad(f"images must be 1..{MAX_ITEMS}")
     flops = forward_flops(_object(doc, "model", ""), "model.")

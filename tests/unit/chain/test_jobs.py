@@ -203,3 +203,9 @@ def test_a_jobs_state_key_and_its_spec_hash_are_domain_separated_blake2b() -> No
     job_id, spec = bytes(range(32)), b'{"task":"render"}'
     assert job_key(job_id) == hashlib.blake2b(job_id, digest_size=32, person=b"neuro-jobkey").digest()[:20]
     assert spec_hash(spec) == hashlib.blake2b(spec, digest_size=32, person=b"neuro-spec").digest()
+
+
+def test_a_shard_or_job_of_the_wrong_field_count_says_which_record() -> None:
+    assert str(refusal(Shard.from_list, SHARD.to_list()[:16])) == (
+        "bad-encoding: shard: wrong field count (expected 17, got 16)")
+    assert str(refusal(Shard.from_list, {})) == "bad-encoding: shard: expected a list, got dict"

@@ -159,6 +159,7 @@ def test_a_post_may_escrow_the_whole_balance_left_after_its_fee() -> None:
     assert rejection(chain, _posting(chain, short)) == ("insufficient-balance", ESCROW, f">= {escrow}", escrow - 1,
                                                         LOCAL)
     posting = _posting(chain, exact)
+    assert block_events(chain, posting) == (Event("lock", account_of(exact), escrow, posting.txid, note="escrow"),)
     step(chain, posting)
     assert (acct(chain, exact).balance, job_of(chain, posting.txid).escrow) == (0, escrow)
 

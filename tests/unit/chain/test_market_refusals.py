@@ -202,3 +202,16 @@ def test_a_query_may_lock_the_challengers_whole_balance_as_its_bond(art: dict[st
         "insufficient-balance", "a query or dispute locks the challenge bond", f">= {bond}", bond - 1, LOCAL)
     step(chain, tx(chain, exact, Challenge(job_id, 1, 4, None)))
     assert acct(chain, exact).balance == 0
+
+
+def test_a_ledger_over_a_reader_without_market_state_refuses_market_transactions() -> None:
+    """`apply_block` over a reader of accounts only (a light check of transfers) cannot judge a
+    market transaction: it says so instead of failing on a missing method."""
+
+    class AccountsOnly:
+        def account(self, account_id: bytes) -> None:
+            return None
+
+    with pytest.raises(InvalidTransaction) as info:
+        Ledger(AccountsOnly()).job(bytes(32))  # type: ignore[arg-type]
+    assert (info.value.reason, info.value.detail) == ("bad-tx-kind", "market transactions need a market state reader")
