@@ -282,3 +282,13 @@ def test_spec_too_large() -> None:
     assert job_terms(Service.GENERATE, spec, len(spec)).items == 8
     error = bad(Service.GENERATE, spec, len(spec) - 1)
     assert (error.reason, error.got) == ("spec-too-large", len(spec))
+
+
+def test_a_spec_with_an_escaped_non_ascii_string_is_canonical() -> None:
+    """Canonical JSON is ASCII: a non-ASCII character travels as its \\u escape, and that form is
+    the one taken (the raw UTF-8 form is not ASCII, so it is refused)."""
+    spec = canonical({**DIGITS_DOC, "note": "café"})
+    assert b"caf\\u00e9" in spec
+    assert job_terms(Service.GENERATE, spec, MAX_SPEC_BYTES).items == 8
+    raw = json.dumps({**DIGITS_DOC, "note": "café"}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert bad(Service.GENERATE, raw.encode()).detail.startswith("not ASCII JSON: ")
