@@ -15,9 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chain import job_spec
 from chain.compute_units import cnn_forward_flops
 from chain.errors import InvalidTransaction
-from chain.job_spec import job_terms
+from chain.job_spec import MAX_ITEMS, JobTerms, job_terms
 from chain.jobs import MAX_UNITS
 from chain.market_types import Service
 from worker.tasks import parse_task
@@ -292,3 +293,32 @@ def test_a_spec_with_an_escaped_non_ascii_string_is_canonical() -> None:
     assert job_terms(Service.GENERATE, spec, MAX_SPEC_BYTES).items == 8
     raw = json.dumps({**DIGITS_DOC, "note": "café"}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert bad(Service.GENERATE, raw.encode()).detail.startswith("not ASCII JSON: ")
+
+
+@pytest.mark.parametrize("service", [Service.LABEL, Service.EVALUATE])
+def test_inference_jobs_take_one_to_max_items_images(service: Service) -> None:
+    def doc(**fields: Any) -> bytes:
+        return canonical({"task": service.name.lower(), "model": {"name": "cnn"}, **fields})
+
+    for images in (1, MAX_ITEMS):
+        terms = job_terms(service, doc(images=images), MAX_SPEC_BYTES)
+        assert (terms.items, terms.units) == (images, images * cnn_forward_flops(28, 1, 16, 3, 10))
+    for fields in ({}, {"images": 0}, {"images": MAX_ITEMS + 1}):
+        assert bad(service, doc(**fields)).detail == f"images must be 1..{MAX_ITEMS}"
+    assert bad(service, doc(images="3")).detail == "images must be an integer, got '3'"
+    assert bad(service, canonical({"task": service.name.lower(), "images": 2, "model": "cnn"})).detail == (
+        "model must be an object")
+    assert bad(service, doc(images=2, model={"name": "cnn", "width": "w"})).detail == (
+        "model.width must be an integer, got 'w'")
+
+
+def test_units_exactly_at_the_record_limit_are_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The job record holds units in 128 bits: `job_terms` takes `MAX_UNITS` and refuses one
+    more, whatever spec priced them (the parsing is replaced here: a spec that prices at exactly
+    2^128 - 1 units is not practical to construct)."""
+    for units in (MAX_UNITS, MAX_UNITS + 1):
+        monkeypatch.setattr(job_spec, "_job_terms", lambda *_, units=units: JobTerms(Service.TRAIN, 1, units, 0))
+        if units == MAX_UNITS:
+            assert job_terms(Service.TRAIN, b"{}", MAX_SPEC_BYTES).units == MAX_UNITS
+        else:
+            assert bad(Service.TRAIN, b"{}").detail == f"{units} units: at most {MAX_UNITS}"
