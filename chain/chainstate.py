@@ -745,7 +745,7 @@ class ChainState:
         try:
             undo = _Undo.decode(undo_bytes or b"")
         except ChainError as exc:
-            raise self._damaged(StoreError("store-undo-damaged", f"undo data of {tip.hex()}: {exc.reason}")) from None
+            raise self._damaged(StoreError("store-undo-damaged", f"undo data of {tip.hex()}: {exc.describe()}")) from None
         view = _StateView(db)
         updates: dict[bytes, bytes | None] = {}
         for account_id, before in undo.accounts:

@@ -26,7 +26,7 @@ from chain.errors import InvalidTransaction, RejectKind, StoreError
 from chain.genesis import GenesisError
 from chain.jobs import MAX_VOTERS, Event
 from chain.market_rules import MarketContext, apply_market
-from chain.market_types import Challenge, Settle, Stake
+from chain.market_types import Challenge, Service, Settle, Stake
 from chain.state import Ledger
 from chain.store import Overlay
 from chain.types import Transfer
@@ -41,6 +41,7 @@ from tests.support.market import (
     SPEC,
     acct,
     awarded_job,
+    canonical,
     claim_of,
     clone_market_chain,
     committed_job,
@@ -48,6 +49,7 @@ from tests.support.market import (
     market_chain,
     market_genesis,
     mine_until,
+    post,
     render_shard_artifact,
     step,
     tx,
@@ -215,3 +217,11 @@ def test_a_ledger_over_a_reader_without_market_state_refuses_market_transactions
     with pytest.raises(InvalidTransaction) as info:
         Ledger(AccountsOnly()).job(bytes(32))  # type: ignore[arg-type]
     assert (info.value.reason, info.value.detail) == ("bad-tx-kind", "market transactions need a market state reader")
+
+
+def test_an_inference_job_records_its_images_and_no_seed() -> None:
+    chain = market_chain()
+    spec = canonical({"images": 5, "model": {"name": "cnn"}, "task": "label"})
+    job_id = post(chain, spec=spec, shards=1, service=Service.LABEL)
+    job = job_of(chain, job_id)
+    assert (job.service, job.items, job.seed) == (Service.LABEL, 5, 0)

@@ -266,6 +266,7 @@ def test_mempool_kinds_of_nonce_errors() -> None:
         with pytest.raises(InvalidTransaction) as info:
             check_tx_against_state(tx, account)
         expect(info.value, reason, kind)
+        assert (info.value.expected, info.value.got) == (4, nonce)  # the nonce due, the one sent
 
 
 class _Accounts:

@@ -173,8 +173,10 @@ def test_a_reorg_over_a_damaged_block_fails_without_marking_anything_invalid() -
     tip = chain.tip_hash
     overwrite(chain, schema.UNDO + tip, b"\x93garbage")  # the undo data of the block to undo
     import_all(chain, split.b[:2])
-    with pytest.raises(StoreError, match="store-undo-damaged"):
+    with pytest.raises(StoreError, match="store-undo-damaged") as info:
         import_all(chain, split.b[2:])
+    # the operator is told which record and what is wrong with it
+    assert info.value.detail.startswith(f"undo data of {tip.hex()}: bad-encoding: undo: ")
     assert chain.tip_hash == tip  # nothing was committed
     for block in split.b[:2]:  # and the valid branch was not blamed for our disk
         assert chain.meta(block.hash).status.name != "INVALID"
