@@ -218,7 +218,12 @@ class Host:
         return [str(a) for a in self.libp2p.get_addrs()]
 
     def is_connected(self, peer: str) -> bool:
-        return bool(self.libp2p.get_network().get_connections(ID.from_base58(peer)))
+        """A connection to ``peer`` that can carry a new stream. A connection the other side
+        closed stays listed until the swarm's cleanup runs (on a loaded machine, seconds later);
+        `new_stream` skips it ("No valid connections"), so it does not count here either, and a
+        caller that redials when not connected (the artifact fetch) does not wait on it."""
+        connections = self.libp2p.get_network().get_connections(ID.from_base58(peer))
+        return any(not connection.is_closed for connection in connections)
 
     def addrs(self, peer: str) -> list[str]:
         try:
@@ -239,6 +244,10 @@ class Host:
         network.unblock_peer(info.peer_id)
         try:
             with trio.fail_after(timeout):
+                # libp2p's connect returns at once while a connection the other side closed is
+                # still listed (its cleanup lags on a loaded machine): wait for it to go, then dial
+                while (listed := network.get_connections(info.peer_id)) and all(c.is_closed for c in listed):
+                    await trio.sleep(0.02)
                 await self.libp2p.connect(info)
         except trio.TooSlowError as exc:
             raise RequestFailed("dial-timeout", addr) from exc
