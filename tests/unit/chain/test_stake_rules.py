@@ -14,7 +14,8 @@ from chain.errors import RejectKind
 from chain.jobs import Event
 from chain.market_types import Release, Stake, Unstake
 from chain.state import Account
-from tests.support.chain_builders import account_of
+from chain.types import Transfer
+from tests.support.chain_builders import DEFAULT_FEE, account_of
 from tests.support.market import (
     BOB,
     DAVE,
@@ -66,3 +67,15 @@ def test_an_accounts_events_are_the_newest_hundred_unless_asked_for_more() -> No
     for neither_or_both in ({}, {"account": account_of(DAVE), "job_id": bytes(32)}):
         with pytest.raises(ValueError, match="exactly one of account and job_id"):
             chain.events(**neither_or_both)
+
+
+def test_a_transfer_keeps_the_senders_stake_as_it_is() -> None:
+    """A worker pays from its balance: bonded, locked and unbonding stake are not touched (the
+    transfer's fast path rebuilds the account)."""
+    chain, _ = awarded_job()
+    step(chain, tx(chain, BOB, Unstake(NTK)))
+    bob = acct(chain, BOB)
+    assert bob.locked and bob.unbonding and bob.release_height
+    step(chain, tx(chain, BOB, Transfer(account_of(DAVE), 7)))
+    assert acct(chain, BOB) == Account(bob.balance - 7 - DEFAULT_FEE, bob.nonce + 1, bob.bonded, bob.locked,
+                                       bob.unbonding, bob.release_height)
