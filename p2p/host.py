@@ -443,9 +443,14 @@ class SerialPubsub(Pubsub):
 
     async def continuously_read_stream(self, stream: INetStream) -> None:
         peer = str(stream.muxed_conn.peer_id)
+        reported = False
 
         def reset() -> None:
-            if self.on_oversize is not None:
+            # once per stream: the library may reset a stream again on its way out of the read
+            # loop, and one oversized RPC must cost one penalty (a second one bans)
+            nonlocal reported
+            if self.on_oversize is not None and not reported:
+                reported = True
                 self.on_oversize(peer)
 
         await super().continuously_read_stream(_ResetWatch(stream, reset))  # type: ignore[arg-type]
