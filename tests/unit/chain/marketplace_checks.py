@@ -43,6 +43,11 @@ def out_of_range(field: str, got: int, lo: int = 0, hi: int = enc.MAX_INT) -> st
     return f"bad-encoding: {field}: out of range (expected '[{lo}, {hi}]', got {got})"
 
 
+def wrong_length(field: str, expected: int, got: int) -> str:
+    """The text of `chain.encoding.as_bytes`' refusal of bytes of the wrong length."""
+    return f"bad-encoding: {field}: wrong length (expected {expected}, got {got})"
+
+
 def swap(fields: list[Any], index: int, value: Any) -> list[Any]:
     """``fields`` with the one at ``index`` replaced."""
     return [value if i == index else f for i, f in enumerate(fields)]

@@ -19,6 +19,7 @@ from chain import encoding as enc
 from chain.crypto import public_key_of
 from chain.market_types import (
     MARKET_PAYLOADS,
+    MAX_AMOUNT,
     MAX_LEAF_FILES,
     MAX_PROOF_DEPTH,
     MAX_WIRE_SHARDS,
@@ -37,18 +38,13 @@ from chain.market_types import (
     Unstake,
     Vote,
 )
-from tests.unit.chain.marketplace_checks import out_of_range, refusal_text, swap
+from tests.unit.chain.marketplace_checks import out_of_range, refusal_text, swap, wrong_length
 
 SEED = bytes([8]) * 32
 H = bytes([1]) * 32  # any 32-byte hash
 CLAIM = [bytes([2]) * 32, bytes([3]) * 32, [bytes([4]) * 32], [bytes([5]) * 32], bytes([6]) * 32, bytes([7]) * 32]
 BID = Bid(bytes([9]) * 32, H, public_key_of(SEED), 500, 2, 40).signed(SEED)
 U32 = 2**32 - 1
-MAX_AMOUNT = 2**63 - 1
-
-
-def wrong_length(field: str, expected: int, got: int) -> str:
-    return f"bad-encoding: {field}: wrong length (expected {expected}, got {got})"
 
 
 def field_count(what: str, expected: int, got: int) -> str:

@@ -31,7 +31,13 @@ from chain.treasury_types import (
     Voucher,
     VoucherTicket,
 )
-from tests.unit.chain.marketplace_checks import out_of_range, packed, refusal_text, swap
+from tests.unit.chain.marketplace_checks import (
+    out_of_range,
+    packed,
+    refusal_text,
+    swap,
+    wrong_length,
+)
 
 SEED = bytes([8]) * 32
 CLAIM_KEY = public_key_of(SEED)
@@ -50,10 +56,6 @@ claim_record = packed(Claim.decode)
 
 def amount_out_of_range(field: str, got: int) -> str:
     return out_of_range(field, got, 1, MAX_AMOUNT)
-
-
-def wrong_length(field: str, expected: int, got: int) -> str:
-    return f"bad-encoding: {field}: wrong length (expected {expected}, got {got})"
 
 
 def too_long(field: str, limit: int) -> str:
