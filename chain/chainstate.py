@@ -95,10 +95,8 @@ class _Undo:
     records: list[tuple[bytes, bytes | None]] = field(default_factory=list)  # `chain.records`, by store key
 
     @staticmethod
-    def encode_stored(supply: int, accounts: list[tuple[bytes, bytes | None]],
-                      jobs: list[tuple[bytes, bytes | None]] = (), totals: bytes = b"",  # type: ignore[assignment]
-                      rows: list[bytes] = (),  # type: ignore[assignment]
-                      records: list[tuple[bytes, bytes | None]] = ()) -> bytes:  # type: ignore[assignment]
+    def encode_stored(supply: int, accounts: list[tuple[bytes, bytes | None]], jobs: list[tuple[bytes, bytes | None]],
+                      totals: bytes, rows: list[bytes], records: list[tuple[bytes, bytes | None]]) -> bytes:
         """From each record's stored bytes (None: absent), which need no re-encoding. A block
         that touched no `chain.records` record keeps the five-field layout of earlier stores."""
         fields = [supply, [[k, v or b""] for k, v in accounts], [[k, v or b""] for k, v in jobs], totals, list(rows)]
@@ -188,6 +186,9 @@ class _StateView:
             raise StoreError("store-corrupt", "no totals recorded")
         self.totals_read = data
         return Totals.decode(data)
+
+
+JOB_ROLES = {b"c": "client", b"w": "worker"}  # the values of the jobs-by-account index
 
 
 def market_rows(block: Block, effects: BlockEffects) -> list[tuple[bytes, bytes]]:
@@ -440,7 +441,10 @@ class ChainState:
         prefix = schema.JOB_BY_ACCOUNT + account_id
         for key, value in self.kv.iterate(prefix):
             job_id = key[len(prefix):len(prefix) + HASH_SIZE]
-            roles.setdefault(job_id, set()).add("client" if value == b"c" else "worker")
+            role = JOB_ROLES.get(value)
+            if role is None:
+                raise self._damaged(StoreError("store-corrupt", f"job {job_id.hex()} of {account_id.hex()}: role {value!r}"))
+            roles.setdefault(job_id, set()).add(role)
         return roles
 
     def events(self, *, account: bytes | None = None, job_id: bytes | None = None,

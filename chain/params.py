@@ -73,8 +73,9 @@ class ChainParams:
     market: MarketParams = field(default_factory=MarketParams)
 
     def block_reward(self, height: int) -> int:
-        """New coins for the miner of block ``height``: halved every `halving_interval` blocks."""
+        """New coins for the miner of block ``height``: halved every `halving_interval` blocks,
+        none for the genesis block. A Python shift of any width is defined (it reaches 0 once
+        the reward's bits are shifted out), so no 64-halving guard as in C++ clients."""
         if height == 0:
             return 0
-        halvings = (height - 1) // self.halving_interval
-        return self.initial_reward >> halvings if halvings < 64 else 0
+        return self.initial_reward >> ((height - 1) // self.halving_interval)

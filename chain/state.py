@@ -230,8 +230,10 @@ def check_tx_against_state(tx: Transaction, sender: Account) -> None:
         raise InvalidTransaction("insufficient-balance", expected=f">= {cost}", got=sender.balance)
 
 
-def apply_transaction(ledger: Ledger, tx: Transaction, market: MarketContext | None = None) -> int:
-    """Apply one transaction to ``ledger``; returns its fee. Market kinds need ``market``."""
+def apply_transaction(ledger: Ledger, tx: Transaction, market: MarketContext) -> int:
+    """Apply one transaction to ``ledger``; returns its fee. A transfer off the common path is
+    refused by `check_tx_against_state` (its nonce or its cost), and a kind with no rule by
+    `apply_market`; the caller drops the ledger's changes of a refused one."""
     sender_id = tx.sender_account
     sender = ledger.get(sender_id)
     payload = tx.payload
@@ -242,8 +244,6 @@ def apply_transaction(ledger: Ledger, tx: Transaction, market: MarketContext | N
         ledger.credit(payload.to, payload.amount, "balance-overflow")
         return tx.fee
     check_tx_against_state(tx, sender)
-    if type(payload) is Transfer or market is None:
-        raise InvalidTransaction("bad-tx-kind", f"no state rule for kind {tx.kind} here")
     ledger.set(sender_id, Account(sender.balance - fee_from_balance(tx), sender.nonce + 1, sender.bonded,
                                   sender.locked, sender.unbonding, sender.release_height))
     apply_market(ledger, market, tx)

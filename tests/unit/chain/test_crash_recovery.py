@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import msgpack
+import pytest
 
 from chain import failpoints, schema
 from chain.chainstate import BlockStatus, ChainState
@@ -32,6 +33,7 @@ from tests.support.chain_builders import (
     account_of,
     chain_split,
     devnet,
+    import_all,
     import_block,
     main_chain,
     mine_blocks,
@@ -207,3 +209,36 @@ def test_a_crash_at_every_chain_failpoint_recovers_to_the_uncrashed_store(tmp_pa
         assert resumed.returncode == 0, resumed.stderr
         assert check_store(datadir, snapshots) == final_tip
         assert dump(datadir) == expected, f"{point}: the recovered store differs from the uncrashed one"
+
+
+class _Died(Exception):
+    """Raised where a fail point would SIGKILL the process (`os.kill` replaced in-process)."""
+
+
+@pytest.mark.parametrize("point", list(CHAIN_FAILPOINTS))
+def test_each_chain_failpoint_fires_at_its_place(point: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The points of the crash test above, in this process: the importer there is a child
+    process, which in-process tools (coverage, mutation runs) do not see. A block import hits
+    the block points, a reorg the reorg points, and a point that fires before the commit leaves
+    the store's tip where it was."""
+
+    def die(pid: int, sig: int) -> None:
+        raise _Died(point)
+
+    monkeypatch.setattr(os, "kill", die)
+    chain = new_chain()
+    mine_blocks(chain, 2)
+    split = chain_split(chain, 1, 2)
+    failpoints.arm(point)
+    try:
+        if point.startswith("reorg-"):
+            import_all(chain, [split.a[0], split.b[0]])  # the tip moves on; a side branch as long
+            with pytest.raises(_Died):
+                import_block(chain, split.b[1])  # longer: the reorg
+        else:
+            with pytest.raises(_Died):
+                import_block(chain, split.a[0])
+    finally:
+        failpoints.arm("")
+    committed = point == "block-after-commit" or point.startswith("reorg-")  # reorgs: only the block before
+    assert chain.kv.get(schema.TIP) == (split.a[0].hash if committed else split.fork.hash)

@@ -35,6 +35,18 @@ def test_built_in_networks_load(network: str) -> None:
     assert genesis.params.block_reward(1) == 50 * UNITS_PER_NTK
 
 
+def test_block_reward_schedule() -> None:
+    """Reference vectors: nothing for the genesis block, the initial reward up to the first
+    halving's last block, then halved at each interval until every bit is shifted out."""
+    params = parse_genesis({**genesis_doc([numbered_seed(0)]), "initial_reward": "50", "halving_interval": 10}).params
+    initial = 50 * UNITS_PER_NTK
+    expected = {0: 0, 1: initial, 10: initial, 11: initial // 2, 20: initial // 2, 21: initial // 4,
+                10 * 32 + 1: initial >> 32, 10 * 63 + 1: 0, 10 * 64 + 1: 0, 10**9: 0}
+    assert {height: params.block_reward(height) for height in expected} == expected
+    last = max(h for h in range(1, 10 * 64) if params.block_reward(h))
+    assert (last - 1) // 10 == initial.bit_length() - 1 and params.block_reward(last) == 1
+
+
 def test_networks_have_distinct_chain_ids() -> None:
     assert load_genesis("main").chain_id != load_genesis("devnet").chain_id
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from chain.chainstate import BlockMeta, BlockStatus, ChainState
+from chain.chainstate import BlockMeta, BlockStatus, ChainState, ImportResult
 from chain.devnet_keys import devnet_seed
 from chain.errors import ChainError, InvalidBlock, InvalidTransaction, RejectKind
 from chain.params import BLOCK_VERSION, MAX_SUPPLY_UNITS
@@ -61,8 +61,10 @@ def rejected(chain: ChainState, block: Block, now: int | None = None) -> ChainEr
     return info.value
 
 
-def expect(error: ChainError, reason: str, kind: RejectKind = RejectKind.INVALID) -> None:
+def expect(error: ChainError, reason: str, kind: RejectKind = RejectKind.INVALID, **pinned: object) -> None:
+    """The error's reason and kind, and any of detail, expected and got given."""
     assert (error.reason, error.kind) == (reason, kind), str(error)
+    assert {name: getattr(error, name) for name in pinned} == pinned, str(error)
 
 
 # ---- header alone --------------------------------------------------------------------------
@@ -164,7 +166,7 @@ def test_bad_tx_signature(chain: ChainState) -> None:
 
 def test_prev_blk_not_found(chain: ChainState) -> None:
     block = reseal(make_block(chain), parent=bytes(32))
-    expect(rejected(chain, block), "prev-blk-not-found", RejectKind.MISSING)
+    expect(rejected(chain, block), "prev-blk-not-found", RejectKind.MISSING, detail=bytes(32).hex())
     assert not chain.has_block(block.hash)
 
 
@@ -178,9 +180,10 @@ def test_bad_prevblk_when_parent_hash_does_not_match(chain: ChainState) -> None:
 
 def test_bad_prevblk_when_parent_is_invalid(chain: ChainState) -> None:
     bad = forge_block(chain, chain.tip_header, state_root=bytes(32))
-    expect(rejected(chain, bad), "bad-state-root")
+    root = make_block(chain).header.state_root  # what the block's effects give
+    expect(rejected(chain, bad), "bad-state-root", expected=root.hex(), got=bytes(32).hex())
     child = forge_block(chain, bad.header)
-    expect(rejected(chain, child), "bad-prevblk")
+    expect(rejected(chain, child), "bad-prevblk", detail="parent is invalid")
     assert_kept_invalid(chain, bad)
     # the child is refused before its body is looked at: its header and meta are kept, not the body
     assert chain.meta(child.hash) == BlockMeta(child.header.height, 0, BlockStatus.INVALID)
@@ -309,19 +312,19 @@ def test_bad_state_root(chain: ChainState) -> None:
 
 def test_duplicate(chain: ChainState) -> None:
     tip_block = chain.block(chain.tip_hash)
-    expect(rejected(chain, tip_block), "duplicate", RejectKind.STALE)
+    expect(rejected(chain, tip_block), "duplicate", RejectKind.STALE, detail="block already known")
 
 
 def test_duplicate_of_a_side_block(chain: ChainState) -> None:
     side = forge_block(chain, chain.header(chain.tip_header.parent), miner=BOB)
-    assert not import_block(chain, side).tip_changed
-    expect(rejected(chain, side), "duplicate", RejectKind.STALE)
+    assert import_block(chain, side) == ImportResult(side.hash, side.header.height, tip_changed=False)
+    expect(rejected(chain, side), "duplicate", RejectKind.STALE, detail="block already known")
 
 
 def test_duplicate_invalid(chain: ChainState) -> None:
     bad = forge_block(chain, chain.tip_header, state_root=bytes(32))
     expect(rejected(chain, bad), "bad-state-root")
-    expect(rejected(chain, bad), "duplicate-invalid")
+    expect(rejected(chain, bad), "duplicate-invalid", detail="block was rejected before")
 
 
 # ---- exact edges ---------------------------------------------------------------------------

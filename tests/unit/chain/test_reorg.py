@@ -6,13 +6,13 @@ After every switch the chain's state must equal a from-genesis replay of the win
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
 from chain import schema
-from chain.chainstate import BlockStatus, ChainState
+from chain.chainstate import BlockStatus, ChainState, ImportResult
 from chain.devnet_keys import devnet_seed
 from chain.errors import InvalidBlock, StoreError
 from chain.pow import work_of
@@ -183,18 +183,78 @@ def test_state_survives_reopening_after_a_reorg(tmp_path: Path) -> None:
 
 def test_a_database_of_another_network_is_refused() -> None:
     kv = MemoryKV()
-    new_chain(kv=kv)
-    with pytest.raises(StoreError, match="wrong-network"):
-        new_chain(funded_genesis(1)[0], kv=kv)
+    ours = new_chain(kv=kv).chain_id
+    other = funded_genesis(1)[0]
+    with pytest.raises(StoreError) as refused:
+        new_chain(other, kv=kv)
+    assert (refused.value.reason, refused.value.detail) == (
+        "wrong-network", f"database holds chain {ours.hex()[:16]}, expected {other.chain_id.hex()[:16]}")
 
 
 def test_a_database_of_an_older_layout_is_refused_with_advice() -> None:
     kv = MemoryKV()
     new_chain(kv=kv)
-    kv.commit({schema.FORMAT: None}, sync=True)  # as written before layout versions existed
-    with pytest.raises(StoreError, match="store-format") as refused:
+    assert kv.get(schema.FORMAT) == bytes([schema.FORMAT_VERSION])  # one byte
+    for stored, version in ((None, 1), (bytes([schema.FORMAT_VERSION + 1]), schema.FORMAT_VERSION + 1)):
+        kv.commit({schema.FORMAT: stored}, sync=True)  # None: as written before layout versions existed
+        with pytest.raises(StoreError) as refused:
+            new_chain(kv=kv)
+        assert (refused.value.reason, refused.value.detail) == (
+            "store-format",
+            (f"database layout version {version}, this neurod reads version {schema.FORMAT_VERSION}:"
+             " move the chain directory aside and let the node sync again"),
+        )
+
+
+def test_a_database_with_no_tip_is_refused() -> None:
+    kv = MemoryKV()
+    new_chain(kv=kv)
+    kv.commit({schema.TIP: None}, sync=True)
+    with pytest.raises(StoreError) as refused:
         new_chain(kv=kv)
-    assert "sync again" in str(refused.value)
+    assert (refused.value.reason, refused.value.detail) == ("store-corrupt", "no tip recorded")
+
+
+def test_the_supply_row_is_16_bytes_big_endian_through_blocks_and_reorgs() -> None:
+    """The store's layout, pinned: what a node of this format version wrote is what another
+    reads (a row of another width would read back the same here, and not in a tool or a port)."""
+    chain = new_chain()
+    assert chain.kv.get(schema.SUPPLY) == chain.genesis.supply.to_bytes(16, "big")
+    split = chain_split(chain, 1, 2)
+    for block in split.a + split.b:  # the second block of b reorgs: a's block is undone
+        import_all(chain, [block])
+        assert chain.kv.get(schema.SUPPLY) == chain.supply.to_bytes(16, "big")
+    assert chain.supply == chain.genesis.supply + sum(chain.params.block_reward(h) for h in (1, 2))
+
+
+class SyncRecordingKV(MemoryKV):
+    """A MemoryKV that records whether each commit asked to be synced to disk."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.syncs: list[bool] = []
+
+    def commit(self, writes: Mapping[bytes, bytes | None], *, sync: bool) -> None:
+        self.syncs.append(sync)
+        super().commit(writes, sync=sync)
+
+
+def test_what_moves_the_tip_is_synced_and_a_side_block_is_not() -> None:
+    """A commit that moves the tip (genesis, a block, a reorg) is synced: after a power cut the
+    node must not restart behind what it told its peers. A side block that moves nothing is
+    not (it can be fetched again), which keeps a flood of side blocks cheap."""
+    kv = SyncRecordingKV()
+    chain = new_chain(kv=kv)
+    assert kv.syncs == [True]
+    split = chain_split(chain, 1, 2)
+    results = [import_all(chain, [block])[0] for block in split.a + split.b]
+    assert kv.syncs == [True, True, False, True]
+    a, (b1, b2) = split.a[0], split.b
+    assert results == [
+        ImportResult(a.hash, 1, True, (a,), ()),
+        ImportResult(b1.hash, 1, False),
+        ImportResult(b2.hash, 2, True, (b1, b2), (a,)),
+    ]
 
 
 def test_a_shorter_heavier_branch_wins_and_leaves_no_height_entries_above_its_tip(

@@ -65,7 +65,7 @@ def test_an_accounts_events_are_the_newest_hundred_unless_asked_for_more() -> No
     assert chain.events(account=account_of(DAVE)) == newest_first[:100]
     assert chain.events(account=account_of(DAVE), limit=101) == newest_first
     for neither_or_both in ({}, {"account": account_of(DAVE), "job_id": bytes(32)}):
-        with pytest.raises(ValueError, match="exactly one of account and job_id"):
+        with pytest.raises(ValueError, match="^events: give exactly one of account and job_id$"):
             chain.events(**neither_or_both)
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
+from chain.chainstate import DecodeMemo
 from chain.store import MemoryKV, StateCache
 
 HOT = (b"a", b"s")
@@ -81,3 +82,18 @@ def test_outgrowing_the_limit_empties_the_cache() -> None:
     cache.commit({b"a8": b"w", b"a9": b"w"}, sync=False)  # 5 entries > 4: emptied
     reads = base.reads
     assert cache.get(b"a0") == b"v" and base.reads == reads + 1
+
+
+def test_the_decode_memo_decodes_each_encoding_once_and_empties_at_its_limit() -> None:
+    decoded: list[bytes] = []
+
+    def decoder(data: bytes) -> bytes:
+        decoded.append(data)
+        return data.upper()
+
+    memo = DecodeMemo(decoder, limit=2)
+    assert [memo.decode(b"a"), memo.decode(b"a"), memo.decode(b"b")] == [b"A", b"A", b"B"]
+    assert decoded == [b"a", b"b"]  # the second read of b"a" was a hit
+    memo.remember(b"c", b"C")  # the memo holds 2, its limit: emptied first, then holds c only
+    assert memo.decode(b"c") == b"C" and decoded == [b"a", b"b"]
+    assert memo.decode(b"a") == b"A" and decoded == [b"a", b"b", b"a"]

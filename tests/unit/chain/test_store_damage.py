@@ -8,18 +8,25 @@ and checks what the store, the chain reads, the start-up check and the whole-sto
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from chain import encoding as enc
 from chain import schema
-from chain.chainstate import ChainState
+from chain.chainstate import ChainState, _Undo, verified_block, verified_block_bytes
+from chain.crypto import public_key_of
 from chain.devnet_keys import devnet_seed
-from chain.errors import StoreError
+from chain.errors import ChainError, StoreError
+from chain.jobs import Totals
+from chain.market_types import JobPost, Service
+from chain.params import MAX_BLOCK_BYTES
 from chain.state import Account
 from chain.store import LevelKV, inspect_store_dir
 from chain.storecheck import check_recent, check_store
-from chain.types import Block
+from chain.types import Block, Transaction
+from chain.validation import tx_root
 from tests.support.chain_builders import (
     account_of,
     chain_split,
@@ -164,6 +171,111 @@ def test_a_block_whose_txs_were_changed_fails_its_tx_root() -> None:
     overwrite(chain, schema.BLOCK + target, altered.encode())
     with pytest.raises(StoreError, match="tx root"):
         chain.block_bytes(target)
+
+
+def test_each_check_of_a_stored_block_names_the_block_and_the_damage() -> None:
+    """The checks behind every read of a stored block (`verified_block`, and its bytes-only twin
+    for sync serving): unreadable bytes, another block's bytes, and a changed transaction list
+    each have their own reason, and the detail names the block so the operator can find it."""
+    chain = busy_chain(blocks=3)
+    target, other = chain.hash_at(2) or b"", chain.hash_at(3) or b""
+    data = chain.block_bytes(target) or b""
+    block = Block.decode(data)
+    txs_changed = Block(block.header, block.txs[:1]).encode()
+    cases = [
+        (b"\x93garbage", "store-block-undecodable", f"block {target.hex()}: bad-encoding"),
+        (chain.block_bytes(other) or b"", "store-block-mismatch", f"block stored as {target.hex()} hashes to {other.hex()}"),
+        (txs_changed, "store-block-mismatch", f"block {target.hex()}: transactions do not match its tx root"),
+    ]
+    for stored, reason, detail in cases:
+        for check in (verified_block_bytes, verified_block):
+            with pytest.raises(StoreError) as refused:
+                check(stored, target)
+            assert (refused.value.reason, refused.value.detail) == (reason, detail), check.__name__
+    assert verified_block_bytes(data, target) == data and verified_block(data, target) == block
+
+
+def test_a_stored_block_over_the_default_size_limit_is_read_back() -> None:
+    """A genesis may raise `max_block_bytes` above the default: its blocks, once stored, must
+    read back (the store's own bound is 1 GiB, not the default consensus size)."""
+    seed = devnet_seed("alice")
+    chain = busy_chain(blocks=1)
+    posts = [
+        Transaction(chain.chain_id, public_key_of(seed), nonce, 10, JobPost(Service.GENERATE, b"x" * 8_000, 1, 1, 2, 20, 10)).signed(seed)
+        for nonce in range(260)
+    ]
+    big = Block(replace(chain.tip_header, tx_root=tx_root(posts)), tuple(posts))
+    data = big.encode()
+    assert len(data) > MAX_BLOCK_BYTES
+    assert verified_block_bytes(data, big.hash) == data
+    assert verified_block(data, big.hash) == big
+
+
+def test_undo_records_are_decoded_strictly_with_named_fields() -> None:
+    """A damaged undo record fails to decode with the field that is wrong, before a reorg starts
+    undoing anything with it; the bounds are the store's own (64 MiB, 2**20 records)."""
+    records, totals = [[b"k", b""]] * (1 << 20), Totals(1).encode()
+    assert len(_Undo.decode(enc.pack([1, [], [], totals, [], records])).records) == 1 << 20
+    cases = [
+        (b"\x00" * ((64 << 20) + 1), "oversized: undo of 67108865 bytes (expected '<= 67108864', got 67108865)"),
+        (enc.pack([1, [], [], totals, [], 5]), "bad-encoding: undo.records: expected a list, got int"),
+        (enc.pack([1, [], [], totals, [], records + [[b"k", b""]]]),
+         "oversized: undo.records: too many items (expected '<= 1048576', got 1048577)"),
+        (enc.pack([1, [], []]), "bad-encoding: undo: wrong field count (expected 5, got 3)"),
+    ]
+    for data, described in cases:
+        with pytest.raises(ChainError) as refused:
+            _Undo.decode(data)
+        assert refused.value.describe() == described
+
+
+def test_reads_of_absent_blocks_say_which() -> None:
+    chain = busy_chain(blocks=2)
+    unknown = bytes(range(32))
+    for read in (chain.block, chain.header):
+        with pytest.raises(ChainError) as absent:
+            read(unknown)
+        assert (absent.value.reason, absent.value.detail) == ("unknown-block", unknown.hex())
+    target = chain.hash_at(1) or b""
+    overwrite(chain, schema.BLOCK + target, None)  # known (its meta is there) but not stored
+    with pytest.raises(StoreError) as missing:
+        chain.read_stored_block(chain.kv, target)
+    assert (missing.value.reason, missing.value.detail) == ("store-block-missing", f"block {target.hex()} is not stored")
+
+
+def test_a_damaged_header_is_reported_with_its_hash() -> None:
+    faults: list[StoreError] = []
+    chain = busy_chain(blocks=3)
+    chain.on_fault = faults.append
+    garbled, moved = chain.hash_at(1) or b"", chain.hash_at(2) or b""
+    overwrite(chain, schema.HEADER + garbled, b"\x93garbage")
+    overwrite(chain, schema.HEADER + moved, chain.kv.get(schema.HEADER + (chain.hash_at(3) or b"")))
+    expected = [
+        (garbled, "store-header-undecodable", f"header {garbled.hex()}: bad-encoding"),
+        (moved, "store-header-mismatch", f"header stored as {moved.hex()} hashes to {(chain.hash_at(3) or b'').hex()}"),
+    ]
+    for block_hash, reason, detail in expected:
+        with pytest.raises(StoreError) as damaged:
+            chain.header(block_hash)
+        assert (damaged.value.reason, damaged.value.detail) == (reason, detail)
+    assert [(f.reason, f.detail) for f in faults] == [(reason, detail) for _, reason, detail in expected]
+
+
+def test_lost_totals_are_store_damage() -> None:
+    chain = busy_chain(blocks=2)
+    overwrite(chain, schema.TOTALS, None)
+    with pytest.raises(StoreError) as lost:
+        chain.totals()
+    assert (lost.value.reason, lost.value.detail) == ("store-corrupt", "no totals recorded")
+
+
+def test_a_job_index_row_with_an_unknown_role_is_store_damage() -> None:
+    chain = busy_chain(blocks=1)
+    account, job_id = bytes(20), bytes(range(32))
+    overwrite(chain, schema.JOB_BY_ACCOUNT + account + job_id + schema.height_bytes(1), b"x")
+    with pytest.raises(StoreError) as damaged:
+        chain.jobs_of(account)
+    assert (damaged.value.reason, damaged.value.detail) == ("store-corrupt", f"job {job_id.hex()} of {account.hex()}: role b'x'")
 
 
 def test_a_reorg_over_a_damaged_block_fails_without_marking_anything_invalid() -> None:
